@@ -1,0 +1,24 @@
+//! freshet's engine: SQL views kept incrementally by timely/differential workers.
+//!
+//! Read the modules in this order:
+//! - [`value`], [`row`], [`schema`]: the data model.
+//! - [`expr`]: scalar expressions and SQL functions, errors as values.
+//! - [`sql`]: statements parsed with `sqlparser` and planned into [`plan::Plan`]s.
+//! - [`plan`]: the relational plan and its lowering (join order, arrangements, fused maps).
+//! - `render`: plans transcribed into differential dataflow operators.
+//! - `worker`: the loop each timely worker runs: sequenced commands, peeks, subscriptions.
+//! - [`engine`]: the embeddable API (start, execute SQL, write, read, subscribe, shut down).
+
+pub mod error;
+pub mod expr;
+pub mod plan;
+pub mod row;
+pub mod schema;
+pub mod sql;
+pub mod value;
+mod render;
+
+pub use error::{Error, EvalError, Result};
+pub use row::Row;
+pub use schema::{Column, Schema};
+pub use value::{DataType, Value};

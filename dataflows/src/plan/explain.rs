@@ -1,0 +1,129 @@
+//! `EXPLAIN`: the plan as an indented tree, one operator per line.
+
+use std::fmt::{self, Write};
+
+use super::mfp::MfpStep;
+use super::{JoinKind, Plan};
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl Plan {
+    /// Renders the plan; `names` maps catalog ids to names.
+    pub fn explain(&self, names: &dyn Fn(u64) -> String) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, 0, names).expect("writing to a String");
+        out
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize, names: &dyn Fn(u64) -> String) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        match self {
+            Plan::Get { id, .. } => writeln!(out, "{pad}Get {}", names(*id))?,
+            Plan::LocalGet { id, .. } => writeln!(out, "{pad}Get recursive#{id}")?,
+            Plan::Constant { rows, .. } => writeln!(out, "{pad}Constant ({} rows)", rows.len())?,
+            Plan::Map { input, exprs } => {
+                writeln!(out, "{pad}Map ({})", list(exprs))?;
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Filter { input, predicates } => {
+                writeln!(out, "{pad}Filter ({})", list(predicates))?;
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Project { input, cols } => {
+                writeln!(out, "{pad}Project ({})", cols.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", "))?;
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Mfp { input, mfp } => {
+                let steps: Vec<String> = mfp
+                    .steps
+                    .iter()
+                    .map(|s| match s {
+                        MfpStep::Map(e) => format!("map {e}"),
+                        MfpStep::Filter(p) => format!("filter {p}"),
+                    })
+                    .collect();
+                let proj: Vec<String> = mfp.project.iter().map(|c| format!("#{c}")).collect();
+                if steps.is_empty() {
+                    writeln!(out, "{pad}Project ({})", proj.join(", "))?;
+                } else {
+                    writeln!(out, "{pad}MapFilterProject [{}] project ({})", steps.join("; "), proj.join(", "))?;
+                }
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Join(j) => {
+                let kind = match j.kind {
+                    JoinKind::Inner => "Inner",
+                    JoinKind::Left => "LeftOuter",
+                    JoinKind::Right => "RightOuter",
+                    JoinKind::Full => "FullOuter",
+                };
+                if j.left_key.is_empty() {
+                    write!(out, "{pad}{kind}Join cross")?;
+                } else {
+                    write!(out, "{pad}{kind}Join arrange left by ({}) right by ({})", list(&j.left_key), list(&j.right_key))?;
+                }
+                if !j.residual.is_empty() {
+                    write!(out, " residual ({})", list(&j.residual))?;
+                }
+                writeln!(out)?;
+                j.left.explain_into(out, depth + 1, names)?;
+                j.right.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Reduce(r) => {
+                let aggs: Vec<String> = r
+                    .aggregates
+                    .iter()
+                    .map(|a| format!("{:?}({}{})", a.func, if a.distinct { "DISTINCT " } else { "" }, a.expr))
+                    .collect();
+                writeln!(out, "{pad}Reduce key ({}) aggregates ({}){}", list(&r.key), aggs.join(", "), if r.global { " global" } else { "" })?;
+                r.input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Distinct { input } => {
+                writeln!(out, "{pad}Distinct")?;
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Union { inputs } => {
+                writeln!(out, "{pad}Union")?;
+                for i in inputs {
+                    i.explain_into(out, depth + 1, names)?;
+                }
+            }
+            Plan::Negate { input } => {
+                writeln!(out, "{pad}Negate")?;
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::Threshold { input } => {
+                writeln!(out, "{pad}Threshold")?;
+                input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::TopK(t) => {
+                let order: Vec<String> = t
+                    .order
+                    .iter()
+                    .map(|k| format!("#{}{}", k.column, if k.desc { " desc" } else { "" }))
+                    .collect();
+                writeln!(
+                    out,
+                    "{pad}TopK group ({}) order ({}) limit {} offset {}",
+                    t.group_key.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", "),
+                    order.join(", "),
+                    t.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into()),
+                    t.offset
+                )?;
+                t.input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::LetRec { id, base, step, distinct, body } => {
+                writeln!(out, "{pad}LetRec recursive#{id}{}", if *distinct { " distinct" } else { "" })?;
+                writeln!(out, "{pad}  base:")?;
+                base.explain_into(out, depth + 2, names)?;
+                writeln!(out, "{pad}  step:")?;
+                step.explain_into(out, depth + 2, names)?;
+                writeln!(out, "{pad}  in:")?;
+                body.explain_into(out, depth + 2, names)?;
+            }
+        }
+        Ok(())
+    }
+}

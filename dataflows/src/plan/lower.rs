@@ -1,0 +1,265 @@
+//! Lowering: the decisions made once, before rendering.
+//!
+//! - Chains of `Map`/`Filter`/`Project` become one `Mfp` per chain.
+//! - Trees of inner joins with the filters above them are flattened and rebuilt left-deep in an
+//!   order where every step joins on equality keys when the predicates allow it (a greedy
+//!   choice that avoids cross joins); single-input predicates are pushed to their input;
+//!   the rest become keys or residuals. A final projection restores the column order.
+//! - Outer joins keep their shape; equalities in their `ON` become keys.
+
+use super::join::{JoinKind, JoinPlan};
+use super::{Mfp, Plan};
+use crate::expr::{BinaryFunc, ScalarExpr};
+
+/// Lowers a plan for rendering.
+pub fn lower(plan: Plan) -> Plan {
+    match plan {
+        Plan::Filter { input, predicates } if is_inner_join(&input) => {
+            let mut preds = predicates;
+            let inputs = flatten_inner(*input, &mut preds);
+            order_joins(inputs, preds)
+        }
+        Plan::Join(j) if j.kind == JoinKind::Inner => {
+            let mut preds = Vec::new();
+            let inputs = flatten_inner(Plan::Join(j), &mut preds);
+            order_joins(inputs, preds)
+        }
+        Plan::Join(j) => {
+            let left = lower(*j.left);
+            let right = lower(*j.right);
+            let left_arity = left.arity();
+            let mut conjuncts = Vec::new();
+            for r in j.residual {
+                r.into_conjuncts(&mut conjuncts);
+            }
+            let (mut left_key, mut right_key, mut residual) = (j.left_key, j.right_key, Vec::new());
+            for c in conjuncts {
+                match split_equality(&c, left_arity) {
+                    Some((l, r)) => {
+                        left_key.push(l);
+                        right_key.push(r);
+                    }
+                    None => residual.push(c),
+                }
+            }
+            Plan::Join(JoinPlan { left: Box::new(left), right: Box::new(right), kind: j.kind, left_key, right_key, residual })
+        }
+        Plan::Map { input, exprs } => {
+            let (arity, inner, mut mfp) = as_mfp(lower(*input));
+            mfp.then_map(arity, &exprs);
+            finish_mfp(inner, mfp)
+        }
+        Plan::Filter { input, predicates } => {
+            let (_, inner, mut mfp) = as_mfp(lower(*input));
+            mfp.then_filter(&predicates);
+            finish_mfp(inner, mfp)
+        }
+        Plan::Project { input, cols } => {
+            let (_, inner, mut mfp) = as_mfp(lower(*input));
+            mfp.then_project(&cols);
+            finish_mfp(inner, mfp)
+        }
+        Plan::Mfp { input, mfp } => Plan::Mfp { input: Box::new(lower(*input)), mfp },
+        Plan::Reduce(mut r) => {
+            r.input = Box::new(lower(*r.input));
+            Plan::Reduce(r)
+        }
+        Plan::Distinct { input } => Plan::Distinct { input: Box::new(lower(*input)) },
+        Plan::Negate { input } => Plan::Negate { input: Box::new(lower(*input)) },
+        Plan::Threshold { input } => Plan::Threshold { input: Box::new(lower(*input)) },
+        Plan::Union { inputs } => Plan::Union { inputs: inputs.into_iter().map(lower).collect() },
+        Plan::TopK(mut t) => {
+            t.input = Box::new(lower(*t.input));
+            Plan::TopK(t)
+        }
+        Plan::LetRec { id, base, step, distinct, body } => Plan::LetRec {
+            id,
+            base: Box::new(lower(*base)),
+            step: Box::new(lower(*step)),
+            distinct,
+            body: Box::new(lower(*body)),
+        },
+        leaf @ (Plan::Get { .. } | Plan::LocalGet { .. } | Plan::Constant { .. }) => leaf,
+    }
+}
+
+fn is_inner_join(p: &Plan) -> bool {
+    matches!(p, Plan::Join(j) if j.kind == JoinKind::Inner)
+}
+
+fn as_mfp(p: Plan) -> (usize, Plan, Mfp) {
+    match p {
+        Plan::Mfp { input, mfp } => (input.arity(), *input, mfp),
+        other => {
+            let arity = other.arity();
+            (arity, other, Mfp::identity(arity))
+        }
+    }
+}
+
+fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
+    if mfp.is_identity(input.arity()) {
+        input
+    } else {
+        Plan::Mfp { input: Box::new(input), mfp }
+    }
+}
+
+/// Collects the inputs of a tree of inner joins (lowered), and all their predicates in terms of
+/// the concatenated columns.
+fn flatten_inner(plan: Plan, preds: &mut Vec<ScalarExpr>) -> Vec<Plan> {
+    let mut out = Vec::new();
+    flatten_into(plan, 0, preds, &mut out);
+    let mut conjuncts = Vec::new();
+    for p in preds.drain(..) {
+        p.into_conjuncts(&mut conjuncts);
+    }
+    *preds = conjuncts;
+    out
+}
+
+fn flatten_into(plan: Plan, offset: usize, preds: &mut Vec<ScalarExpr>, out: &mut Vec<Plan>) {
+    match plan {
+        Plan::Join(j) if j.kind == JoinKind::Inner => {
+            let left_arity = j.left.arity();
+            for (l, r) in j.left_key.iter().zip(j.right_key.iter()) {
+                let eq = l
+                    .shift(offset as isize)
+                    .call_binary(BinaryFunc::Eq, r.shift((offset + left_arity) as isize));
+                preds.push(eq);
+            }
+            preds.extend(j.residual.iter().map(|r| r.shift(offset as isize)));
+            flatten_into(*j.left, offset, preds, out);
+            flatten_into(*j.right, offset + left_arity, preds, out);
+        }
+        Plan::Filter { input, predicates } if is_inner_join(&input) => {
+            preds.extend(predicates.iter().map(|p| p.shift(offset as isize)));
+            flatten_into(*input, offset, preds, out);
+        }
+        other => out.push(lower(other)),
+    }
+}
+
+/// If `c` is `a = b` with `a` only on the left (< left_arity) and `b` only on the right, or the
+/// reverse, returns (left expr, right expr shifted to right-local columns).
+fn split_equality(c: &ScalarExpr, left_arity: usize) -> Option<(ScalarExpr, ScalarExpr)> {
+    let ScalarExpr::Binary(BinaryFunc::Eq, a, b) = c else { return None };
+    let side = |e: &ScalarExpr| {
+        let mut cols = Vec::new();
+        e.support(&mut cols);
+        if cols.is_empty() {
+            None
+        } else if cols.iter().all(|c| *c < left_arity) {
+            Some(true)
+        } else if cols.iter().all(|c| *c >= left_arity) {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    match (side(a), side(b)) {
+        (Some(true), Some(false)) => Some(((**a).clone(), b.shift(-(left_arity as isize)))),
+        (Some(false), Some(true)) => Some(((**b).clone(), a.shift(-(left_arity as isize)))),
+        _ => None,
+    }
+}
+
+/// Builds a left-deep join of `inputs` applying `preds` (over the original concatenation).
+fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
+    let arities: Vec<usize> = inputs.iter().map(Plan::arity).collect();
+    let offsets: Vec<usize> = arities.iter().scan(0, |acc, a| { let o = *acc; *acc += a; Some(o) }).collect();
+    let input_of = |col: usize| offsets.iter().rposition(|o| *o <= col).expect("column in range");
+    let inputs_of = |p: &ScalarExpr| {
+        let mut cols = Vec::new();
+        p.support(&mut cols);
+        let mut ins: Vec<usize> = cols.into_iter().map(input_of).collect();
+        ins.sort();
+        ins.dedup();
+        ins
+    };
+
+    // Push single-input predicates down to their input.
+    let mut inputs: Vec<Option<Plan>> = inputs.into_iter().map(Some).collect();
+    let mut pending = Vec::new();
+    let mut local: Vec<Vec<ScalarExpr>> = vec![Vec::new(); inputs.len()];
+    for p in preds {
+        let ins = inputs_of(&p);
+        if ins.len() == 1 {
+            local[ins[0]].push(p.shift(-(offsets[ins[0]] as isize)));
+        } else {
+            pending.push(p);
+        }
+    }
+    for (i, l) in local.into_iter().enumerate() {
+        if !l.is_empty() {
+            let p = inputs[i].take().expect("present");
+            inputs[i] = Some(lower(p.filter(l)));
+        }
+    }
+
+    // Greedy left-deep order: prefer an input connected to the current set by an equality.
+    let n = inputs.len();
+    let mut order = vec![0usize];
+    let mut current = inputs[0].take().expect("present");
+    let mut position = vec![None; offsets.last().map(|o| o + arities[n - 1]).unwrap_or(0)];
+    for c in 0..arities[0] {
+        position[c] = Some(c);
+    }
+    let mut width = arities[0];
+    while order.len() < n {
+        let connected = (0..n).filter(|j| !order.contains(j)).find(|j| {
+            pending.iter().any(|p| {
+                let ins = inputs_of(p);
+                ins.contains(j) && ins.iter().all(|i| i == j || order.contains(i)) && is_equality(p)
+            })
+        });
+        let next = connected.unwrap_or_else(|| (0..n).find(|j| !order.contains(j)).expect("an input is left"));
+        for c in 0..arities[next] {
+            position[offsets[next] + c] = Some(width + c);
+        }
+        order.push(next);
+        // Predicates now fully available become keys or residuals of this join.
+        let (ready, rest): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|p| inputs_of(p).iter().all(|i| order.contains(i)));
+        pending = rest;
+        let pos = position.clone();
+        let remap = |p: &ScalarExpr| p.substitute(&|c| ScalarExpr::Column(pos[c].expect("placed")));
+        let (mut left_key, mut right_key, mut residual) = (Vec::new(), Vec::new(), Vec::new());
+        for p in ready {
+            let p = remap(&p);
+            match split_equality(&p, width) {
+                Some((l, r)) => {
+                    left_key.push(l);
+                    right_key.push(r);
+                }
+                None => residual.push(p),
+            }
+        }
+        let right = inputs[next].take().expect("present");
+        width += arities[next];
+        current = Plan::Join(JoinPlan {
+            left: Box::new(current),
+            right: Box::new(right),
+            kind: JoinKind::Inner,
+            left_key,
+            right_key,
+            residual,
+        });
+    }
+    // Predicates with no columns at all (constants) apply at the end.
+    let pos = position.clone();
+    let remaining: Vec<ScalarExpr> = pending
+        .iter()
+        .map(|p| p.substitute(&|c| ScalarExpr::Column(pos[c].expect("placed"))))
+        .collect();
+    let restore: Vec<usize> = position.iter().map(|p| p.expect("placed")).collect();
+    let (_, inner, mut mfp) = as_mfp(current);
+    mfp.then_filter(&remaining);
+    mfp.then_project(&restore);
+    finish_mfp(inner, mfp)
+}
+
+fn is_equality(p: &ScalarExpr) -> bool {
+    matches!(p, ScalarExpr::Binary(BinaryFunc::Eq, _, _))
+}

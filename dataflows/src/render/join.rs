@@ -1,0 +1,89 @@
+//! Joins: both sides arranged by their key expressions, matched with `join_core`, residual
+//! predicates applied to matches, and outer joins completed with the unmatched rows.
+//!
+//! Unmatched rows are computed as `side - side ⋉ distinct(matched side rows)`, keyed by the
+//! whole row, which stays correct under any sequence of insertions and retractions (a row
+//! that loses its last match comes back padded with NULLs).
+
+use differential_dataflow::lattice::Lattice;
+
+use super::{split, Bundle, Context, RenderTime, Rows};
+use crate::error::EvalError;
+use crate::expr::ScalarExpr;
+use crate::plan::join::{JoinKind, JoinPlan};
+use crate::row::Row;
+use crate::value::Value;
+
+pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bundle<'s, T> {
+    let left = ctx.render(&j.left);
+    let right = ctx.render(&j.right);
+    let left_arity = j.left.arity();
+    let right_arity = j.right.arity();
+
+    let (lkeyed, lerrs) = keyed(left.oks.clone(), j.left_key.clone());
+    let (rkeyed, rerrs) = keyed(right.oks.clone(), j.right_key.clone());
+    let larr = lkeyed.arrange_by_key_named("JoinLeft");
+    let rarr = rkeyed.arrange_by_key_named("JoinRight");
+    let joined = larr.join_core(rarr, |_k, l: &Row, r: &Row| Some(l.concat(r)));
+
+    let residual = j.residual.clone();
+    let (matched, res_errs) = if residual.is_empty() {
+        (joined, ctx.no_errors())
+    } else {
+        let filtered = joined.flat_map(move |row| {
+            for p in &residual {
+                match p.eval(row.as_slice()) {
+                    Ok(v) if v.is_true() => {}
+                    Ok(_) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            Some(Ok(row))
+        });
+        split(filtered)
+    };
+
+    let mut oks = matched.clone();
+    if matches!(j.kind, JoinKind::Left | JoinKind::Full) {
+        let matched_left = matched.clone().map(move |row| row.project(&(0..left_arity).collect::<Vec<_>>()));
+        let unmatched = unmatched(left.oks.clone(), matched_left);
+        oks = oks.concat(unmatched.map(move |row| row.concat(&Row::nulls(right_arity))));
+    }
+    if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
+        let matched_right = matched.map(move |row| row.project(&(left_arity..left_arity + right_arity).collect::<Vec<_>>()));
+        let unmatched = unmatched(right.oks.clone(), matched_right);
+        oks = oks.concat(unmatched.map(move |row| Row::nulls(left_arity).concat(&row)));
+    }
+    let errs = left.errs.concat(right.errs).concat(lerrs).concat(rerrs).concat(res_errs);
+    Bundle::new(oks, errs)
+}
+
+/// `(key, row)` pairs for rows whose key has no NULL (NULL never equals anything).
+fn keyed<'s, T: RenderTime>(
+    rows: Rows<'s, T>,
+    key: Vec<ScalarExpr>,
+) -> (differential_dataflow::VecCollection<'s, T, (Row, Row), isize>, super::Errs<'s, T>) {
+    let results = rows.flat_map(move |row| {
+        let mut k = Vec::with_capacity(key.len());
+        for e in &key {
+            match e.eval(row.as_slice()) {
+                Ok(Value::Null) => return None,
+                Ok(v) => k.push(v),
+                Err(e) => return Some(Err::<(Row, Row), EvalError>(e)),
+            }
+        }
+        Some(Ok((Row::new(k), row)))
+    });
+    split(results)
+}
+
+/// Rows of `side` with no match: `side - side ⋉ distinct(matched)`.
+fn unmatched<'s, T: Timestamp2>(side: Rows<'s, T>, matched: Rows<'s, T>) -> Rows<'s, T> {
+    let present = matched.distinct();
+    let hits = side.clone().map(|r| (r, ())).semijoin(present).map(|(r, ())| r);
+    side.concat(hits.negate())
+}
+
+/// The bounds `unmatched` needs.
+pub trait Timestamp2: timely::progress::Timestamp + Lattice + timely::ExchangeData {}
+impl<T: timely::progress::Timestamp + Lattice + timely::ExchangeData> Timestamp2 for T {}

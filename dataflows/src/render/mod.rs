@@ -1,0 +1,165 @@
+//! Rendering: plans transcribed into differential dataflow operators.
+//!
+//! Each plan node becomes a [`Bundle`]: the collection of result rows (`oks`) and, beside it,
+//! the collection of evaluation errors (`errs`). Errors flow as data: a row that divides by
+//! zero adds an error, and retracting that row retracts the error. The modules mirror
+//! `plan/`: `join.rs`, `reduce.rs`, `threshold.rs`, `top_k.rs`, `recursive.rs`.
+//!
+//! Rendering is generic over the timestamp so that the same code runs inside the iterative
+//! scope of `WITH RECURSIVE` (timestamps `Product<u64, u64>`). It never fails: everything that
+//! could fail was checked when the plan was made, because every worker must build exactly the
+//! same dataflow.
+
+mod join;
+mod recursive;
+mod reduce;
+mod threshold;
+mod top_k;
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::implementations::KeySpine;
+use differential_dataflow::VecCollection;
+use timely::dataflow::operators::core::OkErr;
+use timely::dataflow::operators::vec::ToStream;
+use timely::dataflow::Scope;
+use timely::progress::Timestamp;
+
+use crate::error::EvalError;
+use crate::plan::{Diff, GlobalId, LocalId, Plan};
+use crate::row::Row;
+
+pub use recursive::RenderTime;
+
+/// The engine's logical time: milliseconds since the Unix epoch.
+pub type Time = u64;
+/// An arrangement of rows, keyed by the whole row.
+pub type RowSpine = KeySpine<Row, Time, Diff>;
+pub type RowTrace = TraceAgent<RowSpine>;
+/// An arrangement of evaluation errors.
+pub type ErrSpine = KeySpine<EvalError, Time, Diff>;
+pub type ErrTrace = TraceAgent<ErrSpine>;
+
+pub type Rows<'s, T> = VecCollection<'s, T, Row, Diff>;
+pub type Errs<'s, T> = VecCollection<'s, T, EvalError, Diff>;
+
+/// Result rows and evaluation errors of one plan node.
+#[derive(Clone)]
+pub struct Bundle<'s, T: Timestamp> {
+    pub oks: Rows<'s, T>,
+    pub errs: Errs<'s, T>,
+}
+
+impl<'s, T: Timestamp + Lattice> Bundle<'s, T> {
+    pub fn new(oks: Rows<'s, T>, errs: Errs<'s, T>) -> Self {
+        Bundle { oks, errs }
+    }
+}
+
+/// The collections a plan can refer to while it is rendered.
+pub struct Context<'s, T: Timestamp> {
+    pub scope: Scope<'s, T>,
+    pub gets: BTreeMap<GlobalId, Bundle<'s, T>>,
+    pub locals: BTreeMap<LocalId, Bundle<'s, T>>,
+}
+
+impl<'s, T: RenderTime> Context<'s, T> {
+    pub fn new(scope: Scope<'s, T>) -> Self {
+        Context { scope, gets: BTreeMap::new(), locals: BTreeMap::new() }
+    }
+
+    /// An empty error collection in this scope.
+    pub fn no_errors(&self) -> Errs<'s, T> {
+        Vec::<(EvalError, T, Diff)>::new().to_stream(self.scope).as_collection()
+    }
+
+    /// Rows present from the beginning of time, introduced by worker 0 only.
+    pub fn constant(&self, rows: Vec<(Row, Diff)>) -> Rows<'s, T> {
+        let rows = if self.scope.index() == 0 { rows } else { Vec::new() };
+        rows.into_iter()
+            .map(|(r, d)| (r, T::minimum(), d))
+            .to_stream(self.scope)
+            .as_collection()
+    }
+
+    /// Renders `plan`.
+    pub fn render(&mut self, plan: &Plan) -> Bundle<'s, T> {
+        match plan {
+            Plan::Get { id, .. } => self.gets.get(id).cloned().unwrap_or_else(|| {
+                // Unreachable when the coordinator checked dependencies; stay empty rather
+                // than panic so every worker still builds the same graph.
+                tracing::error!(id, "plan refers to an unknown collection");
+                Bundle::new(self.constant(vec![]), self.no_errors())
+            }),
+            Plan::LocalGet { id, .. } => self.locals.get(id).cloned().unwrap_or_else(|| {
+                tracing::error!(id, "plan refers to an unknown local binding");
+                Bundle::new(self.constant(vec![]), self.no_errors())
+            }),
+            Plan::Constant { rows, .. } => Bundle::new(self.constant(rows.clone()), self.no_errors()),
+            Plan::Mfp { input, mfp } => {
+                let input = self.render(input);
+                let mfp = mfp.clone();
+                let mut scratch = Vec::new();
+                let results = input.oks.flat_map(move |row| mfp.apply(&row, &mut scratch).transpose());
+                let (oks, errs) = split(results);
+                Bundle::new(oks, input.errs.concat(errs))
+            }
+            // Unlowered steps render through their fused equivalent.
+            Plan::Map { .. } | Plan::Filter { .. } | Plan::Project { .. } => {
+                let lowered = crate::plan::lower::lower(plan.clone());
+                self.render(&lowered)
+            }
+            Plan::Join(j) => join::render(self, j),
+            Plan::Reduce(r) => reduce::render(self, r),
+            Plan::TopK(t) => top_k::render(self, t),
+            Plan::Distinct { input } => {
+                let input = self.render(input);
+                Bundle::new(threshold::distinct(input.oks), input.errs)
+            }
+            Plan::Threshold { input } => {
+                let input = self.render(input);
+                Bundle::new(threshold::clamp_negative(input.oks), input.errs)
+            }
+            Plan::Negate { input } => {
+                let input = self.render(input);
+                Bundle::new(input.oks.negate(), input.errs)
+            }
+            Plan::Union { inputs } => {
+                let mut oks = Vec::new();
+                let mut errs = Vec::new();
+                for i in inputs {
+                    let b = self.render(i);
+                    oks.push(b.oks);
+                    errs.push(b.errs);
+                }
+                let scope = self.scope;
+                Bundle::new(
+                    differential_dataflow::collection::concatenate(scope, oks),
+                    differential_dataflow::collection::concatenate(scope, errs),
+                )
+            }
+            Plan::LetRec { id, base, step, distinct, body } => {
+                let base = self.render(base);
+                let fixed = T::render_letrec(self, *id, base, step, *distinct);
+                self.locals.insert(*id, fixed);
+                let out = self.render(body);
+                self.locals.remove(id);
+                out
+            }
+        }
+    }
+}
+
+/// Splits a collection of results into rows and errors.
+pub fn split<'s, T: Timestamp + Lattice, D: Clone + 'static>(
+    results: VecCollection<'s, T, Result<D, EvalError>, Diff>,
+) -> (VecCollection<'s, T, D, Diff>, Errs<'s, T>) {
+    let (oks, errs) = results.inner.ok_err(|(r, t, d)| match r {
+        Ok(x) => Ok((x, t, d)),
+        Err(e) => Err((e, t, d)),
+    });
+    (oks.as_collection(), errs.as_collection())
+}

@@ -1,0 +1,124 @@
+//! GROUP BY and aggregates.
+//!
+//! Rows are keyed by their group key with the aggregate arguments as the value; each group's
+//! aggregates are recomputed from its current values when it changes, so MIN and MAX stay
+//! correct when the current extreme is deleted. Without GROUP BY (`global`) an empty input
+//! still produces one row: a constant default row minus "a result exists".
+
+use std::collections::BTreeSet;
+
+use super::{split, Bundle, Context, RenderTime};
+use crate::error::EvalError;
+use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
+use crate::row::Row;
+use crate::value::{DataType, Value};
+
+pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
+    let input = ctx.render(&r.input);
+    let key = r.key.clone();
+    let args: Vec<_> = r.aggregates.iter().map(|a| a.expr.clone()).collect();
+    let keyed = input.oks.flat_map(move |row| {
+        let eval = |exprs: &[crate::expr::ScalarExpr]| exprs.iter().map(|e| e.eval(row.as_slice())).collect::<Result<Vec<Value>, EvalError>>();
+        Some(eval(&key).and_then(|k| Ok((Row::new(k), Row::new(eval(&args)?)))))
+    });
+    let (keyed, key_errs) = split(keyed);
+
+    let aggs = r.aggregates.clone();
+    let reduced = keyed
+        .reduce_named("Reduce", move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
+            out.push((aggregate_group(&aggs, vals), 1));
+        })
+        .map(|(k, res)| res.map(|vals| k.concat(&vals)));
+    let (mut oks, agg_errs) = split(reduced);
+
+    if r.global {
+        let defaults = Row::new(r.aggregates.iter().map(default_value).collect());
+        let present = oks.clone().map(|_| Row::empty());
+        let missing = ctx.constant(vec![(Row::empty(), 1)]).concat(present.negate());
+        oks = oks.concat(missing.map(move |_| defaults.clone()));
+    }
+    Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
+}
+
+/// The value of an aggregate over no rows.
+fn default_value(a: &AggregateExpr) -> Value {
+    match a.func {
+        AggFunc::Count | AggFunc::CountStar => Value::Int(0),
+        _ => Value::Null,
+    }
+}
+
+/// Computes every aggregate of one group from its (value row, multiplicity) pairs.
+fn aggregate_group(aggs: &[AggregateExpr], vals: &[(&Row, isize)]) -> Result<Row, EvalError> {
+    let mut out = Vec::with_capacity(aggs.len());
+    for (i, a) in aggs.iter().enumerate() {
+        out.push(aggregate_one(a, vals.iter().map(|(r, m)| (r.get(i), *m)))?);
+    }
+    Ok(Row::new(out))
+}
+
+fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, isize)>) -> Result<Value, EvalError> {
+    // Multiplicities are positive for consolidated, valid input; a negative one would mean a
+    // retraction of something never inserted, which we report rather than hide.
+    let mut items: Vec<(&Value, i64)> = Vec::new();
+    for (v, m) in vals {
+        if m < 0 {
+            return Err(EvalError::InvalidArgument("aggregate input has a negative multiplicity".into()));
+        }
+        if a.func != AggFunc::CountStar && v.is_null() {
+            continue;
+        }
+        items.push((v, m as i64));
+    }
+    if a.distinct {
+        let set: BTreeSet<&Value> = items.iter().map(|(v, _)| *v).collect();
+        items = set.into_iter().map(|v| (v, 1)).collect();
+    }
+    Ok(match a.func {
+        AggFunc::CountStar | AggFunc::Count => Value::Int(items.iter().map(|(_, m)| m).sum()),
+        AggFunc::Min => items.first().map(|(v, _)| (*v).clone()).unwrap_or(Value::Null),
+        AggFunc::Max => items.last().map(|(v, _)| (*v).clone()).unwrap_or(Value::Null),
+        AggFunc::Sum | AggFunc::Avg => {
+            if items.is_empty() {
+                return Ok(Value::Null);
+            }
+            let count: i64 = items.iter().map(|(_, m)| m).sum();
+            match (a.arg_type, a.func) {
+                (DataType::Int, AggFunc::Sum) => {
+                    let mut s: i64 = 0;
+                    for (v, m) in &items {
+                        if let Value::Int(x) = v {
+                            s = x.checked_mul(*m).and_then(|p| s.checked_add(p)).ok_or_else(|| EvalError::Overflow("bigint".into()))?;
+                        }
+                    }
+                    Value::Int(s)
+                }
+                (DataType::Interval, AggFunc::Sum) => {
+                    let mut s: i64 = 0;
+                    for (v, m) in &items {
+                        if let Value::Interval(x) = v {
+                            s = x.checked_mul(*m).and_then(|p| s.checked_add(p)).ok_or_else(|| EvalError::Overflow("interval".into()))?;
+                        }
+                    }
+                    Value::Interval(s)
+                }
+                _ => {
+                    // Integer sums stay exact for AVG; floats accumulate as f64.
+                    let exact: Option<i128> = items.iter().try_fold(0i128, |acc, (v, m)| match v {
+                        Value::Int(x) => Some(acc + *x as i128 * *m as i128),
+                        _ => None,
+                    });
+                    let sum = match exact {
+                        Some(s) => s as f64,
+                        None => items.iter().map(|(v, m)| match v {
+                            Value::Float(f) => f.0 * *m as f64,
+                            Value::Int(x) => *x as f64 * *m as f64,
+                            _ => 0.0,
+                        }).sum(),
+                    };
+                    if a.func == AggFunc::Avg { Value::float(sum / count as f64) } else { Value::float(sum) }
+                }
+            }
+        }
+    })
+}

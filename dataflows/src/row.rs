@@ -1,0 +1,82 @@
+//! Rows: the records every collection holds.
+//!
+//! Callers use only the methods here (`get`, `iter`, `len`, `concat`, …), never the field, so
+//! the representation can later become packed bytes with a borrowed datum view (as Materialize
+//! does) without touching the planner or the renderer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::Value;
+
+/// An ordered tuple of values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    pub fn new(values: Vec<Value>) -> Row {
+        Row(values)
+    }
+
+    pub fn empty() -> Row {
+        Row(Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &Value {
+        &self.0[i]
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Value> {
+        self.0.iter()
+    }
+
+    pub fn as_slice(&self) -> &[Value] {
+        &self.0
+    }
+
+    pub fn into_values(self) -> Vec<Value> {
+        self.0
+    }
+
+    /// This row followed by `other`.
+    pub fn concat(&self, other: &Row) -> Row {
+        let mut v = Vec::with_capacity(self.len() + other.len());
+        v.extend_from_slice(&self.0);
+        v.extend_from_slice(&other.0);
+        Row(v)
+    }
+
+    /// The values at `cols`, in that order.
+    pub fn project(&self, cols: &[usize]) -> Row {
+        Row(cols.iter().map(|c| self.0[*c].clone()).collect())
+    }
+
+    /// A row of `n` NULLs.
+    pub fn nulls(n: usize) -> Row {
+        Row(vec![Value::Null; n])
+    }
+
+    /// The row as JSON values in column order.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.0.iter().map(Value::to_json).collect())
+    }
+}
+
+impl From<Vec<Value>> for Row {
+    fn from(v: Vec<Value>) -> Row {
+        Row(v)
+    }
+}
+
+impl FromIterator<Value> for Row {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Row {
+        Row(iter.into_iter().collect())
+    }
+}

@@ -1,0 +1,375 @@
+//! The SQL front end: split a request into statements, parse each with `sqlparser`
+//! (PostgreSQL dialect), and plan queries into [`crate::plan::Plan`]s.
+//!
+//! Statements are split here rather than by the parser so that each one is parsed on its own:
+//! a syntax error in the third statement must not stop the first two from running, and its
+//! position must be reported in terms of the whole request.
+
+pub mod expr;
+pub mod query;
+pub mod scope;
+pub mod types;
+
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::{Error, Position, Result};
+use crate::schema::{Column, Schema};
+
+pub use query::{Finishing, QueryPlan, QueryPlanner, Resolver};
+
+/// The kinds of catalog item a DROP names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    Table,
+    View,
+    Source,
+    Sink,
+}
+
+impl ItemKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ItemKind::Table => "table",
+            ItemKind::View => "view",
+            ItemKind::Source => "source",
+            ItemKind::Sink => "sink",
+        }
+    }
+}
+
+/// A parsed statement.
+#[derive(Clone, Debug)]
+pub enum Statement {
+    CreateTable { name: String, schema: Schema, primary_key: Vec<usize>, if_not_exists: bool },
+    CreateView { name: String, query: Box<ast::Query>, columns: Vec<String>, if_not_exists: bool, or_replace: bool },
+    Insert { table: String, columns: Vec<String>, source: Box<ast::Query> },
+    Delete { table: String, selection: Option<ast::Expr> },
+    Update { table: String, assignments: Vec<(String, ast::Expr)>, selection: Option<ast::Expr> },
+    Drop { kind: ItemKind, names: Vec<String>, if_exists: bool, cascade: bool },
+    Select { query: Box<ast::Query>, as_of: Option<u64> },
+    Explain { query: Box<ast::Query> },
+    Show(ItemKind),
+}
+
+/// One statement of a request, with where it starts.
+#[derive(Clone, Debug)]
+pub struct StatementText<'a> {
+    pub text: &'a str,
+    /// Byte offset of `text` in the request.
+    pub offset: usize,
+}
+
+/// Splits `sql` at top-level semicolons, honouring quotes and comments. Empty statements are
+/// dropped.
+pub fn split_statements<'a>(sql: &'a str) -> Vec<StatementText<'a>> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let push = |out: &mut Vec<StatementText<'a>>, from: usize, to: usize| {
+        let piece = &sql[from..to];
+        let trimmed = piece.trim_start();
+        let lead = piece.len() - trimmed.len();
+        if !strip_comments(trimmed).trim().is_empty() {
+            out.push(StatementText { text: trimmed.trim_end(), offset: from + lead });
+        }
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let q = bytes[i];
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == q {
+                        if i + 1 < bytes.len() && bytes[i + 1] == q {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b';' => {
+                push(&mut out, start, i);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < sql.len() {
+        push(&mut out, start, sql.len());
+    }
+    out
+}
+
+fn strip_comments(s: &str) -> String {
+    s.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
+}
+
+/// The 1-based line and column of byte `offset` in `text`.
+pub fn position_of(text: &str, offset: usize) -> Position {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) as u64 + 1;
+    Position { line, column }
+}
+
+/// Converts a parser error into a syntax error positioned in the whole request.
+fn syntax_error(e: sqlparser::parser::ParserError, request: &str, stmt: &StatementText<'_>) -> Error {
+    let msg = e.to_string();
+    let msg = msg.strip_prefix("sql parser error: ").unwrap_or(&msg).to_string();
+    // sqlparser reports "… at Line: L, Column: C" relative to the statement.
+    let mut position = None;
+    let mut message = msg.clone();
+    if let Some(idx) = msg.rfind(" at Line: ") {
+        let tail = &msg[idx + " at Line: ".len()..];
+        let mut parts = tail.split(", Column: ");
+        if let (Some(l), Some(c)) = (parts.next(), parts.next()) {
+            if let (Ok(l), Ok(c)) = (l.trim().parse::<u64>(), c.trim().parse::<u64>()) {
+                let start = position_of(request, stmt.offset);
+                let line = start.line + l - 1;
+                let column = if l == 1 { start.column + c - 1 } else { c };
+                position = Some(Position { line, column });
+                message = msg[..idx].to_string();
+            }
+        }
+    }
+    if position.is_none() {
+        position = Some(position_of(request, stmt.offset));
+    }
+    Error::Syntax { message, position }
+}
+
+/// Parses one statement (`stmt` is a piece of `request`, used for error positions).
+pub fn parse_statement(request: &str, stmt: &StatementText<'_>) -> Result<Statement> {
+    let (text, as_of) = strip_as_of(stmt.text)?;
+    let upper = text.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().take(3).collect();
+    match words.as_slice() {
+        ["SHOW", "SOURCES", ..] => return Ok(Statement::Show(ItemKind::Source)),
+        ["SHOW", "SINKS", ..] => return Ok(Statement::Show(ItemKind::Sink)),
+        ["SHOW", "VIEWS", ..] | ["SHOW", "MATERIALIZED", "VIEWS"] => return Ok(Statement::Show(ItemKind::View)),
+        ["SHOW", "TABLES", ..] => return Ok(Statement::Show(ItemKind::Table)),
+        ["CREATE", "SOURCE", ..] | ["CREATE", "SINK", ..] => {
+            return Err(Error::unsupported("CREATE SOURCE / CREATE SINK in this build (sources and sinks come with the inputs crate)"))
+        }
+        _ => {}
+    }
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(64)
+        .try_with_sql(text)
+        .map_err(|e| syntax_error(e, request, stmt))?;
+    let parsed = parser.parse_statement().map_err(|e| syntax_error(e, request, stmt))?;
+    // Anything after the statement (other than a semicolon) is an error.
+    if parser.peek_token().token != sqlparser::tokenizer::Token::EOF {
+        let t = parser.peek_token();
+        return Err(syntax_error(
+            sqlparser::parser::ParserError::ParserError(format!(
+                "Expected: end of statement, found: {} at Line: {}, Column: {}",
+                t.token, t.span.start.line, t.span.start.column
+            )),
+            request,
+            stmt,
+        ));
+    }
+    convert(parsed, as_of)
+}
+
+/// Removes a trailing `AS OF <timestamp>` from a SELECT.
+fn strip_as_of(text: &str) -> Result<(&str, Option<u64>)> {
+    let trimmed = text.trim_end();
+    let upper = trimmed.to_ascii_uppercase();
+    if let Some(idx) = upper.rfind("AS OF") {
+        let tail = trimmed[idx + 5..].trim();
+        let before = &trimmed[..idx];
+        let boundary_ok = before.ends_with(|c: char| c.is_whitespace() || c == ')');
+        if boundary_ok && !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) {
+            let ts = tail.parse::<u64>().map_err(|_| Error::plan("AS OF timestamp out of range"))?;
+            return Ok((before.trim_end(), Some(ts)));
+        }
+    }
+    Ok((text, None))
+}
+
+fn object_name(n: &ast::ObjectName) -> String {
+    n.to_string().to_ascii_lowercase()
+}
+
+fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
+    if as_of.is_some() && !matches!(s, ast::Statement::Query(_)) {
+        return Err(Error::plan("AS OF applies to SELECT only"));
+    }
+    Ok(match s {
+        ast::Statement::Query(q) => Statement::Select { query: q, as_of },
+        ast::Statement::CreateTable(ct) => {
+            if ct.query.is_some() || ct.like.is_some() {
+                return Err(Error::unsupported("CREATE TABLE AS / LIKE"));
+            }
+            let mut columns = Vec::new();
+            let mut primary_key = Vec::new();
+            for (i, c) in ct.columns.iter().enumerate() {
+                let ty = types::sql_type(&c.data_type)?;
+                let mut nullable = true;
+                for o in &c.options {
+                    let o = o.option.to_string().to_ascii_uppercase();
+                    if o == "NOT NULL" {
+                        nullable = false;
+                    } else if o.starts_with("PRIMARY KEY") {
+                        nullable = false;
+                        primary_key.push(i);
+                    } else if o == "NULL" {
+                    } else {
+                        return Err(Error::unsupported(format!("column option {o}")));
+                    }
+                }
+                let name = c.name.value.clone();
+                if columns.iter().any(|x: &Column| x.name.eq_ignore_ascii_case(&name)) {
+                    return Err(Error::plan(format!("column \"{name}\" specified more than once")));
+                }
+                columns.push(Column::new(name, ty, nullable));
+            }
+            let schema = Schema::new(columns);
+            for constraint in &ct.constraints {
+                match constraint {
+                    ast::TableConstraint::PrimaryKey(pk) => {
+                        for c in &pk.columns {
+                            let n = c.column.expr.to_string();
+                            let i = schema.index_of(&n).ok_or_else(|| Error::plan(format!("column \"{n}\" named in key does not exist")))?;
+                            if !primary_key.contains(&i) {
+                                primary_key.push(i);
+                            }
+                        }
+                    }
+                    other => return Err(Error::unsupported(format!("table constraint {other}"))),
+                }
+            }
+            let mut schema = schema;
+            for i in &primary_key {
+                schema.columns[*i].nullable = false;
+            }
+            if schema.is_empty() {
+                return Err(Error::plan("a table needs at least one column"));
+            }
+            Statement::CreateTable { name: object_name(&ct.name), schema, primary_key, if_not_exists: ct.if_not_exists }
+        }
+        ast::Statement::CreateView(cv) => Statement::CreateView {
+            name: object_name(&cv.name),
+            query: cv.query,
+            columns: cv.columns.iter().map(|c| c.name.value.clone()).collect(),
+            if_not_exists: cv.if_not_exists,
+            or_replace: cv.or_replace,
+        },
+        ast::Statement::Insert(ins) => {
+            let table = match &ins.table {
+                ast::TableObject::TableName(n) => object_name(n),
+                _ => return Err(Error::unsupported("INSERT into a table function")),
+            };
+            if ins.on.is_some() || ins.returning.is_some() {
+                return Err(Error::unsupported("INSERT … ON CONFLICT / RETURNING"));
+            }
+            let source = ins.source.ok_or_else(|| Error::unsupported("INSERT without VALUES or SELECT"))?;
+            Statement::Insert { table, columns: ins.columns.iter().map(|c| c.to_string()).collect(), source }
+        }
+        ast::Statement::Delete(d) => {
+            if d.using.is_some() || d.returning.is_some() || d.limit.is_some() {
+                return Err(Error::unsupported("DELETE … USING / RETURNING / LIMIT"));
+            }
+            let from = match &d.from {
+                ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+            };
+            let [twj] = from.as_slice() else { return Err(Error::unsupported("DELETE from several tables")) };
+            let ast::TableFactor::Table { name, .. } = &twj.relation else { return Err(Error::unsupported("DELETE from a subquery")) };
+            Statement::Delete { table: object_name(name), selection: d.selection }
+        }
+        ast::Statement::Update(u) => {
+            if u.from.is_some() || u.returning.is_some() {
+                return Err(Error::unsupported("UPDATE … FROM / RETURNING"));
+            }
+            let ast::TableFactor::Table { name, .. } = &u.table.relation else { return Err(Error::unsupported("UPDATE of a subquery")) };
+            let mut assignments = Vec::new();
+            for a in u.assignments {
+                match a.target {
+                    ast::AssignmentTarget::ColumnName(c) => assignments.push((c.to_string(), a.value)),
+                    ast::AssignmentTarget::Tuple(_) => return Err(Error::unsupported("tuple assignment")),
+                }
+            }
+            Statement::Update { table: object_name(name), assignments, selection: u.selection }
+        }
+        ast::Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            let kind = match object_type {
+                ast::ObjectType::Table => ItemKind::Table,
+                ast::ObjectType::View | ast::ObjectType::MaterializedView => ItemKind::View,
+                other => return Err(Error::unsupported(format!("DROP {other}"))),
+            };
+            Statement::Drop { kind, names: names.iter().map(object_name).collect(), if_exists, cascade }
+        }
+        ast::Statement::Explain { statement, analyze, .. } => {
+            if analyze {
+                return Err(Error::unsupported("EXPLAIN ANALYZE"));
+            }
+            match *statement {
+                ast::Statement::Query(q) => Statement::Explain { query: q },
+                ast::Statement::CreateView(cv) => Statement::Explain { query: cv.query },
+                other => return Err(Error::unsupported(format!("EXPLAIN {}", other.to_string().split_whitespace().next().unwrap_or("")))),
+            }
+        }
+        ast::Statement::ShowTables { .. } => Statement::Show(ItemKind::Table),
+        ast::Statement::ShowViews { .. } => Statement::Show(ItemKind::View),
+        other => {
+            let text = other.to_string();
+            let head: Vec<&str> = text.split_whitespace().take(2).collect();
+            return Err(Error::unsupported(format!("the statement {}", head.join(" "))));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let sql = "select ';' ; -- a; comment\n select 2;; /* x; */ select \"a;b\" from t";
+        let parts: Vec<&str> = split_statements(sql).iter().map(|s| s.text).collect();
+        assert_eq!(parts, vec!["select ';'", "-- a; comment\n select 2", "/* x; */ select \"a;b\" from t"]);
+    }
+
+    #[test]
+    fn syntax_errors_carry_request_positions() {
+        let sql = "select 1;\nselect * fro t";
+        let stmts = split_statements(sql);
+        let err = parse_statement(sql, &stmts[1]).unwrap_err();
+        match err {
+            Error::Syntax { position: Some(p), .. } => assert_eq!(p.line, 2),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn as_of_is_recognised() {
+        let sql = "select * from t as of 1234";
+        let stmts = split_statements(sql);
+        match parse_statement(sql, &stmts[0]).unwrap() {
+            Statement::Select { as_of, .. } => assert_eq!(as_of, Some(1234)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

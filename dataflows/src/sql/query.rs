@@ -1,0 +1,711 @@
+//! Planning queries: FROM, joins, WHERE, GROUP BY, HAVING, projection, DISTINCT, set
+//! operations, WITH [RECURSIVE], ORDER BY and LIMIT.
+
+use sqlparser::ast::{self, Expr, SetExpr, SetOperator, SetQuantifier, TableFactor};
+
+use super::expr::{contains_aggregate, AggContext, ExprBinder};
+use super::scope::Scope;
+use super::types::{coerce, common_type};
+use crate::error::{Error, Result};
+use crate::expr::{ColumnType, ScalarExpr};
+use crate::plan::join::JoinPlan;
+use crate::plan::reduce::ReducePlan;
+use crate::plan::top_k::TopKPlan;
+use crate::plan::{GlobalId, JoinKind, LocalId, OrderKey, Plan};
+use crate::row::Row;
+use crate::schema::{Column, Schema};
+use crate::value::DataType;
+
+/// What the planner needs from the catalog.
+pub trait Resolver {
+    /// The id and columns of a table, view or source called `name`.
+    fn resolve(&self, name: &str) -> Option<(GlobalId, Schema)>;
+}
+
+/// How an ad-hoc result is presented: sorted by `order` (over the plan's columns) and cut to
+/// the first `visible` columns.
+#[derive(Clone, Debug, Default)]
+pub struct Finishing {
+    pub order: Vec<OrderKey>,
+    pub visible: usize,
+}
+
+/// A planned query: its plan (possibly with hidden ORDER BY columns after the visible ones),
+/// its visible columns and its finishing.
+#[derive(Clone, Debug)]
+pub struct QueryPlan {
+    pub plan: Plan,
+    pub columns: Vec<Column>,
+    pub finishing: Finishing,
+}
+
+impl QueryPlan {
+    /// The plan without hidden columns (what a view maintains).
+    pub fn visible_plan(&self) -> Plan {
+        self.plan.clone().project((0..self.columns.len()).collect())
+    }
+}
+
+#[derive(Clone)]
+enum CteBinding {
+    Inline(Plan, Vec<Column>),
+    Recursive(LocalId, Vec<Column>),
+}
+
+/// Plans queries against a catalog.
+pub struct QueryPlanner<'a> {
+    resolver: &'a dyn Resolver,
+    ctes: Vec<(String, CteBinding)>,
+    next_local: LocalId,
+    depth: usize,
+}
+
+const MAX_QUERY_DEPTH: usize = 32;
+
+fn scope_of(table: Option<&str>, cols: &[Column]) -> Scope {
+    Scope::new(table, cols.iter().map(|c| (c.name.clone(), c.ty, c.nullable)))
+}
+
+fn literal_usize(e: &Expr, what: &str) -> Result<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse().map_err(|_| Error::plan(format!("{what} must be a non-negative integer"))),
+            _ => Err(Error::plan(format!("{what} must be a non-negative integer"))),
+        },
+        _ => Err(Error::unsupported(format!("a non-literal {what}"))),
+    }
+}
+
+impl<'a> QueryPlanner<'a> {
+    pub fn new(resolver: &'a dyn Resolver) -> Self {
+        QueryPlanner { resolver, ctes: Vec::new(), next_local: 0, depth: 0 }
+    }
+
+    pub fn plan_query(&mut self, q: &ast::Query) -> Result<QueryPlan> {
+        self.depth += 1;
+        if self.depth > MAX_QUERY_DEPTH {
+            return Err(Error::plan(format!("query nested more than {MAX_QUERY_DEPTH} levels deep")));
+        }
+        let saved = self.ctes.len();
+        let r = self.plan_query_inner(q);
+        self.ctes.truncate(saved);
+        self.depth -= 1;
+        r
+    }
+
+    fn plan_query_inner(&mut self, q: &ast::Query) -> Result<QueryPlan> {
+        if q.fetch.is_some() || !q.locks.is_empty() || !q.pipe_operators.is_empty() {
+            return Err(Error::unsupported("FETCH, FOR UPDATE and pipe operators"));
+        }
+        let mut recursive = Vec::new();
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                let name = cte.alias.name.value.to_ascii_lowercase();
+                if with.recursive && references(&cte.query, &name) {
+                    let (id, base, step, distinct, cols) = self.plan_recursive_cte(&name, cte)?;
+                    self.ctes.push((name, CteBinding::Recursive(id, cols)));
+                    recursive.push((id, base, step, distinct));
+                } else {
+                    let planned = self.plan_query(&cte.query)?;
+                    let mut cols = planned.columns.clone();
+                    rename(&mut cols, &cte.alias.columns)?;
+                    self.ctes.push((name, CteBinding::Inline(planned.visible_plan(), cols)));
+                }
+            }
+        }
+
+        let order_by: Vec<ast::OrderByExpr> = match &q.order_by {
+            None => vec![],
+            Some(ob) => match &ob.kind {
+                ast::OrderByKind::Expressions(es) => es.clone(),
+                ast::OrderByKind::All(_) => return Err(Error::unsupported("ORDER BY ALL")),
+            },
+        };
+        let (limit, offset) = match &q.limit_clause {
+            None => (None, 0),
+            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+                if !limit_by.is_empty() {
+                    return Err(Error::unsupported("LIMIT BY"));
+                }
+                let limit = match limit {
+                    Some(Expr::Value(v)) if matches!(v.value, ast::Value::Null) => None,
+                    Some(l) => Some(literal_usize(l, "LIMIT")?),
+                    None => None,
+                };
+                let offset = match offset {
+                    Some(o) => literal_usize(&o.value, "OFFSET")?,
+                    None => 0,
+                };
+                (limit, offset)
+            }
+            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
+                (Some(literal_usize(limit, "LIMIT")?), literal_usize(offset, "OFFSET")?)
+            }
+        };
+
+        let (plan, columns, order) = match q.body.as_ref() {
+            SetExpr::Select(select) => self.plan_select(select, &order_by)?,
+            other => {
+                let (plan, columns) = self.plan_set_expr(other)?;
+                let order = self.order_by_output(&order_by, &columns)?;
+                (plan, columns, order)
+            }
+        };
+
+        let mut plan = plan;
+        if limit.is_some() || offset > 0 {
+            plan = Plan::TopK(TopKPlan { input: Box::new(plan), group_key: vec![], order: order.clone(), limit, offset });
+        }
+        for (id, base, step, distinct) in recursive.into_iter().rev() {
+            plan = Plan::LetRec { id, base: Box::new(base), step: Box::new(step), distinct, body: Box::new(plan) };
+        }
+        let visible = columns.len();
+        Ok(QueryPlan { plan, columns, finishing: Finishing { order, visible } })
+    }
+
+    fn plan_recursive_cte(&mut self, name: &str, cte: &ast::Cte) -> Result<(LocalId, Plan, Plan, bool, Vec<Column>)> {
+        let q = &cte.query;
+        if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
+            return Err(Error::unsupported("ORDER BY, LIMIT or WITH inside a recursive CTE"));
+        }
+        let SetExpr::SetOperation { left, op: SetOperator::Union, set_quantifier, right } = q.body.as_ref() else {
+            return Err(Error::plan(format!(
+                "recursive query \"{name}\" must have the form base UNION [ALL] recursive-term"
+            )));
+        };
+        if references_set(left, name) {
+            return Err(Error::plan(format!("recursive reference to query \"{name}\" must not appear within its non-recursive term")));
+        }
+        let distinct = !matches!(set_quantifier, SetQuantifier::All);
+        let (base, mut cols) = self.plan_set_expr(left)?;
+        rename(&mut cols, &cte.alias.columns)?;
+        for c in &mut cols {
+            c.nullable = true;
+        }
+        let id = self.next_local;
+        self.next_local += 1;
+        self.ctes.push((name.to_string(), CteBinding::Recursive(id, cols.clone())));
+        let step = self.plan_set_expr(right);
+        self.ctes.pop();
+        let (step, step_cols) = step?;
+        if step_cols.len() != cols.len() {
+            return Err(Error::plan(format!("recursive query \"{name}\": each side of UNION must have the same number of columns")));
+        }
+        let step = cast_columns(step, &step_cols, &cols)?;
+        Ok((id, base, step, distinct, cols))
+    }
+
+    fn plan_set_expr(&mut self, e: &SetExpr) -> Result<(Plan, Vec<Column>)> {
+        match e {
+            SetExpr::Select(s) => {
+                let (plan, cols, _) = self.plan_select(s, &[])?;
+                Ok((plan, cols))
+            }
+            SetExpr::Query(q) => {
+                let planned = self.plan_query(q)?;
+                Ok((planned.visible_plan(), planned.columns))
+            }
+            SetExpr::Values(values) => self.plan_values(values),
+            SetExpr::SetOperation { left, op, set_quantifier, right } => {
+                let (l, lcols) = self.plan_set_expr(left)?;
+                let (r, rcols) = self.plan_set_expr(right)?;
+                if lcols.len() != rcols.len() {
+                    return Err(Error::plan(format!("each {op} query must have the same number of columns")));
+                }
+                let mut cols = Vec::new();
+                for (a, b) in lcols.iter().zip(&rcols) {
+                    let ty = common_type(a.ty, b.ty).ok_or_else(|| Error::plan(format!("{op} types {} and {} cannot be matched", a.ty, b.ty)))?;
+                    cols.push(Column::new(a.name.clone(), ty, a.nullable || b.nullable));
+                }
+                let l = cast_columns(l, &lcols, &cols)?;
+                let r = cast_columns(r, &rcols, &cols)?;
+                let all = match set_quantifier {
+                    SetQuantifier::All => true,
+                    SetQuantifier::Distinct | SetQuantifier::None => false,
+                    other => return Err(Error::unsupported(format!("{op} {other}"))),
+                };
+                let plan = match (op, all) {
+                    (SetOperator::Union, true) => l.union(r),
+                    (SetOperator::Union, false) => l.union(r).distinct(),
+                    (SetOperator::Except | SetOperator::Minus, true) => l.union(r.negate()).threshold(),
+                    (SetOperator::Except | SetOperator::Minus, false) => l.distinct().union(r.distinct().negate()).threshold(),
+                    (SetOperator::Intersect, true) => {
+                        // min(l, r) = l - (l - r)+
+                        let except = l.clone().union(r.negate()).threshold();
+                        l.union(except.negate())
+                    }
+                    (SetOperator::Intersect, false) => {
+                        let (l, r) = (l.distinct(), r.distinct());
+                        let except = l.clone().union(r.negate()).threshold();
+                        l.union(except.negate())
+                    }
+                };
+                Ok((plan, cols))
+            }
+            other => Err(Error::unsupported(format!("query body {other}"))),
+        }
+    }
+
+    fn plan_values(&mut self, values: &ast::Values) -> Result<(Plan, Vec<Column>)> {
+        let empty = Scope::default();
+        let mut rows = Vec::new();
+        let mut types: Vec<ColumnType> = Vec::new();
+        let mut bound_rows = Vec::new();
+        for row in &values.rows {
+            let mut bound = Vec::new();
+            for e in &row.content {
+                bound.push(ExprBinder::new(&empty).bind(e)?);
+            }
+            if types.is_empty() {
+                types = bound.iter().map(|(_, t)| *t).collect();
+            } else if bound.len() != types.len() {
+                return Err(Error::plan("VALUES lists must all be the same length"));
+            } else {
+                for (t, (_, b)) in types.iter_mut().zip(&bound) {
+                    t.ty = common_type(t.ty, b.ty).ok_or_else(|| Error::plan(format!("VALUES types {} and {} cannot be matched", t.ty, b.ty)))?;
+                    t.nullable |= b.nullable;
+                }
+            }
+            bound_rows.push(bound);
+        }
+        for bound in bound_rows {
+            let mut vals = Vec::new();
+            for ((e, t), want) in bound.into_iter().zip(&types) {
+                let e = coerce(e, t.ty, want.ty);
+                vals.push(e.eval(&[]).map_err(Error::Eval)?);
+            }
+            rows.push((Row::new(vals), 1));
+        }
+        let cols = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Column::new(format!("column{}", i + 1), if t.ty == DataType::Null { DataType::Text } else { t.ty }, t.nullable))
+            .collect::<Vec<_>>();
+        Ok((Plan::Constant { rows, arity: cols.len() }, cols))
+    }
+
+    /// ORDER BY over a set operation's output: names or positions of output columns.
+    fn order_by_output(&mut self, order_by: &[ast::OrderByExpr], cols: &[Column]) -> Result<Vec<OrderKey>> {
+        let scope = scope_of(None, cols);
+        order_by
+            .iter()
+            .map(|o| {
+                let column = match &o.expr {
+                    Expr::Value(_) => literal_usize(&o.expr, "ORDER BY position")?
+                        .checked_sub(1)
+                        .filter(|p| *p < cols.len())
+                        .ok_or_else(|| Error::plan("ORDER BY position is not in select list"))?,
+                    Expr::Identifier(id) => scope.resolve(None, &id.value)?,
+                    other => return Err(Error::unsupported(format!("ORDER BY expression {other} on a set operation"))),
+                };
+                Ok(order_key(column, o))
+            })
+            .collect()
+    }
+
+    /// Plans a SELECT. Returns the plan (visible columns first, then hidden ORDER BY columns),
+    /// the visible columns, and the order keys.
+    fn plan_select(&mut self, s: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<(Plan, Vec<Column>, Vec<OrderKey>)> {
+        if s.top.is_some() || s.into.is_some() || !s.lateral_views.is_empty() || s.prewhere.is_some()
+            || !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty()
+            || !s.named_window.is_empty() || s.qualify.is_some() || !s.connect_by.is_empty()
+        {
+            return Err(Error::unsupported("this SELECT clause"));
+        }
+        // FROM
+        let (mut plan, scope) = if s.from.is_empty() {
+            (Plan::Constant { rows: vec![(Row::empty(), 1)], arity: 0 }, Scope::default())
+        } else {
+            let mut acc: Option<(Plan, Scope)> = None;
+            for twj in &s.from {
+                let (p, sc) = self.plan_table_with_joins(twj)?;
+                acc = Some(match acc {
+                    None => (p, sc),
+                    Some((lp, ls)) => (inner_join(lp, p, vec![]), ls.join(&sc)),
+                });
+            }
+            acc.expect("non-empty FROM")
+        };
+
+        // WHERE
+        if let Some(w) = &s.selection {
+            if contains_aggregate(w) {
+                return Err(Error::plan("aggregate functions are not allowed in WHERE"));
+            }
+            let pred = ExprBinder::new(&scope).bind_predicate(w, "WHERE")?;
+            plan = plan.filter(vec![pred]);
+        }
+
+        let group_exprs: Vec<Expr> = match &s.group_by {
+            ast::GroupByExpr::Expressions(es, mods) => {
+                if !mods.is_empty() {
+                    return Err(Error::unsupported("GROUP BY modifiers (ROLLUP, CUBE)"));
+                }
+                es.clone()
+            }
+            ast::GroupByExpr::All(_) => return Err(Error::unsupported("GROUP BY ALL")),
+        };
+        let aggregating = !group_exprs.is_empty()
+            || s.having.is_some()
+            || s.projection.iter().any(|i| match i {
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_aggregate(e),
+                _ => false,
+            })
+            || order_by.iter().any(|o| contains_aggregate(&o.expr));
+
+        // Select items as (expression AST, output name); wildcards expand to columns.
+        let mut items: Vec<(Option<Expr>, usize, String)> = Vec::new(); // (ast, scope col if wildcard, name)
+        for item in &s.projection {
+            match item {
+                ast::SelectItem::UnnamedExpr(e) => items.push((Some(e.clone()), 0, default_name(e))),
+                ast::SelectItem::ExprWithAlias { expr, alias } => items.push((Some(expr.clone()), 0, alias.value.clone())),
+                ast::SelectItem::Wildcard(_) => {
+                    if aggregating {
+                        return Err(Error::plan("SELECT * is not allowed with GROUP BY or aggregates"));
+                    }
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if !c.hidden {
+                            items.push((None, i, c.name.clone()));
+                        }
+                    }
+                }
+                ast::SelectItem::QualifiedWildcard(kind, _) => {
+                    if aggregating {
+                        return Err(Error::plan("SELECT t.* is not allowed with GROUP BY or aggregates"));
+                    }
+                    let t = kind.to_string();
+                    let t = t.trim_end_matches(".*");
+                    if !scope.has_table(t) {
+                        return Err(Error::plan(format!("missing FROM-clause entry for table \"{t}\"")));
+                    }
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if c.table.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case(t)) {
+                            items.push((None, i, c.name.clone()));
+                        }
+                    }
+                }
+                other => return Err(Error::unsupported(format!("select item {other}"))),
+            }
+        }
+
+        // Aggregation: Reduce, then bind items over its output.
+        let mut agg_ctx = AggContext::default();
+        let out_scope_for_items;
+        if aggregating {
+            for g in &group_exprs {
+                // GROUP BY position or output alias.
+                let resolved = match g {
+                    Expr::Value(_) => {
+                        let p = literal_usize(g, "GROUP BY position")?;
+                        let item = p.checked_sub(1).and_then(|p| items.get(p)).ok_or_else(|| Error::plan(format!("GROUP BY position {p} is not in select list")))?;
+                        item.0.clone().ok_or_else(|| Error::plan("GROUP BY position refers to *"))?
+                    }
+                    Expr::Identifier(id) if scope.resolve(None, &id.value).is_err() => {
+                        match items.iter().find(|(e, _, n)| e.is_some() && n.eq_ignore_ascii_case(&id.value)) {
+                            Some((Some(e), _, _)) => e.clone(),
+                            _ => g.clone(),
+                        }
+                    }
+                    _ => g.clone(),
+                };
+                if contains_aggregate(&resolved) {
+                    return Err(Error::plan("aggregate functions are not allowed in GROUP BY"));
+                }
+                let (x, t) = ExprBinder::new(&scope).bind(&resolved)?;
+                agg_ctx.group_asts.push(resolved);
+                agg_ctx.group_exprs.push(x);
+                agg_ctx.group_types.push(t);
+            }
+            out_scope_for_items = scope.clone();
+        } else {
+            out_scope_for_items = scope.clone();
+        }
+
+        let mut exprs: Vec<(ScalarExpr, ColumnType)> = Vec::new();
+        let mut having = None;
+        let mut hidden: Vec<(ScalarExpr, ColumnType)> = Vec::new();
+        let mut order_refs: Vec<(usize, &ast::OrderByExpr)> = Vec::new();
+        {
+            let bind_item = |agg: &mut AggContext, e: &Expr| -> Result<(ScalarExpr, ColumnType)> {
+                if aggregating {
+                    ExprBinder::with_aggregates(&out_scope_for_items, agg).bind(e)
+                } else {
+                    ExprBinder::new(&out_scope_for_items).bind(e)
+                }
+            };
+            for (e, col, _) in &items {
+                match e {
+                    Some(e) => exprs.push(bind_item(&mut agg_ctx, e)?),
+                    None => exprs.push((ScalarExpr::Column(*col), scope.column_type(*col))),
+                }
+            }
+            if let Some(h) = &s.having {
+                let (x, t) = bind_item(&mut agg_ctx, h)?;
+                if !matches!(t.ty, DataType::Bool | DataType::Null) {
+                    return Err(Error::plan(format!("argument of HAVING must be type boolean, not type {}", t.ty)));
+                }
+                having = Some(x);
+            }
+            // ORDER BY: output position, output name, an item's expression, or a hidden column.
+            for o in order_by {
+                let pos = match &o.expr {
+                    Expr::Value(_) => Some(
+                        literal_usize(&o.expr, "ORDER BY position")?
+                            .checked_sub(1)
+                            .filter(|p| *p < items.len())
+                            .ok_or_else(|| Error::plan("ORDER BY position is not in select list"))?,
+                    ),
+                    Expr::Identifier(id) => items.iter().position(|(_, _, n)| n.eq_ignore_ascii_case(&id.value)),
+                    _ => None,
+                };
+                let pos = pos.or_else(|| items.iter().position(|(e, _, _)| e.as_ref() == Some(&o.expr)));
+                match pos {
+                    Some(p) => order_refs.push((p, o)),
+                    None => {
+                        hidden.push(bind_item(&mut agg_ctx, &o.expr)?);
+                        order_refs.push((items.len() + hidden.len() - 1, o));
+                    }
+                }
+            }
+        }
+
+        if aggregating {
+            let global = group_exprs.is_empty();
+            plan = Plan::Reduce(ReducePlan {
+                input: Box::new(plan),
+                key: agg_ctx.group_exprs.clone(),
+                aggregates: agg_ctx.aggregates.clone(),
+                global,
+            });
+            if let Some(h) = having {
+                plan = plan.filter(vec![h]);
+            }
+        }
+
+        let distinct = match &s.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => return Err(Error::unsupported("DISTINCT ON")),
+        };
+        if distinct && !hidden.is_empty() {
+            return Err(Error::plan("for SELECT DISTINCT, ORDER BY expressions must appear in select list"));
+        }
+
+        // Projection: map the item expressions, then keep exactly them (and hidden ones).
+        let input_arity = plan.arity();
+        let all: Vec<(ScalarExpr, ColumnType)> = exprs.iter().cloned().chain(hidden.iter().cloned()).collect();
+        let mut maps = Vec::new();
+        let mut project = Vec::new();
+        for (x, _) in &all {
+            match x {
+                ScalarExpr::Column(c) => project.push(*c),
+                other => {
+                    project.push(input_arity + maps.len());
+                    maps.push(other.clone());
+                }
+            }
+        }
+        plan = plan.map(maps).project(project);
+        if distinct {
+            plan = plan.distinct();
+        }
+        let columns: Vec<Column> = items
+            .iter()
+            .zip(&exprs)
+            .map(|((_, _, name), (_, t))| Column::new(name.clone(), if t.ty == DataType::Null { DataType::Text } else { t.ty }, t.nullable))
+            .collect();
+        let order = order_refs.into_iter().map(|(c, o)| order_key(c, o)).collect();
+        Ok((plan, columns, order))
+    }
+
+    fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Plan, Scope)> {
+        let (mut plan, mut scope) = self.plan_table_factor(&twj.relation)?;
+        for join in &twj.joins {
+            let (rplan, rscope) = self.plan_table_factor(&join.relation)?;
+            use ast::JoinOperator as J;
+            let (kind, constraint) = match &join.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinKind::Right, Some(c)),
+                J::FullOuter(c) => (JoinKind::Full, Some(c)),
+                J::CrossJoin(_) => (JoinKind::Inner, None),
+                other => return Err(Error::unsupported(format!("join {other:?}").split('(').next().unwrap_or("join").to_string())),
+            };
+            let mut joined_scope = match kind {
+                JoinKind::Inner => scope.join(&rscope),
+                JoinKind::Left => scope.join(&rscope.clone().nullable()),
+                JoinKind::Right => scope.clone().nullable().join(&rscope),
+                JoinKind::Full => scope.clone().nullable().join(&rscope.clone().nullable()),
+            };
+            let left_arity = scope.len();
+            let mut residual = Vec::new();
+            match constraint {
+                None | Some(ast::JoinConstraint::None) => {
+                    if kind != JoinKind::Inner {
+                        return Err(Error::plan("outer joins need an ON or USING condition"));
+                    }
+                }
+                Some(ast::JoinConstraint::On(e)) => {
+                    if contains_aggregate(e) {
+                        return Err(Error::plan("aggregate functions are not allowed in JOIN conditions"));
+                    }
+                    residual.push(ExprBinder::new(&scope.join(&rscope)).bind_predicate(e, "JOIN/ON")?);
+                }
+                Some(ast::JoinConstraint::Using(names)) => {
+                    for n in names {
+                        let n = n.to_string();
+                        let l = scope.resolve(None, &n)?;
+                        let r = rscope.resolve(None, &n)?;
+                        residual.push(equality(&scope, l, &rscope, r, left_arity)?);
+                        joined_scope.columns[left_arity + r].hidden = true;
+                    }
+                }
+                Some(ast::JoinConstraint::Natural) => {
+                    for (r, rc) in rscope.columns.iter().enumerate() {
+                        if let Ok(l) = scope.resolve(None, &rc.name) {
+                            residual.push(equality(&scope, l, &rscope, r, left_arity)?);
+                            joined_scope.columns[left_arity + r].hidden = true;
+                        }
+                    }
+                }
+                Some(other) => return Err(Error::unsupported(format!("join constraint {other:?}"))),
+            }
+            plan = Plan::Join(JoinPlan {
+                left: Box::new(plan),
+                right: Box::new(rplan),
+                kind,
+                left_key: vec![],
+                right_key: vec![],
+                residual,
+            });
+            scope = joined_scope;
+        }
+        Ok((plan, scope))
+    }
+
+    fn plan_table_factor(&mut self, tf: &TableFactor) -> Result<(Plan, Scope)> {
+        match tf {
+            TableFactor::Table { name, alias, args, .. } => {
+                if args.is_some() {
+                    return Err(Error::unsupported("table functions"));
+                }
+                let name_s = name.to_string().to_ascii_lowercase();
+                let binding_name = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| {
+                    name.0.last().map(|p| p.to_string()).unwrap_or_default()
+                });
+                let (plan, mut cols) = if let Some((_, b)) = self.ctes.iter().rev().find(|(n, _)| *n == name_s) {
+                    match b {
+                        CteBinding::Inline(p, cols) => (p.clone(), cols.clone()),
+                        CteBinding::Recursive(id, cols) => (Plan::LocalGet { id: *id, arity: cols.len() }, cols.clone()),
+                    }
+                } else {
+                    let (id, schema) = self
+                        .resolver
+                        .resolve(&name_s)
+                        .ok_or_else(|| Error::UnknownItem { kind: "relation", name: name_s.clone() })?;
+                    (Plan::Get { id, arity: schema.len() }, schema.columns)
+                };
+                if let Some(a) = alias {
+                    rename(&mut cols, &a.columns)?;
+                }
+                Ok((plan, scope_of(Some(&binding_name), &cols)))
+            }
+            TableFactor::Derived { lateral, subquery, alias, .. } => {
+                if *lateral {
+                    return Err(Error::unsupported("LATERAL subqueries"));
+                }
+                let planned = self.plan_query(subquery)?;
+                let mut cols = planned.columns.clone();
+                if let Some(a) = alias {
+                    rename(&mut cols, &a.columns)?;
+                }
+                let name = alias.as_ref().map(|a| a.name.value.clone());
+                Ok((planned.visible_plan(), scope_of(name.as_deref(), &cols)))
+            }
+            TableFactor::NestedJoin { table_with_joins, alias } => {
+                let (plan, mut scope) = self.plan_table_with_joins(table_with_joins)?;
+                if let Some(a) = alias {
+                    for c in &mut scope.columns {
+                        c.table = Some(a.name.value.clone());
+                    }
+                }
+                Ok((plan, scope))
+            }
+            other => Err(Error::unsupported(format!("FROM item {other}"))),
+        }
+    }
+}
+
+fn inner_join(l: Plan, r: Plan, residual: Vec<ScalarExpr>) -> Plan {
+    Plan::Join(JoinPlan { left: Box::new(l), right: Box::new(r), kind: JoinKind::Inner, left_key: vec![], right_key: vec![], residual })
+}
+
+fn equality(ls: &Scope, l: usize, rs: &Scope, r: usize, left_arity: usize) -> Result<ScalarExpr> {
+    let (lt, rt) = (ls.columns[l].ty, rs.columns[r].ty);
+    let ty = common_type(lt, rt).ok_or_else(|| Error::plan(format!("JOIN/USING types {lt} and {rt} cannot be matched")))?;
+    Ok(coerce(ScalarExpr::Column(l), lt, ty).call_binary(crate::expr::BinaryFunc::Eq, coerce(ScalarExpr::Column(left_arity + r), rt, ty)))
+}
+
+fn order_key(column: usize, o: &ast::OrderByExpr) -> OrderKey {
+    let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+    // PostgreSQL: NULLs are larger than every value (last ascending, first descending).
+    let nulls_first = o.options.nulls_first.unwrap_or(desc);
+    OrderKey { column, desc, nulls_first }
+}
+
+fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()> {
+    if names.len() > cols.len() {
+        return Err(Error::plan(format!("{} column names given for {} columns", names.len(), cols.len())));
+    }
+    for (c, n) in cols.iter_mut().zip(names) {
+        c.name = n.name.value.clone();
+    }
+    Ok(())
+}
+
+/// Casts a plan's columns from `from` types to `to` types.
+fn cast_columns(plan: Plan, from: &[Column], to: &[Column]) -> Result<Plan> {
+    if from.iter().zip(to).all(|(a, b)| a.ty == b.ty || a.ty == DataType::Null) {
+        return Ok(plan);
+    }
+    let arity = plan.arity();
+    let exprs: Vec<ScalarExpr> = from.iter().zip(to).enumerate().map(|(i, (a, b))| coerce(ScalarExpr::Column(i), a.ty, b.ty)).collect();
+    Ok(plan.map(exprs).project((arity..arity + from.len()).collect()))
+}
+
+fn default_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(id) => id.value.clone(),
+        Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()).unwrap_or_default(),
+        Expr::Function(f) => f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default(),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => default_name(expr),
+        Expr::Case { .. } => "case".into(),
+        _ => "?column?".into(),
+    }
+}
+
+/// Whether query `q` mentions a table called `name`.
+fn references(q: &ast::Query, name: &str) -> bool {
+    let mut found = false;
+    let _ = ast::visit_relations(q, |r| {
+        if r.to_string().eq_ignore_ascii_case(name) {
+            found = true;
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+fn references_set(s: &SetExpr, name: &str) -> bool {
+    let mut found = false;
+    let _ = ast::visit_relations(s, |r| {
+        if r.to_string().eq_ignore_ascii_case(name) {
+            found = true;
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
