@@ -16,7 +16,13 @@ pub mod row;
 pub mod schema;
 pub mod sql;
 pub mod value;
-mod render;
+
+pub mod catalog;
+pub mod command;
+pub mod engine;
+pub mod render;
+pub mod subscribe;
+pub mod worker;
 
 pub use error::{Error, EvalError, Result};
 pub use row::Row;

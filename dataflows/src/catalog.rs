@@ -1,0 +1,117 @@
+//! The catalog: names, kinds, columns and definitions of tables and views, and what depends
+//! on what. It lives with the coordinator; workers only know ids.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::plan::{GlobalId, Plan};
+use crate::schema::Schema;
+use crate::sql::{ItemKind, Resolver};
+
+#[derive(Clone, Debug)]
+pub struct CatalogItem {
+    pub id: GlobalId,
+    pub name: String,
+    pub kind: ItemKind,
+    pub schema: Schema,
+    /// The SQL that defined it (views).
+    pub definition: Option<String>,
+    pub plan: Option<Plan>,
+    pub dependencies: Vec<GlobalId>,
+    pub primary_key: Vec<usize>,
+    pub created_at: u64,
+}
+
+/// A catalog entry as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemDescription {
+    pub name: String,
+    pub kind: &'static str,
+    pub columns: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    pub depends_on: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    items: BTreeMap<GlobalId, CatalogItem>,
+    by_name: BTreeMap<String, GlobalId>,
+    next_id: GlobalId,
+}
+
+impl Catalog {
+    pub fn allocate_id(&mut self) -> GlobalId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn get(&self, id: GlobalId) -> Option<&CatalogItem> {
+        self.items.get(&id)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&CatalogItem> {
+        self.by_name.get(&name.to_ascii_lowercase()).and_then(|id| self.items.get(id))
+    }
+
+    pub fn insert(&mut self, item: CatalogItem) -> Result<()> {
+        if let Some(existing) = self.by_name(&item.name) {
+            return Err(Error::AlreadyExists { kind: existing.kind.name(), name: item.name });
+        }
+        self.by_name.insert(item.name.to_ascii_lowercase(), item.id);
+        self.items.insert(item.id, item);
+        Ok(())
+    }
+
+    pub fn remove(&mut self, id: GlobalId) -> Option<CatalogItem> {
+        let item = self.items.remove(&id)?;
+        self.by_name.remove(&item.name.to_ascii_lowercase());
+        Some(item)
+    }
+
+    /// Items that read `id` directly.
+    pub fn dependents(&self, id: GlobalId) -> Vec<GlobalId> {
+        self.items.values().filter(|i| i.dependencies.contains(&id)).map(|i| i.id).collect()
+    }
+
+    /// `id` and everything that depends on it, dependents first (the order to drop in).
+    pub fn drop_order(&self, id: GlobalId) -> Vec<GlobalId> {
+        let mut out = Vec::new();
+        self.collect_dependents(id, &mut out);
+        out
+    }
+
+    fn collect_dependents(&self, id: GlobalId, out: &mut Vec<GlobalId>) {
+        for d in self.dependents(id) {
+            self.collect_dependents(d, out);
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = &CatalogItem> {
+        self.items.values()
+    }
+
+    pub fn describe(&self, item: &CatalogItem) -> ItemDescription {
+        ItemDescription {
+            name: item.name.clone(),
+            kind: item.kind.name(),
+            columns: item.schema.to_json(),
+            definition: item.definition.clone(),
+            depends_on: item.dependencies.iter().filter_map(|d| self.get(*d)).map(|d| d.name.clone()).collect(),
+            primary_key: item.primary_key.iter().map(|i| item.schema.columns[*i].name.clone()).collect(),
+        }
+    }
+}
+
+impl Resolver for Catalog {
+    fn resolve(&self, name: &str) -> Option<(GlobalId, Schema)> {
+        self.by_name(name).map(|i| (i.id, i.schema.clone()))
+    }
+}

@@ -1,0 +1,431 @@
+//! Executing statements: DDL, writes, reads, EXPLAIN and SHOW.
+
+use std::sync::atomic::Ordering;
+
+use super::{expand, Coord, Engine};
+use crate::catalog::CatalogItem;
+use crate::command::{Command, Target};
+use crate::error::{Error, Result};
+use crate::plan::{Diff, Plan};
+use crate::render::Time;
+use crate::row::Row;
+use crate::schema::{Column, Schema};
+use crate::sql::expr::ExprBinder;
+use crate::sql::scope::Scope;
+use crate::sql::{self, ItemKind, QueryPlanner, Statement};
+use crate::value::{DataType, Value};
+
+/// The outcome of one statement.
+#[derive(Clone, Debug, Default)]
+pub struct StatementResult {
+    /// `CREATE TABLE`, `INSERT 3`, `SELECT 2`, …
+    pub tag: String,
+    /// The timestamp a write was applied at or a read is exact at.
+    pub timestamp: Option<Time>,
+    pub columns: Option<Vec<Column>>,
+    pub rows: Option<Vec<Row>>,
+}
+
+impl StatementResult {
+    fn tag(tag: impl Into<String>) -> Self {
+        StatementResult { tag: tag.into(), ..Default::default() }
+    }
+}
+
+/// The first failing statement of a request.
+#[derive(Debug, thiserror::Error)]
+#[error("statement {statement_index}: {error}")]
+pub struct ExecuteError {
+    pub statement_index: usize,
+    pub error: Error,
+}
+
+pub fn execute(engine: &Engine, sql: &str) -> std::result::Result<Vec<StatementResult>, ExecuteError> {
+    let mut results = Vec::new();
+    for (i, stmt) in sql::split_statements(sql).iter().enumerate() {
+        let r = sql::parse_statement(sql, stmt).and_then(|parsed| run(engine, parsed, stmt.text));
+        match r {
+            Ok(res) => results.push(res),
+            Err(error) => {
+                engine.inner.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(ExecuteError { statement_index: i, error });
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> {
+    let inner = &engine.inner;
+    match stmt {
+        Statement::CreateTable { name, schema, primary_key, if_not_exists } => {
+            let mut coord = inner.lock()?;
+            if coord.catalog.by_name(&name).is_some() && if_not_exists {
+                return Ok(StatementResult::tag("CREATE TABLE"));
+            }
+            let id = coord.catalog.allocate_id();
+            let created_at = coord.read_ts();
+            coord.catalog.insert(CatalogItem {
+                id,
+                name: name.clone(),
+                kind: ItemKind::Table,
+                schema,
+                definition: Some(text.to_string()),
+                plan: None,
+                dependencies: vec![],
+                primary_key,
+                created_at,
+            })?;
+            inner.send(Command::CreateTable { id, name })?;
+            Ok(StatementResult::tag("CREATE TABLE"))
+        }
+        Statement::CreateView { name, query, columns, if_not_exists, or_replace } => {
+            let mut coord = inner.lock()?;
+            if let Some(existing) = coord.catalog.by_name(&name) {
+                if if_not_exists {
+                    return Ok(StatementResult::tag("CREATE VIEW"));
+                }
+                if !or_replace || existing.kind != ItemKind::View {
+                    return Err(Error::AlreadyExists { kind: existing.kind.name(), name });
+                }
+            }
+            let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
+            let mut cols = planned.columns.clone();
+            if columns.len() > cols.len() {
+                return Err(Error::plan(format!("CREATE VIEW specifies {} column names, but the query has {} columns", columns.len(), cols.len())));
+            }
+            for (c, n) in cols.iter_mut().zip(&columns) {
+                c.name = n.clone();
+            }
+            check_unique_names(&cols)?;
+            let plan = planned.visible_plan();
+            check_plan(&plan)?;
+            if or_replace {
+                if let Some(existing) = coord.catalog.by_name(&name).map(|i| i.id) {
+                    if !coord.catalog.dependents(existing).is_empty() {
+                        return Err(Error::DependentObjects(format!("cannot replace view \"{name}\" because other objects depend on it")));
+                    }
+                    coord.catalog.remove(existing);
+                    inner.send(Command::Drop { ids: vec![existing] })?;
+                }
+            }
+            let mut deps = Vec::new();
+            plan.dependencies(&mut deps);
+            let id = coord.catalog.allocate_id();
+            let created_at = coord.read_ts();
+            coord.catalog.insert(CatalogItem {
+                id,
+                name: name.clone(),
+                kind: ItemKind::View,
+                schema: Schema::new(cols),
+                definition: Some(text.to_string()),
+                plan: Some(plan.clone()),
+                dependencies: deps.clone(),
+                primary_key: vec![],
+                created_at,
+            })?;
+            inner.send(Command::CreateView { id, name, plan, deps })?;
+            Ok(StatementResult::tag("CREATE VIEW"))
+        }
+        Statement::Drop { kind, names, if_exists, cascade } => {
+            let mut coord = inner.lock()?;
+            let mut ids = Vec::new();
+            for name in &names {
+                match coord.catalog.by_name(name) {
+                    None if if_exists => continue,
+                    None => return Err(Error::UnknownItem { kind: kind.name(), name: name.clone() }),
+                    Some(item) if item.kind != kind => {
+                        return Err(Error::plan(format!("\"{}\" is not a {}", item.name, kind.name())))
+                    }
+                    Some(item) => {
+                        let order = coord.catalog.drop_order(item.id);
+                        if order.len() > 1 && !cascade {
+                            let deps: Vec<String> = order[..order.len() - 1]
+                                .iter()
+                                .filter_map(|d| coord.catalog.get(*d))
+                                .map(|d| d.name.clone())
+                                .collect();
+                            return Err(Error::DependentObjects(format!(
+                                "cannot drop {} \"{}\" because other objects depend on it ({}); use DROP … CASCADE",
+                                kind.name(),
+                                item.name,
+                                deps.join(", ")
+                            )));
+                        }
+                        for id in order {
+                            if !ids.contains(&id) {
+                                ids.push(id);
+                            }
+                        }
+                    }
+                }
+            }
+            for id in &ids {
+                coord.catalog.remove(*id);
+            }
+            if !ids.is_empty() {
+                inner.send(Command::Drop { ids })?;
+            }
+            Ok(StatementResult::tag(format!("DROP {}", kind.name().to_ascii_uppercase())))
+        }
+        Statement::Insert { table, columns, source } => {
+            let mut coord = inner.lock()?;
+            let item = table_item(&coord, &table)?;
+            let schema = item.schema.clone();
+            let targets: Vec<usize> = if columns.is_empty() {
+                (0..schema.len()).collect()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| schema.index_of(c).ok_or_else(|| Error::plan(format!("column \"{c}\" of relation \"{table}\" does not exist"))))
+                    .collect::<Result<_>>()?
+            };
+            let planned = QueryPlanner::new(&coord.catalog).plan_query(&source)?;
+            if planned.columns.len() != targets.len() {
+                return Err(Error::plan(format!(
+                    "INSERT has {} target columns but {} expressions",
+                    targets.len(),
+                    planned.columns.len()
+                )));
+            }
+            let plan = crate::plan::lower::lower(planned.visible_plan());
+            let source_rows = match plan {
+                Plan::Constant { rows, .. } => rows,
+                plan => {
+                    check_plan(&plan)?;
+                    let ts = coord.read_ts();
+                    let mut deps = Vec::new();
+                    plan.dependencies(&mut deps);
+                    let pending = inner.start_peek(Target::Plan { plan, deps }, ts)?;
+                    inner.finish_peek(pending)?
+                }
+            };
+            let mut updates = Vec::with_capacity(source_rows.len());
+            for (row, diff) in source_rows {
+                let mut values = vec![Value::Null; schema.len()];
+                for (v, t) in row.into_values().into_iter().zip(&targets) {
+                    values[*t] = v;
+                }
+                updates.push((Row::new(values), diff));
+            }
+            let n: Diff = updates.iter().map(|(_, d)| *d).sum();
+            let ts = write_rows(engine, &mut coord, &table, updates)?;
+            Ok(StatementResult { tag: format!("INSERT {n}"), timestamp: Some(ts), ..Default::default() })
+        }
+        Statement::Delete { table, selection } => {
+            let mut coord = inner.lock()?;
+            let (matching, _) = matching_rows(engine, &coord, &table, selection.as_ref())?;
+            let n = matching.len();
+            let updates = matching.into_iter().map(|r| (r, -1)).collect();
+            let ts = write_rows(engine, &mut coord, &table, updates)?;
+            Ok(StatementResult { tag: format!("DELETE {n}"), timestamp: Some(ts), ..Default::default() })
+        }
+        Statement::Update { table, assignments, selection } => {
+            let mut coord = inner.lock()?;
+            let (matching, schema) = matching_rows(engine, &coord, &table, selection.as_ref())?;
+            let scope = Scope::new(Some(&table), schema.columns.iter().map(|c| (c.name.clone(), c.ty, c.nullable)));
+            let mut sets = Vec::new();
+            for (col, e) in &assignments {
+                let i = schema.index_of(col).ok_or_else(|| Error::plan(format!("column \"{col}\" of relation \"{table}\" does not exist")))?;
+                let (x, t) = ExprBinder::new(&scope).bind(e)?;
+                sets.push((i, crate::sql::types::coerce(x, t.ty, schema.columns[i].ty)));
+            }
+            let n = matching.len();
+            let mut updates = Vec::with_capacity(2 * n);
+            for old in matching {
+                let mut values = old.as_slice().to_vec();
+                for (i, x) in &sets {
+                    values[*i] = x.eval(old.as_slice())?;
+                }
+                updates.push((old, -1));
+                updates.push((Row::new(values), 1));
+            }
+            let ts = write_rows(engine, &mut coord, &table, updates)?;
+            Ok(StatementResult { tag: format!("UPDATE {n}"), timestamp: Some(ts), ..Default::default() })
+        }
+        Statement::Select { query, as_of } => {
+            let (pending, planned, ts) = {
+                let coord = inner.lock()?;
+                let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
+                check_plan(&planned.plan)?;
+                let ts = as_of.unwrap_or_else(|| coord.read_ts());
+                coord.check_readable(ts)?;
+                let target = match &planned.plan {
+                    Plan::Get { id, .. } if planned.plan.arity() == planned.columns.len() => Target::Item(*id),
+                    plan => {
+                        let mut deps = Vec::new();
+                        plan.dependencies(&mut deps);
+                        Target::Plan { plan: plan.clone(), deps }
+                    }
+                };
+                (inner.start_peek(target, ts)?, planned, ts)
+            };
+            let mut rows = expand(inner.finish_peek(pending)?)?;
+            inner.metrics.reads.fetch_add(1, Ordering::Relaxed);
+            let order = &planned.finishing.order;
+            if !order.is_empty() {
+                rows.sort_by(|a, b| crate::plan::top_k::compare_rows(a.as_slice(), b.as_slice(), order));
+            }
+            let visible = planned.finishing.visible;
+            if rows.first().is_some_and(|r| r.len() > visible) {
+                let cols: Vec<usize> = (0..visible).collect();
+                rows = rows.into_iter().map(|r| r.project(&cols)).collect();
+            }
+            Ok(StatementResult {
+                tag: format!("SELECT {}", rows.len()),
+                timestamp: Some(ts),
+                columns: Some(planned.columns),
+                rows: Some(rows),
+            })
+        }
+        Statement::Explain { query } => {
+            let coord = inner.lock()?;
+            let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
+            let lowered = crate::plan::lower::lower(planned.plan);
+            let names = |id: u64| coord.catalog.get(id).map(|i| i.name.clone()).unwrap_or_else(|| format!("#{id}"));
+            let text = lowered.explain(&names);
+            Ok(StatementResult {
+                tag: "EXPLAIN".into(),
+                timestamp: None,
+                columns: Some(vec![Column::new("plan", DataType::Text, false)]),
+                rows: Some(vec![Row::new(vec![Value::text(text.trim_end())])]),
+            })
+        }
+        Statement::Show(kind) => {
+            let coord = inner.lock()?;
+            let mut names: Vec<String> = coord.catalog.items().filter(|i| i.kind == kind).map(|i| i.name.clone()).collect();
+            names.sort();
+            let rows: Vec<Row> = names.into_iter().map(|n| Row::new(vec![Value::text(&n)])).collect();
+            Ok(StatementResult {
+                tag: format!("SHOW {}", rows.len()),
+                timestamp: None,
+                columns: Some(vec![Column::new("name", DataType::Text, false)]),
+                rows: Some(rows),
+            })
+        }
+    }
+}
+
+fn check_unique_names(cols: &[Column]) -> Result<()> {
+    for (i, c) in cols.iter().enumerate() {
+        if cols[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&c.name)) {
+            return Err(Error::plan(format!("column \"{}\" specified more than once", c.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects plans the renderer cannot build (checked before any worker sees them).
+fn check_plan(plan: &Plan) -> Result<()> {
+    let mut nested = false;
+    plan.visit(&mut |p| {
+        if let Plan::LetRec { base, step, .. } = p {
+            let mut inner = false;
+            for part in [base, step] {
+                part.visit(&mut |q| inner |= matches!(q, Plan::LetRec { .. }));
+            }
+            nested |= inner;
+        }
+    });
+    if nested {
+        return Err(Error::unsupported("WITH RECURSIVE inside a recursive query"));
+    }
+    Ok(())
+}
+
+fn table_item<'c>(coord: &'c Coord, name: &str) -> Result<&'c CatalogItem> {
+    match coord.catalog.by_name(name) {
+        Some(i) if i.kind == ItemKind::Table => Ok(i),
+        Some(i) => Err(Error::plan(format!("cannot change \"{}\": it is a {}, not a table", i.name, i.kind.name()))),
+        None => Err(Error::UnknownItem { kind: "table", name: name.to_string() }),
+    }
+}
+
+/// Current rows of `table` for which `selection` is true (all rows without one).
+fn matching_rows(engine: &Engine, coord: &Coord, table: &str, selection: Option<&sqlparser::ast::Expr>) -> Result<(Vec<Row>, Schema)> {
+    let item = table_item(coord, table)?;
+    let schema = item.schema.clone();
+    let scope = Scope::new(Some(table), schema.columns.iter().map(|c| (c.name.clone(), c.ty, c.nullable)));
+    let predicate = match selection {
+        Some(e) => Some(ExprBinder::new(&scope).bind_predicate(e, "WHERE")?),
+        None => None,
+    };
+    let pending = engine.inner.start_peek(Target::Item(item.id), coord.read_ts())?;
+    let rows = expand(engine.inner.finish_peek(pending)?)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let keep = match &predicate {
+            Some(p) => p.eval(r.as_slice())?.is_true(),
+            None => true,
+        };
+        if keep {
+            out.push(r);
+        }
+    }
+    Ok((out, schema))
+}
+
+/// Validates and applies updates to a table at a fresh timestamp. Nothing is applied if any
+/// row is invalid or a delete does not match an existing row.
+pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, updates: Vec<(Row, Diff)>) -> Result<Time> {
+    let item = table_item(coord, table)?;
+    let id = item.id;
+    let schema = item.schema.clone();
+    let mut checked = Vec::with_capacity(updates.len());
+    for (i, (row, diff)) in updates.into_iter().enumerate() {
+        checked.push((conform(&schema, row).map_err(|e| Error::InvalidData(format!("row {}: {e}", i + 1)))?, diff));
+    }
+    if checked.iter().any(|(_, d)| *d < 0) {
+        // Deletes must match rows that exist (with enough multiplicity).
+        let pending = engine.inner.start_peek(Target::Item(id), coord.read_ts())?;
+        let current: std::collections::HashMap<Row, Diff> = engine.inner.finish_peek(pending)?.into_iter().collect();
+        let mut net: std::collections::HashMap<&Row, Diff> = std::collections::HashMap::new();
+        for (r, d) in &checked {
+            *net.entry(r).or_default() += d;
+        }
+        for (r, d) in net {
+            if current.get(r).copied().unwrap_or(0) + d < 0 {
+                return Err(Error::InvalidData(format!("cannot delete a row that does not exist: {}", r.to_json())));
+            }
+        }
+    }
+    let ts = coord.write_ts();
+    let n = checked.len() as u64;
+    engine.inner.send(Command::Write { ts, writes: vec![(id, checked)] })?;
+    engine.inner.metrics.rows_written.fetch_add(n, Ordering::Relaxed);
+    engine.inner.metrics.writes.fetch_add(1, Ordering::Relaxed);
+    Ok(ts)
+}
+
+/// Converts a row to the table's column types and checks NOT NULL.
+fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
+    if row.len() != schema.len() {
+        return Err(format!("expected {} columns, found {}", schema.len(), row.len()));
+    }
+    let mut out = Vec::with_capacity(row.len());
+    for (v, c) in row.into_values().into_iter().zip(&schema.columns) {
+        let v = if v.data_type() == c.ty || v.is_null() { v } else { v.cast(c.ty).map_err(|e| format!("column \"{}\": {e}", c.name))? };
+        if v.is_null() && !c.nullable {
+            return Err(format!("null value in column \"{}\" violates not-null constraint", c.name));
+        }
+        out.push(v);
+    }
+    Ok(Row::new(out))
+}
+
+/// Plans a SELECT given as text (for ad-hoc subscriptions).
+pub(crate) fn plan_select_text(coord: &Coord, sql_text: &str) -> Result<(Plan, Vec<Column>)> {
+    let stmts = sql::split_statements(sql_text);
+    let [stmt] = stmts.as_slice() else {
+        return Err(Error::plan("a subscription takes exactly one SELECT"));
+    };
+    match sql::parse_statement(sql_text, stmt)? {
+        Statement::Select { query, as_of: None } => {
+            let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
+            let plan = planned.visible_plan();
+            check_plan(&plan)?;
+            Ok((plan, planned.columns))
+        }
+        _ => Err(Error::plan("a subscription takes exactly one SELECT (without AS OF)")),
+    }
+}

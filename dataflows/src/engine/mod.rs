@@ -1,0 +1,449 @@
+//! The embeddable engine: start N workers, execute SQL, write rows, read, subscribe, stop.
+//!
+//! ```
+//! use freshet_dataflows::engine::{Engine, EngineConfig};
+//!
+//! let engine = Engine::start(EngineConfig::default()).unwrap();
+//! engine.execute("CREATE TABLE t (x bigint); INSERT INTO t VALUES (1), (2)").unwrap();
+//! let result = engine.execute("SELECT sum(x) FROM t").unwrap();
+//! assert_eq!(result[0].rows.as_ref().unwrap()[0].get(0), &freshet_dataflows::Value::Int(3));
+//! engine.shutdown();
+//! ```
+//!
+//! The coordinator here owns the catalog and the timeline. Every change gets a timestamp (in
+//! milliseconds since the epoch) strictly greater than any before; reads default to the latest
+//! timestamp whose writes have all been handed to the workers, which gives read-your-writes.
+//! DDL and writes are serialized by one lock, so "read the table, then write" statements
+//! (DELETE, UPDATE, INSERT … SELECT) are atomic. Reads and subscriptions only hold it while
+//! their command is sequenced.
+
+mod execute;
+mod metrics;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::catalog::{Catalog, ItemDescription};
+use crate::command::{Command, Target};
+use crate::error::{Error, Result};
+use crate::plan::Diff;
+use crate::render::Time;
+use crate::row::Row;
+use crate::schema::{Column, Schema};
+use crate::subscribe::{SubscribeEvent, SubscriptionFeed, SubscriptionState};
+use crate::worker::{PeekPart, Shared};
+
+pub use execute::{ExecuteError, StatementResult};
+pub use metrics::Metrics;
+
+/// How to run the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Timely worker threads.
+    pub workers: usize,
+    /// How far back `AS OF` reads and subscription resumption can reach.
+    pub retention: Duration,
+    /// Events buffered per subscriber before it is cut off as lagging.
+    pub subscriber_buffer: usize,
+    /// How often time advances (and progress is reported) when nothing is written.
+    pub tick: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 1,
+            retention: Duration::from_secs(300),
+            subscriber_buffer: 1024,
+            tick: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> Time {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Time).unwrap_or(0)
+}
+
+/// What a subscription follows.
+#[derive(Clone, Debug)]
+pub enum SubscribeTarget {
+    /// A table or view by name.
+    Name(String),
+    /// An ad-hoc SELECT, maintained by its own dataflow.
+    Sql(String),
+}
+
+/// Where a subscription starts.
+#[derive(Clone, Debug)]
+pub struct SubscribeOptions {
+    /// Snapshot time; default the latest complete timestamp.
+    pub as_of: Option<Time>,
+    /// Whether to send the snapshot.
+    pub snapshot: bool,
+    /// Resume with the changes at times ≥ this (no snapshot); overrides `as_of`.
+    pub resume_from: Option<Time>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions { as_of: None, snapshot: true, resume_from: None }
+    }
+}
+
+/// A live subscription. Dropping it stops the dataflow behind it.
+pub struct Subscription {
+    pub columns: Vec<Column>,
+    pub as_of: Time,
+    pub events: async_channel::Receiver<SubscribeEvent>,
+    pub state: Arc<SubscriptionState>,
+    _guard: SubscriptionGuard,
+}
+
+struct SubscriptionGuard {
+    id: u64,
+    engine: Weak<Inner>,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.engine.upgrade() {
+            inner.metrics.subscriptions.fetch_sub(1, Ordering::Relaxed);
+            inner.shared.feeds.lock().expect("lock").remove(&self.id);
+            let _ = inner.send(Command::Unsubscribe { id: self.id });
+        }
+    }
+}
+
+/// Rows of a read, with the timestamp they are exact at.
+#[derive(Clone, Debug)]
+pub struct ReadResult {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+    pub timestamp: Time,
+}
+
+pub(crate) struct Coord {
+    pub catalog: Catalog,
+    /// Every input has been advanced to `upper`: all times before it are sealed.
+    pub upper: Time,
+    /// Arrangements may have forgotten distinctions before `since`.
+    pub since: Time,
+    pub shutdown: bool,
+}
+
+impl Coord {
+    /// The latest timestamp whose writes have all been sequenced.
+    pub fn read_ts(&self) -> Time {
+        self.upper.saturating_sub(1)
+    }
+
+    /// A fresh timestamp for a write, strictly after every earlier one.
+    pub fn write_ts(&mut self) -> Time {
+        let ts = now_ms().max(self.upper);
+        self.upper = ts + 1;
+        ts
+    }
+
+    /// Checks that `ts` can be read.
+    pub fn check_readable(&self, ts: Time) -> Result<()> {
+        if ts < self.since {
+            return Err(Error::Compacted { requested: ts, since: self.since });
+        }
+        if ts > self.read_ts() {
+            return Err(Error::Future { requested: ts, latest: self.read_ts() });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Inner {
+    config: EngineConfig,
+    coord: Mutex<Coord>,
+    commands: crossbeam_channel::Sender<Command>,
+    shared: Arc<Shared>,
+    peers: usize,
+    next_request: AtomicU64,
+    guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
+    ticker: Mutex<Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>>,
+    pub(crate) metrics: Metrics,
+}
+
+/// A handle on a running engine; clones share it.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// A read sent to the workers, to be collected without holding the coordinator lock.
+pub(crate) struct PendingPeek {
+    id: u64,
+    rx: crossbeam_channel::Receiver<PeekPart>,
+    parts: usize,
+}
+
+impl Inner {
+    fn send(&self, cmd: Command) -> Result<()> {
+        self.commands.send(cmd).map_err(|_| Error::Shutdown)?;
+        if let Some(t) = self.shared.worker0.lock().expect("lock").as_ref() {
+            t.unpark();
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Coord>> {
+        let coord = self.coord.lock().map_err(|_| Error::Internal("coordinator lock poisoned".into()))?;
+        if coord.shutdown {
+            return Err(Error::Shutdown);
+        }
+        Ok(coord)
+    }
+
+    /// Sends a read; call while holding the coordinator lock so it is ordered with compaction.
+    fn start_peek(&self, target: Target, ts: Time) -> Result<PendingPeek> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(self.peers);
+        self.shared.peeks.lock().expect("lock").insert(id, tx);
+        self.send(Command::Peek { id, target, ts })?;
+        Ok(PendingPeek { id, rx, parts: self.peers })
+    }
+
+    /// Collects every worker's answer: consolidated (row, multiplicity) pairs.
+    fn finish_peek(&self, p: PendingPeek) -> Result<Vec<(Row, Diff)>> {
+        let mut rows: Vec<(Row, Diff)> = Vec::new();
+        let mut error = None;
+        for _ in 0..p.parts {
+            match p.rx.recv_timeout(Duration::from_secs(300)) {
+                Ok(Ok(part)) => rows.extend(part),
+                Ok(Err(e)) => error = Some(e),
+                Err(_) => {
+                    self.shared.peeks.lock().expect("lock").remove(&p.id);
+                    return Err(Error::Internal("workers did not answer the read".into()));
+                }
+            }
+        }
+        self.shared.peeks.lock().expect("lock").remove(&p.id);
+        if let Some(e) = error {
+            return Err(Error::Eval(e));
+        }
+        rows.sort();
+        let mut out: Vec<(Row, Diff)> = Vec::with_capacity(rows.len());
+        for (r, d) in rows {
+            match out.last_mut() {
+                Some((lr, ld)) if *lr == r => *ld += d,
+                _ => out.push((r, d)),
+            }
+        }
+        out.retain(|(_, d)| *d != 0);
+        Ok(out)
+    }
+}
+
+/// Expands (row, multiplicity) pairs into rows.
+pub(crate) fn expand(rows: Vec<(Row, Diff)>) -> Result<Vec<Row>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (r, d) in rows {
+        if d < 0 {
+            return Err(Error::Internal(format!("negative multiplicity {d} for a result row")));
+        }
+        for _ in 1..d {
+            out.push(r.clone());
+        }
+        if d > 0 {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+impl Engine {
+    /// Starts the workers and the clock.
+    pub fn start(config: EngineConfig) -> Result<Engine> {
+        let workers = config.workers.max(1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            commands: rx,
+            peeks: Mutex::new(Default::default()),
+            feeds: Mutex::new(Default::default()),
+            worker0: Mutex::new(None),
+        });
+        let start = now_ms();
+        let worker_shared = Arc::clone(&shared);
+        let timely_config = timely::Config::process(workers);
+        let guards = timely::execute(timely_config, move |worker| {
+            crate::worker::run(worker, Arc::clone(&worker_shared), start);
+        })
+        .map_err(Error::Internal)?;
+        // Wait for worker 0 to say where it lives, so commands can wake it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while shared.worker0.lock().expect("lock").is_none() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Internal("workers did not start".into()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            coord: Mutex::new(Coord { catalog: Catalog::default(), upper: start, since: 0, shutdown: false }),
+            commands: tx,
+            shared,
+            peers: workers,
+            next_request: AtomicU64::new(1),
+            guards: Mutex::new(Some(guards)),
+            ticker: Mutex::new(None),
+            metrics: Metrics::default(),
+        });
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let weak = Arc::downgrade(&inner);
+        let tick = config.tick;
+        let handle = std::thread::Builder::new()
+            .name("freshet-clock".into())
+            .spawn(move || clock(weak, stop_rx, tick))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        *inner.ticker.lock().expect("lock") = Some((stop_tx, handle));
+        tracing::info!(workers, "engine started");
+        Ok(Engine { inner })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Latest complete timestamp and earliest retained one.
+    pub fn frontiers(&self) -> (Time, Time) {
+        let c = self.inner.coord.lock().expect("lock");
+        (c.read_ts(), c.since)
+    }
+
+    /// Runs `;`-separated statements in order; stops at the first error, keeping what ran.
+    pub fn execute(&self, sql: &str) -> std::result::Result<Vec<StatementResult>, ExecuteError> {
+        execute::execute(self, sql)
+    }
+
+    /// The columns of a table (for ingest).
+    pub fn table_schema(&self, name: &str) -> Result<Schema> {
+        let coord = self.inner.lock()?;
+        match coord.catalog.by_name(name) {
+            Some(i) if i.kind == crate::sql::ItemKind::Table => Ok(i.schema.clone()),
+            Some(i) => Err(Error::plan(format!("\"{}\" is a {}, not a table", i.name, i.kind.name()))),
+            None => Err(Error::UnknownItem { kind: "table", name: name.to_string() }),
+        }
+    }
+
+    /// Applies inserts (+1) and deletes (-1) to a table atomically at one new timestamp.
+    /// Rows are checked against the table's columns; deletes must match existing rows.
+    pub fn write(&self, table: &str, updates: Vec<(Row, Diff)>) -> Result<Time> {
+        let mut coord = self.inner.lock()?;
+        execute::write_rows(self, &mut coord, table, updates)
+    }
+
+    /// Reads a table or view as of `as_of` (default: the latest complete timestamp).
+    pub fn read(&self, name: &str, as_of: Option<Time>) -> Result<ReadResult> {
+        let (pending, columns, ts) = {
+            let coord = self.inner.lock()?;
+            let item = coord
+                .catalog
+                .by_name(name)
+                .ok_or_else(|| Error::UnknownItem { kind: "relation", name: name.to_string() })?;
+            let ts = as_of.unwrap_or_else(|| coord.read_ts());
+            coord.check_readable(ts)?;
+            (self.inner.start_peek(Target::Item(item.id), ts)?, item.schema.columns.clone(), ts)
+        };
+        let rows = expand(self.inner.finish_peek(pending)?)?;
+        Ok(ReadResult { columns, rows, timestamp: ts })
+    }
+
+    /// Starts a subscription.
+    pub fn subscribe(&self, target: SubscribeTarget, options: SubscribeOptions) -> Result<Subscription> {
+        let coord = self.inner.lock()?;
+        let (target, columns) = match target {
+            SubscribeTarget::Name(name) => {
+                let item = coord
+                    .catalog
+                    .by_name(&name)
+                    .ok_or_else(|| Error::UnknownItem { kind: "relation", name: name.clone() })?;
+                (Target::Item(item.id), item.schema.columns.clone())
+            }
+            SubscribeTarget::Sql(sql) => {
+                let (plan, columns) = execute::plan_select_text(&coord, &sql)?;
+                let mut deps = Vec::new();
+                plan.dependencies(&mut deps);
+                (Target::Plan { plan, deps }, columns)
+            }
+        };
+        let (as_of, snapshot) = match options.resume_from {
+            Some(t) => (t.saturating_sub(1), false),
+            None => (options.as_of.unwrap_or_else(|| coord.read_ts()), options.snapshot),
+        };
+        coord.check_readable(as_of)?;
+        let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = async_channel::bounded(self.inner.config.subscriber_buffer.max(2));
+        let state = Arc::new(SubscriptionState::default());
+        self.inner.shared.feeds.lock().expect("lock").insert(id, SubscriptionFeed { sender: tx, state: Arc::clone(&state) });
+        self.inner.send(Command::Subscribe { id, target, as_of, snapshot })?;
+        self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+        Ok(Subscription {
+            columns,
+            as_of,
+            events: rx,
+            state,
+            _guard: SubscriptionGuard { id, engine: Arc::downgrade(&self.inner) },
+        })
+    }
+
+    /// Tables and views with their columns and definitions.
+    pub fn catalog(&self) -> Vec<ItemDescription> {
+        let coord = self.inner.coord.lock().expect("lock");
+        coord.catalog.items().map(|i| coord.catalog.describe(i)).collect()
+    }
+
+    /// Stops the clock and the workers; open subscriptions end. Idempotent.
+    pub fn shutdown(&self) {
+        {
+            let mut coord = self.inner.coord.lock().expect("lock");
+            if coord.shutdown {
+                return;
+            }
+            coord.shutdown = true;
+        }
+        if let Some((stop, handle)) = self.inner.ticker.lock().expect("lock").take() {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+        // End open subscriptions: their consumers see the channel close.
+        self.inner.shared.feeds.lock().expect("lock").clear();
+        let _ = self.inner.send(Command::Shutdown);
+        if let Some(guards) = self.inner.guards.lock().expect("lock").take() {
+            drop(guards.join());
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+/// Advances time when nothing is written, and lets arrangements compact past the retention.
+fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Duration) {
+    loop {
+        match stop.recv_timeout(tick) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Some(inner) = engine.upgrade() else { return };
+        let Ok(mut coord) = inner.lock() else { return };
+        let now = now_ms();
+        if now > coord.upper {
+            coord.upper = now;
+            let _ = inner.send(Command::Advance { upper: now });
+        }
+        let retention = inner.config.retention.as_millis() as Time;
+        let since = coord.read_ts().saturating_sub(retention);
+        if since > coord.since {
+            coord.since = since;
+            let _ = inner.send(Command::AllowCompaction { since });
+        }
+    }
+}

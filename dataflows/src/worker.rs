@@ -1,0 +1,472 @@
+//! The loop every timely worker runs.
+//!
+//! Worker 0 takes commands from the coordinator, numbers them and sends them through a small
+//! "command" dataflow to all workers; every worker applies them in that order (creating and
+//! dropping dataflows, inserting its share of writes, advancing inputs, compacting). Between
+//! commands a worker steps its dataflows, answers reads whose timestamp its arrangements have
+//! passed, and otherwise parks until timely or the coordinator wakes it: idle workers use no
+//! CPU, which matters when workers share two cores.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::input::InputSession;
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
+use differential_dataflow::trace::TraceReader;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Input;
+use timely::dataflow::operators::Probe;
+use timely::progress::frontier::{Antichain, AntichainRef};
+use timely::worker::Worker;
+
+use crate::command::{Command, Target};
+use crate::error::EvalError;
+use crate::plan::{Diff, GlobalId};
+use crate::render::{Bundle, Context, ErrTrace, RowTrace, Time};
+use crate::row::Row;
+use crate::subscribe::{batch_by_time, Offer, SubscribeEvent, SubscriptionFeed};
+
+/// One worker's answer to a read: its rows, or the first evaluation error it holds.
+pub type PeekPart = Result<Vec<(Row, Diff)>, EvalError>;
+
+/// State shared between the coordinator and the workers of this process.
+pub struct Shared {
+    /// Commands for worker 0 to sequence.
+    pub commands: crossbeam_channel::Receiver<Command>,
+    /// Where each read's answers go.
+    pub peeks: Mutex<HashMap<u64, crossbeam_channel::Sender<PeekPart>>>,
+    /// Feeds of subscriptions not yet picked up by worker 0's sink.
+    pub feeds: Mutex<HashMap<u64, SubscriptionFeed>>,
+    /// Worker 0's thread, to wake it when a command arrives.
+    pub worker0: Mutex<Option<std::thread::Thread>>,
+}
+
+/// A catalog item's arrangements on this worker.
+struct Item {
+    oks: RowTrace,
+    errs: Option<ErrTrace>,
+    input: Option<InputSession<Time, Row, Diff>>,
+    dataflow: usize,
+    name: String,
+}
+
+struct PendingPeek {
+    id: u64,
+    ts: Time,
+    oks: RowTrace,
+    errs: Option<ErrTrace>,
+    dataflow: Option<usize>,
+}
+
+struct WorkerState {
+    items: BTreeMap<GlobalId, Item>,
+    upper: Time,
+    since: Time,
+    peeks: Vec<PendingPeek>,
+    subscriptions: BTreeMap<u64, usize>,
+    /// Subscriptions whose consumer left or lagged (worker 0 only), to be unsubscribed.
+    stopped: Rc<RefCell<Vec<u64>>>,
+    shutdown: bool,
+}
+
+/// Runs one worker until the coordinator says to shut down.
+pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
+    let index = worker.index();
+    let peers = worker.peers();
+    if index == 0 {
+        *shared.worker0.lock().expect("lock") = Some(std::thread::current());
+    }
+
+    let received: Rc<RefCell<Vec<(u64, Command)>>> = Rc::new(RefCell::new(Vec::new()));
+    let (cmd_input, _cmd_probe) = worker.dataflow_named::<u64, _, _>("Commands", |scope| {
+        let (input, stream) = scope.new_input::<(u64, u64, Command)>();
+        let recv = Rc::clone(&received);
+        let (probe, stream) = stream.probe();
+        stream.sink(Exchange::new(|x: &(u64, u64, Command)| x.0), "CommandSink", move |(input, _frontier)| {
+            input.for_each(|_cap, data| {
+                recv.borrow_mut().extend(data.drain(..).map(|(_, seq, cmd)| (seq, cmd)));
+            });
+        });
+        (input, probe)
+    });
+    let mut cmd_input = if index == 0 { Some(cmd_input) } else { None };
+    let mut seq: u64 = 0;
+
+    let mut state = WorkerState {
+        items: BTreeMap::new(),
+        upper: initial_upper,
+        since: 0,
+        peeks: Vec::new(),
+        subscriptions: BTreeMap::new(),
+        stopped: Rc::new(RefCell::new(Vec::new())),
+        shutdown: false,
+    };
+
+    loop {
+        if let Some(input) = cmd_input.as_mut() {
+            let mut sent = false;
+            let stopped: Vec<u64> = state.stopped.borrow_mut().drain(..).collect();
+            let internal = stopped.into_iter().map(|id| Command::Unsubscribe { id });
+            let external = std::iter::from_fn(|| shared.commands.try_recv().ok());
+            for cmd in internal.chain(external) {
+                seq += 1;
+                for w in 0..peers {
+                    input.send((w as u64, seq, cmd.share_for(w, peers)));
+                }
+                sent = true;
+            }
+            if sent {
+                input.advance_to(seq + 1);
+                input.flush();
+            }
+        }
+
+        // Park only when nothing is waiting on us.
+        let park = if state.peeks.is_empty() { None } else { Some(std::time::Duration::from_millis(1)) };
+        worker.step_or_park(park);
+
+        let mut cmds = std::mem::take(&mut *received.borrow_mut());
+        cmds.sort_by_key(|(s, _)| *s);
+        for (_, cmd) in cmds {
+            state.apply(worker, &shared, cmd);
+        }
+        state.answer_peeks(worker, &shared);
+        if state.shutdown {
+            break;
+        }
+    }
+
+    // Close inputs and drop everything so timely can wind down.
+    drop(cmd_input.take());
+    let dataflows: Vec<usize> = state.items.values().map(|i| i.dataflow).chain(state.subscriptions.values().copied()).collect();
+    state.items.clear();
+    state.peeks.clear();
+    for d in dataflows {
+        worker.drop_dataflow(d);
+    }
+}
+
+impl WorkerState {
+    fn apply(&mut self, worker: &mut Worker, shared: &Arc<Shared>, cmd: Command) {
+        match cmd {
+            Command::CreateTable { id, name } => {
+                let mut input = InputSession::new();
+                let dataflow = worker.next_dataflow_index();
+                let mut oks = worker.dataflow_named::<Time, _, _>(&format!("table {name}"), |scope| {
+                    input.to_collection(scope).arrange_by_self_named(&format!("arrange {name}")).trace
+                });
+                input.advance_to(self.upper);
+                input.flush();
+                oks.set_logical_compaction(AntichainRef::new(&[self.since]));
+                oks.set_physical_compaction(AntichainRef::new(&[self.since]));
+                self.items.insert(id, Item { oks, errs: None, input: Some(input), dataflow, name });
+            }
+            Command::CreateView { id, name, plan, deps } => {
+                let dataflow = worker.next_dataflow_index();
+                let items = &mut self.items;
+                let (mut oks, mut errs) = worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
+                    let mut ctx = Context::new(scope);
+                    import(&mut ctx, items, &deps);
+                    let bundle = ctx.render(&crate::plan::lower::lower(plan));
+                    (
+                        bundle.oks.arrange_by_self_named(&format!("arrange {name}")).trace,
+                        bundle.errs.arrange_by_self_named(&format!("errors {name}")).trace,
+                    )
+                });
+                for t in [&mut oks] {
+                    t.set_logical_compaction(AntichainRef::new(&[self.since]));
+                    t.set_physical_compaction(AntichainRef::new(&[self.since]));
+                }
+                errs.set_logical_compaction(AntichainRef::new(&[self.since]));
+                errs.set_physical_compaction(AntichainRef::new(&[self.since]));
+                self.items.insert(id, Item { oks, errs: Some(errs), input: None, dataflow, name });
+            }
+            Command::Drop { ids } => {
+                for id in ids {
+                    if let Some(mut item) = self.items.remove(&id) {
+                        if let Some(input) = item.input.take() {
+                            input.close();
+                        }
+                        drop(item.oks);
+                        drop(item.errs);
+                        worker.drop_dataflow(item.dataflow);
+                        tracing::debug!(name = item.name, "dropped dataflow");
+                    }
+                }
+            }
+            Command::Write { ts, writes } => {
+                let ts = ts.max(self.upper);
+                for item in self.items.values_mut() {
+                    if let Some(input) = item.input.as_mut() {
+                        input.advance_to(ts);
+                    }
+                }
+                for (id, rows) in writes {
+                    if let Some(input) = self.items.get_mut(&id).and_then(|i| i.input.as_mut()) {
+                        for (row, diff) in rows {
+                            input.update(row, diff);
+                        }
+                    }
+                }
+                self.advance(ts + 1);
+            }
+            Command::Advance { upper } => self.advance(upper),
+            Command::AllowCompaction { since } => {
+                if since > self.since {
+                    self.since = since;
+                    let f = [since];
+                    for item in self.items.values_mut() {
+                        item.oks.set_logical_compaction(AntichainRef::new(&f));
+                        item.oks.set_physical_compaction(AntichainRef::new(&f));
+                        if let Some(e) = item.errs.as_mut() {
+                            e.set_logical_compaction(AntichainRef::new(&f));
+                            e.set_physical_compaction(AntichainRef::new(&f));
+                        }
+                    }
+                }
+            }
+            Command::Peek { id, target, ts } => match target {
+                Target::Item(gid) => match self.items.get(&gid) {
+                    Some(item) => self.peeks.push(PendingPeek { id, ts, oks: item.oks.clone(), errs: item.errs.clone(), dataflow: None }),
+                    None => send_peek(shared, id, Ok(Vec::new())),
+                },
+                Target::Plan { plan, deps } => {
+                    let dataflow = worker.next_dataflow_index();
+                    let items = &mut self.items;
+                    let (oks, errs) = worker.dataflow_named::<Time, _, _>("peek", |scope| {
+                        let mut ctx = Context::new(scope);
+                        import(&mut ctx, items, &deps);
+                        let bundle = ctx.render(&crate::plan::lower::lower(plan));
+                        (bundle.oks.arrange_by_self().trace, bundle.errs.arrange_by_self().trace)
+                    });
+                    self.peeks.push(PendingPeek { id, ts, oks, errs: Some(errs), dataflow: Some(dataflow) });
+                }
+            },
+            Command::Subscribe { id, target, as_of, snapshot } => {
+                let feed = if worker.index() == 0 { shared.feeds.lock().expect("lock").remove(&id) } else { None };
+                let stopped = Rc::clone(&self.stopped);
+                if worker.index() == 0 && feed.is_none() {
+                    stopped.borrow_mut().push(id);
+                }
+                let dataflow = worker.next_dataflow_index();
+                let items = &mut self.items;
+                worker.dataflow_named::<Time, _, _>(&format!("subscribe {id}"), |scope| {
+                    let mut ctx = Context::new(scope);
+                    let bundle = match target {
+                        Target::Item(gid) => {
+                            import(&mut ctx, items, &[gid]);
+                            ctx.gets.remove(&gid).unwrap_or_else(|| Bundle::new(ctx.constant(vec![]), ctx.no_errors()))
+                        }
+                        Target::Plan { plan, deps } => {
+                            import(&mut ctx, items, &deps);
+                            ctx.render(&crate::plan::lower::lower(plan))
+                        }
+                    };
+                    let updates = bundle.oks.map(Ok).concat(bundle.errs.map(Err)).inner;
+                    let mut sink = SubscribeSink { id, feed, as_of, snapshot, snapshot_sent: false, stash: Vec::new(), last_upper: 0, stopped };
+                    updates.sink(Exchange::new(|_| 0u64), "SubscribeSink", move |(input, frontier)| {
+                        input.for_each(|_cap, data| sink.stash.append(data));
+                        let upper = frontier.frontier().iter().next().copied();
+                        sink.advance(upper);
+                    });
+                });
+                self.subscriptions.insert(id, dataflow);
+            }
+            Command::Unsubscribe { id } => {
+                if let Some(d) = self.subscriptions.remove(&id) {
+                    worker.drop_dataflow(d);
+                }
+                shared.feeds.lock().expect("lock").remove(&id);
+            }
+            Command::Shutdown => self.shutdown = true,
+        }
+    }
+
+    fn advance(&mut self, upper: Time) {
+        if upper < self.upper {
+            return;
+        }
+        self.upper = upper;
+        for item in self.items.values_mut() {
+            if let Some(input) = item.input.as_mut() {
+                input.advance_to(upper);
+                input.flush();
+            }
+        }
+    }
+
+    /// Answers every read whose timestamp the arrangements have passed.
+    fn answer_peeks(&mut self, worker: &mut Worker, shared: &Arc<Shared>) {
+        let mut i = 0;
+        while i < self.peeks.len() {
+            let p = &mut self.peeks[i];
+            let done = |t: &mut dyn FnMut(&mut Antichain<Time>), ts: Time| {
+                let mut upper = Antichain::new();
+                t(&mut upper);
+                !upper.less_equal(&ts)
+            };
+            let ts = p.ts;
+            let oks_done = done(&mut |a| p.oks.read_upper(a), ts);
+            let errs_done = match p.errs.as_mut() {
+                Some(e) => done(&mut |a| e.read_upper(a), ts),
+                None => true,
+            };
+            if !(oks_done && errs_done) {
+                i += 1;
+                continue;
+            }
+            let mut p = self.peeks.swap_remove(i);
+            let errors = p.errs.as_mut().map(|e| read_at(e, p.ts)).unwrap_or_default();
+            let answer = match errors.into_iter().find(|(_, d)| *d > 0) {
+                Some((e, _)) => Err(e),
+                None => Ok(read_at(&mut p.oks, p.ts)),
+            };
+            send_peek(shared, p.id, answer);
+            if let Some(d) = p.dataflow {
+                drop(p);
+                worker.drop_dataflow(d);
+            }
+        }
+    }
+}
+
+fn send_peek(shared: &Arc<Shared>, id: u64, part: PeekPart) {
+    if let Some(tx) = shared.peeks.lock().expect("lock").get(&id) {
+        let _ = tx.send(part);
+    }
+}
+
+/// Brings the arrangements of `deps` into a dataflow as collections.
+fn import<'s>(ctx: &mut Context<'s, Time>, items: &mut BTreeMap<GlobalId, Item>, deps: &[GlobalId]) {
+    for id in deps {
+        let Some(item) = items.get_mut(id) else {
+            tracing::error!(id, "dependency missing on worker");
+            continue;
+        };
+        let oks = item.oks.import_named(ctx.scope, &format!("import {}", item.name)).as_collection(|k: &Row, _: &()| k.clone());
+        let errs = match item.errs.as_mut() {
+            Some(e) => e.import_named(ctx.scope, &format!("import errors {}", item.name)).as_collection(|k: &EvalError, _: &()| k.clone()),
+            None => ctx.no_errors(),
+        };
+        ctx.gets.insert(*id, Bundle::new(oks, errs));
+    }
+}
+
+/// The accumulated contents of a key arrangement as of `ts`.
+fn read_at<K: Ord + Clone + 'static>(trace: &mut differential_dataflow::operators::arrange::TraceAgent<differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>>, ts: Time) -> Vec<(K, Diff)>
+where
+    K: timely::ExchangeData,
+{
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else { return Vec::new() };
+    let (mut cursor, storage) = cursor_list(batches);
+    let mut out = Vec::new();
+    while cursor.key_valid(&storage) {
+        let mut count: Diff = 0;
+        while cursor.val_valid(&storage) {
+            cursor.map_times(&storage, |t, d| {
+                if *t <= ts {
+                    count += *d;
+                }
+            });
+            cursor.step_val(&storage);
+        }
+        if count != 0 {
+            out.push((cursor.key(&storage).clone(), count));
+        }
+        cursor.step_key(&storage);
+    }
+    out
+}
+
+/// Worker 0's end of a subscription dataflow: batches updates by time as the frontier passes.
+struct SubscribeSink {
+    id: u64,
+    feed: Option<SubscriptionFeed>,
+    as_of: Time,
+    snapshot: bool,
+    snapshot_sent: bool,
+    stash: Vec<(Result<Row, EvalError>, Time, Diff)>,
+    last_upper: Time,
+    stopped: Rc<RefCell<Vec<u64>>>,
+}
+
+impl SubscribeSink {
+    fn stop(&mut self) {
+        if self.feed.take().is_some() {
+            self.stopped.borrow_mut().push(self.id);
+        }
+        self.stash.clear();
+    }
+
+    fn offer(&mut self, event: SubscribeEvent) -> bool {
+        match self.feed.as_ref().map(|f| f.offer(event)) {
+            Some(Offer::Sent) => true,
+            _ => {
+                self.stop();
+                false
+            }
+        }
+    }
+
+    /// Called whenever data arrives or the frontier moves; `upper` is `None` once the input
+    /// is closed (the view was dropped or the server is stopping).
+    fn advance(&mut self, upper: Option<Time>) {
+        if self.feed.is_none() {
+            self.stash.clear();
+            return;
+        }
+        let bound = upper.unwrap_or(Time::MAX);
+        if bound <= self.as_of || bound <= self.last_upper {
+            return;
+        }
+        let as_of = self.as_of;
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stash).into_iter().partition(|(_, t, _)| *t < bound);
+        self.stash = rest;
+        let mut rows = Vec::with_capacity(ready.len());
+        let mut errors: BTreeMap<EvalError, Diff> = BTreeMap::new();
+        for (r, t, d) in ready {
+            match r {
+                Ok(row) => rows.push((row, t.max(as_of), d)),
+                Err(e) => *errors.entry(e).or_default() += d,
+            }
+        }
+        if let Some((e, _)) = errors.into_iter().find(|(_, d)| *d > 0) {
+            let resume_from = self.feed.as_ref().map(|f| f.state.resume_from());
+            self.offer(SubscribeEvent::Error { code: "evaluation_error", message: e.to_string(), resume_from });
+            self.stop();
+            return;
+        }
+        let mut batches = batch_by_time(rows);
+        if !self.snapshot_sent {
+            self.snapshot_sent = true;
+            let has_snapshot = batches.first().is_some_and(|(t, _)| *t == as_of);
+            if self.snapshot && !has_snapshot {
+                batches.insert(0, (as_of, Vec::new()));
+            } else if !self.snapshot && has_snapshot {
+                batches.remove(0);
+            }
+        }
+        for (time, updates) in batches {
+            if !self.offer(SubscribeEvent::Update { time, updates }) {
+                return;
+            }
+        }
+        match upper {
+            Some(u) => {
+                self.last_upper = u;
+                self.offer(SubscribeEvent::Progress { upper: u });
+            }
+            None => {
+                self.offer(SubscribeEvent::Error {
+                    code: "closed",
+                    message: "the subscribed relation was dropped or the server is shutting down".into(),
+                    resume_from: None,
+                });
+                self.stop();
+            }
+        }
+    }
+}
