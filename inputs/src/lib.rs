@@ -1,1 +1,8 @@
-//! Sources and sinks.
+//! Sources and sinks for freshet.
+//!
+//! Transport is kept apart from format: a transport (file, Kafka, the HTTP ingest endpoint, a
+//! generator) moves bytes and knows positions; a format (`format::json`, `format::csv`) turns
+//! those bytes into rows of a schema. The HTTP ingest endpoint is the first user of the
+//! formats; file and Kafka sources reuse them.
+
+pub mod format;

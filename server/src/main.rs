@@ -1,1 +1,152 @@
-fn main(){}
+//! The `freshet` binary: `serve` the HTTP API, or `run` a SQL script in-process.
+
+mod app;
+mod auth;
+mod error;
+mod json;
+mod metrics;
+mod routes;
+mod run;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use freshet_dataflows::engine::{Engine, EngineConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "freshet", version, about = "Incremental SQL views on timely and differential dataflow")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Run a SQL script in-process and print the results of its SELECTs.
+    Run {
+        file: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: run::Format,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7800", env = "FRESHET_LISTEN")]
+    listen: SocketAddr,
+    /// Timely worker threads.
+    #[arg(long, default_value_t = 1, env = "FRESHET_WORKERS")]
+    workers: usize,
+    /// Directory for durable state (durability is not built yet: runs are ephemeral).
+    #[arg(long, env = "FRESHET_DATA_DIR", conflicts_with = "ephemeral")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Require `Authorization: Bearer TOKEN` on /v1 and the console.
+    #[arg(long, env = "FRESHET_AUTH_TOKEN")]
+    auth_token: Option<String>,
+    /// Largest accepted request body.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_body_bytes: usize,
+    /// How long history stays readable with AS OF and resumable by subscriptions, in seconds.
+    #[arg(long, default_value_t = 300)]
+    retention_secs: u64,
+    /// Events buffered per subscriber before it is cut off as lagging.
+    #[arg(long, default_value_t = 1024)]
+    subscriber_buffer: usize,
+    /// Number of processes in the cluster (multi-process clusters are not built yet).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// This process's index in the cluster.
+    #[arg(long, default_value_t = 0)]
+    process: usize,
+    /// host:port of every process, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Run { file, workers, format } => run::run(&file, workers, format),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.processes > 1 {
+        anyhow::bail!("--processes > 1 is not supported yet: run a single process with --workers N");
+    }
+    if let Some(dir) = &args.data_dir {
+        tracing::warn!(dir = %dir.display(), "durability is not built yet; this run is ephemeral");
+    }
+    let engine = Engine::start(EngineConfig {
+        workers: args.workers,
+        retention: Duration::from_secs(args.retention_secs),
+        subscriber_buffer: args.subscriber_buffer,
+        ..Default::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let shutdown = CancellationToken::new();
+    let state = state::AppState {
+        engine: engine.clone(),
+        auth_token: args.auth_token.map(Arc::from),
+        max_body_bytes: args.max_body_bytes,
+        shutdown: shutdown.clone(),
+        metrics: Arc::new(metrics::HttpMetrics::default()),
+    };
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, workers = args.workers, "serving");
+        let signal_token = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            signal_token.cancel();
+        });
+        axum::serve(listener, app::router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        anyhow::Ok(())
+    })?;
+    engine.shutdown();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,63 @@
+//! CSV: a header line naming columns, then one record per line (inserts). An empty field is
+//! NULL, as in PostgreSQL's `COPY … CSV`.
+
+use freshet_dataflows::value::parse_text;
+use freshet_dataflows::{Row, Schema, Value};
+
+use super::{FormatError, Updates};
+
+/// Decodes CSV with a header line. The first bad record fails the whole input.
+pub fn decode_with_header(schema: &Schema, input: &[u8]) -> Result<Updates, FormatError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(input);
+    let headers = reader.headers().map_err(|e| FormatError { line: 1, message: format!("malformed CSV header: {e}") })?.clone();
+    let mut positions = Vec::with_capacity(headers.len());
+    for h in headers.iter() {
+        let i = schema.index_of(h.trim()).ok_or_else(|| FormatError { line: 1, message: format!("unknown column \"{h}\"") })?;
+        positions.push(i);
+    }
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| FormatError {
+            line: e.position().map(|p| p.line()).unwrap_or(0),
+            message: format!("malformed CSV: {e}"),
+        })?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let mut values = vec![Value::Null; schema.len()];
+        for (field, &i) in record.iter().zip(&positions) {
+            values[i] = decode_field(schema, i, field).map_err(|message| FormatError { line, message })?;
+        }
+        for (v, c) in values.iter().zip(&schema.columns) {
+            if v.is_null() && !c.nullable {
+                return Err(FormatError { line, message: format!("missing value for NOT NULL column \"{}\"", c.name) });
+            }
+        }
+        out.push((Row::new(values), 1));
+    }
+    Ok(out)
+}
+
+/// Decodes one field of column `i`.
+pub fn decode_field(schema: &Schema, i: usize, field: &str) -> Result<Value, String> {
+    if field.is_empty() {
+        return Ok(Value::Null);
+    }
+    let col = &schema.columns[i];
+    parse_text(field, col.ty).ok_or_else(|| format!("column \"{}\": invalid {} value \"{field}\"", col.name, col.ty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_dataflows::{Column, DataType};
+
+    #[test]
+    fn decodes_with_header_and_reports_lines() {
+        let schema = Schema::new(vec![Column::new("id", DataType::Int, false), Column::new("name", DataType::Text, true)]);
+        let got = decode_with_header(&schema, b"name,id\na,1\n,2\n").unwrap();
+        assert_eq!(got[1].0, Row::new(vec![Value::Int(2), Value::Null]));
+        let err = decode_with_header(&schema, b"id,name\n1,a\nx,b\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        let err = decode_with_header(&schema, b"id,nope\n1,a\n").unwrap_err();
+        assert_eq!(err.line, 1);
+    }
+}

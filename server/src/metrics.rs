@@ -1,0 +1,91 @@
+//! Prometheus metrics: request latencies, subscribers, and the engine's counters.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use freshet_dataflows::engine::Engine;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+type Labels = Vec<(String, String)>;
+
+pub struct HttpMetrics {
+    registry: Registry,
+    pub requests: Family<Labels, Histogram>,
+    pub subscribers: Gauge,
+    rows_written: Counter,
+    writes: Counter,
+    reads: Counter,
+    statement_errors: Counter,
+    latest_timestamp: Gauge,
+    frontier_lag_ms: Gauge,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("freshet");
+        let requests = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 18)));
+        registry.register("http_request_duration_seconds", "HTTP request latency by route and status", requests.clone());
+        let subscribers = Gauge::default();
+        registry.register("subscribers", "Open subscription streams", subscribers.clone());
+        let rows_written = Counter::default();
+        registry.register("rows_written", "Rows inserted or deleted in tables", rows_written.clone());
+        let writes = Counter::default();
+        registry.register("writes", "Write statements and ingest requests applied", writes.clone());
+        let reads = Counter::default();
+        registry.register("reads", "SELECT statements answered", reads.clone());
+        let statement_errors = Counter::default();
+        registry.register("statement_errors", "Statements that failed", statement_errors.clone());
+        let latest_timestamp = Gauge::default();
+        registry.register("latest_timestamp_ms", "Latest complete timestamp", latest_timestamp.clone());
+        let frontier_lag_ms = Gauge::default();
+        registry.register("frontier_lag_ms", "Wall clock minus the latest complete timestamp", frontier_lag_ms.clone());
+        HttpMetrics { registry, requests, subscribers, rows_written, writes, reads, statement_errors, latest_timestamp, frontier_lag_ms }
+    }
+}
+
+fn catch_up(counter: &Counter, value: u64) {
+    let current = counter.get();
+    if value > current {
+        counter.inc_by(value - current);
+    }
+}
+
+impl HttpMetrics {
+    /// The text exposition, with engine counters brought up to date.
+    pub fn render(&self, engine: &Engine) -> String {
+        let m = engine.metrics();
+        catch_up(&self.rows_written, m.rows_written.load(Ordering::Relaxed));
+        catch_up(&self.writes, m.writes.load(Ordering::Relaxed));
+        catch_up(&self.reads, m.reads.load(Ordering::Relaxed));
+        catch_up(&self.statement_errors, m.errors.load(Ordering::Relaxed));
+        let (latest, _) = engine.frontiers();
+        self.latest_timestamp.set(latest as i64);
+        self.frontier_lag_ms.set(freshet_dataflows::engine::now_ms().saturating_sub(latest) as i64);
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            tracing::error!("metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// Records each request's latency under its route.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let labels = vec![("route".to_string(), route), ("method".to_string(), method), ("status".to_string(), response.status().as_u16().to_string())];
+    state.metrics.requests.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    response
+}

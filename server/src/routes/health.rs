@@ -1,0 +1,24 @@
+//! `/healthz` (alive), `/readyz` (ready to serve), `/metrics` (Prometheus text).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready once the engine runs. (Recovery and source backfill will gate this when they exist.)
+pub async fn readyz(State(state): State<AppState>) -> Json<Value> {
+    let (latest, _) = state.engine.frontiers();
+    Json(json!({"ready": true, "latest_timestamp": latest}))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let text = state.metrics.render(&state.engine);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+}

@@ -1,0 +1,49 @@
+//! `POST /v1/tables/{name}/rows`: NDJSON or CSV, applied atomically at one timestamp.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use freshet_inputs::format::{csv, json as ndjson, FormatError};
+use serde_json::{json, Value};
+
+use super::{blocking, body};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub async fn post(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, raw: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let raw = body(raw)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-ndjson")
+        .to_ascii_lowercase();
+    let engine = state.engine.clone();
+    let result = blocking(move || -> ApiResult<Value> {
+        let schema = engine.table_schema(&name)?;
+        let bad_line = |e: FormatError| ApiError::bad_request("invalid_data", e.message).with("line", e.line);
+        let updates = if content_type.starts_with("text/csv") {
+            csv::decode_with_header(&schema, &raw).map_err(bad_line)?
+        } else if ["application/x-ndjson", "application/json", "application/jsonl", "application/x-www-form-urlencoded"]
+            .iter()
+            .any(|t| content_type.starts_with(t))
+        {
+            // curl -d sends form-urlencoded by default; its body is still our NDJSON.
+            let text = std::str::from_utf8(&raw).map_err(|e| ApiError::bad_request("invalid_data", format!("body is not UTF-8: {e}")))?;
+            ndjson::decode_ndjson(&schema, text).map_err(bad_line)?
+        } else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {content_type} is not supported; use application/x-ndjson or text/csv"),
+            ));
+        };
+        let inserted = updates.iter().filter(|(_, d)| *d > 0).count();
+        let deleted = updates.len() - inserted;
+        let ts = engine.write(&name, updates)?;
+        Ok(json!({"inserted": inserted, "deleted": deleted, "timestamp": ts}))
+    })
+    .await??;
+    Ok(Json(result))
+}
