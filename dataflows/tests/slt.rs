@@ -136,6 +136,11 @@ impl sqllogictest::DB for Freshet {
     fn engine_name(&self) -> &str {
         "freshet"
     }
+
+    /// The engine's machine code (`invalid_query`, `not_found`, …), shown in mismatch reports.
+    fn error_sql_state(err: &SltError) -> Option<String> {
+        Some(err.code.to_string())
+    }
 }
 
 /// Keeps leading whitespace (indentation is meaningful in EXPLAIN output), drops trailing
