@@ -1,1 +1,68 @@
-fn main(){}
+//! `freshet-bench`: benchmarks that compare freshet with a hand-written differential dataflow
+//! doing the same work, in the same process, in one run.
+//!
+//! `freshet-bench engine` measures a join + aggregate view: single-row update latency
+//! (write → visible to a subscriber) and throughput of batched updates, for freshet and the
+//! baseline, with 1 and 2 workers, and reports the ratios. Results go to stdout as a Markdown
+//! table for `docs/benchmarks.md`.
+
+mod baseline;
+mod engine;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "freshet-bench", about = "freshet benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Join + aggregate view: latency and throughput, freshet vs hand-written differential.
+    Engine {
+        /// Keys in each table.
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        /// Single-row updates timed for latency.
+        #[arg(long, default_value_t = 2_000)]
+        updates: usize,
+        /// Rows per batch in the throughput run.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Batches in the throughput run.
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+        /// Worker counts to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Engine { keys, updates, batch, batches, workers } => {
+            let mut rows = Vec::new();
+            for w in workers {
+                let ours = engine::run(w, keys, updates, batch, batches)?;
+                let base = baseline::run(w, keys, updates, batch, batches);
+                rows.push((w, ours, base));
+            }
+            println!("| workers | system | p50 latency | p99 latency | updates/s | ratio (freshet / differential) |");
+            println!("|---|---|---|---|---|---|");
+            for (w, ours, base) in rows {
+                println!("| {w} | differential (hand-written) | {} | {} | {:.0} | |", stats::fmt(base.p50), stats::fmt(base.p99), base.throughput);
+                println!(
+                    "| {w} | freshet | {} | {} | {:.0} | {:.2} |",
+                    stats::fmt(ours.p50),
+                    stats::fmt(ours.p99),
+                    ours.throughput,
+                    ours.throughput / base.throughput
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use freshet_dataflows::engine::{Engine, EngineConfig};
 use freshet_dataflows::{DataType, Value};
-use sqllogictest::{DBOutput, DefaultColumnType, Record, Runner};
+use sqllogictest::{DBOutput, DefaultColumnType, Record, RecordOutput, Runner};
 
 /// Worker counts every file runs with.
 const WORKER_COUNTS: [usize; 2] = [1, 2];
@@ -109,10 +109,16 @@ impl sqllogictest::DB for Freshet {
                     // One row per plan line, so that a plan reads as a tree in the file.
                     rows.iter()
                         .flat_map(|r| r.iter().map(render).collect::<Vec<_>>())
-                        .flat_map(|text| text.lines().map(|l| vec![l.to_string()]).collect::<Vec<_>>())
+                        .flat_map(|text| {
+                            text.lines()
+                                .map(|l| vec![l.to_string()])
+                                .collect::<Vec<_>>()
+                        })
                         .collect()
                 } else {
-                    rows.iter().map(|r| r.iter().map(render).collect()).collect()
+                    rows.iter()
+                        .map(|r| r.iter().map(render).collect())
+                        .collect()
                 };
                 Ok(DBOutput::Rows { types, rows })
             }
@@ -145,6 +151,7 @@ impl sqllogictest::DB for Freshet {
 
 /// Keeps leading whitespace (indentation is meaningful in EXPLAIN output), drops trailing
 /// whitespace and folds inner runs of whitespace into one space.
+#[allow(clippy::ptr_arg)] // the signature sqllogictest's `Normalizer` asks for
 fn normalize(s: &String) -> String {
     let body = s.trim_start();
     let lead = &s[..s.len() - body.len()];
@@ -153,7 +160,9 @@ fn normalize(s: &String) -> String {
 }
 
 fn slt_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("slt")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("slt")
 }
 
 /// All `*.slt` files under `dir`, sorted; with `skip_known`, not those under `known_failures/`.
@@ -205,24 +214,45 @@ fn run_file(path: &Path, workers: usize) -> FileRun {
         failures: Vec::new(),
     };
     for record in records {
-        match &record {
-            Record::Halt { .. } => break,
-            Record::Statement { .. } | Record::Query { .. } => run.records += 1,
-            _ => {}
+        if matches!(record, Record::Halt { .. }) {
+            break;
         }
-        if let Err(e) = runner.run(record) {
-            run.failures.push(format!("[{workers} worker(s)] {}", e.display(false)));
+        let counted = matches!(record, Record::Statement { .. } | Record::Query { .. });
+        match runner.run(record) {
+            // Skipped (`onlyif`/`skipif`), or not a statement or query.
+            Ok(RecordOutput::Nothing) => {}
+            Ok(_) => run.records += usize::from(counted),
+            Err(e) => {
+                run.records += usize::from(counted);
+                run.failures.push(format!(
+                    "{} ({workers} worker(s)): {}",
+                    e.location(),
+                    e.kind().display(false)
+                ));
+            }
         }
     }
     runner.shutdown();
     run
 }
 
-/// Runs the files and returns (records run, failure reports).
-fn run_all(files: &[PathBuf]) -> (usize, Vec<String>) {
-    let mut records = 0;
-    let mut failures = Vec::new();
+/// What running a set of files gave.
+struct Summary {
+    records: usize,
+    failures: Vec<String>,
+    /// Files with no failure with any worker count.
+    passing: Vec<PathBuf>,
+}
+
+/// Runs each file with each worker count.
+fn run_all(files: &[PathBuf]) -> Summary {
+    let mut summary = Summary {
+        records: 0,
+        failures: Vec::new(),
+        passing: Vec::new(),
+    };
     for path in files {
+        let mut clean = true;
         for workers in WORKER_COUNTS {
             let started = Instant::now();
             let run = run_file(path, workers);
@@ -233,11 +263,15 @@ fn run_all(files: &[PathBuf]) -> (usize, Vec<String>) {
                 run.failures.len(),
                 started.elapsed().as_secs_f64()
             );
-            records += run.records;
-            failures.extend(run.failures);
+            clean &= run.failures.is_empty();
+            summary.records += run.records;
+            summary.failures.extend(run.failures);
+        }
+        if clean {
+            summary.passing.push(path.clone());
         }
     }
-    (records, failures)
+    summary
 }
 
 fn selected_files(root: &Path, skip_known: bool) -> Vec<PathBuf> {
@@ -260,35 +294,42 @@ fn sqllogictest() {
         "no .slt files under {}",
         root.display()
     );
-    let (records, failures) = run_all(&files);
+    let summary = run_all(&files);
     eprintln!(
-        "slt: {} files, {records} records run, {} failures",
+        "slt: {} files, {} records run, {} failures",
         files.len(),
-        failures.len()
+        summary.records,
+        summary.failures.len()
     );
-    if !failures.is_empty() {
+    if !summary.failures.is_empty() {
         panic!(
             "{} sqllogictest failure(s):\n\n{}",
-            failures.len(),
-            failures.join("\n")
+            summary.failures.len(),
+            summary.failures.join("\n\n")
         );
     }
 }
 
-/// Runs the known failures; each file should fail until its bug is fixed (then move it out of
-/// `known_failures/`).
+/// Runs the known failures and lists what still fails. A file that passes entirely means its
+/// bug is fixed: the test then fails, asking for the file to move to `regressions/`.
 #[test]
 #[ignore = "known engine bugs; run with --ignored to see which still fail"]
 fn slt_known_failures() {
     let dir = slt_root().join(KNOWN_FAILURES);
     let files = selected_files(&dir, false);
-    let (records, failures) = run_all(&files);
-    eprintln!(
-        "slt known failures: {} files, {records} records, {} failing",
-        files.len(),
-        failures.len()
-    );
-    for f in &failures {
-        eprintln!("{f}");
+    let summary = run_all(&files);
+    for f in &summary.failures {
+        eprintln!("{f}\n");
     }
+    eprintln!(
+        "slt known failures: {} files, {} records, {} failing",
+        files.len(),
+        summary.records,
+        summary.failures.len()
+    );
+    assert!(
+        summary.passing.is_empty(),
+        "these known failures pass now; move them to tests/slt/regressions/: {:?}",
+        summary.passing
+    );
 }

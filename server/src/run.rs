@@ -28,6 +28,9 @@ pub fn run(path: &std::path::Path, workers: usize, format: Format) -> anyhow::Re
             Ok(())
         }
         Err(e) => {
+            for r in e.completed.iter().filter(|r| r.rows.is_some()) {
+                print_result(&mut out, r, format)?;
+            }
             let position = match &e.error {
                 freshet_dataflows::Error::Syntax { position: Some(p), .. } => format!(" at line {}, column {}", p.line, p.column),
                 _ => String::new(),

@@ -38,6 +38,8 @@ impl StatementResult {
 pub struct ExecuteError {
     pub statement_index: usize,
     pub error: Error,
+    /// Results of the statements before the failing one (they stay applied).
+    pub completed: Vec<StatementResult>,
 }
 
 pub fn execute(engine: &Engine, sql: &str) -> std::result::Result<Vec<StatementResult>, ExecuteError> {
@@ -48,7 +50,7 @@ pub fn execute(engine: &Engine, sql: &str) -> std::result::Result<Vec<StatementR
             Ok(res) => results.push(res),
             Err(error) => {
                 engine.inner.metrics.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(ExecuteError { statement_index: i, error });
+                return Err(ExecuteError { statement_index: i, error, completed: results });
             }
         }
     }

@@ -14,6 +14,9 @@ pub enum AggFunc {
     Min,
     Max,
     Avg,
+    /// The only value of a one-column relation: NULL when empty, an error when it has more
+    /// than one row (scalar subqueries).
+    Single,
 }
 
 impl AggFunc {
@@ -22,7 +25,7 @@ impl AggFunc {
         match self {
             AggFunc::CountStar | AggFunc::Count => DataType::Int,
             AggFunc::Avg => DataType::Float,
-            AggFunc::Sum | AggFunc::Min | AggFunc::Max => arg,
+            AggFunc::Sum | AggFunc::Min | AggFunc::Max | AggFunc::Single => arg,
         }
     }
 }

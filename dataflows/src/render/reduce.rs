@@ -65,7 +65,7 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
         if m < 0 {
             return Err(EvalError::InvalidArgument("aggregate input has a negative multiplicity".into()));
         }
-        if a.func != AggFunc::CountStar && v.is_null() {
+        if !matches!(a.func, AggFunc::CountStar | AggFunc::Single) && v.is_null() {
             continue;
         }
         items.push((v, m as i64));
@@ -76,6 +76,11 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
     }
     Ok(match a.func {
         AggFunc::CountStar | AggFunc::Count => Value::Int(items.iter().map(|(_, m)| m).sum()),
+        AggFunc::Single => match items.as_slice() {
+            [] => Value::Null,
+            [(v, 1)] => (*v).clone(),
+            _ => return Err(EvalError::MultipleRows),
+        },
         AggFunc::Min => items.first().map(|(v, _)| (*v).clone()).unwrap_or(Value::Null),
         AggFunc::Max => items.last().map(|(v, _)| (*v).clone()).unwrap_or(Value::Null),
         AggFunc::Sum | AggFunc::Avg => {

@@ -46,19 +46,36 @@ pub fn is_aggregate_name(name: &str) -> bool {
     matches!(name, "count" | "sum" | "min" | "max" | "avg")
 }
 
-/// Whether `e` contains an aggregate call (not looking into subqueries).
+/// Whether `e` contains an aggregate call (not looking into subqueries, which aggregate on
+/// their own).
 pub fn contains_aggregate(e: &Expr) -> bool {
-    let mut found = false;
-    let _ = ast::visit_expressions(e, |x| {
-        if let Expr::Function(f) = x {
-            if is_aggregate_name(&function_name(&f.name)) && f.over.is_none() {
-                found = true;
-                return std::ops::ControlFlow::Break(());
-            }
+    struct Finder {
+        depth: usize,
+        found: bool,
+    }
+    impl ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, _q: &ast::Query) -> std::ops::ControlFlow<()> {
+            self.depth += 1;
+            std::ops::ControlFlow::Continue(())
         }
-        std::ops::ControlFlow::Continue(())
-    });
-    found
+        fn post_visit_query(&mut self, _q: &ast::Query) -> std::ops::ControlFlow<()> {
+            self.depth -= 1;
+            std::ops::ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, x: &Expr) -> std::ops::ControlFlow<()> {
+            if let Expr::Function(f) = x {
+                if self.depth == 0 && is_aggregate_name(&function_name(&f.name)) && f.over.is_none() {
+                    self.found = true;
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder { depth: 0, found: false };
+    let _ = ast::Visit::visit(e, &mut finder);
+    finder.found
 }
 
 pub fn function_name(name: &ast::ObjectName) -> String {

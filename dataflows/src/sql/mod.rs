@@ -8,6 +8,7 @@
 pub mod expr;
 pub mod query;
 pub mod scope;
+pub mod subquery;
 pub mod types;
 
 use sqlparser::ast;

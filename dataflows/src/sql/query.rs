@@ -313,7 +313,7 @@ impl<'a> QueryPlanner<'a> {
             return Err(Error::unsupported("this SELECT clause"));
         }
         // FROM
-        let (mut plan, scope) = if s.from.is_empty() {
+        let (plan, scope) = if s.from.is_empty() {
             (Plan::Constant { rows: vec![(Row::empty(), 1)], arity: 0 }, Scope::default())
         } else {
             let mut acc: Option<(Plan, Scope)> = None;
@@ -326,15 +326,6 @@ impl<'a> QueryPlanner<'a> {
             }
             acc.expect("non-empty FROM")
         };
-
-        // WHERE
-        if let Some(w) = &s.selection {
-            if contains_aggregate(w) {
-                return Err(Error::plan("aggregate functions are not allowed in WHERE"));
-            }
-            let pred = ExprBinder::new(&scope).bind_predicate(w, "WHERE")?;
-            plan = plan.filter(vec![pred]);
-        }
 
         let group_exprs: Vec<Expr> = match &s.group_by {
             ast::GroupByExpr::Expressions(es, mods) => {
@@ -352,6 +343,22 @@ impl<'a> QueryPlanner<'a> {
                 _ => false,
             })
             || order_by.iter().any(|o| contains_aggregate(&o.expr));
+
+
+        // Subqueries in expressions become joins; `s` is the rewritten SELECT from here on.
+        let mut rewritten = s.clone();
+        let (plan, scope) = super::subquery::rewrite(self, &mut rewritten, plan, scope, aggregating)?;
+        let mut plan = plan;
+        let s = &rewritten;
+
+        // WHERE
+        if let Some(w) = &s.selection {
+            if contains_aggregate(w) {
+                return Err(Error::plan("aggregate functions are not allowed in WHERE"));
+            }
+            let pred = ExprBinder::new(&scope).bind_predicate(w, "WHERE")?;
+            plan = plan.filter(vec![pred]);
+        }
 
         // Select items as (expression AST, output name); wildcards expand to columns.
         let mut items: Vec<(Option<Expr>, usize, String)> = Vec::new(); // (ast, scope col if wildcard, name)

@@ -1,0 +1,66 @@
+//! freshet's side: tables `a(k, x)` and `b(k, y)`, view `v` = join on k, count and sum per k.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use freshet_dataflows::engine::{Engine, EngineConfig, SubscribeOptions, SubscribeTarget};
+use freshet_dataflows::subscribe::SubscribeEvent;
+use freshet_dataflows::{Row, Value};
+use rand::{Rng, SeedableRng};
+
+use crate::stats::{percentile, Outcome};
+
+pub const VIEW: &str = "CREATE TABLE a (k bigint, x bigint); CREATE TABLE b (k bigint, y bigint);
+    CREATE VIEW v AS SELECT a.k, count(*) AS n, sum(b.y) AS s FROM a JOIN b ON a.k = b.k GROUP BY a.k";
+
+fn row(k: u64, v: u64) -> Row {
+    Row::new(vec![Value::Int(k as i64), Value::Int(v as i64)])
+}
+
+/// Waits until the subscription reports progress past `ts`.
+fn wait_past(events: &async_channel::Receiver<SubscribeEvent>, ts: u64) -> anyhow::Result<()> {
+    loop {
+        match events.recv_blocking().context("subscription ended")? {
+            SubscribeEvent::Progress { upper } if upper > ts => return Ok(()),
+            SubscribeEvent::Error { message, .. } => anyhow::bail!(message),
+            _ => {}
+        }
+    }
+}
+
+pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usize) -> anyhow::Result<Outcome> {
+    let engine = Engine::start(EngineConfig { workers, tick: Duration::from_secs(3600), ..Default::default() })?;
+    engine.execute(VIEW).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let a: Vec<(Row, isize)> = (0..keys).map(|k| (row(k, k), 1)).collect();
+    let b: Vec<(Row, isize)> = (0..keys).map(|k| (row(k, 1), 1)).collect();
+    engine.write("a", a)?;
+    engine.write("b", b)?;
+    let sub = engine.subscribe(SubscribeTarget::Name("v".into()), SubscribeOptions { snapshot: false, ..Default::default() })?;
+    let (latest, _) = engine.frontiers();
+    wait_past(&sub.events, latest)?;
+
+    // Latency: one row into `b`, until the subscriber has seen its effect.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut lat = Vec::with_capacity(updates);
+    for i in 0..updates {
+        let k = rng.random_range(0..keys);
+        let start = Instant::now();
+        let ts = engine.write("b", vec![(row(k, i as u64), 1)])?;
+        wait_past(&sub.events, ts)?;
+        lat.push(start.elapsed());
+    }
+    lat.sort();
+
+    // Throughput: batches of rows into `b`, each visible before the next.
+    let start = Instant::now();
+    let mut last = 0;
+    for _ in 0..batches {
+        let rows: Vec<(Row, isize)> = (0..batch).map(|_| (row(rng.random_range(0..keys), rng.random_range(0..100)), 1)).collect();
+        last = engine.write("b", rows)?;
+    }
+    wait_past(&sub.events, last)?;
+    let throughput = (batch * batches) as f64 / start.elapsed().as_secs_f64();
+    drop(sub);
+    engine.shutdown();
+    Ok(Outcome { p50: percentile(&lat, 0.5), p99: percentile(&lat, 0.99), throughput })
+}

@@ -1,0 +1,100 @@
+//! A subscriber that does not read is cut off with `lagged` instead of blocking the service.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{apply, Multiset, Server};
+use serde_json::json;
+
+#[test]
+fn slow_subscriber_gets_lagged_and_the_server_stays_healthy() {
+    let server = Server::start(&["--subscriber-buffer", "4"]);
+    server.sql_ok("CREATE TABLE big (id bigint NOT NULL, pad text NOT NULL); CREATE TABLE small (x bigint NOT NULL)");
+    let mut stream = server.subscribe_ok("view=big", &[]);
+    // Not read from here on: the socket buffers fill, then the 4-event buffer.
+    let pad = "p".repeat(60);
+    let started = Instant::now();
+    let mut last_ts = 0;
+    let mut id = 0i64;
+    for _ in 0..300 {
+        let mut body = String::with_capacity(500 * 100);
+        for _ in 0..500 {
+            body.push_str(&format!("{{\"id\": {id}, \"pad\": \"{pad}\"}}\n"));
+            id += 1;
+        }
+        let ts = server.ingest_ok("big", &body);
+        assert!(ts > last_ts);
+        last_ts = ts;
+    }
+    let write_time = started.elapsed();
+    // The writes never waited for the subscriber.
+    assert!(
+        write_time < Duration::from_secs(60),
+        "300 ingests took {write_time:?}"
+    );
+
+    // Meanwhile the service answers.
+    server.assert_healthy();
+    assert_eq!(
+        server.sql_ok("SELECT count(*) FROM big")[0]["rows"],
+        json!([[150_000]])
+    );
+
+    // Now read: whatever was buffered, then an error with code "lagged" and resume_from.
+    let mut acc = Multiset::new();
+    let mut last_progress = None;
+    let mut rows_at_progress = 0i64;
+    let first = stream.expect();
+    assert_eq!(first.kind, "columns");
+    let error = loop {
+        let m = stream
+            .next()
+            .expect("the stream ended without an error message");
+        match m.kind.as_str() {
+            "update" => apply(&mut acc, &m.data["updates"]),
+            "progress" => {
+                last_progress = Some(m.time());
+                rows_at_progress = acc.values().sum();
+            }
+            "error" => break m,
+            other => panic!("unexpected {other}"),
+        }
+    };
+    assert_eq!(error.data["code"], "lagged", "{}", error.data);
+    assert!(error.data["message"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    let resume_from = error.data["resume_from"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no resume_from in {}", error.data));
+    assert!(
+        stream.next().is_none(),
+        "the stream closes after the lagged error"
+    );
+    assert!(
+        resume_from < last_ts,
+        "the subscriber cannot have seen everything ({resume_from} vs last write {last_ts})"
+    );
+    if let Some(p) = last_progress {
+        assert_eq!(resume_from, p, "resume_from is the last progress delivered");
+        // What was delivered up to that progress is exactly the table as of resume_from - 1.
+        let r = server.get(&format!("/v1/views/big?as_of={}", resume_from - 1));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            rows_at_progress,
+            r.json()["rows"].as_array().unwrap().len() as i64
+        );
+        assert!(acc.values().all(|&n| n == 1), "no row was delivered twice");
+    }
+
+    // The server is still healthy and serves reads, writes and new subscriptions.
+    server.assert_healthy();
+    let ts = server.ingest_ok("small", "{\"x\": 1}\n");
+    let mut s = server.subscribe_ok("view=small", &[]);
+    let mut acc = Multiset::new();
+    s.read_past(ts, &mut acc);
+    assert_eq!(acc, common::multiset(&[json!([1])]));
+    let r = server.get("/metrics");
+    assert_eq!(r.status, 200);
+}
