@@ -12,6 +12,9 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "freshet-bench", about = "freshet benchmarks")]
 struct Cli {

@@ -44,20 +44,24 @@ pub enum Command {
 }
 
 impl Command {
-    /// This command as seen by worker `w` of `peers`: writes carry only that worker's share.
-    pub fn share_for(&self, w: usize, peers: usize) -> Command {
+    /// This command as each of `peers` workers sees it: writes are dealt round-robin so every
+    /// worker inserts its share; other commands are the same for all.
+    pub fn into_shares(self, peers: usize) -> Vec<Command> {
         match self {
-            Command::Write { ts, writes } => Command::Write {
-                ts: *ts,
-                writes: writes
-                    .iter()
-                    .map(|(id, rows)| {
-                        let mine = rows.iter().enumerate().filter(|(i, _)| i % peers == w).map(|(_, r)| r.clone()).collect();
-                        (*id, mine)
-                    })
-                    .collect(),
-            },
-            other => other.clone(),
+            Command::Write { ts, writes } => {
+                let mut shares: Vec<Vec<(GlobalId, Vec<(Row, Diff)>)>> = (0..peers).map(|_| Vec::with_capacity(writes.len())).collect();
+                for (id, rows) in writes {
+                    let mut parts: Vec<Vec<(Row, Diff)>> = (0..peers).map(|_| Vec::with_capacity(rows.len() / peers + 1)).collect();
+                    for (i, r) in rows.into_iter().enumerate() {
+                        parts[i % peers].push(r);
+                    }
+                    for (share, part) in shares.iter_mut().zip(parts) {
+                        share.push((id, part));
+                    }
+                }
+                shares.into_iter().map(|writes| Command::Write { ts, writes }).collect()
+            }
+            other => vec![other; peers],
         }
     }
 }

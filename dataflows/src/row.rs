@@ -3,6 +3,11 @@
 //! Callers use only the methods here (`get`, `iter`, `len`, `concat`, …), never the field, so
 //! the representation can later become packed bytes with a borrowed datum view (as Materialize
 //! does) without touching the planner or the renderer.
+//!
+//! Rows are immutable and shared: differential dataflow clones records as it batches, merges
+//! and joins them, and a clone of a `Row` is a reference-count increment, not an allocation.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,15 +15,15 @@ use crate::value::Value;
 
 /// An ordered tuple of values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Row(Vec<Value>);
+pub struct Row(Arc<[Value]>);
 
 impl Row {
     pub fn new(values: Vec<Value>) -> Row {
-        Row(values)
+        Row(Arc::from(values))
     }
 
     pub fn empty() -> Row {
-        Row(Vec::new())
+        Row(Arc::from(Vec::new()))
     }
 
     pub fn len(&self) -> usize {
@@ -42,7 +47,7 @@ impl Row {
     }
 
     pub fn into_values(self) -> Vec<Value> {
-        self.0
+        self.0.to_vec()
     }
 
     /// This row followed by `other`.
@@ -50,17 +55,17 @@ impl Row {
         let mut v = Vec::with_capacity(self.len() + other.len());
         v.extend_from_slice(&self.0);
         v.extend_from_slice(&other.0);
-        Row(v)
+        Row::new(v)
     }
 
     /// The values at `cols`, in that order.
     pub fn project(&self, cols: &[usize]) -> Row {
-        Row(cols.iter().map(|c| self.0[*c].clone()).collect())
+        Row::new(cols.iter().map(|c| self.0[*c].clone()).collect())
     }
 
     /// A row of `n` NULLs.
     pub fn nulls(n: usize) -> Row {
-        Row(vec![Value::Null; n])
+        Row::new(vec![Value::Null; n])
     }
 
     /// The row as JSON values in column order.
@@ -71,7 +76,7 @@ impl Row {
 
 impl From<Vec<Value>> for Row {
     fn from(v: Vec<Value>) -> Row {
-        Row(v)
+        Row::new(v)
     }
 }
 

@@ -113,8 +113,8 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             let external = std::iter::from_fn(|| shared.commands.try_recv().ok());
             for cmd in internal.chain(external) {
                 seq += 1;
-                for w in 0..peers {
-                    input.send((w as u64, seq, cmd.share_for(w, peers)));
+                for (w, share) in cmd.into_shares(peers).into_iter().enumerate() {
+                    input.send((w as u64, seq, share));
                 }
                 sent = true;
             }

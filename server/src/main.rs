@@ -19,6 +19,10 @@ use clap::{Parser, Subcommand};
 use freshet_dataflows::engine::{Engine, EngineConfig};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: rows are many small allocations, which glibc's allocator handles slowly.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "freshet", version, about = "Incremental SQL views on timely and differential dataflow")]
 struct Cli {

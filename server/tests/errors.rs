@@ -234,34 +234,121 @@ fn deeply_nested_input_is_refused_not_a_crash() {
     still_alive(&mut server);
 }
 
+/// The response, or a panic that says whether the server process died.
+fn answered(server: &mut Server, r: Result<common::Resp, String>, name: &str) -> common::Resp {
+    match r {
+        Ok(r) => r,
+        Err(e) => {
+            for _ in 0..100 {
+                if !server.alive() {
+                    panic!("{name}: the server process died ({e})");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            panic!("{name}: no answer: {e}");
+        }
+    }
+}
+
 /// Long flat chains of binary operators (`1 + 1 + … + 1`) are ordinary SQL that generated
-/// queries produce; the server must answer them (or refuse them with 400), never die.
+/// queries produce. docs/api.md: "expressions deeper than 128 levels get a 400, never a stack
+/// overflow" — so a 100-term chain must be answered, longer ones answered or refused with 400,
+/// and the server must never die.
 #[test]
-#[ignore = "bug: a SELECT with ~85+ chained binary operators overflows the stack of the blocking thread (ExprBinder::bind recursion) and aborts the whole server"]
+#[ignore = "bug: SELECT 1 + 1 + … with ~85 or more terms overflows the 2 MiB stack of the tokio blocking thread in ExprBinder::bind (dataflows/src/sql/expr.rs), aborting the whole server (debug build), below the documented 128-level limit"]
 fn long_operator_chains_do_not_crash_the_server() {
-    for (name, expr) in [
-        ("plus", format!("1{}", " + 1".repeat(200))),
-        ("concat", format!("'a'{}", " || 'a'".repeat(200))),
-        ("and", format!("true{}", " AND true".repeat(200))),
-        ("plus_10000", format!("1{}", " + 1".repeat(10_000))),
+    for (name, expr, answer) in [
+        (
+            "plus_100",
+            format!("1{}", " + 1".repeat(100)),
+            Some(json!([[101]])),
+        ),
+        (
+            "concat_100",
+            format!("'a'{}", " || 'a'".repeat(100)),
+            Some(json!([["a".repeat(101)]])),
+        ),
+        (
+            "and_100",
+            format!("true{}", " AND true".repeat(100)),
+            Some(json!([[true]])),
+        ),
+        ("plus_200", format!("1{}", " + 1".repeat(200)), None),
+        ("plus_10000", format!("1{}", " + 1".repeat(10_000)), None),
     ] {
         let mut server = Server::start(&[]);
-        let r = server.sql(&format!("SELECT {expr}"));
-        assert!(
-            server.alive(),
-            "{name}: the server died on a chain of operators"
+        server.sql_ok("CREATE TABLE t (x bigint)");
+        let r = server.try_request(
+            "POST",
+            "/v1/sql",
+            &[("Content-Type", "application/json")],
+            Some(
+                json!({ "sql": format!("SELECT {expr}") })
+                    .to_string()
+                    .as_bytes(),
+            ),
         );
+        let r = answered(&mut server, r, name);
+        match answer {
+            Some(rows) => {
+                assert_eq!(r.status, 200, "{name}: {}", r.text);
+                assert_eq!(r.json()["results"][0]["rows"], rows, "{name}");
+            }
+            None => assert!(
+                r.status == 200 || r.status == 400,
+                "{name}: {} {}",
+                r.status,
+                r.text
+            ),
+        }
+        // The same inside a view definition.
+        let r = server.try_request(
+            "POST",
+            "/v1/sql",
+            &[("Content-Type", "application/json")],
+            Some(
+                json!({ "sql": format!("CREATE VIEW v AS SELECT {expr} AS e FROM t") })
+                    .to_string()
+                    .as_bytes(),
+            ),
+        );
+        let r = answered(&mut server, r, name);
         assert!(
             r.status == 200 || r.status == 400,
             "{name}: {} {}",
             r.status,
             r.text
         );
-        if name == "plus" {
-            assert_eq!(r.json()["results"][0]["rows"], json!([[201]]));
-        }
         still_alive(&mut server);
     }
+}
+
+/// Every error, including those raised before a handler runs (query-string parsing, wrong
+/// method), has the documented `{"error": {"code", "message"}}` shape.
+#[test]
+#[ignore = "bug: axum's own rejections bypass ApiError: a bad query parameter (?as_of=abc, ?snapshot=maybe) answers 400 with a plain-text body, and a wrong method (GET /v1/sql, GET /v1/tables/t/rows) answers 405 with an empty body"]
+fn framework_rejections_have_the_error_shape() {
+    let mut server = Server::start(&[]);
+    server.sql_ok("CREATE TABLE t (x bigint)");
+    let shaped = |r: &common::Resp, status: u16| {
+        assert_eq!(r.status, status, "{}", r.text);
+        let body: serde_json::Value = serde_json::from_str(&r.text)
+            .unwrap_or_else(|_| panic!("{status} without the error shape: {:?}", r.text));
+        assert!(
+            body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+            "{status} without the error shape: {:?}",
+            r.text
+        );
+    };
+    shaped(&server.get("/v1/views/t?as_of=abc"), 400);
+    shaped(&server.get("/v1/views/t?as_of=-1"), 400);
+    match server.subscribe("view=t&snapshot=maybe", &[]) {
+        Err(r) => shaped(&r, 400),
+        Ok(_) => panic!("?snapshot=maybe was accepted"),
+    }
+    shaped(&server.get("/v1/sql"), 405);
+    shaped(&server.get("/v1/tables/t/rows"), 405);
+    still_alive(&mut server);
 }
 
 #[test]

@@ -384,3 +384,36 @@ fn read_your_writes() {
     }
     let _: Value = server.read("c");
 }
+
+/// PostgreSQL identifier rules: `"t"` and `t` name the same relation; a quoted mixed-case name
+/// keeps its case and is addressed by that name (without quotes) in the HTTP API.
+#[test]
+#[ignore = "bug: quoted relation names keep their quotes: CREATE TABLE \"t\" makes a second table literally named \"t\" (quotes included, lower-cased), SELECT * FROM \"t\" does not find table t, and /v1/views/My%20Table cannot reach CREATE TABLE \"My Table\""]
+fn quoted_identifiers_follow_postgres_rules() {
+    let server = Server::start(&[]);
+    server.sql_ok("CREATE TABLE t (x bigint); INSERT INTO t VALUES (1)");
+    let r = server.sql_ok("SELECT * FROM \"t\"");
+    assert_eq!(r[0]["rows"], json!([[1]]));
+    server
+        .sql("CREATE TABLE \"t\" (z text)")
+        .expect_error(409, "already_exists");
+
+    server.sql_ok("CREATE TABLE \"My Table\" (y bigint); INSERT INTO \"My Table\" VALUES (2)");
+    let names: Vec<String> = server.get("/v1/catalog").json()["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"My Table".to_string()),
+        "catalog names: {names:?}"
+    );
+    assert_eq!(server.read("My%20Table")["rows"], json!([[2]]));
+    let r = server.ingest("My%20Table", "application/x-ndjson", "{\"y\": 3}\n");
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Unquoted names fold to lower case, so "My Table" is not my table.
+    server
+        .sql("SELECT * FROM \"my table\"")
+        .expect_error(404, "not_found");
+}

@@ -192,3 +192,26 @@ fn resume_from_compacted_time_is_refused() {
     );
     server.assert_healthy();
 }
+
+/// `as_of` for subscriptions: before retention is 410 `compacted`, in the future is 400.
+#[test]
+fn subscribe_as_of_outside_the_retained_range() {
+    let server = Server::start(&[]);
+    server.sql_ok("CREATE TABLE t (x bigint)");
+    // The retention window starts at the first clock tick.
+    server.wait_compacted_past(0, Duration::from_secs(10));
+    let (latest, since) = server.frontiers();
+    match server.subscribe(&format!("view=t&as_of={}", since - 1), &[]) {
+        Err(r) => {
+            let err = r.expect_error(410, "compacted");
+            assert!(err["earliest"].as_u64().is_some());
+        }
+        Ok(_) => panic!("as_of before retention was accepted"),
+    }
+    match server.subscribe(&format!("view=t&as_of={}", latest + 3_600_000), &[]) {
+        Err(r) => {
+            r.expect_error(400, "future_timestamp");
+        }
+        Ok(_) => panic!("as_of in the future was accepted"),
+    }
+}

@@ -399,17 +399,28 @@ pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, update
     Ok(ts)
 }
 
-/// Converts a row to the table's column types and checks NOT NULL.
+/// Converts a row to the table's column types and checks NOT NULL. Rows that already conform
+/// (the usual case: decoders produce typed values) are passed through without copying.
 fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
     if row.len() != schema.len() {
         return Err(format!("expected {} columns, found {}", schema.len(), row.len()));
     }
+    let mut needs_cast = false;
+    for (v, c) in row.iter().zip(&schema.columns) {
+        if v.is_null() {
+            if !c.nullable {
+                return Err(format!("null value in column \"{}\" violates not-null constraint", c.name));
+            }
+        } else if v.data_type() != c.ty {
+            needs_cast = true;
+        }
+    }
+    if !needs_cast {
+        return Ok(row);
+    }
     let mut out = Vec::with_capacity(row.len());
     for (v, c) in row.into_values().into_iter().zip(&schema.columns) {
         let v = if v.data_type() == c.ty || v.is_null() { v } else { v.cast(c.ty).map_err(|e| format!("column \"{}\": {e}", c.name))? };
-        if v.is_null() && !c.nullable {
-            return Err(format!("null value in column \"{}\" violates not-null constraint", c.name));
-        }
         out.push(v);
     }
     Ok(Row::new(out))

@@ -131,7 +131,7 @@ impl Server {
         }
     }
 
-    /// Any request; `body` None sends none.
+    /// Any request; `body` None sends none. Panics if the server does not answer.
     pub fn request(
         &self,
         method: &str,
@@ -139,6 +139,18 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Any request; Err when the connection failed (e.g. the server died).
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Resp, String> {
         let url = self.url(path);
         let result = match (method, body) {
             ("GET", None) => {
@@ -155,9 +167,14 @@ impl Server {
                 }
                 req.send(body.unwrap_or(b""))
             }
-            other => panic!("unsupported request {other:?}"),
+            (method, body) => {
+                let req = ureq::http::Request::builder().method(method).uri(&url);
+                let req = headers.iter().fold(req, |r, (k, v)| r.header(*k, *v));
+                let req = req.body(body.unwrap_or(b"").to_vec()).expect("request");
+                self.agent.run(req)
+            }
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
+        let mut response = result.map_err(|e| format!("{method} {path} failed: {e}"))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -174,12 +191,12 @@ impl Server {
             .with_config()
             .limit(256 << 20)
             .read_to_string()
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"));
-        Resp {
+            .map_err(|e| format!("{method} {path}: reading the body failed: {e}"))?;
+        Ok(Resp {
             status,
             headers,
             text,
-        }
+        })
     }
 
     pub fn get(&self, path: &str) -> Resp {
