@@ -6,8 +6,9 @@
 //! behind is told it lagged (with the last complete time to resume from) and is cut off, so
 //! it never blocks the workers nor makes them buffer without bound.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::plan::Diff;
 use crate::render::Time;
@@ -39,37 +40,151 @@ impl SubscriptionState {
     }
 }
 
-/// The feeding side of a subscription, handed to worker 0's sink.
-pub struct SubscriptionFeed {
+/// One consumer of a subscription: a bounded channel and what it has been sent.
+pub struct Member {
     pub sender: async_channel::Sender<SubscribeEvent>,
     pub state: Arc<SubscriptionState>,
 }
 
-/// Outcome of offering an event to a consumer.
-pub enum Offer {
-    Sent,
-    /// The consumer is gone or lagged; the subscription should be stopped.
-    Stop,
-}
-
-impl SubscriptionFeed {
-    /// Offers an event without blocking.
-    pub fn offer(&self, event: SubscribeEvent) -> Offer {
+impl Member {
+    /// Offers an event without blocking; false when the consumer is gone or lagged.
+    fn offer(&self, event: SubscribeEvent) -> bool {
         let progress = if let SubscribeEvent::Progress { upper } = &event { Some(*upper) } else { None };
         match self.sender.try_send(event) {
             Ok(()) => {
                 if let Some(u) = progress {
                     self.state.last_progress.store(u, Ordering::Release);
                 }
-                Offer::Sent
+                true
             }
             Err(async_channel::TrySendError::Full(_)) => {
                 self.state.lagged.store(true, Ordering::Release);
                 self.sender.close();
-                Offer::Stop
+                false
             }
-            Err(async_channel::TrySendError::Closed(_)) => Offer::Stop,
+            Err(async_channel::TrySendError::Closed(_)) => false,
         }
+    }
+}
+
+/// Consumers of one subscription dataflow. A shared fan-out (for subscriptions to a view at
+/// its latest time) also keeps the accumulated contents, so a consumer can join the running
+/// stream at any time with a snapshot and no dataflow of its own.
+struct FanOut {
+    members: Vec<Member>,
+    contents: Option<HashMap<Row, Diff>>,
+    /// The snapshot time of the dataflow, until the first progress.
+    as_of: Time,
+    /// The last progress sent.
+    frontier: Option<Time>,
+    stopped: bool,
+}
+
+/// The feeding side of a subscription, handed to worker 0's sink.
+#[derive(Clone)]
+pub struct SubscriptionFeed {
+    inner: Arc<Mutex<FanOut>>,
+}
+
+/// Outcome of offering an event to the consumers.
+pub enum Offer {
+    Sent,
+    /// Every consumer is gone or lagged; the subscription should be stopped.
+    Stop,
+}
+
+impl SubscriptionFeed {
+    /// A feed for one consumer.
+    pub fn single(member: Member, as_of: Time) -> Self {
+        SubscriptionFeed { inner: Arc::new(Mutex::new(FanOut { members: vec![member], contents: None, as_of, frontier: None, stopped: false })) }
+    }
+
+    /// A feed that consumers can join while it runs.
+    pub fn shared(first: Member, as_of: Time) -> Self {
+        SubscriptionFeed {
+            inner: Arc::new(Mutex::new(FanOut { members: vec![first], contents: Some(HashMap::new()), as_of, frontier: None, stopped: false })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FanOut> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Offers an event to every consumer without blocking; consumers that are gone or lagged
+    /// are dropped.
+    pub fn offer(&self, event: SubscribeEvent) -> Offer {
+        let mut f = self.lock();
+        if f.stopped {
+            return Offer::Stop;
+        }
+        match &event {
+            SubscribeEvent::Update { updates, .. } => {
+                if let Some(c) = f.contents.as_mut() {
+                    for (r, d) in updates {
+                        let n = c.entry(r.clone()).or_default();
+                        *n += d;
+                        if *n == 0 {
+                            c.remove(r);
+                        }
+                    }
+                }
+            }
+            SubscribeEvent::Progress { upper } => f.frontier = Some(*upper),
+            SubscribeEvent::Error { .. } => f.stopped = true,
+        }
+        let members = std::mem::take(&mut f.members);
+        let last = members.len().saturating_sub(1);
+        let mut event = Some(event);
+        for (i, m) in members.into_iter().enumerate() {
+            let e = if i == last { event.take() } else { event.clone() };
+            if e.is_some_and(|e| m.offer(e)) {
+                f.members.push(m);
+            }
+        }
+        if f.members.is_empty() || f.stopped {
+            f.stopped = true;
+            Offer::Stop
+        } else {
+            Offer::Sent
+        }
+    }
+
+    /// Where a consumer cut off now could resume from.
+    pub fn resume_from(&self) -> Option<Time> {
+        self.lock().frontier
+    }
+
+    /// Adds a consumer to a running shared feed: it gets the contents as of the last progress
+    /// and continues with the stream. Returns its snapshot time, or
+    /// `None` if the feed has stopped (the caller then starts a new one).
+    pub fn join(&self, member: Member) -> Option<Time> {
+        let mut f = self.lock();
+        if f.stopped || f.contents.is_none() {
+            return None;
+        }
+        let as_of = match f.frontier {
+            None => f.as_of,
+            Some(upper) => {
+                let time = upper.saturating_sub(1);
+                let updates: Vec<(Row, Diff)> = f.contents.as_ref().map(|c| c.iter().map(|(r, d)| (r.clone(), *d)).collect()).unwrap_or_default();
+                if !member.offer(SubscribeEvent::Update { time, updates }) {
+                    return Some(time);
+                }
+                if !member.offer(SubscribeEvent::Progress { upper }) {
+                    return Some(time);
+                }
+                time
+            }
+        };
+        f.members.push(member);
+        Some(as_of)
+    }
+
+    /// Marks the feed stopped and drops every consumer (their streams end).
+    pub fn close(&self) {
+        let mut f = self.lock();
+        f.stopped = true;
+        f.members.clear();
     }
 }
 

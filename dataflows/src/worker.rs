@@ -434,7 +434,7 @@ impl SubscribeSink {
             }
         }
         if let Some((e, _)) = errors.into_iter().find(|(_, d)| *d > 0) {
-            let resume_from = self.feed.as_ref().map(|f| f.state.resume_from());
+            let resume_from = self.feed.as_ref().and_then(|f| f.resume_from());
             self.offer(SubscribeEvent::Error { code: "evaluation_error", message: e.to_string(), resume_from });
             self.stop();
             return;

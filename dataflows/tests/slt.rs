@@ -7,6 +7,9 @@
 //! the main test skips them (they would fail), and the ignored test `slt_known_failures` runs
 //! them to show which still fail (`cargo test --test slt -- --ignored`).
 //!
+//! Expected results are PostgreSQL's (`tests/slt/pg_expected.py` runs the files on a PostgreSQL
+//! server and compares), printed as described below.
+//!
 //! Conventions of the files:
 //! - Column types: `I` bigint, `R` double precision, `T` everything else (text, boolean,
 //!   timestamp, date, interval). They are checked.

@@ -39,3 +39,51 @@ fn tables_views_and_reads() {
         engine.shutdown();
     }
 }
+
+#[test]
+fn subscribers_of_a_view_share_one_stream() {
+    use freshet_dataflows::engine::{SubscribeOptions, SubscribeTarget};
+    use freshet_dataflows::subscribe::SubscribeEvent;
+    use freshet_dataflows::Row;
+    use std::collections::BTreeMap;
+
+    // Accumulates a subscription until progress passes `ts`.
+    fn follow(events: &async_channel::Receiver<SubscribeEvent>, state: &mut BTreeMap<Row, isize>, ts: u64) {
+        loop {
+            match events.recv_blocking().expect("stream open") {
+                SubscribeEvent::Update { updates, .. } => {
+                    for (r, d) in updates {
+                        *state.entry(r).or_default() += d;
+                    }
+                    state.retain(|_, d| *d != 0);
+                }
+                SubscribeEvent::Progress { upper } if upper > ts => return,
+                SubscribeEvent::Progress { .. } => {}
+                SubscribeEvent::Error { message, .. } => panic!("{message}"),
+            }
+        }
+    }
+
+    let engine = Engine::start(EngineConfig { workers: 2, ..Default::default() }).unwrap();
+    engine.execute("CREATE TABLE t (x bigint); CREATE VIEW v AS SELECT x % 3 AS k, count(*) AS n FROM t GROUP BY x % 3").unwrap();
+    let ts = engine.execute("INSERT INTO t VALUES (1), (2), (3), (4)").unwrap()[0].timestamp.unwrap();
+    let first = engine.subscribe(SubscribeTarget::Name("v".into()), SubscribeOptions::default()).unwrap();
+    let mut a = BTreeMap::new();
+    follow(&first.events, &mut a, ts);
+    let ts = engine.execute("INSERT INTO t VALUES (5), (6)").unwrap()[0].timestamp.unwrap();
+    follow(&first.events, &mut a, ts);
+    // A later subscriber joins the running stream with a snapshot of the current contents.
+    let second = engine.subscribe(SubscribeTarget::Name("v".into()), SubscribeOptions::default()).unwrap();
+    let mut b = BTreeMap::new();
+    follow(&second.events, &mut b, ts);
+    assert_eq!(a, b);
+    let ts = engine.execute("DELETE FROM t WHERE x > 3").unwrap()[0].timestamp.unwrap();
+    follow(&first.events, &mut a, ts);
+    follow(&second.events, &mut b, ts);
+    assert_eq!(a, b);
+    let expected: BTreeMap<Row, isize> = rows(&engine, "SELECT * FROM v").into_iter().map(|r| (Row::new(r), 1)).collect();
+    assert_eq!(a, expected);
+    drop(first);
+    drop(second);
+    engine.shutdown();
+}

@@ -416,6 +416,9 @@ fn ingest_bad_line_rejects_the_whole_request() {
         ("id,name\n5,a\n6,b\n,c\n", 4),
         ("id,name\n5,a\n6,b,extra\n", 3),
         ("id,score\n5,0.5\n6,lots\n", 3),
+        // A quoted field spanning lines: the bad record starts on line 4.
+        ("id,name\n1,\"a\nb\"\nxx,c\n", 4),
+        ("id,name\n1,\"unterminated\n", 2),
     ];
     for (body, line) in &csv_cases {
         let r = server.ingest("t", "text/csv", body);

@@ -163,6 +163,21 @@ fn ingest_ndjson_and_csv() {
     );
     assert!(read["timestamp"].as_u64().unwrap() >= j["timestamp"].as_u64().unwrap());
 
+    // CSV quoting: commas, quotes and newlines inside fields, CRLF line ends.
+    let r = server.ingest(
+        "p",
+        "text/csv",
+        "id,name\r\n10,\"x, y\"\r\n11,\"two\nlines\"\r\n12,\"say \"\"hi\"\"\"\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["inserted"], 3);
+    let r = server.sql_ok("SELECT id, name FROM p WHERE id >= 10 ORDER BY id");
+    assert_eq!(
+        r[0]["rows"],
+        json!([[10, "x, y"], [11, "two\nlines"], [12, "say \"hi\""]])
+    );
+    server.sql_ok("DELETE FROM p WHERE id >= 10");
+
     // The default Content-Type (none given) and charset parameters are accepted as NDJSON / CSV.
     let r = server.request("POST", "/v1/tables/p/rows", &[], Some(b"{\"id\": 7}\n"));
     assert_eq!(r.status, 200, "{}", r.text);

@@ -428,7 +428,7 @@ fn sse_view_subscription_matches_sqlite() {
     run_oracle(Run {
         workers: 2,
         seed: 7,
-        writes: 150,
+        writes: 500,
         adhoc: false,
         ndjson: false,
         snapshot: true,
@@ -438,9 +438,9 @@ fn sse_view_subscription_matches_sqlite() {
 #[test]
 fn ndjson_adhoc_sql_subscription_matches_sqlite() {
     run_oracle(Run {
-        workers: 1,
+        workers: 2,
         seed: 11,
-        writes: 80,
+        writes: 150,
         adhoc: true,
         ndjson: true,
         snapshot: true,
@@ -452,7 +452,7 @@ fn snapshot_false_sends_changes_only() {
     run_oracle(Run {
         workers: 1,
         seed: 23,
-        writes: 60,
+        writes: 100,
         adhoc: false,
         ndjson: false,
         snapshot: false,
@@ -621,4 +621,139 @@ fn sigterm_ends_streams_and_exits_cleanly() {
         assert_eq!(m.data["code"], "shutting_down", "{}", m.data);
         assert!(s.next().is_none());
     }
+}
+
+/// Several clients write at once; each request must land atomically at its own timestamp.
+/// The writes are replayed into SQLite in timestamp order afterwards, and the subscription
+/// must match that replay at every progress.
+#[test]
+fn concurrent_writers_match_sqlite_replayed_in_timestamp_order() {
+    let server = Server::start(&["--workers", "2"]);
+    server.sql_ok(&format!(
+        "CREATE TABLE a (id bigint NOT NULL, k bigint NOT NULL, v bigint); \
+         CREATE TABLE b (k bigint NOT NULL, name text NOT NULL); \
+         CREATE VIEW agg AS {VIEW_SQL}"
+    ));
+    let mut stream = server.subscribe_ok("view=agg", &[]);
+    let last_write = AtomicU64::new(0);
+    type Op = (u64, &'static str, Vec<(Value, i64)>);
+    let (msgs, ops) = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..3u64)
+            .map(|w| {
+                let server = &server;
+                s.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(100 + w);
+                    let mut mine: Vec<Value> = Vec::new();
+                    let mut ops: Vec<Op> = Vec::new();
+                    for i in 0..80i64 {
+                        let table = if w == 0 { "b" } else { "a" };
+                        let mut changes = Vec::new();
+                        for j in 0..rng.random_range(1..=3i64) {
+                            let row = if table == "b" {
+                                json!({"k": rng.random_range(0..5i64), "name": NAMES[rng.random_range(0..NAMES.len())]})
+                            } else {
+                                let v = if rng.random_bool(0.1) { Value::Null } else { json!(rng.random_range(0..50i64)) };
+                                json!({"id": (w as i64) * 1_000_000 + i * 10 + j, "k": rng.random_range(0..5i64), "v": v})
+                            };
+                            changes.push((row, 1));
+                        }
+                        if !mine.is_empty() && rng.random_bool(0.5) {
+                            let victim = mine.swap_remove(rng.random_range(0..mine.len()));
+                            changes.push((victim, -1));
+                        }
+                        let body: String = changes
+                            .iter()
+                            .map(|(r, d)| if *d > 0 { format!("{r}\n") } else { format!("{}\n", json!({ "delete": r })) })
+                            .collect();
+                        let ts = server.ingest_ok(table, &body);
+                        mine.extend(changes.iter().filter(|(_, d)| *d > 0).map(|(r, _)| r.clone()));
+                        ops.push((ts, table, changes));
+                    }
+                    ops
+                })
+            })
+            .collect();
+        let done = s.spawn(|| {
+            let mut ops: Vec<Op> = writers
+                .into_iter()
+                .flat_map(|w| w.join().expect("writer"))
+                .collect();
+            ops.sort_by_key(|(ts, _, _)| *ts);
+            last_write.store(ops.last().expect("ops").0, Ordering::SeqCst);
+            ops
+        });
+        let mut msgs = Vec::new();
+        let started = Instant::now();
+        loop {
+            let m = stream.expect();
+            assert_ne!(m.kind, "error", "{}", m.data);
+            let p = if m.kind == "progress" {
+                Some(m.time())
+            } else {
+                None
+            };
+            msgs.push(m);
+            let done = last_write.load(Ordering::SeqCst);
+            if p.is_some_and(|t| done != 0 && t > done) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no catch-up within 60 s"
+            );
+        }
+        (msgs, done.join().expect("ops"))
+    });
+    for pair in ops.windows(2) {
+        assert!(
+            pair[0].0 < pair[1].0,
+            "two writes share timestamp {}",
+            pair[0].0
+        );
+    }
+    // Replay into SQLite in timestamp order.
+    let db = rusqlite::Connection::open_in_memory().expect("sqlite");
+    db.execute_batch("CREATE TABLE a (id INTEGER NOT NULL, k INTEGER NOT NULL, v INTEGER); CREATE TABLE b (k INTEGER NOT NULL, name TEXT NOT NULL);")
+        .expect("schema");
+    let mut oracle = Oracle {
+        db,
+        rng: StdRng::seed_from_u64(0),
+        next_id: 0,
+        records: Vec::new(),
+    };
+    for (ts, table, changes) in &ops {
+        for (row, diff) in changes {
+            let n = if table == &"a" {
+                let (id, k, v) = (row["id"].as_i64(), row["k"].as_i64(), row["v"].as_i64());
+                if *diff > 0 {
+                    oracle.db.execute(
+                        "INSERT INTO a VALUES (?1, ?2, ?3)",
+                        rusqlite::params![id, k, v],
+                    )
+                } else {
+                    oracle.db.execute("DELETE FROM a WHERE rowid = (SELECT rowid FROM a WHERE id = ?1 AND k = ?2 AND v IS ?3 LIMIT 1)", rusqlite::params![id, k, v])
+                }
+            } else {
+                let (k, name) = (row["k"].as_i64(), row["name"].as_str());
+                if *diff > 0 {
+                    oracle
+                        .db
+                        .execute("INSERT INTO b VALUES (?1, ?2)", rusqlite::params![k, name])
+                } else {
+                    oracle.db.execute("DELETE FROM b WHERE rowid = (SELECT rowid FROM b WHERE k = ?1 AND name = ?2 LIMIT 1)", rusqlite::params![k, name])
+                }
+            };
+            assert_eq!(n.expect("sqlite"), 1);
+        }
+        oracle.record(*ts);
+    }
+    let (acc, checks) = verify(&msgs, &oracle, true, true);
+    assert!(checks >= 20, "only {checks} progress checkpoints");
+    let final_state = oracle.records.last().expect("records").1.clone();
+    assert_eq!(acc, final_state, "final:\n{}", diff(&final_state, &acc));
+    assert_eq!(server.rows("agg"), final_state);
+    eprintln!(
+        "{} concurrent writes, {checks} progress checkpoints",
+        ops.len()
+    );
 }

@@ -31,7 +31,8 @@ use crate::plan::Diff;
 use crate::render::Time;
 use crate::row::Row;
 use crate::schema::{Column, Schema};
-use crate::subscribe::{SubscribeEvent, SubscriptionFeed, SubscriptionState};
+use crate::plan::GlobalId;
+use crate::subscribe::{Member, SubscribeEvent, SubscriptionFeed, SubscriptionState};
 use crate::worker::{PeekPart, Shared};
 
 pub use execute::{ExecuteError, StatementResult};
@@ -102,7 +103,9 @@ pub struct Subscription {
 }
 
 struct SubscriptionGuard {
-    id: u64,
+    /// The dataflow to stop when this consumer leaves; `None` for a member of a shared
+    /// stream, which stops by itself when its last consumer has gone.
+    dedicated: Option<u64>,
     engine: Weak<Inner>,
 }
 
@@ -110,8 +113,10 @@ impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.engine.upgrade() {
             inner.metrics.subscriptions.fetch_sub(1, Ordering::Relaxed);
-            inner.shared.feeds.lock().expect("lock").remove(&self.id);
-            let _ = inner.send(Command::Unsubscribe { id: self.id });
+            if let Some(id) = self.dedicated {
+                inner.shared.feeds.lock().expect("lock").remove(&id);
+                let _ = inner.send(Command::Unsubscribe { id });
+            }
         }
     }
 }
@@ -167,6 +172,8 @@ pub(crate) struct Inner {
     next_request: AtomicU64,
     guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
     ticker: Mutex<Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// Running shared streams of views, joined by new subscribers at the latest time.
+    hubs: Mutex<std::collections::HashMap<GlobalId, SubscriptionFeed>>,
     pub(crate) metrics: Metrics,
 }
 
@@ -292,6 +299,7 @@ impl Engine {
             next_request: AtomicU64::new(1),
             guards: Mutex::new(Some(guards)),
             ticker: Mutex::new(None),
+            hubs: Mutex::new(Default::default()),
             metrics: Metrics::default(),
         });
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -376,24 +384,43 @@ impl Engine {
                 (Target::Plan { plan, deps }, columns)
             }
         };
+        let (tx, rx) = async_channel::bounded(self.inner.config.subscriber_buffer.max(2));
+        let state = Arc::new(SubscriptionState::default());
+        let member = Member { sender: tx, state: Arc::clone(&state) };
+        let guard = |dedicated| SubscriptionGuard { dedicated, engine: Arc::downgrade(&self.inner) };
+        let subscription = |as_of, guard| Subscription { columns: columns.clone(), as_of, events: rx.clone(), state: Arc::clone(&state), _guard: guard };
+
+        // Subscribers of a view at its latest time share one stream (and one dataflow).
+        let shared = options.as_of.is_none() && options.resume_from.is_none() && options.snapshot;
+        if let (true, Target::Item(gid)) = (shared, &target) {
+            let mut hubs = self.inner.hubs.lock().expect("lock");
+            if let Some(hub) = hubs.get(gid) {
+                let joining = Member { sender: member.sender.clone(), state: Arc::clone(&state) };
+                if let Some(as_of) = hub.join(joining) {
+                    self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+                    return Ok(subscription(as_of, guard(None)));
+                }
+            }
+            let as_of = coord.read_ts();
+            let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+            let feed = SubscriptionFeed::shared(member, as_of);
+            hubs.insert(*gid, feed.clone());
+            self.inner.shared.feeds.lock().expect("lock").insert(id, feed);
+            self.inner.send(Command::Subscribe { id, target, as_of, snapshot: true })?;
+            self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+            return Ok(subscription(as_of, guard(None)));
+        }
+
         let (as_of, snapshot) = match options.resume_from {
             Some(t) => (t.saturating_sub(1), false),
             None => (options.as_of.unwrap_or_else(|| coord.read_ts()), options.snapshot),
         };
         coord.check_readable(as_of)?;
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = async_channel::bounded(self.inner.config.subscriber_buffer.max(2));
-        let state = Arc::new(SubscriptionState::default());
-        self.inner.shared.feeds.lock().expect("lock").insert(id, SubscriptionFeed { sender: tx, state: Arc::clone(&state) });
+        self.inner.shared.feeds.lock().expect("lock").insert(id, SubscriptionFeed::single(member, as_of));
         self.inner.send(Command::Subscribe { id, target, as_of, snapshot })?;
         self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
-        Ok(Subscription {
-            columns,
-            as_of,
-            events: rx,
-            state,
-            _guard: SubscriptionGuard { id, engine: Arc::downgrade(&self.inner) },
-        })
+        Ok(subscription(as_of, guard(Some(id))))
     }
 
     /// Tables and views with their columns and definitions.
@@ -416,7 +443,12 @@ impl Engine {
             let _ = handle.join();
         }
         // End open subscriptions: their consumers see the channel close.
-        self.inner.shared.feeds.lock().expect("lock").clear();
+        for (_, feed) in self.inner.shared.feeds.lock().expect("lock").drain() {
+            feed.close();
+        }
+        for (_, hub) in self.inner.hubs.lock().expect("lock").drain() {
+            hub.close();
+        }
         let _ = self.inner.send(Command::Shutdown);
         if let Some(guards) = self.inner.guards.lock().expect("lock").take() {
             drop(guards.join());
