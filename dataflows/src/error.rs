@@ -52,6 +52,8 @@ pub enum Error {
     #[error("{0}")]
     InvalidData(String),
     #[error("{0}")]
+    UniqueViolation(String),
+    #[error("{0}")]
     Eval(#[from] EvalError),
     #[error("timestamp {requested} is no longer retained; the earliest retained timestamp is {since}")]
     Compacted { requested: u64, since: u64 },
@@ -74,6 +76,7 @@ impl Error {
             Error::AlreadyExists { .. } => "already_exists",
             Error::DependentObjects(_) => "dependent_objects",
             Error::InvalidData(_) => "invalid_data",
+            Error::UniqueViolation(_) => "unique_violation",
             Error::Eval(_) => "evaluation_error",
             Error::Compacted { .. } => "compacted",
             Error::Future { .. } => "future_timestamp",

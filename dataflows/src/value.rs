@@ -118,7 +118,7 @@ impl Value {
             (_, DataType::Null) => return Err(bad()),
             (Value::Int(i), DataType::Float) => Value::float(*i as f64),
             (Value::Float(f), DataType::Int) => {
-                let r = f.0.round();
+                let r = f.0.round_ties_even();
                 if !r.is_finite() || r < i64::MIN as f64 || r >= i64::MAX as f64 {
                     return Err(EvalError::Overflow("bigint".into()));
                 }
@@ -238,14 +238,39 @@ fn fmt_timestamp(us: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match DateTime::from_timestamp_micros(us) {
         Some(t) => {
             let t = t.naive_utc();
-            if t.nanosecond() == 0 {
-                write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S"))
-            } else {
-                write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+            write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S"))?;
+            let micros = t.nanosecond() / 1000;
+            if micros != 0 {
+                let digits = format!("{micros:06}");
+                write!(f, ".{}", digits.trim_end_matches('0'))?;
             }
+            Ok(())
         }
         None => write!(f, "{us}"),
     }
+}
+
+/// Doubles as PostgreSQL prints them: the shortest form that reads back exactly, with an
+/// exponent for very large or small magnitudes.
+fn fmt_float(x: f64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if x.is_nan() {
+        return f.write_str("NaN");
+    }
+    if x.is_infinite() {
+        return f.write_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
+    }
+    let abs = x.abs();
+    if abs != 0.0 && !(1e-4..1e15).contains(&abs) {
+        let s = format!("{x:e}");
+        // Rust writes 1e20 / 1.5e-7; PostgreSQL writes 1e+20 / 1.5e-07.
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ("-", d),
+            None => ("+", exp),
+        };
+        return write!(f, "{mantissa}e{sign}{digits:0>2}");
+    }
+    write!(f, "{x}")
 }
 
 fn fmt_interval(us: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,11 +284,16 @@ fn fmt_interval(us: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         rem % 1_000_000,
     );
     if days != 0 {
-        write!(f, "{sign}{days} days ")?;
+        write!(f, "{sign}{days} {}", if days == 1 { "day" } else { "days" })?;
+        if rem == 0 {
+            return Ok(());
+        }
+        f.write_str(" ")?;
     }
     write!(f, "{sign}{h:02}:{m:02}:{s:02}")?;
     if frac != 0 {
-        write!(f, ".{frac:06}")?;
+        let digits = format!("{frac:06}");
+        write!(f, ".{}", digits.trim_end_matches('0'))?;
     }
     Ok(())
 }
@@ -274,14 +304,7 @@ impl fmt::Display for Value {
             Value::Null => f.write_str("NULL"),
             Value::Bool(b) => f.write_str(if *b { "true" } else { "false" }),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => {
-                let x = x.0;
-                if x.is_finite() && x == x.trunc() && x.abs() < 1e15 {
-                    write!(f, "{x:.1}")
-                } else {
-                    write!(f, "{x}")
-                }
-            }
+            Value::Float(x) => fmt_float(x.0, f),
             Value::Text(s) => f.write_str(s),
             Value::Timestamp(us) => fmt_timestamp(*us, f),
             Value::Date(d) => {
@@ -300,12 +323,17 @@ mod tests {
     #[test]
     fn casts_round_trip_through_text() {
         let ts = Value::Timestamp(parse_timestamp("2026-11-25 10:11:12.5").unwrap());
-        assert_eq!(ts.to_string(), "2026-11-25 10:11:12.500000");
+        assert_eq!(ts.to_string(), "2026-11-25 10:11:12.5");
         assert_eq!(Value::text(&ts.to_string()).cast(DataType::Timestamp).unwrap(), ts);
         let d = Value::text("2024-02-29").cast(DataType::Date).unwrap();
         assert_eq!(d.to_string(), "2024-02-29");
         assert!(Value::text("abc").cast(DataType::Int).is_err());
-        assert_eq!(Value::float(2.5).cast(DataType::Int).unwrap(), Value::Int(3));
+        assert_eq!(Value::float(2.5).cast(DataType::Int).unwrap(), Value::Int(2));
+        assert_eq!(Value::float(3.5).cast(DataType::Int).unwrap(), Value::Int(4));
+        assert_eq!(Value::float(2.0).to_string(), "2");
+        assert_eq!(Value::float(1e20).to_string(), "1e+20");
+        assert_eq!(Value::Interval(93_600_000_000).to_string(), "1 day 02:00:00");
+        assert_eq!(Value::Interval(2 * MICROS_PER_DAY).to_string(), "2 days");
     }
 
     #[test]

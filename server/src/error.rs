@@ -41,7 +41,7 @@ pub fn status_for(e: &EngineError) -> StatusCode {
         | EngineError::Eval(_)
         | EngineError::Future { .. } => StatusCode::BAD_REQUEST,
         EngineError::UnknownItem { .. } => StatusCode::NOT_FOUND,
-        EngineError::AlreadyExists { .. } | EngineError::DependentObjects(_) => StatusCode::CONFLICT,
+        EngineError::AlreadyExists { .. } | EngineError::DependentObjects(_) | EngineError::UniqueViolation(_) => StatusCode::CONFLICT,
         EngineError::Compacted { .. } => StatusCode::GONE,
         EngineError::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

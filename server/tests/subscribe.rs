@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{apply, diff, encode, sqlite_rows, Msg, Multiset, Server};
@@ -329,6 +329,27 @@ struct Run {
     adhoc: bool,
     ndjson: bool,
     snapshot: bool,
+    /// Further subscribers that join while the writes go on.
+    late_joiners: usize,
+}
+
+/// Reads messages until a progress past the last write (known once the writer has finished).
+fn collect(stream: &mut common::Stream, last_write: &AtomicU64) -> Vec<Msg> {
+    let started = Instant::now();
+    let mut msgs = Vec::new();
+    loop {
+        let m = stream.expect();
+        if m.kind == "error" {
+            panic!("subscription error: {}", m.data);
+        }
+        let progress = if m.kind == "progress" { Some(m.time()) } else { None };
+        msgs.push(m);
+        let done = last_write.load(Ordering::SeqCst);
+        if progress.is_some_and(|t| done != 0 && t > done) {
+            return msgs;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the subscription did not catch up within 60 s");
+    }
 }
 
 fn run_oracle(run: Run) {
@@ -367,40 +388,39 @@ fn run_oracle(run: Run) {
         );
     }
     let last_write = AtomicU64::new(0);
-    let started = Instant::now();
-    let (msgs, oracle) = std::thread::scope(|s| {
+    let writes_done = AtomicUsize::new(0);
+    let (msgs, joiners, oracle) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             for _ in 0..run.writes {
                 oracle.step(&server);
+                writes_done.fetch_add(1, Ordering::SeqCst);
             }
             last_write.store(oracle.records.last().expect("writes").0, Ordering::SeqCst);
             oracle
         });
-        let mut msgs = Vec::new();
-        loop {
-            let m = stream.expect();
-            if m.kind == "error" {
-                panic!("subscription error: {}", m.data);
-            }
-            let progress = if m.kind == "progress" {
-                Some(m.time())
-            } else {
-                None
-            };
-            msgs.push(m);
-            let done = last_write.load(Ordering::SeqCst);
-            if let Some(t) = progress {
-                if done != 0 && t > done {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the subscription did not catch up within 60 s"
-            );
-        }
-        (msgs, writer.join().expect("writer"))
+        // Later subscribers to the same query join while the writes go on.
+        let joiners: Vec<_> = (0..run.late_joiners)
+            .map(|j| {
+                let (server, query, last_write, writes_done) = (&server, &query, &last_write, &writes_done);
+                s.spawn(move || {
+                    let at = run.writes * (j + 1) / (run.late_joiners + 1);
+                    while writes_done.load(Ordering::SeqCst) < at {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    let mut stream = server.subscribe_ok(query, headers);
+                    collect(&mut stream, last_write)
+                })
+            })
+            .collect();
+        let msgs = collect(&mut stream, &last_write);
+        let joiners: Vec<Vec<Msg>> = joiners.into_iter().map(|j| j.join().expect("joiner")).collect();
+        (msgs, joiners, writer.join().expect("writer"))
     });
+    for (j, msgs) in joiners.iter().enumerate() {
+        let (acc, checks) = verify(msgs, &oracle, run.snapshot, !run.ndjson);
+        assert!(checks >= 3, "late subscriber {j}: only {checks} progress checkpoints");
+        assert_eq!(acc, oracle.records.last().expect("records").1, "late subscriber {j}: final state");
+    }
     let (acc, checks) = verify(&msgs, &oracle, run.snapshot, !run.ndjson);
     let updates = msgs.iter().filter(|m| m.kind == "update").count();
     assert!(checks >= 10, "only {checks} progress checkpoints");
@@ -432,6 +452,7 @@ fn sse_view_subscription_matches_sqlite() {
         adhoc: false,
         ndjson: false,
         snapshot: true,
+        late_joiners: 4,
     });
 }
 
@@ -444,6 +465,7 @@ fn ndjson_adhoc_sql_subscription_matches_sqlite() {
         adhoc: true,
         ndjson: true,
         snapshot: true,
+        late_joiners: 2,
     });
 }
 
@@ -456,6 +478,7 @@ fn snapshot_false_sends_changes_only() {
         adhoc: false,
         ndjson: false,
         snapshot: false,
+        late_joiners: 2,
     });
 }
 

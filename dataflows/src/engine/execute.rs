@@ -164,6 +164,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             }
             for id in &ids {
                 coord.catalog.remove(*id);
+                coord.keys.remove(id);
             }
             if !ids.is_empty() {
                 inner.send(Command::Drop { ids })?;
@@ -370,7 +371,7 @@ fn matching_rows(engine: &Engine, coord: &Coord, table: &str, selection: Option<
 /// Validates and applies updates to a table at a fresh timestamp. Nothing is applied if any
 /// row is invalid or a delete does not match an existing row.
 pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, updates: Vec<(Row, Diff)>) -> Result<Time> {
-    let item = table_item(coord, table)?;
+    let item = table_item(coord, table)?.clone();
     let id = item.id;
     let schema = item.schema.clone();
     let mut checked = Vec::with_capacity(updates.len());
@@ -391,12 +392,46 @@ pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, update
             }
         }
     }
+    if !item.primary_key.is_empty() {
+        let pk = item.primary_key.clone();
+        check_keys(coord, id, &pk, &schema, &checked)?;
+    }
     let ts = coord.write_ts();
     let n = checked.len() as u64;
     engine.inner.send(Command::Write { ts, writes: vec![(id, checked)] })?;
     engine.inner.metrics.rows_written.fetch_add(n, Ordering::Relaxed);
     engine.inner.metrics.writes.fetch_add(1, Ordering::Relaxed);
     Ok(ts)
+}
+
+/// Enforces a primary key: after the write, no key may be present more than once. The key
+/// index lives with the coordinator, which sees every write; it is updated only if the write
+/// goes ahead.
+fn check_keys(coord: &mut Coord, id: crate::plan::GlobalId, pk: &[usize], schema: &Schema, updates: &[(Row, Diff)]) -> Result<()> {
+    let index = coord.keys.entry(id).or_default();
+    let mut delta: std::collections::HashMap<Row, Diff> = std::collections::HashMap::new();
+    for (row, diff) in updates {
+        *delta.entry(row.project(pk)).or_default() += diff;
+    }
+    for (key, d) in &delta {
+        if index.get(key).copied().unwrap_or(0) + d > 1 {
+            let names: Vec<&str> = pk.iter().map(|i| schema.columns[*i].name.as_str()).collect();
+            let values: Vec<String> = key.iter().map(|v| v.to_string()).collect();
+            return Err(Error::UniqueViolation(format!(
+                "duplicate key value violates the primary key: ({})=({}) already exists",
+                names.join(", "),
+                values.join(", ")
+            )));
+        }
+    }
+    for (key, d) in delta {
+        let n = index.entry(key.clone()).or_default();
+        *n += d;
+        if *n == 0 {
+            index.remove(&key);
+        }
+    }
+    Ok(())
 }
 
 /// Converts a row to the table's column types and checks NOT NULL. Rows that already conform

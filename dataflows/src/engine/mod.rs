@@ -136,6 +136,8 @@ pub(crate) struct Coord {
     /// Arrangements may have forgotten distinctions before `since`.
     pub since: Time,
     pub shutdown: bool,
+    /// Keys present in each table with a primary key (the key columns of every row).
+    pub keys: std::collections::HashMap<GlobalId, std::collections::HashMap<Row, Diff>>,
 }
 
 impl Coord {
@@ -292,7 +294,7 @@ impl Engine {
         }
         let inner = Arc::new(Inner {
             config: config.clone(),
-            coord: Mutex::new(Coord { catalog: Catalog::default(), upper: start, since: 0, shutdown: false }),
+            coord: Mutex::new(Coord { catalog: Catalog::default(), upper: start, since: 0, shutdown: false, keys: Default::default() }),
             commands: tx,
             shared,
             peers: workers,

@@ -153,7 +153,7 @@ impl UnaryFunc {
                 match self {
                     Floor => Value::float(x.floor()),
                     Ceil => Value::float(x.ceil()),
-                    Round => Value::float(x.round()),
+                    Round => Value::float(x.round_ties_even()),
                     Sign => Value::float(x.signum()),
                     Sqrt if x < 0.0 => {
                         return Err(EvalError::InvalidArgument(
@@ -201,6 +201,9 @@ fn timestamp_of(v: &Value) -> Result<i64, EvalError> {
 
 fn extract(field: &str, v: &Value) -> Result<Value, EvalError> {
     use chrono::{Datelike, Timelike};
+    if let (Value::Interval(us), "epoch") = (v, field) {
+        return Ok(Value::float(*us as f64 / 1e6));
+    }
     let us = timestamp_of(v)?;
     if field == "epoch" {
         return Ok(Value::float(us as f64 / 1e6));
@@ -214,7 +217,7 @@ fn extract(field: &str, v: &Value) -> Result<Value, EvalError> {
         "day" => t.day() as i64,
         "hour" => t.hour() as i64,
         "minute" => t.minute() as i64,
-        "second" => t.second() as i64,
+        "second" => return Ok(Value::float(t.second() as f64 + t.nanosecond() as f64 / 1e9)),
         "dow" => t.weekday().num_days_from_sunday() as i64,
         "doy" => t.ordinal() as i64,
         "week" => t.iso_week().week() as i64,
@@ -222,7 +225,7 @@ fn extract(field: &str, v: &Value) -> Result<Value, EvalError> {
         "millisecond" | "milliseconds" => (t.second() * 1000 + t.nanosecond() / 1_000_000) as i64,
         other => return Err(EvalError::InvalidArgument(format!("unknown date field \"{other}\""))),
     };
-    Ok(Value::Int(n))
+    Ok(Value::float(n as f64))
 }
 
 fn date_trunc(unit: &str, v: &Value) -> Result<Value, EvalError> {
@@ -310,7 +313,7 @@ impl BinaryFunc {
                 let x = num(&a).ok_or_else(|| type_error("round", &a))?;
                 let Value::Int(d) = b else { return Err(type_error("round", &b)) };
                 let m = 10f64.powi(d.clamp(-300, 300) as i32);
-                Value::float((x * m).round() / m)
+                Value::float((x * m).round_ties_even() / m)
             }
             Left | Right => {
                 let s = text(&a).ok_or_else(|| type_error("left/right", &a))?;
@@ -500,18 +503,20 @@ impl VariadicFunc {
                     Value::text(&chars[lo..hi].iter().collect::<String>())
                 }
             }
-            Replace => Value::text(&s.replace(&*txt(1)?, &txt(2)?)),
+            Replace => {
+                let from = txt(1)?;
+                if from.is_empty() { Value::text(s) } else { Value::text(&s.replace(&*from, &txt(2)?)) }
+            }
             SplitPart => {
                 let n = int(2)?;
-                if n <= 0 {
-                    return Err(EvalError::InvalidArgument("field position must be greater than zero".into()));
+                if n == 0 {
+                    return Err(EvalError::InvalidArgument("field position must not be zero".into()));
                 }
                 let delim = txt(1)?;
-                let part = if delim.is_empty() {
-                    if n == 1 { Some(s) } else { None }
-                } else {
-                    s.split(&*delim).nth(n as usize - 1)
-                };
+                let fields: Vec<&str> = if delim.is_empty() { vec![s] } else { s.split(&*delim).collect() };
+                // Negative positions count from the end (PostgreSQL 14+).
+                let idx = if n > 0 { Some(n as usize - 1) } else { fields.len().checked_sub(n.unsigned_abs() as usize) };
+                let part = idx.and_then(|i| fields.get(i).copied());
                 Value::text(part.unwrap_or(""))
             }
             LPad | RPad => {

@@ -81,8 +81,9 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
             [(v, 1)] => (*v).clone(),
             _ => return Err(EvalError::MultipleRows),
         },
-        AggFunc::Min => items.first().map(|(v, _)| (*v).clone()).unwrap_or(Value::Null),
-        AggFunc::Max => items.last().map(|(v, _)| (*v).clone()).unwrap_or(Value::Null),
+        // The group's values are sorted by the whole argument row, not by this argument.
+        AggFunc::Min => items.iter().map(|(v, _)| *v).min().cloned().unwrap_or(Value::Null),
+        AggFunc::Max => items.iter().map(|(v, _)| *v).max().cloned().unwrap_or(Value::Null),
         AggFunc::Sum | AggFunc::Avg => {
             if items.is_empty() {
                 return Ok(Value::Null);

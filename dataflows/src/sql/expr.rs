@@ -117,6 +117,9 @@ impl<'a> ExprBinder<'a> {
             }
         }
         match e {
+            Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => {
+                Err(Error::unsupported("DEFAULT outside of INSERT … VALUES"))
+            }
             Expr::Identifier(id) => self.column(None, &id.value),
             Expr::CompoundIdentifier(ids) => match ids.as_slice() {
                 [t, c] => self.column(Some(&t.value), &c.value),
@@ -241,8 +244,7 @@ impl<'a> ExprBinder<'a> {
             Expr::Extract { field, expr, .. } => {
                 let (x, t) = self.bind(expr)?;
                 let field = field.to_string().to_ascii_lowercase();
-                let ty = if field == "epoch" { DataType::Float } else { DataType::Int };
-                Ok((x.call_unary(UnaryFunc::Extract(field)), ct(ty, t.nullable)))
+                Ok((x.call_unary(UnaryFunc::Extract(field)), ct(DataType::Float, t.nullable)))
             }
             Expr::Ceil { expr, .. } => self.call_function("ceil", &[expr.as_ref().clone()]),
             Expr::Floor { expr, .. } => self.call_function("floor", &[expr.as_ref().clone()]),
@@ -367,6 +369,13 @@ impl<'a> ExprBinder<'a> {
     fn comparable(&mut self, a: &Expr, b: &Expr) -> Result<(ScalarExpr, ScalarExpr, ColumnType)> {
         let (x, xt) = self.bind(a)?;
         let (y, yt) = self.bind(b)?;
+        // A string literal adapts to the other side's type; a text column does not.
+        let text_column = |e: &ScalarExpr, t: DataType| t == DataType::Text && !e.is_literal();
+        if (text_column(&x, xt.ty) && yt.ty != DataType::Text && yt.ty != DataType::Null)
+            || (text_column(&y, yt.ty) && xt.ty != DataType::Text && xt.ty != DataType::Null)
+        {
+            return Err(Error::plan(format!("operator does not exist: {} = {} (add an explicit cast)", xt.ty, yt.ty)));
+        }
         let ty = common_type(xt.ty, yt.ty)
             .ok_or_else(|| Error::plan(format!("cannot compare {} with {}", xt.ty, yt.ty)))?;
         Ok((coerce(x, xt.ty, ty), coerce(y, yt.ty, ty), ct(ty, xt.nullable || yt.nullable)))
@@ -512,9 +521,9 @@ impl<'a> ExprBinder<'a> {
             "abs" => unary(UnaryFunc::Abs, first_ty, &mut bound, None),
             "floor" | "ceil" | "ceiling" | "sign" => {
                 let f = match name { "floor" => UnaryFunc::Floor, "sign" => UnaryFunc::Sign, _ => UnaryFunc::Ceil };
-                unary(f, first_ty, &mut bound, None)
+                unary(f, DataType::Float, &mut bound, Some(DataType::Float))
             }
-            "round" if bound.len() == 1 => unary(UnaryFunc::Round, first_ty, &mut bound, None),
+            "round" if bound.len() == 1 => unary(UnaryFunc::Round, DataType::Float, &mut bound, Some(DataType::Float)),
             "round" if bound.len() == 2 => {
                 let (d, dt) = bound.pop().expect("two");
                 let (x, xt) = bound.pop().expect("two");
@@ -624,8 +633,7 @@ impl<'a> ExprBinder<'a> {
                 if name == "date_trunc" {
                     Ok((x.call_unary(UnaryFunc::DateTrunc(unit)), ct(DataType::Timestamp, xt.nullable)))
                 } else {
-                    let ty = if unit == "epoch" { DataType::Float } else { DataType::Int };
-                    Ok((x.call_unary(UnaryFunc::Extract(unit)), ct(ty, xt.nullable)))
+                    Ok((x.call_unary(UnaryFunc::Extract(unit)), ct(DataType::Float, xt.nullable)))
                 }
             }
             "tumble" => {

@@ -210,8 +210,15 @@ fn strip_as_of(text: &str) -> Result<(&str, Option<u64>)> {
     Ok((text, None))
 }
 
-fn object_name(n: &ast::ObjectName) -> String {
-    n.to_string().to_ascii_lowercase()
+/// The name an object is known by: its last part, without quotes; unquoted names fold to
+/// lower case. (Lookups are case-insensitive, so quoted mixed-case names are not yet
+/// distinguished from unquoted ones.)
+pub(crate) fn object_name(n: &ast::ObjectName) -> String {
+    match n.0.last() {
+        Some(ast::ObjectNamePart::Identifier(id)) if id.quote_style.is_some() => id.value.clone(),
+        Some(ast::ObjectNamePart::Identifier(id)) => id.value.to_ascii_lowercase(),
+        _ => n.to_string().to_ascii_lowercase(),
+    }
 }
 
 fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {

@@ -254,6 +254,11 @@ impl<'a> QueryPlanner<'a> {
         for row in &values.rows {
             let mut bound = Vec::new();
             for e in &row.content {
+                // No column defaults exist yet, so DEFAULT is NULL.
+                if matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default")) {
+                    bound.push((ScalarExpr::Literal(crate::value::Value::Null), ColumnType { ty: DataType::Null, nullable: true }));
+                    continue;
+                }
                 bound.push(ExprBinder::new(&empty).bind(e)?);
             }
             if types.is_empty() {
@@ -319,6 +324,13 @@ impl<'a> QueryPlanner<'a> {
             let mut acc: Option<(Plan, Scope)> = None;
             for twj in &s.from {
                 let (p, sc) = self.plan_table_with_joins(twj)?;
+                if let Some((_, existing)) = &acc {
+                    for t in sc.columns.iter().filter_map(|c| c.table.as_deref()) {
+                        if existing.has_table(t) {
+                            return Err(Error::plan(format!("table name \"{t}\" specified more than once")));
+                        }
+                    }
+                }
                 acc = Some(match acc {
                     None => (p, sc),
                     Some((lp, ls)) => (inner_join(lp, p, vec![]), ls.join(&sc)),
@@ -367,9 +379,6 @@ impl<'a> QueryPlanner<'a> {
                 ast::SelectItem::UnnamedExpr(e) => items.push((Some(e.clone()), 0, default_name(e))),
                 ast::SelectItem::ExprWithAlias { expr, alias } => items.push((Some(expr.clone()), 0, alias.value.clone())),
                 ast::SelectItem::Wildcard(_) => {
-                    if aggregating {
-                        return Err(Error::plan("SELECT * is not allowed with GROUP BY or aggregates"));
-                    }
                     for (i, c) in scope.columns.iter().enumerate() {
                         if !c.hidden {
                             items.push((None, i, c.name.clone()));
@@ -377,9 +386,6 @@ impl<'a> QueryPlanner<'a> {
                     }
                 }
                 ast::SelectItem::QualifiedWildcard(kind, _) => {
-                    if aggregating {
-                        return Err(Error::plan("SELECT t.* is not allowed with GROUP BY or aggregates"));
-                    }
                     let t = kind.to_string();
                     let t = t.trim_end_matches(".*");
                     if !scope.has_table(t) {
@@ -443,6 +449,16 @@ impl<'a> QueryPlanner<'a> {
             for (e, col, _) in &items {
                 match e {
                     Some(e) => exprs.push(bind_item(&mut agg_ctx, e)?),
+                    None if aggregating => {
+                        // `*` over grouped columns: each must be a group key.
+                        let k = agg_ctx.group_exprs.iter().position(|g| *g == ScalarExpr::Column(*col)).ok_or_else(|| {
+                            Error::plan(format!(
+                                "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                                scope.columns[*col].name
+                            ))
+                        })?;
+                        exprs.push((ScalarExpr::Column(k), agg_ctx.group_types[k]));
+                    }
                     None => exprs.push((ScalarExpr::Column(*col), scope.column_type(*col))),
                 }
             }
@@ -529,6 +545,11 @@ impl<'a> QueryPlanner<'a> {
         let (mut plan, mut scope) = self.plan_table_factor(&twj.relation)?;
         for join in &twj.joins {
             let (rplan, rscope) = self.plan_table_factor(&join.relation)?;
+            for t in rscope.columns.iter().filter_map(|c| c.table.as_deref()) {
+                if scope.has_table(t) {
+                    return Err(Error::plan(format!("table name \"{t}\" specified more than once")));
+                }
+            }
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
@@ -538,7 +559,7 @@ impl<'a> QueryPlanner<'a> {
                 J::CrossJoin(_) => (JoinKind::Inner, None),
                 other => return Err(Error::unsupported(format!("join {other:?}").split('(').next().unwrap_or("join").to_string())),
             };
-            let mut joined_scope = match kind {
+            let joined_scope = match kind {
                 JoinKind::Inner => scope.join(&rscope),
                 JoinKind::Left => scope.join(&rscope.clone().nullable()),
                 JoinKind::Right => scope.clone().nullable().join(&rscope),
@@ -546,6 +567,7 @@ impl<'a> QueryPlanner<'a> {
             };
             let left_arity = scope.len();
             let mut residual = Vec::new();
+            let mut using: Vec<(usize, usize)> = Vec::new();
             match constraint {
                 None | Some(ast::JoinConstraint::None) => {
                     if kind != JoinKind::Inner {
@@ -560,18 +582,21 @@ impl<'a> QueryPlanner<'a> {
                 }
                 Some(ast::JoinConstraint::Using(names)) => {
                     for n in names {
-                        let n = n.to_string();
+                        let n = super::object_name(n);
                         let l = scope.resolve(None, &n)?;
                         let r = rscope.resolve(None, &n)?;
                         residual.push(equality(&scope, l, &rscope, r, left_arity)?);
-                        joined_scope.columns[left_arity + r].hidden = true;
+                        using.push((l, r));
                     }
                 }
                 Some(ast::JoinConstraint::Natural) => {
                     for (r, rc) in rscope.columns.iter().enumerate() {
+                        if rc.hidden {
+                            continue;
+                        }
                         if let Ok(l) = scope.resolve(None, &rc.name) {
                             residual.push(equality(&scope, l, &rscope, r, left_arity)?);
-                            joined_scope.columns[left_arity + r].hidden = true;
+                            using.push((l, r));
                         }
                     }
                 }
@@ -586,6 +611,9 @@ impl<'a> QueryPlanner<'a> {
                 residual,
             });
             scope = joined_scope;
+            if !using.is_empty() {
+                (plan, scope) = merge_using_columns(plan, scope, kind, left_arity, &using)?;
+            }
         }
         Ok((plan, scope))
     }
@@ -596,10 +624,8 @@ impl<'a> QueryPlanner<'a> {
                 if args.is_some() {
                     return Err(Error::unsupported("table functions"));
                 }
-                let name_s = name.to_string().to_ascii_lowercase();
-                let binding_name = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| {
-                    name.0.last().map(|p| p.to_string()).unwrap_or_default()
-                });
+                let name_s = super::object_name(name);
+                let binding_name = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| name_s.clone());
                 let (plan, mut cols) = if let Some((_, b)) = self.ctes.iter().rev().find(|(n, _)| *n == name_s) {
                     match b {
                         CteBinding::Inline(p, cols) => (p.clone(), cols.clone()),
@@ -641,6 +667,43 @@ impl<'a> QueryPlanner<'a> {
             other => Err(Error::unsupported(format!("FROM item {other}"))),
         }
     }
+}
+
+/// `USING`/`NATURAL` joins show each joined column once, first, as PostgreSQL does: the left
+/// value for inner and left joins, the right one for right joins, whichever is not NULL for
+/// full joins. The original columns stay reachable by qualified name.
+fn merge_using_columns(plan: Plan, scope: Scope, kind: JoinKind, left_arity: usize, using: &[(usize, usize)]) -> Result<(Plan, Scope)> {
+    let arity = plan.arity();
+    let mut maps = Vec::new();
+    let mut merged_cols = Vec::new();
+    for (l, r) in using {
+        let (lc, rc) = (&scope.columns[*l], &scope.columns[left_arity + r]);
+        let ty = common_type(lc.ty, rc.ty).unwrap_or(lc.ty);
+        let (le, re) = (coerce(ScalarExpr::Column(*l), lc.ty, ty), coerce(ScalarExpr::Column(left_arity + r), rc.ty, ty));
+        let (expr, nullable) = match kind {
+            JoinKind::Inner | JoinKind::Left => (le, lc.nullable),
+            JoinKind::Right => (re, rc.nullable),
+            JoinKind::Full => (ScalarExpr::Variadic(crate::expr::VariadicFunc::Coalesce, vec![le, re]), lc.nullable && rc.nullable),
+        };
+        maps.push(expr);
+        merged_cols.push(super::scope::ScopeColumn { table: None, name: lc.name.clone(), ty, nullable, hidden: false });
+    }
+    let is_using_left = |i: usize| using.iter().any(|(l, _)| *l == i);
+    let is_using_right = |i: usize| using.iter().any(|(_, r)| left_arity + r == i);
+    let mut order: Vec<usize> = (arity..arity + using.len()).collect();
+    order.extend((0..arity).filter(|i| !is_using_left(*i) && !is_using_right(*i)));
+    order.extend((0..arity).filter(|i| is_using_left(*i) || is_using_right(*i)));
+    let mut columns = Vec::with_capacity(order.len());
+    for &i in &order {
+        if i >= arity {
+            columns.push(merged_cols[i - arity].clone());
+        } else {
+            let mut c = scope.columns[i].clone();
+            c.hidden |= is_using_left(i) || is_using_right(i);
+            columns.push(c);
+        }
+    }
+    Ok((plan.map(maps).project(order), Scope { columns }))
 }
 
 fn inner_join(l: Plan, r: Plan, residual: Vec<ScalarExpr>) -> Plan {
