@@ -14,6 +14,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{name}/rows", post(routes::ingest::post))
         .route("/views/{name}", get(routes::read::get))
         .route("/subscribe", get(routes::subscribe::get))
+        .route("/ws", get(routes::ws::get))
         .route("/catalog", get(routes::catalog::get))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .route("/session", post(crate::auth::session));

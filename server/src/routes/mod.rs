@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod read;
 pub mod sql;
 pub mod subscribe;
+pub mod ws;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -25,16 +25,16 @@ pub struct Server {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-fn agent(read_timeout: Option<Duration>, pooled: bool) -> ureq::Agent {
-    let mut config = ureq::Agent::config_builder()
+/// A client without connection reuse: the server may close a keep-alive connection after
+/// answering early (401, 413) without reading the body, and a pooled connection would then
+/// fail the next request for reasons that are not the server's fault.
+fn agent(read_timeout: Option<Duration>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_per_read(read_timeout);
-    if !pooled {
-        config = config
-            .max_idle_connections(0)
-            .max_idle_connections_per_host(0);
-    }
+        .timeout_per_read(read_timeout)
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0);
     ureq::Agent::new_with_config(config.build())
 }
 
@@ -93,7 +93,7 @@ impl Server {
             child,
             base: format!("http://{addr}"),
             addr,
-            agent: agent(Some(Duration::from_secs(60)), true),
+            agent: agent(Some(Duration::from_secs(60))),
             log,
         }
     }
@@ -294,7 +294,7 @@ impl Server {
     /// `GET /v1/subscribe?QUERY` with extra headers: the open stream, or the error response.
     pub fn subscribe(&self, query: &str, headers: &[(&str, &str)]) -> Result<Stream, Resp> {
         let url = self.url(&format!("/v1/subscribe?{query}"));
-        let mut req = agent(Some(Duration::from_secs(30)), false).get(&url);
+        let mut req = agent(Some(Duration::from_secs(30))).get(&url);
         let mut ndjson = false;
         for (k, v) in headers {
             if k.eq_ignore_ascii_case("accept") && v.contains("application/x-ndjson") {
