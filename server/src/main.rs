@@ -2,6 +2,7 @@
 
 mod app;
 mod auth;
+mod client;
 mod error;
 mod json;
 mod metrics;
@@ -42,6 +43,28 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: run::Format,
     },
+    /// Run statements on a running server and print the results.
+    Sql {
+        sql: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Follow a view on a running server as a live table.
+    Subscribe {
+        view: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(clap::Args)]
+struct Connection {
+    /// The server's address.
+    #[arg(long, default_value = "http://127.0.0.1:7800", env = "FRESHET_URL")]
+    url: String,
+    /// Bearer token, if the server requires one.
+    #[arg(long, env = "FRESHET_AUTH_TOKEN")]
+    auth_token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -100,6 +123,8 @@ fn run_cli() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Run { file, workers, format } => run::run(&file, workers, format),
+        Command::Sql { sql, conn } => client::sql(conn.url.trim_end_matches('/'), conn.auth_token.as_deref(), &sql),
+        Command::Subscribe { view, conn } => client::subscribe(conn.url.trim_end_matches('/'), conn.auth_token.as_deref(), &view),
     }
 }
 
