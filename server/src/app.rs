@@ -17,7 +17,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(routes::ws::get))
         .route("/catalog", get(routes::catalog::get))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
-        .route("/session", post(crate::auth::session));
+        .route("/session", post(crate::auth::session))
+        .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(routes::health::healthz))
@@ -27,6 +28,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
 }
 
 async fn not_found() -> crate::error::ApiError {
