@@ -8,6 +8,7 @@
 
 mod baseline;
 mod engine;
+mod server;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,20 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         workers: Vec<usize>,
     },
+    /// The HTTP service: write → subscriber latency, bulk ingest, idle subscribers.
+    Server {
+        /// The freshet binary to run.
+        #[arg(long, default_value = "target/release/freshet")]
+        bin: String,
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+        /// Single-row writes timed for latency.
+        #[arg(long, default_value_t = 2_000)]
+        writes: usize,
+        /// Idle subscribers to open.
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +79,13 @@ fn main() -> anyhow::Result<()> {
                     ours.throughput,
                     ours.throughput / base.throughput
                 );
+            }
+        }
+        Command::Server { bin, workers, writes, subscribers } => {
+            println!("| benchmark | result | | | notes |");
+            println!("|---|---|---|---|---|");
+            for w in workers {
+                server::run(&bin, w, writes, subscribers)?;
             }
         }
     }

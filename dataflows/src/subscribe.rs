@@ -42,14 +42,23 @@ impl SubscriptionState {
 
 /// One consumer of a subscription: a bounded channel and what it has been sent.
 pub struct Member {
+    /// Unbounded as a channel (so an idle consumer costs no preallocated buffer), bounded by
+    /// `capacity` here.
     pub sender: async_channel::Sender<SubscribeEvent>,
     pub state: Arc<SubscriptionState>,
+    /// Events this consumer may have waiting before it counts as lagging.
+    pub capacity: usize,
 }
 
 impl Member {
     /// Offers an event without blocking; false when the consumer is gone or lagged.
     fn offer(&self, event: SubscribeEvent) -> bool {
         let progress = if let SubscribeEvent::Progress { upper } = &event { Some(*upper) } else { None };
+        if self.sender.len() >= self.capacity {
+            self.state.lagged.store(true, Ordering::Release);
+            self.sender.close();
+            return false;
+        }
         match self.sender.try_send(event) {
             Ok(()) => {
                 if let Some(u) = progress {

@@ -87,3 +87,15 @@ fn subscribers_of_a_view_share_one_stream() {
     drop(second);
     engine.shutdown();
 }
+
+#[test]
+fn dropping_the_engine_stops_it() {
+    let engine = Engine::start(EngineConfig { workers: 2, ..Default::default() }).unwrap();
+    engine.execute("CREATE TABLE t (x bigint); INSERT INTO t VALUES (1)").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(engine);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20)).expect("drop returned");
+}

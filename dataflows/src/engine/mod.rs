@@ -386,9 +386,10 @@ impl Engine {
                 (Target::Plan { plan, deps }, columns)
             }
         };
-        let (tx, rx) = async_channel::bounded(self.inner.config.subscriber_buffer.max(2));
+        let (tx, rx) = async_channel::unbounded();
+        let capacity = self.inner.config.subscriber_buffer.max(2);
         let state = Arc::new(SubscriptionState::default());
-        let member = Member { sender: tx, state: Arc::clone(&state) };
+        let member = Member { sender: tx, state: Arc::clone(&state), capacity };
         let guard = |dedicated| SubscriptionGuard { dedicated, engine: Arc::downgrade(&self.inner) };
         let subscription = |as_of, guard| Subscription { columns: columns.clone(), as_of, events: rx.clone(), state: Arc::clone(&state), _guard: guard };
 
@@ -397,7 +398,7 @@ impl Engine {
         if let (true, Target::Item(gid)) = (shared, &target) {
             let mut hubs = self.inner.hubs.lock().expect("lock");
             if let Some(hub) = hubs.get(gid) {
-                let joining = Member { sender: member.sender.clone(), state: Arc::clone(&state) };
+                let joining = Member { sender: member.sender.clone(), state: Arc::clone(&state), capacity };
                 if let Some(as_of) = hub.join(joining) {
                     self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
                     return Ok(subscription(as_of, guard(None)));
@@ -431,31 +432,47 @@ impl Engine {
         coord.catalog.items().map(|i| coord.catalog.describe(i)).collect()
     }
 
-    /// Stops the clock and the workers; open subscriptions end. Idempotent.
+    /// Stops the clock and the workers; open subscriptions end. Idempotent. (Dropping the
+    /// last handle does the same.)
     pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
         {
-            let mut coord = self.inner.coord.lock().expect("lock");
+            let mut coord = self.coord.lock().unwrap_or_else(|p| p.into_inner());
             if coord.shutdown {
                 return;
             }
             coord.shutdown = true;
         }
-        if let Some((stop, handle)) = self.inner.ticker.lock().expect("lock").take() {
+        if let Some((stop, handle)) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = stop.send(());
-            let _ = handle.join();
+            // The clock thread may itself be dropping the last handle; never join oneself.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
         }
         // End open subscriptions: their consumers see the channel close.
-        for (_, feed) in self.inner.shared.feeds.lock().expect("lock").drain() {
+        for (_, feed) in self.shared.feeds.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             feed.close();
         }
-        for (_, hub) in self.inner.hubs.lock().expect("lock").drain() {
+        for (_, hub) in self.hubs.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             hub.close();
         }
-        let _ = self.inner.send(Command::Shutdown);
-        if let Some(guards) = self.inner.guards.lock().expect("lock").take() {
+        let _ = self.send(Command::Shutdown);
+        if let Some(guards) = self.guards.lock().unwrap_or_else(|p| p.into_inner()).take() {
             drop(guards.join());
         }
         tracing::info!("engine stopped");
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

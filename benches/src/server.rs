@@ -1,0 +1,184 @@
+//! Service-level benchmarks against the real `freshet` binary over loopback HTTP:
+//! write → subscriber latency, bulk NDJSON ingest, and the idle cost of many subscribers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::stats::{fmt, percentile};
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(bin: &str, workers: usize) -> anyhow::Result<Server> {
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {bin} (build it with cargo build --release -p freshet-server)"))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line.trim().strip_prefix("listening on http://").context("no listening line")?.to_string();
+        Ok(Server { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sql(&self, sql: &str) -> anyhow::Result<serde_json::Value> {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let text = ureq::post(&format!("http://{}/v1/sql", self.addr)).send(body)?.into_body().read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    pub fn ingest(&self, table: &str, ndjson: String) -> anyhow::Result<u64> {
+        let text = ureq::post(&format!("http://{}/v1/tables/{table}/rows", self.addr))
+            .header("Content-Type", "application/x-ndjson")
+            .send(ndjson)?
+            .into_body()
+            .read_to_string()?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        v["timestamp"].as_u64().with_context(|| format!("ingest failed: {text}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) and resident bytes of a process.
+fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: u64 = status.lines().find(|l| l.starts_with("VmRSS")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok((ticks / 100.0, rss_kb * 1024))
+}
+
+/// Opens an SSE subscription on a raw socket (headers sent, body left to the caller).
+fn open_sse(addr: &str, view: &str) -> anyhow::Result<TcpStream> {
+    let mut s = TcpStream::connect(addr)?;
+    write!(s, "GET /v1/subscribe?view={view} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")?;
+    Ok(s)
+}
+
+pub fn run(bin: &str, workers: usize, writes: usize, subscribers: usize) -> anyhow::Result<()> {
+    let server = Server::start(bin, workers)?;
+    server.sql("CREATE TABLE bids (auction bigint NOT NULL, price bigint NOT NULL); CREATE VIEW best AS SELECT auction, max(price) AS top, count(*) AS n FROM bids GROUP BY auction")?;
+
+    // 1. Write → subscriber latency: one row per request, timed until the subscriber has seen
+    //    progress past the write's timestamp.
+    let (tx, rx) = mpsc::channel::<(u64, Instant)>();
+    let stream = open_sse(&server.addr, "best")?;
+    std::thread::spawn(move || {
+        let reader = BufReader::new(stream);
+        for line in reader.lines().map_while(Result::ok) {
+            if let Some(id) = line.strip_prefix("id: ") {
+                if let Ok(t) = id.trim().parse::<u64>() {
+                    if tx.send((t, Instant::now())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut lat = Vec::with_capacity(writes);
+    for i in 0..writes {
+        let start = Instant::now();
+        let ts = server.ingest("bids", format!("{{\"auction\": {}, \"price\": {i}}}\n", i % 100))?;
+        loop {
+            let (upper, at) = rx.recv_timeout(Duration::from_secs(10)).context("no progress from the subscriber")?;
+            if upper > ts {
+                lat.push(at - start);
+                break;
+            }
+        }
+    }
+    lat.sort();
+    println!(
+        "| write → SSE subscriber ({workers} worker{}) | p50 {} | p99 {} | p99.9 {} | {writes} single-row writes |",
+        if workers == 1 { "" } else { "s" },
+        fmt(percentile(&lat, 0.5)),
+        fmt(percentile(&lat, 0.99)),
+        fmt(percentile(&lat, 0.999))
+    );
+
+    // 2. Idle subscribers: CPU and memory of the server with many open, idle subscriptions.
+    let pid = server.pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let (cpu0, rss0) = usage(pid)?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu1, _) = usage(pid)?;
+    let idle_base = (cpu1 - cpu0) / t0.elapsed().as_secs_f64();
+    let mut socks = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        socks.push(open_sse(&server.addr, "best")?);
+    }
+    // Let every subscription get its snapshot, then measure a quiet period.
+    std::thread::sleep(Duration::from_secs(3));
+    for s in &mut socks {
+        s.set_nonblocking(true)?;
+        let mut buf = vec![0u8; 1 << 20];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                bail!("a subscriber was disconnected");
+            }
+        }
+    }
+    let (cpu2, rss2) = usage(pid)?;
+    let t2 = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let (cpu3, _) = usage(pid)?;
+    let idle_subs = (cpu3 - cpu2) / t2.elapsed().as_secs_f64();
+    println!(
+        "| {subscribers} idle SSE subscribers on one view ({workers} worker{}) | {:.2} % of a core (server idle without them: {:.2} %) | +{:.1} MB RSS ({:.1} KB each) | progress once a second to each |",
+        if workers == 1 { "" } else { "s" },
+        idle_subs * 100.0,
+        idle_base * 100.0,
+        (rss2.saturating_sub(rss0)) as f64 / 1e6,
+        (rss2.saturating_sub(rss0)) as f64 / 1e3 / subscribers as f64
+    );
+    drop(socks);
+
+    // 3. Bulk NDJSON ingest into the table behind the aggregate view.
+    let rows_per_request = 100_000;
+    let requests = 10;
+    let bodies: Vec<String> = (0..requests)
+        .map(|r| (0..rows_per_request).map(|i| format!("{{\"auction\": {}, \"price\": {}}}\n", (r * rows_per_request + i) % 10_000, i)).collect())
+        .collect();
+    let bytes: usize = bodies.iter().map(String::len).sum();
+    let start = Instant::now();
+    let mut last = 0;
+    for body in bodies {
+        last = server.ingest("bids", body)?;
+    }
+    // Visible in the view: a read at a later time waits for it.
+    let _ = server.sql("SELECT count(*) FROM best")?;
+    let elapsed = start.elapsed();
+    let _ = last;
+    println!(
+        "| bulk NDJSON ingest ({workers} worker{}) | {:.0} rows/s | {:.0} MB/s | {} requests of {rows_per_request} rows, into a table with one aggregate view |",
+        if workers == 1 { "" } else { "s" },
+        (requests * rows_per_request) as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / 1e6 / elapsed.as_secs_f64(),
+        requests
+    );
+
+    Ok(())
+}
