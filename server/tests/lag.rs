@@ -150,3 +150,72 @@ fn lagged_subscriber_can_resume_and_catch_up() {
     let expected: Vec<serde_json::Value> = (0..=60).map(|i| json!([i])).collect();
     assert_eq!(acc, common::multiset(&expected));
 }
+
+/// Two subscribers of one view: one never reads and is cut off; the other, reading along,
+/// gets every change and ends with exactly the table.
+#[test]
+fn lagging_subscriber_does_not_disturb_others_on_the_same_view() {
+    let server = Server::start(&["--subscriber-buffer", "8"]);
+    server.sql_ok("CREATE TABLE big (id bigint NOT NULL, pad text NOT NULL)");
+    let mut slow = server.subscribe_ok("view=big", &[]);
+    let mut reader = server.subscribe_ok("view=big", &[("Accept", "application/x-ndjson")]);
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let pad = "q".repeat(60);
+    let acc = std::thread::scope(|s| {
+        let reading = s.spawn(|| {
+            let mut acc = Multiset::new();
+            assert_eq!(reader.expect().kind, "columns");
+            loop {
+                let m = reader.expect();
+                match m.kind.as_str() {
+                    "update" => apply(&mut acc, &m.data["updates"]),
+                    "progress" => {
+                        seen.store(m.time(), std::sync::atomic::Ordering::SeqCst);
+                        let d = done.load(std::sync::atomic::Ordering::SeqCst);
+                        if d != 0 && m.time() > d {
+                            return acc;
+                        }
+                    }
+                    _ => panic!("the reading subscriber got {}", m.data),
+                }
+            }
+        });
+        let mut id = 0i64;
+        let mut last = 0;
+        for _ in 0..300 {
+            let mut body = String::with_capacity(500 * 100);
+            for _ in 0..500 {
+                body.push_str(&format!("{{\"id\": {id}, \"pad\": \"{pad}\"}}\n"));
+                id += 1;
+            }
+            last = server.ingest_ok("big", &body);
+            // Lockstep with the reader, so that it never falls behind by itself.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while seen.load(std::sync::atomic::Ordering::SeqCst) <= last {
+                assert!(Instant::now() < deadline, "the reading subscriber stalled");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        done.store(last, std::sync::atomic::Ordering::SeqCst);
+        // One more (empty) write, for a progress past `last` that the reader sees after `done`.
+        server.ingest_ok("big", "");
+        reading.join().expect("reader")
+    });
+    assert_eq!(acc.len(), 150_000);
+    assert!(acc.values().all(|&n| n == 1));
+    assert_eq!(
+        server.sql_ok("SELECT count(*) FROM big")[0]["rows"],
+        json!([[150_000]])
+    );
+    // The one that never read was cut off with lagged.
+    let error = loop {
+        match slow.next() {
+            Some(m) if m.kind == "error" => break m,
+            Some(_) => continue,
+            None => panic!("the slow subscriber's stream ended without an error"),
+        }
+    };
+    assert_eq!(error.data["code"], "lagged", "{}", error.data);
+    server.assert_healthy();
+}
