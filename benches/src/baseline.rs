@@ -24,11 +24,13 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
             let b = b.to_collection(scope);
             a.join(b)
                 .map(|(k, (_x, y))| (k, y))
-                .reduce(|_k, vals: &[(&u64, isize)], out: &mut Vec<((isize, u64), isize)>| {
-                    let n: isize = vals.iter().map(|(_, m)| *m).sum();
-                    let s: u64 = vals.iter().map(|(y, m)| **y * *m as u64).sum();
-                    out.push(((n, s), 1));
-                })
+                .reduce(
+                    |_k, vals: &[(&u64, isize)], out: &mut Vec<((isize, u64), isize)>| {
+                        let n: isize = vals.iter().map(|(_, m)| *m).sum();
+                        let s: u64 = vals.iter().map(|(y, m)| **y * *m as u64).sum();
+                        out.push(((n, s), 1));
+                    },
+                )
                 .probe_with(&probe);
         });
         let mut time = 1u64;
@@ -76,7 +78,11 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
         let elapsed = start.elapsed();
         if index == 0 {
             lat.sort();
-            let _ = tx.send(Outcome { p50: percentile(&lat, 0.5), p99: percentile(&lat, 0.99), throughput: (batch * batches) as f64 / elapsed.as_secs_f64() });
+            let _ = tx.send(Outcome {
+                p50: percentile(&lat, 0.5),
+                p99: percentile(&lat, 0.99),
+                throughput: (batch * batches) as f64 / elapsed.as_secs_f64(),
+            });
         }
     })
     .expect("timely starts");

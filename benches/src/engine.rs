@@ -28,14 +28,30 @@ fn wait_past(events: &async_channel::Receiver<SubscribeEvent>, ts: u64) -> anyho
     }
 }
 
-pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usize) -> anyhow::Result<Outcome> {
-    let engine = Engine::start(EngineConfig { workers, tick: Duration::from_secs(3600), ..Default::default() })?;
+pub fn run(
+    workers: usize,
+    keys: u64,
+    updates: usize,
+    batch: usize,
+    batches: usize,
+) -> anyhow::Result<Outcome> {
+    let engine = Engine::start(EngineConfig {
+        workers,
+        tick: Duration::from_secs(3600),
+        ..Default::default()
+    })?;
     engine.execute(VIEW).map_err(|e| anyhow::anyhow!("{e}"))?;
     let a: Vec<(Row, isize)> = (0..keys).map(|k| (row(k, k), 1)).collect();
     let b: Vec<(Row, isize)> = (0..keys).map(|k| (row(k, 1), 1)).collect();
     engine.write("a", a)?;
     engine.write("b", b)?;
-    let sub = engine.subscribe(SubscribeTarget::Name("v".into()), SubscribeOptions { snapshot: false, ..Default::default() })?;
+    let sub = engine.subscribe(
+        SubscribeTarget::Name("v".into()),
+        SubscribeOptions {
+            snapshot: false,
+            ..Default::default()
+        },
+    )?;
     let (latest, _) = engine.frontiers();
     wait_past(&sub.events, latest)?;
 
@@ -55,12 +71,18 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
     let start = Instant::now();
     let mut last = 0;
     for _ in 0..batches {
-        let rows: Vec<(Row, isize)> = (0..batch).map(|_| (row(rng.random_range(0..keys), rng.random_range(0..100)), 1)).collect();
+        let rows: Vec<(Row, isize)> = (0..batch)
+            .map(|_| (row(rng.random_range(0..keys), rng.random_range(0..100)), 1))
+            .collect();
         last = engine.write("b", rows)?;
     }
     wait_past(&sub.events, last)?;
     let throughput = (batch * batches) as f64 / start.elapsed().as_secs_f64();
     drop(sub);
     engine.shutdown();
-    Ok(Outcome { p50: percentile(&lat, 0.5), p99: percentile(&lat, 0.99), throughput })
+    Ok(Outcome {
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        throughput,
+    })
 }

@@ -61,7 +61,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Engine { keys, updates, batch, batches, workers } => {
+        Command::Engine {
+            keys,
+            updates,
+            batch,
+            batches,
+            workers,
+        } => {
             let mut rows = Vec::new();
             for w in workers {
                 let ours = engine::run(w, keys, updates, batch, batches)?;
@@ -71,7 +77,12 @@ fn main() -> anyhow::Result<()> {
             println!("| workers | system | p50 latency | p99 latency | updates/s | ratio (freshet / differential) |");
             println!("|---|---|---|---|---|---|");
             for (w, ours, base) in rows {
-                println!("| {w} | differential (hand-written) | {} | {} | {:.0} | |", stats::fmt(base.p50), stats::fmt(base.p99), base.throughput);
+                println!(
+                    "| {w} | differential (hand-written) | {} | {} | {:.0} | |",
+                    stats::fmt(base.p50),
+                    stats::fmt(base.p99),
+                    base.throughput
+                );
                 println!(
                     "| {w} | freshet | {} | {} | {:.0} | {:.2} |",
                     stats::fmt(ours.p50),
@@ -81,7 +92,12 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Server { bin, workers, writes, subscribers } => {
+        Command::Server {
+            bin,
+            workers,
+            writes,
+            subscribers,
+        } => {
             println!("| benchmark | result | | | notes |");
             println!("|---|---|---|---|---|");
             for w in workers {

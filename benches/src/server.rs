@@ -20,15 +20,27 @@ pub struct Server {
 impl Server {
     pub fn start(bin: &str, workers: usize) -> anyhow::Result<Server> {
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                &workers.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {bin} (build it with cargo build --release -p freshet-server)"))?;
+            .with_context(|| {
+                format!("starting {bin} (build it with cargo build --release -p freshet-server)")
+            })?;
         let stdout = child.stdout.take().context("stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line.trim().strip_prefix("listening on http://").context("no listening line")?.to_string();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .context("no listening line")?
+            .to_string();
         Ok(Server { child, addr })
     }
 
@@ -38,7 +50,10 @@ impl Server {
 
     pub fn sql(&self, sql: &str) -> anyhow::Result<serde_json::Value> {
         let body = serde_json::json!({ "sql": sql }).to_string();
-        let text = ureq::post(&format!("http://{}/v1/sql", self.addr)).send(body)?.into_body().read_to_string()?;
+        let text = ureq::post(&format!("http://{}/v1/sql", self.addr))
+            .send(body)?
+            .into_body()
+            .read_to_string()?;
         Ok(serde_json::from_str(&text)?)
     }
 
@@ -49,7 +64,9 @@ impl Server {
             .into_body()
             .read_to_string()?;
         let v: serde_json::Value = serde_json::from_str(&text)?;
-        v["timestamp"].as_u64().with_context(|| format!("ingest failed: {text}"))
+        v["timestamp"]
+            .as_u64()
+            .with_context(|| format!("ingest failed: {text}"))
     }
 }
 
@@ -63,10 +80,20 @@ impl Drop for Server {
 /// CPU seconds (user + system) and resident bytes of a process.
 fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb: u64 = status.lines().find(|l| l.starts_with("VmRSS")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Ok((ticks / 100.0, rss_kb * 1024))
 }
 
@@ -100,9 +127,14 @@ pub fn run(bin: &str, workers: usize, writes: usize, subscribers: usize) -> anyh
     let mut lat = Vec::with_capacity(writes);
     for i in 0..writes {
         let start = Instant::now();
-        let ts = server.ingest("bids", format!("{{\"auction\": {}, \"price\": {i}}}\n", i % 100))?;
+        let ts = server.ingest(
+            "bids",
+            format!("{{\"auction\": {}, \"price\": {i}}}\n", i % 100),
+        )?;
         loop {
-            let (upper, at) = rx.recv_timeout(Duration::from_secs(10)).context("no progress from the subscriber")?;
+            let (upper, at) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .context("no progress from the subscriber")?;
             if upper > ts {
                 lat.push(at - start);
                 break;
@@ -160,7 +192,17 @@ pub fn run(bin: &str, workers: usize, writes: usize, subscribers: usize) -> anyh
     let rows_per_request = 100_000;
     let requests = 10;
     let bodies: Vec<String> = (0..requests)
-        .map(|r| (0..rows_per_request).map(|i| format!("{{\"auction\": {}, \"price\": {}}}\n", (r * rows_per_request + i) % 10_000, i)).collect())
+        .map(|r| {
+            (0..rows_per_request)
+                .map(|i| {
+                    format!(
+                        "{{\"auction\": {}, \"price\": {}}}\n",
+                        (r * rows_per_request + i) % 10_000,
+                        i
+                    )
+                })
+                .collect()
+        })
         .collect();
     let bytes: usize = bodies.iter().map(String::len).sum();
     let start = Instant::now();

@@ -8,7 +8,10 @@ use freshet_dataflows::subscribe::SubscribeEvent;
 use freshet_dataflows::{Row, Value};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::start(EngineConfig { workers: 2, ..Default::default() })?;
+    let engine = Engine::start(EngineConfig {
+        workers: 2,
+        ..Default::default()
+    })?;
     engine.execute(
         "CREATE TABLE orders (customer text NOT NULL, amount bigint NOT NULL);
          CREATE VIEW totals AS SELECT customer, sum(amount) AS total, count(*) AS n
@@ -25,7 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Subscribe without a snapshot, then change the input: the subscriber sees each change.
-    let sub = engine.subscribe(SubscribeTarget::Name("totals".into()), SubscribeOptions { snapshot: false, ..Default::default() })?;
+    let sub = engine.subscribe(
+        SubscribeTarget::Name("totals".into()),
+        SubscribeOptions {
+            snapshot: false,
+            ..Default::default()
+        },
+    )?;
     let ts = engine.write("orders", vec![(order("ada", 7), 1)])?;
     loop {
         match sub.events.recv_blocking()? {

@@ -55,12 +55,17 @@ impl Catalog {
     }
 
     pub fn by_name(&self, name: &str) -> Option<&CatalogItem> {
-        self.by_name.get(&name.to_ascii_lowercase()).and_then(|id| self.items.get(id))
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .and_then(|id| self.items.get(id))
     }
 
     pub fn insert(&mut self, item: CatalogItem) -> Result<()> {
         if let Some(existing) = self.by_name(&item.name) {
-            return Err(Error::AlreadyExists { kind: existing.kind.name(), name: item.name });
+            return Err(Error::AlreadyExists {
+                kind: existing.kind.name(),
+                name: item.name,
+            });
         }
         self.by_name.insert(item.name.to_ascii_lowercase(), item.id);
         self.items.insert(item.id, item);
@@ -75,7 +80,11 @@ impl Catalog {
 
     /// Items that read `id` directly.
     pub fn dependents(&self, id: GlobalId) -> Vec<GlobalId> {
-        self.items.values().filter(|i| i.dependencies.contains(&id)).map(|i| i.id).collect()
+        self.items
+            .values()
+            .filter(|i| i.dependencies.contains(&id))
+            .map(|i| i.id)
+            .collect()
     }
 
     /// `id` and everything that depends on it, dependents first (the order to drop in).
@@ -104,8 +113,17 @@ impl Catalog {
             kind: item.kind.name(),
             columns: item.schema.to_json(),
             definition: item.definition.clone(),
-            depends_on: item.dependencies.iter().filter_map(|d| self.get(*d)).map(|d| d.name.clone()).collect(),
-            primary_key: item.primary_key.iter().map(|i| item.schema.columns[*i].name.clone()).collect(),
+            depends_on: item
+                .dependencies
+                .iter()
+                .filter_map(|d| self.get(*d))
+                .map(|d| d.name.clone())
+                .collect(),
+            primary_key: item
+                .primary_key
+                .iter()
+                .map(|i| item.schema.columns[*i].name.clone())
+                .collect(),
         }
     }
 }

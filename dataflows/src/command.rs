@@ -24,11 +24,19 @@ pub enum Command {
     /// A table: an input and its arrangement.
     CreateTable { id: GlobalId, name: String },
     /// A view: a dataflow over existing arrangements, arranged for reads.
-    CreateView { id: GlobalId, name: String, plan: Plan, deps: Vec<GlobalId> },
+    CreateView {
+        id: GlobalId,
+        name: String,
+        plan: Plan,
+        deps: Vec<GlobalId>,
+    },
     /// Remove items (dependents first).
     Drop { ids: Vec<GlobalId> },
     /// Updates to tables at `ts`; afterwards every input is advanced to `ts + 1`.
-    Write { ts: Time, writes: Vec<(GlobalId, Vec<(Row, Diff)>)> },
+    Write {
+        ts: Time,
+        writes: Vec<(GlobalId, Vec<(Row, Diff)>)>,
+    },
     /// Advance every input to `upper` (time passes with no writes).
     Advance { upper: Time },
     /// Allow arrangements to forget history before `since`.
@@ -36,12 +44,20 @@ pub enum Command {
     /// Read `target` as of `ts`; every worker answers its share.
     Peek { id: u64, target: Target, ts: Time },
     /// Stream `target` from `as_of` on to the subscription registered under `id`.
-    Subscribe { id: u64, target: Target, as_of: Time, snapshot: bool },
+    Subscribe {
+        id: u64,
+        target: Target,
+        as_of: Time,
+        snapshot: bool,
+    },
     /// Stop a subscription's dataflow.
     Unsubscribe { id: u64 },
     /// Stop the workers.
     Shutdown,
 }
+
+/// Rows to write, per table.
+type Writes = Vec<(GlobalId, Vec<(Row, Diff)>)>;
 
 impl Command {
     /// This command as each of `peers` workers sees it: writes are dealt round-robin so every
@@ -49,9 +65,13 @@ impl Command {
     pub fn into_shares(self, peers: usize) -> Vec<Command> {
         match self {
             Command::Write { ts, writes } => {
-                let mut shares: Vec<Vec<(GlobalId, Vec<(Row, Diff)>)>> = (0..peers).map(|_| Vec::with_capacity(writes.len())).collect();
+                let mut shares: Vec<Writes> = (0..peers)
+                    .map(|_| Vec::with_capacity(writes.len()))
+                    .collect();
                 for (id, rows) in writes {
-                    let mut parts: Vec<Vec<(Row, Diff)>> = (0..peers).map(|_| Vec::with_capacity(rows.len() / peers + 1)).collect();
+                    let mut parts: Vec<Vec<(Row, Diff)>> = (0..peers)
+                        .map(|_| Vec::with_capacity(rows.len() / peers + 1))
+                        .collect();
                     for (i, r) in rows.into_iter().enumerate() {
                         parts[i % peers].push(r);
                     }
@@ -59,7 +79,10 @@ impl Command {
                         share.push((id, part));
                     }
                 }
-                shares.into_iter().map(|writes| Command::Write { ts, writes }).collect()
+                shares
+                    .into_iter()
+                    .map(|writes| Command::Write { ts, writes })
+                    .collect()
             }
             other => vec![other; peers],
         }

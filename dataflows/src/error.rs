@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 /// An error computed from data. Ordered and hashable so it can live in a collection.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error,
+)]
 pub enum EvalError {
     #[error("division by zero")]
     DivisionByZero,
@@ -55,7 +57,9 @@ pub enum Error {
     UniqueViolation(String),
     #[error("{0}")]
     Eval(#[from] EvalError),
-    #[error("timestamp {requested} is no longer retained; the earliest retained timestamp is {since}")]
+    #[error(
+        "timestamp {requested} is no longer retained; the earliest retained timestamp is {since}"
+    )]
     Compacted { requested: u64, since: u64 },
     #[error("timestamp {requested} is in the future; the latest complete timestamp is {latest}")]
     Future { requested: u64, latest: u64 },

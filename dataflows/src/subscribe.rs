@@ -18,11 +18,18 @@ use crate::row::Row;
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubscribeEvent {
     /// Every change at `time` (the snapshot arrives as the changes at `as_of`).
-    Update { time: Time, updates: Vec<(Row, Diff)> },
+    Update {
+        time: Time,
+        updates: Vec<(Row, Diff)>,
+    },
     /// All changes at times before `upper` have been sent.
     Progress { upper: Time },
     /// The stream ended with an error; `resume_from` says where a new subscription may resume.
-    Error { code: &'static str, message: String, resume_from: Option<Time> },
+    Error {
+        code: &'static str,
+        message: String,
+        resume_from: Option<Time>,
+    },
 }
 
 /// Shared between the worker that feeds a subscription and its consumer.
@@ -53,7 +60,11 @@ pub struct Member {
 impl Member {
     /// Offers an event without blocking; false when the consumer is gone or lagged.
     fn offer(&self, event: SubscribeEvent) -> bool {
-        let progress = if let SubscribeEvent::Progress { upper } = &event { Some(*upper) } else { None };
+        let progress = if let SubscribeEvent::Progress { upper } = &event {
+            Some(*upper)
+        } else {
+            None
+        };
         if self.sender.len() >= self.capacity {
             self.state.lagged.store(true, Ordering::Release);
             self.sender.close();
@@ -105,13 +116,27 @@ pub enum Offer {
 impl SubscriptionFeed {
     /// A feed for one consumer.
     pub fn single(member: Member, as_of: Time) -> Self {
-        SubscriptionFeed { inner: Arc::new(Mutex::new(FanOut { members: vec![member], contents: None, as_of, frontier: None, stopped: false })) }
+        SubscriptionFeed {
+            inner: Arc::new(Mutex::new(FanOut {
+                members: vec![member],
+                contents: None,
+                as_of,
+                frontier: None,
+                stopped: false,
+            })),
+        }
     }
 
     /// A feed that consumers can join while it runs.
     pub fn shared(first: Member, as_of: Time) -> Self {
         SubscriptionFeed {
-            inner: Arc::new(Mutex::new(FanOut { members: vec![first], contents: Some(HashMap::new()), as_of, frontier: None, stopped: false })),
+            inner: Arc::new(Mutex::new(FanOut {
+                members: vec![first],
+                contents: Some(HashMap::new()),
+                as_of,
+                frontier: None,
+                stopped: false,
+            })),
         }
     }
 
@@ -145,7 +170,11 @@ impl SubscriptionFeed {
         let last = members.len().saturating_sub(1);
         let mut event = Some(event);
         for (i, m) in members.into_iter().enumerate() {
-            let e = if i == last { event.take() } else { event.clone() };
+            let e = if i == last {
+                event.take()
+            } else {
+                event.clone()
+            };
             if e.is_some_and(|e| m.offer(e)) {
                 f.members.push(m);
             }
@@ -175,7 +204,11 @@ impl SubscriptionFeed {
             None => f.as_of,
             Some(upper) => {
                 let time = upper.saturating_sub(1);
-                let updates: Vec<(Row, Diff)> = f.contents.as_ref().map(|c| c.iter().map(|(r, d)| (r.clone(), *d)).collect()).unwrap_or_default();
+                let updates: Vec<(Row, Diff)> = f
+                    .contents
+                    .as_ref()
+                    .map(|c| c.iter().map(|(r, d)| (r.clone(), *d)).collect())
+                    .unwrap_or_default();
                 if !member.offer(SubscribeEvent::Update { time, updates }) {
                     return Some(time);
                 }
@@ -225,7 +258,12 @@ mod tests {
     #[test]
     fn batches_consolidate_per_time() {
         let r = |i| Row::new(vec![Value::Int(i)]);
-        let got = batch_by_time(vec![(r(1), 5, 1), (r(2), 3, 1), (r(1), 5, -1), (r(3), 5, 2)]);
+        let got = batch_by_time(vec![
+            (r(1), 5, 1),
+            (r(2), 3, 1),
+            (r(1), 5, -1),
+            (r(3), 5, 2),
+        ]);
         assert_eq!(got, vec![(3, vec![(r(2), 1)]), (5, vec![(r(3), 2)])]);
     }
 }

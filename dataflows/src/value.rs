@@ -128,7 +128,9 @@ impl Value {
             (Value::Int(i), DataType::Bool) => Value::Bool(*i != 0),
             (v, DataType::Text) => Value::text(&v.to_string()),
             (Value::Text(s), t) => parse_text(s.trim(), t).ok_or_else(bad)?,
-            (Value::Timestamp(us), DataType::Date) => Value::Date(us.div_euclid(MICROS_PER_DAY) as i32),
+            (Value::Timestamp(us), DataType::Date) => {
+                Value::Date(us.div_euclid(MICROS_PER_DAY) as i32)
+            }
             (Value::Date(d), DataType::Timestamp) => Value::Timestamp(*d as i64 * MICROS_PER_DAY),
             _ => return Err(bad()),
         })
@@ -197,7 +199,12 @@ pub fn parse_date(s: &str) -> Option<i32> {
 /// Parses `YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z]` or a bare date.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let s = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc().timestamp_micros());
         }
@@ -209,9 +216,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 pub fn parse_interval(s: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut parts = s.split_whitespace().peekable();
-    if parts.peek().is_none() {
-        return None;
-    }
+    parts.peek()?;
     while let Some(num) = parts.next() {
         // Allow "5s" style as well as "5 seconds".
         let (n, unit) = match num.find(|c: char| c.is_ascii_alphabetic()) {
@@ -274,7 +279,11 @@ fn fmt_float(x: f64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn fmt_interval(us: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let (sign, us) = if us < 0 { ("-", -(us as i128)) } else { ("", us as i128) };
+    let (sign, us) = if us < 0 {
+        ("-", -(us as i128))
+    } else {
+        ("", us as i128)
+    };
     let days = us / MICROS_PER_DAY as i128;
     let rem = us % MICROS_PER_DAY as i128;
     let (h, m, s, frac) = (
@@ -324,15 +333,29 @@ mod tests {
     fn casts_round_trip_through_text() {
         let ts = Value::Timestamp(parse_timestamp("2026-11-25 10:11:12.5").unwrap());
         assert_eq!(ts.to_string(), "2026-11-25 10:11:12.5");
-        assert_eq!(Value::text(&ts.to_string()).cast(DataType::Timestamp).unwrap(), ts);
+        assert_eq!(
+            Value::text(&ts.to_string())
+                .cast(DataType::Timestamp)
+                .unwrap(),
+            ts
+        );
         let d = Value::text("2024-02-29").cast(DataType::Date).unwrap();
         assert_eq!(d.to_string(), "2024-02-29");
         assert!(Value::text("abc").cast(DataType::Int).is_err());
-        assert_eq!(Value::float(2.5).cast(DataType::Int).unwrap(), Value::Int(2));
-        assert_eq!(Value::float(3.5).cast(DataType::Int).unwrap(), Value::Int(4));
+        assert_eq!(
+            Value::float(2.5).cast(DataType::Int).unwrap(),
+            Value::Int(2)
+        );
+        assert_eq!(
+            Value::float(3.5).cast(DataType::Int).unwrap(),
+            Value::Int(4)
+        );
         assert_eq!(Value::float(2.0).to_string(), "2");
         assert_eq!(Value::float(1e20).to_string(), "1e+20");
-        assert_eq!(Value::Interval(93_600_000_000).to_string(), "1 day 02:00:00");
+        assert_eq!(
+            Value::Interval(93_600_000_000).to_string(),
+            "1 day 02:00:00"
+        );
         assert_eq!(Value::Interval(2 * MICROS_PER_DAY).to_string(), "2 days");
     }
 

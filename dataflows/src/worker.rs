@@ -85,11 +85,16 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         let (input, stream) = scope.new_input::<(u64, u64, Command)>();
         let recv = Rc::clone(&received);
         let (probe, stream) = stream.probe();
-        stream.sink(Exchange::new(|x: &(u64, u64, Command)| x.0), "CommandSink", move |(input, _frontier)| {
-            input.for_each(|_cap, data| {
-                recv.borrow_mut().extend(data.drain(..).map(|(_, seq, cmd)| (seq, cmd)));
-            });
-        });
+        stream.sink(
+            Exchange::new(|x: &(u64, u64, Command)| x.0),
+            "CommandSink",
+            move |(input, _frontier)| {
+                input.for_each(|_cap, data| {
+                    recv.borrow_mut()
+                        .extend(data.drain(..).map(|(_, seq, cmd)| (seq, cmd)));
+                });
+            },
+        );
         (input, probe)
     });
     let mut cmd_input = if index == 0 { Some(cmd_input) } else { None };
@@ -125,7 +130,11 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         }
 
         // Park only when nothing is waiting on us.
-        let park = if state.peeks.is_empty() { None } else { Some(std::time::Duration::from_millis(1)) };
+        let park = if state.peeks.is_empty() {
+            None
+        } else {
+            Some(std::time::Duration::from_millis(1))
+        };
         worker.step_or_park(park);
 
         let mut cmds = std::mem::take(&mut *received.borrow_mut());
@@ -141,7 +150,12 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
 
     // Close inputs and drop everything so timely can wind down.
     drop(cmd_input.take());
-    let dataflows: Vec<usize> = state.items.values().map(|i| i.dataflow).chain(state.subscriptions.values().copied()).collect();
+    let dataflows: Vec<usize> = state
+        .items
+        .values()
+        .map(|i| i.dataflow)
+        .chain(state.subscriptions.values().copied())
+        .collect();
     state.items.clear();
     state.peeks.clear();
     for d in dataflows {
@@ -155,34 +169,66 @@ impl WorkerState {
             Command::CreateTable { id, name } => {
                 let mut input = InputSession::new();
                 let dataflow = worker.next_dataflow_index();
-                let mut oks = worker.dataflow_named::<Time, _, _>(&format!("table {name}"), |scope| {
-                    input.to_collection(scope).arrange_by_self_named(&format!("arrange {name}")).trace
-                });
+                let mut oks =
+                    worker.dataflow_named::<Time, _, _>(&format!("table {name}"), |scope| {
+                        input
+                            .to_collection(scope)
+                            .arrange_by_self_named(&format!("arrange {name}"))
+                            .trace
+                    });
                 input.advance_to(self.upper);
                 input.flush();
                 oks.set_logical_compaction(AntichainRef::new(&[self.since]));
                 oks.set_physical_compaction(AntichainRef::new(&[self.since]));
-                self.items.insert(id, Item { oks, errs: None, input: Some(input), dataflow, name });
+                self.items.insert(
+                    id,
+                    Item {
+                        oks,
+                        errs: None,
+                        input: Some(input),
+                        dataflow,
+                        name,
+                    },
+                );
             }
-            Command::CreateView { id, name, plan, deps } => {
+            Command::CreateView {
+                id,
+                name,
+                plan,
+                deps,
+            } => {
                 let dataflow = worker.next_dataflow_index();
                 let items = &mut self.items;
-                let (mut oks, mut errs) = worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
-                    let mut ctx = Context::new(scope);
-                    import(&mut ctx, items, &deps);
-                    let bundle = ctx.render(&crate::plan::lower::lower(plan));
-                    (
-                        bundle.oks.arrange_by_self_named(&format!("arrange {name}")).trace,
-                        bundle.errs.arrange_by_self_named(&format!("errors {name}")).trace,
-                    )
-                });
-                for t in [&mut oks] {
-                    t.set_logical_compaction(AntichainRef::new(&[self.since]));
-                    t.set_physical_compaction(AntichainRef::new(&[self.since]));
-                }
+                let (mut oks, mut errs) =
+                    worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
+                        let mut ctx = Context::new(scope);
+                        import(&mut ctx, items, &deps);
+                        let bundle = ctx.render(&crate::plan::lower::lower(plan));
+                        (
+                            bundle
+                                .oks
+                                .arrange_by_self_named(&format!("arrange {name}"))
+                                .trace,
+                            bundle
+                                .errs
+                                .arrange_by_self_named(&format!("errors {name}"))
+                                .trace,
+                        )
+                    });
+                oks.set_logical_compaction(AntichainRef::new(&[self.since]));
+                oks.set_physical_compaction(AntichainRef::new(&[self.since]));
                 errs.set_logical_compaction(AntichainRef::new(&[self.since]));
                 errs.set_physical_compaction(AntichainRef::new(&[self.since]));
-                self.items.insert(id, Item { oks, errs: Some(errs), input: None, dataflow, name });
+                self.items.insert(
+                    id,
+                    Item {
+                        oks,
+                        errs: Some(errs),
+                        input: None,
+                        dataflow,
+                        name,
+                    },
+                );
             }
             Command::Drop { ids } => {
                 for id in ids {
@@ -230,7 +276,13 @@ impl WorkerState {
             }
             Command::Peek { id, target, ts } => match target {
                 Target::Item(gid) => match self.items.get(&gid) {
-                    Some(item) => self.peeks.push(PendingPeek { id, ts, oks: item.oks.clone(), errs: item.errs.clone(), dataflow: None }),
+                    Some(item) => self.peeks.push(PendingPeek {
+                        id,
+                        ts,
+                        oks: item.oks.clone(),
+                        errs: item.errs.clone(),
+                        dataflow: None,
+                    }),
                     None => send_peek(shared, id, Ok(Vec::new())),
                 },
                 Target::Plan { plan, deps } => {
@@ -240,13 +292,31 @@ impl WorkerState {
                         let mut ctx = Context::new(scope);
                         import(&mut ctx, items, &deps);
                         let bundle = ctx.render(&crate::plan::lower::lower(plan));
-                        (bundle.oks.arrange_by_self().trace, bundle.errs.arrange_by_self().trace)
+                        (
+                            bundle.oks.arrange_by_self().trace,
+                            bundle.errs.arrange_by_self().trace,
+                        )
                     });
-                    self.peeks.push(PendingPeek { id, ts, oks, errs: Some(errs), dataflow: Some(dataflow) });
+                    self.peeks.push(PendingPeek {
+                        id,
+                        ts,
+                        oks,
+                        errs: Some(errs),
+                        dataflow: Some(dataflow),
+                    });
                 }
             },
-            Command::Subscribe { id, target, as_of, snapshot } => {
-                let feed = if worker.index() == 0 { shared.feeds.lock().expect("lock").remove(&id) } else { None };
+            Command::Subscribe {
+                id,
+                target,
+                as_of,
+                snapshot,
+            } => {
+                let feed = if worker.index() == 0 {
+                    shared.feeds.lock().expect("lock").remove(&id)
+                } else {
+                    None
+                };
                 let stopped = Rc::clone(&self.stopped);
                 if worker.index() == 0 && feed.is_none() {
                     stopped.borrow_mut().push(id);
@@ -258,7 +328,9 @@ impl WorkerState {
                     let bundle = match target {
                         Target::Item(gid) => {
                             import(&mut ctx, items, &[gid]);
-                            ctx.gets.remove(&gid).unwrap_or_else(|| Bundle::new(ctx.constant(vec![]), ctx.no_errors()))
+                            ctx.gets.remove(&gid).unwrap_or_else(|| {
+                                Bundle::new(ctx.constant(vec![]), ctx.no_errors())
+                            })
                         }
                         Target::Plan { plan, deps } => {
                             import(&mut ctx, items, &deps);
@@ -266,12 +338,25 @@ impl WorkerState {
                         }
                     };
                     let updates = bundle.oks.map(Ok).concat(bundle.errs.map(Err)).inner;
-                    let mut sink = SubscribeSink { id, feed, as_of, snapshot, snapshot_sent: false, stash: Vec::new(), last_upper: 0, stopped };
-                    updates.sink(Exchange::new(|_| 0u64), "SubscribeSink", move |(input, frontier)| {
-                        input.for_each(|_cap, data| sink.stash.append(data));
-                        let upper = frontier.frontier().iter().next().copied();
-                        sink.advance(upper);
-                    });
+                    let mut sink = SubscribeSink {
+                        id,
+                        feed,
+                        as_of,
+                        snapshot,
+                        snapshot_sent: false,
+                        stash: Vec::new(),
+                        last_upper: 0,
+                        stopped,
+                    };
+                    updates.sink(
+                        Exchange::new(|_| 0u64),
+                        "SubscribeSink",
+                        move |(input, frontier)| {
+                            input.for_each(|_cap, data| sink.stash.append(data));
+                            let upper = frontier.frontier().iter().next().copied();
+                            sink.advance(upper);
+                        },
+                    );
                 });
                 self.subscriptions.insert(id, dataflow);
             }
@@ -319,7 +404,11 @@ impl WorkerState {
                 continue;
             }
             let mut p = self.peeks.swap_remove(i);
-            let errors = p.errs.as_mut().map(|e| read_at(e, p.ts)).unwrap_or_default();
+            let errors = p
+                .errs
+                .as_mut()
+                .map(|e| read_at(e, p.ts))
+                .unwrap_or_default();
             let answer = match errors.into_iter().find(|(_, d)| *d > 0) {
                 Some((e, _)) => Err(e),
                 None => Ok(read_at(&mut p.oks, p.ts)),
@@ -340,15 +429,24 @@ fn send_peek(shared: &Arc<Shared>, id: u64, part: PeekPart) {
 }
 
 /// Brings the arrangements of `deps` into a dataflow as collections.
-fn import<'s>(ctx: &mut Context<'s, Time>, items: &mut BTreeMap<GlobalId, Item>, deps: &[GlobalId]) {
+fn import<'s>(
+    ctx: &mut Context<'s, Time>,
+    items: &mut BTreeMap<GlobalId, Item>,
+    deps: &[GlobalId],
+) {
     for id in deps {
         let Some(item) = items.get_mut(id) else {
             tracing::error!(id, "dependency missing on worker");
             continue;
         };
-        let oks = item.oks.import_named(ctx.scope, &format!("import {}", item.name)).as_collection(|k: &Row, _: &()| k.clone());
+        let oks = item
+            .oks
+            .import_named(ctx.scope, &format!("import {}", item.name))
+            .as_collection(|k: &Row, _: &()| k.clone());
         let errs = match item.errs.as_mut() {
-            Some(e) => e.import_named(ctx.scope, &format!("import errors {}", item.name)).as_collection(|k: &EvalError, _: &()| k.clone()),
+            Some(e) => e
+                .import_named(ctx.scope, &format!("import errors {}", item.name))
+                .as_collection(|k: &EvalError, _: &()| k.clone()),
             None => ctx.no_errors(),
         };
         ctx.gets.insert(*id, Bundle::new(oks, errs));
@@ -356,11 +454,15 @@ fn import<'s>(ctx: &mut Context<'s, Time>, items: &mut BTreeMap<GlobalId, Item>,
 }
 
 /// The accumulated contents of a key arrangement as of `ts`.
-fn read_at<K: Ord + Clone + 'static>(trace: &mut differential_dataflow::operators::arrange::TraceAgent<differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>>, ts: Time) -> Vec<(K, Diff)>
-where
-    K: timely::ExchangeData,
-{
-    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else { return Vec::new() };
+fn read_at<K: timely::ExchangeData + Ord + Clone + 'static>(
+    trace: &mut differential_dataflow::operators::arrange::TraceAgent<
+        differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>,
+    >,
+    ts: Time,
+) -> Vec<(K, Diff)> {
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return Vec::new();
+    };
     let (mut cursor, storage) = cursor_list(batches);
     let mut out = Vec::new();
     while cursor.key_valid(&storage) {
@@ -423,7 +525,9 @@ impl SubscribeSink {
             return;
         }
         let as_of = self.as_of;
-        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stash).into_iter().partition(|(_, t, _)| *t < bound);
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stash)
+            .into_iter()
+            .partition(|(_, t, _)| *t < bound);
         self.stash = rest;
         let mut rows = Vec::with_capacity(ready.len());
         let mut errors: BTreeMap<EvalError, Diff> = BTreeMap::new();
@@ -435,7 +539,11 @@ impl SubscribeSink {
         }
         if let Some((e, _)) = errors.into_iter().find(|(_, d)| *d > 0) {
             let resume_from = self.feed.as_ref().and_then(|f| f.resume_from());
-            self.offer(SubscribeEvent::Error { code: "evaluation_error", message: e.to_string(), resume_from });
+            self.offer(SubscribeEvent::Error {
+                code: "evaluation_error",
+                message: e.to_string(),
+                resume_from,
+            });
             self.stop();
             return;
         }
@@ -462,7 +570,8 @@ impl SubscribeSink {
             None => {
                 self.offer(SubscribeEvent::Error {
                     code: "closed",
-                    message: "the subscribed relation was dropped or the server is shutting down".into(),
+                    message: "the subscribed relation was dropped or the server is shutting down"
+                        .into(),
                     resume_from: None,
                 });
                 self.stop();

@@ -5,13 +5,24 @@ use freshet_dataflows::Value;
 
 fn rows(engine: &Engine, sql: &str) -> Vec<Vec<Value>> {
     let res = engine.execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    res.last().unwrap().rows.clone().unwrap().into_iter().map(|r| r.into_values()).collect()
+    res.last()
+        .unwrap()
+        .rows
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_values())
+        .collect()
 }
 
 #[test]
 fn tables_views_and_reads() {
     for workers in [1, 2] {
-        let engine = Engine::start(EngineConfig { workers, ..Default::default() }).unwrap();
+        let engine = Engine::start(EngineConfig {
+            workers,
+            ..Default::default()
+        })
+        .unwrap();
         engine
             .execute(
                 "CREATE TABLE t (k bigint, v text); CREATE TABLE u (k bigint, w bigint);
@@ -22,12 +33,18 @@ fn tables_views_and_reads() {
             .unwrap();
         assert_eq!(
             rows(&engine, "SELECT * FROM j ORDER BY k"),
-            vec![vec![Value::Int(1), Value::text("a"), Value::Int(21)], vec![Value::Int(3), Value::text("c"), Value::Int(30)]]
+            vec![
+                vec![Value::Int(1), Value::text("a"), Value::Int(21)],
+                vec![Value::Int(3), Value::text("c"), Value::Int(30)]
+            ]
         );
         engine.execute("DELETE FROM u WHERE w = 30").unwrap();
         assert_eq!(rows(&engine, "SELECT k FROM j"), vec![vec![Value::Int(1)]]);
         assert_eq!(
-            rows(&engine, "SELECT t.k, u.w FROM t LEFT JOIN u ON t.k = u.k ORDER BY 1, 2"),
+            rows(
+                &engine,
+                "SELECT t.k, u.w FROM t LEFT JOIN u ON t.k = u.k ORDER BY 1, 2"
+            ),
             vec![
                 vec![Value::Int(1), Value::Int(10)],
                 vec![Value::Int(1), Value::Int(11)],
@@ -35,7 +52,10 @@ fn tables_views_and_reads() {
                 vec![Value::Int(3), Value::Null]
             ]
         );
-        assert_eq!(rows(&engine, "SELECT count(*) FROM t WHERE k > 100"), vec![vec![Value::Int(0)]]);
+        assert_eq!(
+            rows(&engine, "SELECT count(*) FROM t WHERE k > 100"),
+            vec![vec![Value::Int(0)]]
+        );
         engine.shutdown();
     }
 }
@@ -48,7 +68,11 @@ fn subscribers_of_a_view_share_one_stream() {
     use std::collections::BTreeMap;
 
     // Accumulates a subscription until progress passes `ts`.
-    fn follow(events: &async_channel::Receiver<SubscribeEvent>, state: &mut BTreeMap<Row, isize>, ts: u64) {
+    fn follow(
+        events: &async_channel::Receiver<SubscribeEvent>,
+        state: &mut BTreeMap<Row, isize>,
+        ts: u64,
+    ) {
         loop {
             match events.recv_blocking().expect("stream open") {
                 SubscribeEvent::Update { updates, .. } => {
@@ -64,24 +88,49 @@ fn subscribers_of_a_view_share_one_stream() {
         }
     }
 
-    let engine = Engine::start(EngineConfig { workers: 2, ..Default::default() }).unwrap();
+    let engine = Engine::start(EngineConfig {
+        workers: 2,
+        ..Default::default()
+    })
+    .unwrap();
     engine.execute("CREATE TABLE t (x bigint); CREATE VIEW v AS SELECT x % 3 AS k, count(*) AS n FROM t GROUP BY x % 3").unwrap();
-    let ts = engine.execute("INSERT INTO t VALUES (1), (2), (3), (4)").unwrap()[0].timestamp.unwrap();
-    let first = engine.subscribe(SubscribeTarget::Name("v".into()), SubscribeOptions::default()).unwrap();
+    let ts = engine
+        .execute("INSERT INTO t VALUES (1), (2), (3), (4)")
+        .unwrap()[0]
+        .timestamp
+        .unwrap();
+    let first = engine
+        .subscribe(
+            SubscribeTarget::Name("v".into()),
+            SubscribeOptions::default(),
+        )
+        .unwrap();
     let mut a = BTreeMap::new();
     follow(&first.events, &mut a, ts);
-    let ts = engine.execute("INSERT INTO t VALUES (5), (6)").unwrap()[0].timestamp.unwrap();
+    let ts = engine.execute("INSERT INTO t VALUES (5), (6)").unwrap()[0]
+        .timestamp
+        .unwrap();
     follow(&first.events, &mut a, ts);
     // A later subscriber joins the running stream with a snapshot of the current contents.
-    let second = engine.subscribe(SubscribeTarget::Name("v".into()), SubscribeOptions::default()).unwrap();
+    let second = engine
+        .subscribe(
+            SubscribeTarget::Name("v".into()),
+            SubscribeOptions::default(),
+        )
+        .unwrap();
     let mut b = BTreeMap::new();
     follow(&second.events, &mut b, ts);
     assert_eq!(a, b);
-    let ts = engine.execute("DELETE FROM t WHERE x > 3").unwrap()[0].timestamp.unwrap();
+    let ts = engine.execute("DELETE FROM t WHERE x > 3").unwrap()[0]
+        .timestamp
+        .unwrap();
     follow(&first.events, &mut a, ts);
     follow(&second.events, &mut b, ts);
     assert_eq!(a, b);
-    let expected: BTreeMap<Row, isize> = rows(&engine, "SELECT * FROM v").into_iter().map(|r| (Row::new(r), 1)).collect();
+    let expected: BTreeMap<Row, isize> = rows(&engine, "SELECT * FROM v")
+        .into_iter()
+        .map(|r| (Row::new(r), 1))
+        .collect();
     assert_eq!(a, expected);
     drop(first);
     drop(second);
@@ -90,12 +139,19 @@ fn subscribers_of_a_view_share_one_stream() {
 
 #[test]
 fn dropping_the_engine_stops_it() {
-    let engine = Engine::start(EngineConfig { workers: 2, ..Default::default() }).unwrap();
-    engine.execute("CREATE TABLE t (x bigint); INSERT INTO t VALUES (1)").unwrap();
+    let engine = Engine::start(EngineConfig {
+        workers: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    engine
+        .execute("CREATE TABLE t (x bigint); INSERT INTO t VALUES (1)")
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drop(engine);
         let _ = tx.send(());
     });
-    rx.recv_timeout(std::time::Duration::from_secs(20)).expect("drop returned");
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("drop returned");
 }

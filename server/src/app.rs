@@ -16,7 +16,10 @@ pub fn router(state: AppState) -> Router {
         .route("/subscribe", get(routes::subscribe::get))
         .route("/ws", get(routes::ws::get))
         .route("/catalog", get(routes::catalog::get))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require,
+        ))
         .route("/session", post(crate::auth::session))
         .route("/openapi.json", get(openapi));
     Router::new()
@@ -25,15 +28,25 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 async fn not_found() -> crate::error::ApiError {
-    crate::error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    crate::error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    )
 }

@@ -24,7 +24,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 fn presented(headers: &HeaderMap) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(t) = v.strip_prefix("Bearer ") {
             out.push(t.trim().to_string());
         }
@@ -44,7 +47,9 @@ fn presented(headers: &HeaderMap) -> Vec<String> {
 pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     match &state.auth_token {
         None => true,
-        Some(token) => presented(headers).iter().any(|t| same(t.as_bytes(), token.as_bytes())),
+        Some(token) => presented(headers)
+            .iter()
+            .any(|t| same(t.as_bytes(), token.as_bytes())),
     }
 }
 
@@ -52,12 +57,21 @@ pub async fn require(State(state): State<AppState>, req: Request, next: Next) ->
     if authorized(&state, req.headers()) {
         next.run(req).await
     } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong token: send Authorization: Bearer TOKEN").into_response()
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong token: send Authorization: Bearer TOKEN",
+        )
+        .into_response()
     }
 }
 
 /// `POST /v1/session`: exchanges the token for a session cookie (for EventSource).
-pub async fn session(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let from_body = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string));
@@ -67,7 +81,8 @@ pub async fn session(State(state): State<AppState>, headers: HeaderMap, body: ax
         (Some(_), None) => authorized(&state, &headers),
     };
     if !ok {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token").into_response();
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token")
+            .into_response();
     }
     let value = match &state.auth_token {
         Some(t) => format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/"),

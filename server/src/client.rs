@@ -9,7 +9,10 @@ use anyhow::{bail, Context as _};
 use serde_json::Value;
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 fn with_auth<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
@@ -21,7 +24,11 @@ fn with_auth<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::Requ
 
 fn api_error(body: &Value) -> String {
     let e = &body["error"];
-    let mut msg = format!("{} ({})", e["message"].as_str().unwrap_or("request failed"), e["code"].as_str().unwrap_or("?"));
+    let mut msg = format!(
+        "{} ({})",
+        e["message"].as_str().unwrap_or("request failed"),
+        e["code"].as_str().unwrap_or("?")
+    );
     if let Some(p) = e.get("position") {
         msg.push_str(&format!(" at line {}, column {}", p["line"], p["column"]));
     }
@@ -39,7 +46,8 @@ pub fn sql(url: &str, token: Option<&str>, sql: &str) -> anyhow::Result<()> {
         .send(body)
         .with_context(|| format!("connecting to {url}"))?;
     let text = resp.body_mut().read_to_string()?;
-    let json: Value = serde_json::from_str(&text).with_context(|| format!("unexpected answer: {text}"))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("unexpected answer: {text}"))?;
     if !resp.status().is_success() {
         bail!(api_error(&json));
     }
@@ -47,8 +55,14 @@ pub fn sql(url: &str, token: Option<&str>, sql: &str) -> anyhow::Result<()> {
     for r in json["results"].as_array().into_iter().flatten() {
         match (r["columns"].as_array(), r["rows"].as_array()) {
             (Some(cols), Some(rows)) => {
-                let names: Vec<String> = cols.iter().map(|c| c["name"].as_str().unwrap_or("").to_string()).collect();
-                let cells: Vec<Vec<String>> = rows.iter().map(|row| row.as_array().into_iter().flatten().map(cell).collect()).collect();
+                let names: Vec<String> = cols
+                    .iter()
+                    .map(|c| c["name"].as_str().unwrap_or("").to_string())
+                    .collect();
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|row| row.as_array().into_iter().flatten().map(cell).collect())
+                    .collect();
                 write_table(&mut out, &names, &cells)?;
             }
             _ => writeln!(out, "{}", r["tag"].as_str().unwrap_or(""))?,
@@ -65,19 +79,49 @@ fn cell(v: &Value) -> String {
     }
 }
 
-fn write_table(out: &mut impl Write, names: &[String], cells: &[Vec<String>]) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    names: &[String],
+    cells: &[Vec<String>],
+) -> std::io::Result<()> {
     let widths: Vec<usize> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| cells.iter().map(|r| r.get(i).map(|c| c.chars().count()).unwrap_or(0)).chain([n.chars().count()]).max().unwrap_or(0))
+        .map(|(i, n)| {
+            cells
+                .iter()
+                .map(|r| r.get(i).map(|c| c.chars().count()).unwrap_or(0))
+                .chain([n.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    let line = |vals: &[String]| vals.iter().zip(&widths).map(|(v, w)| format!(" {v:<w$} ")).collect::<Vec<_>>().join("|");
+    let line = |vals: &[String]| {
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| format!(" {v:<w$} "))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
     writeln!(out, "{}", line(names))?;
-    writeln!(out, "{}", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"))?;
+    writeln!(
+        out,
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    )?;
     for r in cells {
         writeln!(out, "{}", line(r))?;
     }
-    writeln!(out, "({} row{})", cells.len(), if cells.len() == 1 { "" } else { "s" })
+    writeln!(
+        out,
+        "({} row{})",
+        cells.len(),
+        if cells.len() == 1 { "" } else { "s" }
+    )
 }
 
 /// Follows a view, redrawing it in the terminal at every complete timestamp.
@@ -99,10 +143,22 @@ pub fn subscribe(url: &str, token: Option<&str>, view: &str) -> anyhow::Result<(
     for line in reader.lines() {
         let msg: Value = serde_json::from_str(&line?)?;
         match msg["type"].as_str() {
-            Some("columns") => names = msg["columns"].as_array().into_iter().flatten().map(|c| c["name"].as_str().unwrap_or("").to_string()).collect(),
+            Some("columns") => {
+                names = msg["columns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c["name"].as_str().unwrap_or("").to_string())
+                    .collect()
+            }
             Some("update") => {
                 for u in msg["updates"].as_array().into_iter().flatten() {
-                    let cells: Vec<String> = u["row"].as_array().into_iter().flatten().map(cell).collect();
+                    let cells: Vec<String> = u["row"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(cell)
+                        .collect();
                     let key = u["row"].to_string();
                     let entry = rows.entry(key.clone()).or_insert((cells, 0));
                     entry.1 += u["diff"].as_i64().unwrap_or(0);
@@ -113,13 +169,20 @@ pub fn subscribe(url: &str, token: Option<&str>, view: &str) -> anyhow::Result<(
             }
             Some("progress") => {
                 let time = msg["time"].as_u64().unwrap_or(0).saturating_sub(1);
-                let cells: Vec<Vec<String>> = rows.values().flat_map(|(c, n)| std::iter::repeat_n(c.clone(), (*n).max(0) as usize)).collect();
+                let cells: Vec<Vec<String>> = rows
+                    .values()
+                    .flat_map(|(c, n)| std::iter::repeat_n(c.clone(), (*n).max(0) as usize))
+                    .collect();
                 // Clear the screen and draw the table as of `time`.
                 write!(out, "\x1b[2J\x1b[H{view} as of {time}\n\n")?;
                 write_table(&mut out, &names, &cells)?;
                 out.flush()?;
             }
-            Some("error") => bail!("{} ({})", msg["message"].as_str().unwrap_or(""), msg["code"].as_str().unwrap_or("")),
+            Some("error") => bail!(
+                "{} ({})",
+                msg["message"].as_str().unwrap_or(""),
+                msg["code"].as_str().unwrap_or("")
+            ),
             _ => {}
         }
     }

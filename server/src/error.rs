@@ -18,7 +18,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.to_string(), message: message.into(), details: Map::new() }
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -41,7 +46,9 @@ pub fn status_for(e: &EngineError) -> StatusCode {
         | EngineError::Eval(_)
         | EngineError::Future { .. } => StatusCode::BAD_REQUEST,
         EngineError::UnknownItem { .. } => StatusCode::NOT_FOUND,
-        EngineError::AlreadyExists { .. } | EngineError::DependentObjects(_) | EngineError::UniqueViolation(_) => StatusCode::CONFLICT,
+        EngineError::AlreadyExists { .. }
+        | EngineError::DependentObjects(_)
+        | EngineError::UniqueViolation(_) => StatusCode::CONFLICT,
         EngineError::Compacted { .. } => StatusCode::GONE,
         EngineError::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -60,7 +67,9 @@ impl From<EngineError> for ApiError {
         };
         let mut err = ApiError::new(status, e.code(), message);
         match &e {
-            EngineError::Syntax { position: Some(p), .. } => {
+            EngineError::Syntax {
+                position: Some(p), ..
+            } => {
                 err = err.with("position", json!({"line": p.line, "column": p.column}));
             }
             EngineError::Compacted { since, .. } => err = err.with("earliest", *since),

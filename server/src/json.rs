@@ -5,7 +5,11 @@ use freshet_dataflows::{Column, Row};
 use serde_json::{json, Value};
 
 pub fn columns(cols: &[Column]) -> Value {
-    Value::Array(cols.iter().map(|c| json!({"name": c.name, "type": c.ty.name()})).collect())
+    Value::Array(
+        cols.iter()
+            .map(|c| json!({"name": c.name, "type": c.ty.name()}))
+            .collect(),
+    )
 }
 
 pub fn rows(rows: &[Row]) -> Value {

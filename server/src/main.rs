@@ -25,7 +25,11 @@ use tokio_util::sync::CancellationToken;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "freshet", version, about = "Incremental SQL views on timely and differential dataflow")]
+#[command(
+    name = "freshet",
+    version,
+    about = "Incremental SQL views on timely and differential dataflow"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -116,21 +120,37 @@ fn main() -> std::process::ExitCode {
 
 fn run_cli() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Run { file, workers, format } => run::run(&file, workers, format),
-        Command::Sql { sql, conn } => client::sql(conn.url.trim_end_matches('/'), conn.auth_token.as_deref(), &sql),
-        Command::Subscribe { view, conn } => client::subscribe(conn.url.trim_end_matches('/'), conn.auth_token.as_deref(), &view),
+        Command::Run {
+            file,
+            workers,
+            format,
+        } => run::run(&file, workers, format),
+        Command::Sql { sql, conn } => client::sql(
+            conn.url.trim_end_matches('/'),
+            conn.auth_token.as_deref(),
+            &sql,
+        ),
+        Command::Subscribe { view, conn } => client::subscribe(
+            conn.url.trim_end_matches('/'),
+            conn.auth_token.as_deref(),
+            &view,
+        ),
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.processes > 1 {
-        anyhow::bail!("--processes > 1 is not supported yet: run a single process with --workers N");
+        anyhow::bail!(
+            "--processes > 1 is not supported yet: run a single process with --workers N"
+        );
     }
     if let Some(dir) = &args.data_dir {
         tracing::warn!(dir = %dir.display(), "durability is not built yet; this run is ephemeral");
@@ -141,7 +161,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         subscriber_buffer: args.subscriber_buffer,
         ..Default::default()
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let shutdown = CancellationToken::new();
     let state = state::AppState {
         engine: engine.clone(),
@@ -151,7 +173,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::new(metrics::HttpMetrics::default()),
     };
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         tracing::info!(%addr, workers = args.workers, "serving");
@@ -161,7 +185,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             signal_token.cancel();
         });
-        axum::serve(listener, app::router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        axum::serve(listener, app::router(state))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
         anyhow::Ok(())
     })?;
     engine.shutdown();
@@ -172,13 +198,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

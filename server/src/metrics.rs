@@ -33,23 +33,63 @@ pub struct HttpMetrics {
 impl Default for HttpMetrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("freshet");
-        let requests = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 18)));
-        registry.register("http_request_duration_seconds", "HTTP request latency by route and status", requests.clone());
+        let requests = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and status",
+            requests.clone(),
+        );
         let subscribers = Gauge::default();
-        registry.register("subscribers", "Open subscription streams", subscribers.clone());
+        registry.register(
+            "subscribers",
+            "Open subscription streams",
+            subscribers.clone(),
+        );
         let rows_written = Counter::default();
-        registry.register("rows_written", "Rows inserted or deleted in tables", rows_written.clone());
+        registry.register(
+            "rows_written",
+            "Rows inserted or deleted in tables",
+            rows_written.clone(),
+        );
         let writes = Counter::default();
-        registry.register("writes", "Write statements and ingest requests applied", writes.clone());
+        registry.register(
+            "writes",
+            "Write statements and ingest requests applied",
+            writes.clone(),
+        );
         let reads = Counter::default();
         registry.register("reads", "SELECT statements answered", reads.clone());
         let statement_errors = Counter::default();
-        registry.register("statement_errors", "Statements that failed", statement_errors.clone());
+        registry.register(
+            "statement_errors",
+            "Statements that failed",
+            statement_errors.clone(),
+        );
         let latest_timestamp = Gauge::default();
-        registry.register("latest_timestamp_ms", "Latest complete timestamp", latest_timestamp.clone());
+        registry.register(
+            "latest_timestamp_ms",
+            "Latest complete timestamp",
+            latest_timestamp.clone(),
+        );
         let frontier_lag_ms = Gauge::default();
-        registry.register("frontier_lag_ms", "Wall clock minus the latest complete timestamp", frontier_lag_ms.clone());
-        HttpMetrics { registry, requests, subscribers, rows_written, writes, reads, statement_errors, latest_timestamp, frontier_lag_ms }
+        registry.register(
+            "frontier_lag_ms",
+            "Wall clock minus the latest complete timestamp",
+            frontier_lag_ms.clone(),
+        );
+        HttpMetrics {
+            registry,
+            requests,
+            subscribers,
+            rows_written,
+            writes,
+            reads,
+            statement_errors,
+            latest_timestamp,
+            frontier_lag_ms,
+        }
     }
 }
 
@@ -70,7 +110,8 @@ impl HttpMetrics {
         catch_up(&self.statement_errors, m.errors.load(Ordering::Relaxed));
         let (latest, _) = engine.frontiers();
         self.latest_timestamp.set(latest as i64);
-        self.frontier_lag_ms.set(freshet_dataflows::engine::now_ms().saturating_sub(latest) as i64);
+        self.frontier_lag_ms
+            .set(freshet_dataflows::engine::now_ms().saturating_sub(latest) as i64);
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             tracing::error!("metrics encoding failed");
@@ -81,11 +122,23 @@ impl HttpMetrics {
 
 /// Records each request's latency under its route.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = Instant::now();
     let response = next.run(req).await;
-    let labels = vec![("route".to_string(), route), ("method".to_string(), method), ("status".to_string(), response.status().as_u16().to_string())];
-    state.metrics.requests.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    let labels = vec![
+        ("route".to_string(), route),
+        ("method".to_string(), method),
+        ("status".to_string(), response.status().as_u16().to_string()),
+    ];
+    state
+        .metrics
+        .requests
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
     response
 }

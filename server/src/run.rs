@@ -16,8 +16,12 @@ pub enum Format {
 }
 
 pub fn run(path: &std::path::Path, workers: usize, format: Format) -> anyhow::Result<()> {
-    let sql = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let engine = Engine::start(EngineConfig { workers, ..Default::default() })?;
+    let sql =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let engine = Engine::start(EngineConfig {
+        workers,
+        ..Default::default()
+    })?;
     let outcome = engine.execute(&sql);
     let mut out = std::io::stdout().lock();
     let result = match outcome {
@@ -32,10 +36,17 @@ pub fn run(path: &std::path::Path, workers: usize, format: Format) -> anyhow::Re
                 print_result(&mut out, r, format)?;
             }
             let position = match &e.error {
-                freshet_dataflows::Error::Syntax { position: Some(p), .. } => format!(" at line {}, column {}", p.line, p.column),
+                freshet_dataflows::Error::Syntax {
+                    position: Some(p), ..
+                } => format!(" at line {}, column {}", p.line, p.column),
                 _ => String::new(),
             };
-            Err(anyhow::anyhow!("{}: statement {} failed{position}: {}", path.display(), e.statement_index + 1, e.error))
+            Err(anyhow::anyhow!(
+                "{}: statement {} failed{position}: {}",
+                path.display(),
+                e.statement_index + 1,
+                e.error
+            ))
         }
     };
     engine.shutdown();
@@ -43,35 +54,90 @@ pub fn run(path: &std::path::Path, workers: usize, format: Format) -> anyhow::Re
 }
 
 fn print_result(out: &mut impl Write, r: &StatementResult, format: Format) -> anyhow::Result<()> {
-    let (Some(cols), Some(rows)) = (&r.columns, &r.rows) else { bail!("no rows") };
+    let (Some(cols), Some(rows)) = (&r.columns, &r.rows) else {
+        bail!("no rows")
+    };
     match format {
         Format::Json => {
             for row in rows {
-                let obj: serde_json::Map<String, serde_json::Value> = cols.iter().zip(row.iter()).map(|(c, v)| (c.name.clone(), v.to_json())).collect();
+                let obj: serde_json::Map<String, serde_json::Value> = cols
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(c, v)| (c.name.clone(), v.to_json()))
+                    .collect();
                 writeln!(out, "{}", serde_json::Value::Object(obj))?;
             }
         }
         Format::Csv => {
-            writeln!(out, "{}", cols.iter().map(|c| csv_field(&c.name)).collect::<Vec<_>>().join(","))?;
+            writeln!(
+                out,
+                "{}",
+                cols.iter()
+                    .map(|c| csv_field(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )?;
             for row in rows {
-                let fields: Vec<String> = row.iter().map(|v| if v.is_null() { String::new() } else { csv_field(&v.to_string()) }).collect();
+                let fields: Vec<String> = row
+                    .iter()
+                    .map(|v| {
+                        if v.is_null() {
+                            String::new()
+                        } else {
+                            csv_field(&v.to_string())
+                        }
+                    })
+                    .collect();
                 writeln!(out, "{}", fields.join(","))?;
             }
         }
         Format::Table => {
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| r.iter().map(|v| v.to_string()).collect())
+                .collect();
             let widths: Vec<usize> = cols
                 .iter()
                 .enumerate()
-                .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.name.chars().count()]).max().unwrap_or(0))
+                .map(|(i, c)| {
+                    cells
+                        .iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([c.name.chars().count()])
+                        .max()
+                        .unwrap_or(0)
+                })
                 .collect();
-            let line = |vals: Vec<&str>| vals.iter().zip(&widths).map(|(v, w)| format!(" {v:<w$} ")).collect::<Vec<_>>().join("|");
-            writeln!(out, "{}", line(cols.iter().map(|c| c.name.as_str()).collect()))?;
-            writeln!(out, "{}", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"))?;
+            let line = |vals: Vec<&str>| {
+                vals.iter()
+                    .zip(&widths)
+                    .map(|(v, w)| format!(" {v:<w$} "))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            writeln!(
+                out,
+                "{}",
+                line(cols.iter().map(|c| c.name.as_str()).collect())
+            )?;
+            writeln!(
+                out,
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(w + 2))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            )?;
             for r in &cells {
                 writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
             }
-            writeln!(out, "({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" })?;
+            writeln!(
+                out,
+                "({} row{})",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            )?;
         }
     }
     Ok(())

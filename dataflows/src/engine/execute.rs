@@ -28,7 +28,10 @@ pub struct StatementResult {
 
 impl StatementResult {
     fn tag(tag: impl Into<String>) -> Self {
-        StatementResult { tag: tag.into(), ..Default::default() }
+        StatementResult {
+            tag: tag.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -42,7 +45,10 @@ pub struct ExecuteError {
     pub completed: Vec<StatementResult>,
 }
 
-pub fn execute(engine: &Engine, sql: &str) -> std::result::Result<Vec<StatementResult>, ExecuteError> {
+pub fn execute(
+    engine: &Engine,
+    sql: &str,
+) -> std::result::Result<Vec<StatementResult>, ExecuteError> {
     let mut results = Vec::new();
     for (i, stmt) in sql::split_statements(sql).iter().enumerate() {
         let r = sql::parse_statement(sql, stmt).and_then(|parsed| run(engine, parsed, stmt.text));
@@ -50,7 +56,11 @@ pub fn execute(engine: &Engine, sql: &str) -> std::result::Result<Vec<StatementR
             Ok(res) => results.push(res),
             Err(error) => {
                 engine.inner.metrics.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(ExecuteError { statement_index: i, error, completed: results });
+                return Err(ExecuteError {
+                    statement_index: i,
+                    error,
+                    completed: results,
+                });
             }
         }
     }
@@ -60,7 +70,12 @@ pub fn execute(engine: &Engine, sql: &str) -> std::result::Result<Vec<StatementR
 fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> {
     let inner = &engine.inner;
     match stmt {
-        Statement::CreateTable { name, schema, primary_key, if_not_exists } => {
+        Statement::CreateTable {
+            name,
+            schema,
+            primary_key,
+            if_not_exists,
+        } => {
             let mut coord = inner.lock()?;
             if coord.catalog.by_name(&name).is_some() && if_not_exists {
                 return Ok(StatementResult::tag("CREATE TABLE"));
@@ -81,20 +96,33 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             inner.send(Command::CreateTable { id, name })?;
             Ok(StatementResult::tag("CREATE TABLE"))
         }
-        Statement::CreateView { name, query, columns, if_not_exists, or_replace } => {
+        Statement::CreateView {
+            name,
+            query,
+            columns,
+            if_not_exists,
+            or_replace,
+        } => {
             let mut coord = inner.lock()?;
             if let Some(existing) = coord.catalog.by_name(&name) {
                 if if_not_exists {
                     return Ok(StatementResult::tag("CREATE VIEW"));
                 }
                 if !or_replace || existing.kind != ItemKind::View {
-                    return Err(Error::AlreadyExists { kind: existing.kind.name(), name });
+                    return Err(Error::AlreadyExists {
+                        kind: existing.kind.name(),
+                        name,
+                    });
                 }
             }
             let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
             let mut cols = planned.columns.clone();
             if columns.len() > cols.len() {
-                return Err(Error::plan(format!("CREATE VIEW specifies {} column names, but the query has {} columns", columns.len(), cols.len())));
+                return Err(Error::plan(format!(
+                    "CREATE VIEW specifies {} column names, but the query has {} columns",
+                    columns.len(),
+                    cols.len()
+                )));
             }
             for (c, n) in cols.iter_mut().zip(&columns) {
                 c.name = n.clone();
@@ -105,10 +133,14 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             if or_replace {
                 if let Some(existing) = coord.catalog.by_name(&name).map(|i| i.id) {
                     if !coord.catalog.dependents(existing).is_empty() {
-                        return Err(Error::DependentObjects(format!("cannot replace view \"{name}\" because other objects depend on it")));
+                        return Err(Error::DependentObjects(format!(
+                            "cannot replace view \"{name}\" because other objects depend on it"
+                        )));
                     }
                     coord.catalog.remove(existing);
-                    inner.send(Command::Drop { ids: vec![existing] })?;
+                    inner.send(Command::Drop {
+                        ids: vec![existing],
+                    })?;
                 }
             }
             let mut deps = Vec::new();
@@ -126,18 +158,37 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 primary_key: vec![],
                 created_at,
             })?;
-            inner.send(Command::CreateView { id, name, plan, deps })?;
+            inner.send(Command::CreateView {
+                id,
+                name,
+                plan,
+                deps,
+            })?;
             Ok(StatementResult::tag("CREATE VIEW"))
         }
-        Statement::Drop { kind, names, if_exists, cascade } => {
+        Statement::Drop {
+            kind,
+            names,
+            if_exists,
+            cascade,
+        } => {
             let mut coord = inner.lock()?;
             let mut ids = Vec::new();
             for name in &names {
                 match coord.catalog.by_name(name) {
                     None if if_exists => continue,
-                    None => return Err(Error::UnknownItem { kind: kind.name(), name: name.clone() }),
+                    None => {
+                        return Err(Error::UnknownItem {
+                            kind: kind.name(),
+                            name: name.clone(),
+                        })
+                    }
                     Some(item) if item.kind != kind => {
-                        return Err(Error::plan(format!("\"{}\" is not a {}", item.name, kind.name())))
+                        return Err(Error::plan(format!(
+                            "\"{}\" is not a {}",
+                            item.name,
+                            kind.name()
+                        )))
                     }
                     Some(item) => {
                         let order = coord.catalog.drop_order(item.id);
@@ -169,9 +220,16 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             if !ids.is_empty() {
                 inner.send(Command::Drop { ids })?;
             }
-            Ok(StatementResult::tag(format!("DROP {}", kind.name().to_ascii_uppercase())))
+            Ok(StatementResult::tag(format!(
+                "DROP {}",
+                kind.name().to_ascii_uppercase()
+            )))
         }
-        Statement::Insert { table, columns, source } => {
+        Statement::Insert {
+            table,
+            columns,
+            source,
+        } => {
             let mut coord = inner.lock()?;
             let item = table_item(&coord, &table)?;
             let schema = item.schema.clone();
@@ -180,7 +238,13 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             } else {
                 columns
                     .iter()
-                    .map(|c| schema.index_of(c).ok_or_else(|| Error::plan(format!("column \"{c}\" of relation \"{table}\" does not exist"))))
+                    .map(|c| {
+                        schema.index_of(c).ok_or_else(|| {
+                            Error::plan(format!(
+                                "column \"{c}\" of relation \"{table}\" does not exist"
+                            ))
+                        })
+                    })
                     .collect::<Result<_>>()?
             };
             let planned = QueryPlanner::new(&coord.catalog).plan_query(&source)?;
@@ -213,7 +277,11 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             }
             let n: Diff = updates.iter().map(|(_, d)| *d).sum();
             let ts = write_rows(engine, &mut coord, &table, updates)?;
-            Ok(StatementResult { tag: format!("INSERT {n}"), timestamp: Some(ts), ..Default::default() })
+            Ok(StatementResult {
+                tag: format!("INSERT {n}"),
+                timestamp: Some(ts),
+                ..Default::default()
+            })
         }
         Statement::Delete { table, selection } => {
             let mut coord = inner.lock()?;
@@ -221,15 +289,33 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let n = matching.len();
             let updates = matching.into_iter().map(|r| (r, -1)).collect();
             let ts = write_rows(engine, &mut coord, &table, updates)?;
-            Ok(StatementResult { tag: format!("DELETE {n}"), timestamp: Some(ts), ..Default::default() })
+            Ok(StatementResult {
+                tag: format!("DELETE {n}"),
+                timestamp: Some(ts),
+                ..Default::default()
+            })
         }
-        Statement::Update { table, assignments, selection } => {
+        Statement::Update {
+            table,
+            assignments,
+            selection,
+        } => {
             let mut coord = inner.lock()?;
             let (matching, schema) = matching_rows(engine, &coord, &table, selection.as_ref())?;
-            let scope = Scope::new(Some(&table), schema.columns.iter().map(|c| (c.name.clone(), c.ty, c.nullable)));
+            let scope = Scope::new(
+                Some(&table),
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty, c.nullable)),
+            );
             let mut sets = Vec::new();
             for (col, e) in &assignments {
-                let i = schema.index_of(col).ok_or_else(|| Error::plan(format!("column \"{col}\" of relation \"{table}\" does not exist")))?;
+                let i = schema.index_of(col).ok_or_else(|| {
+                    Error::plan(format!(
+                        "column \"{col}\" of relation \"{table}\" does not exist"
+                    ))
+                })?;
                 let (x, t) = ExprBinder::new(&scope).bind(e)?;
                 sets.push((i, crate::sql::types::coerce(x, t.ty, schema.columns[i].ty)));
             }
@@ -244,7 +330,11 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 updates.push((Row::new(values), 1));
             }
             let ts = write_rows(engine, &mut coord, &table, updates)?;
-            Ok(StatementResult { tag: format!("UPDATE {n}"), timestamp: Some(ts), ..Default::default() })
+            Ok(StatementResult {
+                tag: format!("UPDATE {n}"),
+                timestamp: Some(ts),
+                ..Default::default()
+            })
         }
         Statement::Select { query, as_of } => {
             let (pending, planned, ts) = {
@@ -254,11 +344,16 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 let ts = as_of.unwrap_or_else(|| coord.read_ts());
                 coord.check_readable(ts)?;
                 let target = match &planned.plan {
-                    Plan::Get { id, .. } if planned.plan.arity() == planned.columns.len() => Target::Item(*id),
+                    Plan::Get { id, .. } if planned.plan.arity() == planned.columns.len() => {
+                        Target::Item(*id)
+                    }
                     plan => {
                         let mut deps = Vec::new();
                         plan.dependencies(&mut deps);
-                        Target::Plan { plan: plan.clone(), deps }
+                        Target::Plan {
+                            plan: plan.clone(),
+                            deps,
+                        }
                     }
                 };
                 (inner.start_peek(target, ts)?, planned, ts)
@@ -267,7 +362,9 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             inner.metrics.reads.fetch_add(1, Ordering::Relaxed);
             let order = &planned.finishing.order;
             if !order.is_empty() {
-                rows.sort_by(|a, b| crate::plan::top_k::compare_rows(a.as_slice(), b.as_slice(), order));
+                rows.sort_by(|a, b| {
+                    crate::plan::top_k::compare_rows(a.as_slice(), b.as_slice(), order)
+                });
             }
             let visible = planned.finishing.visible;
             if rows.first().is_some_and(|r| r.len() > visible) {
@@ -285,7 +382,13 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let coord = inner.lock()?;
             let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
             let lowered = crate::plan::lower::lower(planned.plan);
-            let names = |id: u64| coord.catalog.get(id).map(|i| i.name.clone()).unwrap_or_else(|| format!("#{id}"));
+            let names = |id: u64| {
+                coord
+                    .catalog
+                    .get(id)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|| format!("#{id}"))
+            };
             let text = lowered.explain(&names);
             Ok(StatementResult {
                 tag: "EXPLAIN".into(),
@@ -296,9 +399,17 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
         }
         Statement::Show(kind) => {
             let coord = inner.lock()?;
-            let mut names: Vec<String> = coord.catalog.items().filter(|i| i.kind == kind).map(|i| i.name.clone()).collect();
+            let mut names: Vec<String> = coord
+                .catalog
+                .items()
+                .filter(|i| i.kind == kind)
+                .map(|i| i.name.clone())
+                .collect();
             names.sort();
-            let rows: Vec<Row> = names.into_iter().map(|n| Row::new(vec![Value::text(&n)])).collect();
+            let rows: Vec<Row> = names
+                .into_iter()
+                .map(|n| Row::new(vec![Value::text(&n)]))
+                .collect();
             Ok(StatementResult {
                 tag: format!("SHOW {}", rows.len()),
                 timestamp: None,
@@ -311,8 +422,14 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
 
 fn check_unique_names(cols: &[Column]) -> Result<()> {
     for (i, c) in cols.iter().enumerate() {
-        if cols[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&c.name)) {
-            return Err(Error::plan(format!("column \"{}\" specified more than once", c.name)));
+        if cols[..i]
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(&c.name))
+        {
+            return Err(Error::plan(format!(
+                "column \"{}\" specified more than once",
+                c.name
+            )));
         }
     }
     Ok(())
@@ -331,7 +448,9 @@ fn check_plan(plan: &Plan) -> Result<()> {
         }
     });
     if nested {
-        return Err(Error::unsupported("WITH RECURSIVE inside a recursive query"));
+        return Err(Error::unsupported(
+            "WITH RECURSIVE inside a recursive query",
+        ));
     }
     Ok(())
 }
@@ -339,21 +458,41 @@ fn check_plan(plan: &Plan) -> Result<()> {
 fn table_item<'c>(coord: &'c Coord, name: &str) -> Result<&'c CatalogItem> {
     match coord.catalog.by_name(name) {
         Some(i) if i.kind == ItemKind::Table => Ok(i),
-        Some(i) => Err(Error::plan(format!("cannot change \"{}\": it is a {}, not a table", i.name, i.kind.name()))),
-        None => Err(Error::UnknownItem { kind: "table", name: name.to_string() }),
+        Some(i) => Err(Error::plan(format!(
+            "cannot change \"{}\": it is a {}, not a table",
+            i.name,
+            i.kind.name()
+        ))),
+        None => Err(Error::UnknownItem {
+            kind: "table",
+            name: name.to_string(),
+        }),
     }
 }
 
 /// Current rows of `table` for which `selection` is true (all rows without one).
-fn matching_rows(engine: &Engine, coord: &Coord, table: &str, selection: Option<&sqlparser::ast::Expr>) -> Result<(Vec<Row>, Schema)> {
+fn matching_rows(
+    engine: &Engine,
+    coord: &Coord,
+    table: &str,
+    selection: Option<&sqlparser::ast::Expr>,
+) -> Result<(Vec<Row>, Schema)> {
     let item = table_item(coord, table)?;
     let schema = item.schema.clone();
-    let scope = Scope::new(Some(table), schema.columns.iter().map(|c| (c.name.clone(), c.ty, c.nullable)));
+    let scope = Scope::new(
+        Some(table),
+        schema
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty, c.nullable)),
+    );
     let predicate = match selection {
         Some(e) => Some(ExprBinder::new(&scope).bind_predicate(e, "WHERE")?),
         None => None,
     };
-    let pending = engine.inner.start_peek(Target::Item(item.id), coord.read_ts())?;
+    let pending = engine
+        .inner
+        .start_peek(Target::Item(item.id), coord.read_ts())?;
     let rows = expand(engine.inner.finish_peek(pending)?)?;
     let mut out = Vec::new();
     for r in rows {
@@ -370,25 +509,37 @@ fn matching_rows(engine: &Engine, coord: &Coord, table: &str, selection: Option<
 
 /// Validates and applies updates to a table at a fresh timestamp. Nothing is applied if any
 /// row is invalid or a delete does not match an existing row.
-pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, updates: Vec<(Row, Diff)>) -> Result<Time> {
+pub(crate) fn write_rows(
+    engine: &Engine,
+    coord: &mut Coord,
+    table: &str,
+    updates: Vec<(Row, Diff)>,
+) -> Result<Time> {
     let item = table_item(coord, table)?.clone();
     let id = item.id;
     let schema = item.schema.clone();
     let mut checked = Vec::with_capacity(updates.len());
     for (i, (row, diff)) in updates.into_iter().enumerate() {
-        checked.push((conform(&schema, row).map_err(|e| Error::InvalidData(format!("row {}: {e}", i + 1)))?, diff));
+        checked.push((
+            conform(&schema, row).map_err(|e| Error::InvalidData(format!("row {}: {e}", i + 1)))?,
+            diff,
+        ));
     }
     if checked.iter().any(|(_, d)| *d < 0) {
         // Deletes must match rows that exist (with enough multiplicity).
         let pending = engine.inner.start_peek(Target::Item(id), coord.read_ts())?;
-        let current: std::collections::HashMap<Row, Diff> = engine.inner.finish_peek(pending)?.into_iter().collect();
+        let current: std::collections::HashMap<Row, Diff> =
+            engine.inner.finish_peek(pending)?.into_iter().collect();
         let mut net: std::collections::HashMap<&Row, Diff> = std::collections::HashMap::new();
         for (r, d) in &checked {
             *net.entry(r).or_default() += d;
         }
         for (r, d) in net {
             if current.get(r).copied().unwrap_or(0) + d < 0 {
-                return Err(Error::InvalidData(format!("cannot delete a row that does not exist: {}", r.to_json())));
+                return Err(Error::InvalidData(format!(
+                    "cannot delete a row that does not exist: {}",
+                    r.to_json()
+                )));
             }
         }
     }
@@ -398,8 +549,15 @@ pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, update
     }
     let ts = coord.write_ts();
     let n = checked.len() as u64;
-    engine.inner.send(Command::Write { ts, writes: vec![(id, checked)] })?;
-    engine.inner.metrics.rows_written.fetch_add(n, Ordering::Relaxed);
+    engine.inner.send(Command::Write {
+        ts,
+        writes: vec![(id, checked)],
+    })?;
+    engine
+        .inner
+        .metrics
+        .rows_written
+        .fetch_add(n, Ordering::Relaxed);
     engine.inner.metrics.writes.fetch_add(1, Ordering::Relaxed);
     Ok(ts)
 }
@@ -407,7 +565,13 @@ pub(crate) fn write_rows(engine: &Engine, coord: &mut Coord, table: &str, update
 /// Enforces a primary key: after the write, no key may be present more than once. The key
 /// index lives with the coordinator, which sees every write; it is updated only if the write
 /// goes ahead.
-fn check_keys(coord: &mut Coord, id: crate::plan::GlobalId, pk: &[usize], schema: &Schema, updates: &[(Row, Diff)]) -> Result<()> {
+fn check_keys(
+    coord: &mut Coord,
+    id: crate::plan::GlobalId,
+    pk: &[usize],
+    schema: &Schema,
+    updates: &[(Row, Diff)],
+) -> Result<()> {
     let index = coord.keys.entry(id).or_default();
     let mut delta: std::collections::HashMap<Row, Diff> = std::collections::HashMap::new();
     for (row, diff) in updates {
@@ -415,7 +579,10 @@ fn check_keys(coord: &mut Coord, id: crate::plan::GlobalId, pk: &[usize], schema
     }
     for (key, d) in &delta {
         if index.get(key).copied().unwrap_or(0) + d > 1 {
-            let names: Vec<&str> = pk.iter().map(|i| schema.columns[*i].name.as_str()).collect();
+            let names: Vec<&str> = pk
+                .iter()
+                .map(|i| schema.columns[*i].name.as_str())
+                .collect();
             let values: Vec<String> = key.iter().map(|v| v.to_string()).collect();
             return Err(Error::UniqueViolation(format!(
                 "duplicate key value violates the primary key: ({})=({}) already exists",
@@ -438,13 +605,20 @@ fn check_keys(coord: &mut Coord, id: crate::plan::GlobalId, pk: &[usize], schema
 /// (the usual case: decoders produce typed values) are passed through without copying.
 fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
     if row.len() != schema.len() {
-        return Err(format!("expected {} columns, found {}", schema.len(), row.len()));
+        return Err(format!(
+            "expected {} columns, found {}",
+            schema.len(),
+            row.len()
+        ));
     }
     let mut needs_cast = false;
     for (v, c) in row.iter().zip(&schema.columns) {
         if v.is_null() {
             if !c.nullable {
-                return Err(format!("null value in column \"{}\" violates not-null constraint", c.name));
+                return Err(format!(
+                    "null value in column \"{}\" violates not-null constraint",
+                    c.name
+                ));
             }
         } else if v.data_type() != c.ty {
             needs_cast = true;
@@ -455,7 +629,12 @@ fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
     }
     let mut out = Vec::with_capacity(row.len());
     for (v, c) in row.into_values().into_iter().zip(&schema.columns) {
-        let v = if v.data_type() == c.ty || v.is_null() { v } else { v.cast(c.ty).map_err(|e| format!("column \"{}\": {e}", c.name))? };
+        let v = if v.data_type() == c.ty || v.is_null() {
+            v
+        } else {
+            v.cast(c.ty)
+                .map_err(|e| format!("column \"{}\": {e}", c.name))?
+        };
         out.push(v);
     }
     Ok(Row::new(out))
@@ -474,6 +653,8 @@ pub(crate) fn plan_select_text(coord: &Coord, sql_text: &str) -> Result<(Plan, V
             check_plan(&plan)?;
             Ok((plan, planned.columns))
         }
-        _ => Err(Error::plan("a subscription takes exactly one SELECT (without AS OF)")),
+        _ => Err(Error::plan(
+            "a subscription takes exactly one SELECT (without AS OF)",
+        )),
     }
 }

@@ -28,10 +28,10 @@ use crate::catalog::{Catalog, ItemDescription};
 use crate::command::{Command, Target};
 use crate::error::{Error, Result};
 use crate::plan::Diff;
+use crate::plan::GlobalId;
 use crate::render::Time;
 use crate::row::Row;
 use crate::schema::{Column, Schema};
-use crate::plan::GlobalId;
 use crate::subscribe::{Member, SubscribeEvent, SubscriptionFeed, SubscriptionState};
 use crate::worker::{PeekPart, Shared};
 
@@ -64,7 +64,10 @@ impl Default for EngineConfig {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> Time {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Time).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Time)
+        .unwrap_or(0)
 }
 
 /// What a subscription follows.
@@ -89,7 +92,11 @@ pub struct SubscribeOptions {
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        SubscribeOptions { as_of: None, snapshot: true, resume_from: None }
+        SubscribeOptions {
+            as_of: None,
+            snapshot: true,
+            resume_from: None,
+        }
     }
 }
 
@@ -156,10 +163,16 @@ impl Coord {
     /// Checks that `ts` can be read.
     pub fn check_readable(&self, ts: Time) -> Result<()> {
         if ts < self.since {
-            return Err(Error::Compacted { requested: ts, since: self.since });
+            return Err(Error::Compacted {
+                requested: ts,
+                since: self.since,
+            });
         }
         if ts > self.read_ts() {
-            return Err(Error::Future { requested: ts, latest: self.read_ts() });
+            return Err(Error::Future {
+                requested: ts,
+                latest: self.read_ts(),
+            });
         }
         Ok(())
     }
@@ -202,7 +215,10 @@ impl Inner {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Coord>> {
-        let coord = self.coord.lock().map_err(|_| Error::Internal("coordinator lock poisoned".into()))?;
+        let coord = self
+            .coord
+            .lock()
+            .map_err(|_| Error::Internal("coordinator lock poisoned".into()))?;
         if coord.shutdown {
             return Err(Error::Shutdown);
         }
@@ -215,7 +231,11 @@ impl Inner {
         let (tx, rx) = crossbeam_channel::bounded(self.peers);
         self.shared.peeks.lock().expect("lock").insert(id, tx);
         self.send(Command::Peek { id, target, ts })?;
-        Ok(PendingPeek { id, rx, parts: self.peers })
+        Ok(PendingPeek {
+            id,
+            rx,
+            parts: self.peers,
+        })
     }
 
     /// Collects every worker's answer: consolidated (row, multiplicity) pairs.
@@ -254,7 +274,9 @@ pub(crate) fn expand(rows: Vec<(Row, Diff)>) -> Result<Vec<Row>> {
     let mut out = Vec::with_capacity(rows.len());
     for (r, d) in rows {
         if d < 0 {
-            return Err(Error::Internal(format!("negative multiplicity {d} for a result row")));
+            return Err(Error::Internal(format!(
+                "negative multiplicity {d} for a result row"
+            )));
         }
         for _ in 1..d {
             out.push(r.clone());
@@ -294,7 +316,13 @@ impl Engine {
         }
         let inner = Arc::new(Inner {
             config: config.clone(),
-            coord: Mutex::new(Coord { catalog: Catalog::default(), upper: start, since: 0, shutdown: false, keys: Default::default() }),
+            coord: Mutex::new(Coord {
+                catalog: Catalog::default(),
+                upper: start,
+                since: 0,
+                shutdown: false,
+                keys: Default::default(),
+            }),
             commands: tx,
             shared,
             peers: workers,
@@ -340,8 +368,15 @@ impl Engine {
         let coord = self.inner.lock()?;
         match coord.catalog.by_name(name) {
             Some(i) if i.kind == crate::sql::ItemKind::Table => Ok(i.schema.clone()),
-            Some(i) => Err(Error::plan(format!("\"{}\" is a {}, not a table", i.name, i.kind.name()))),
-            None => Err(Error::UnknownItem { kind: "table", name: name.to_string() }),
+            Some(i) => Err(Error::plan(format!(
+                "\"{}\" is a {}, not a table",
+                i.name,
+                i.kind.name()
+            ))),
+            None => Err(Error::UnknownItem {
+                kind: "table",
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -359,24 +394,42 @@ impl Engine {
             let item = coord
                 .catalog
                 .by_name(name)
-                .ok_or_else(|| Error::UnknownItem { kind: "relation", name: name.to_string() })?;
+                .ok_or_else(|| Error::UnknownItem {
+                    kind: "relation",
+                    name: name.to_string(),
+                })?;
             let ts = as_of.unwrap_or_else(|| coord.read_ts());
             coord.check_readable(ts)?;
-            (self.inner.start_peek(Target::Item(item.id), ts)?, item.schema.columns.clone(), ts)
+            (
+                self.inner.start_peek(Target::Item(item.id), ts)?,
+                item.schema.columns.clone(),
+                ts,
+            )
         };
         let rows = expand(self.inner.finish_peek(pending)?)?;
-        Ok(ReadResult { columns, rows, timestamp: ts })
+        Ok(ReadResult {
+            columns,
+            rows,
+            timestamp: ts,
+        })
     }
 
     /// Starts a subscription.
-    pub fn subscribe(&self, target: SubscribeTarget, options: SubscribeOptions) -> Result<Subscription> {
+    pub fn subscribe(
+        &self,
+        target: SubscribeTarget,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
         let coord = self.inner.lock()?;
         let (target, columns) = match target {
             SubscribeTarget::Name(name) => {
                 let item = coord
                     .catalog
                     .by_name(&name)
-                    .ok_or_else(|| Error::UnknownItem { kind: "relation", name: name.clone() })?;
+                    .ok_or_else(|| Error::UnknownItem {
+                        kind: "relation",
+                        name: name.clone(),
+                    })?;
                 (Target::Item(item.id), item.schema.columns.clone())
             }
             SubscribeTarget::Sql(sql) => {
@@ -389,18 +442,38 @@ impl Engine {
         let (tx, rx) = async_channel::unbounded();
         let capacity = self.inner.config.subscriber_buffer.max(2);
         let state = Arc::new(SubscriptionState::default());
-        let member = Member { sender: tx, state: Arc::clone(&state), capacity };
-        let guard = |dedicated| SubscriptionGuard { dedicated, engine: Arc::downgrade(&self.inner) };
-        let subscription = |as_of, guard| Subscription { columns: columns.clone(), as_of, events: rx.clone(), state: Arc::clone(&state), _guard: guard };
+        let member = Member {
+            sender: tx,
+            state: Arc::clone(&state),
+            capacity,
+        };
+        let guard = |dedicated| SubscriptionGuard {
+            dedicated,
+            engine: Arc::downgrade(&self.inner),
+        };
+        let subscription = |as_of, guard| Subscription {
+            columns: columns.clone(),
+            as_of,
+            events: rx.clone(),
+            state: Arc::clone(&state),
+            _guard: guard,
+        };
 
         // Subscribers of a view at its latest time share one stream (and one dataflow).
         let shared = options.as_of.is_none() && options.resume_from.is_none() && options.snapshot;
         if let (true, Target::Item(gid)) = (shared, &target) {
             let mut hubs = self.inner.hubs.lock().expect("lock");
             if let Some(hub) = hubs.get(gid) {
-                let joining = Member { sender: member.sender.clone(), state: Arc::clone(&state), capacity };
+                let joining = Member {
+                    sender: member.sender.clone(),
+                    state: Arc::clone(&state),
+                    capacity,
+                };
                 if let Some(as_of) = hub.join(joining) {
-                    self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .metrics
+                        .subscriptions
+                        .fetch_add(1, Ordering::Relaxed);
                     return Ok(subscription(as_of, guard(None)));
                 }
             }
@@ -408,28 +481,61 @@ impl Engine {
             let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
             let feed = SubscriptionFeed::shared(member, as_of);
             hubs.insert(*gid, feed.clone());
-            self.inner.shared.feeds.lock().expect("lock").insert(id, feed);
-            self.inner.send(Command::Subscribe { id, target, as_of, snapshot: true })?;
-            self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .shared
+                .feeds
+                .lock()
+                .expect("lock")
+                .insert(id, feed);
+            self.inner.send(Command::Subscribe {
+                id,
+                target,
+                as_of,
+                snapshot: true,
+            })?;
+            self.inner
+                .metrics
+                .subscriptions
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(subscription(as_of, guard(None)));
         }
 
         let (as_of, snapshot) = match options.resume_from {
             Some(t) => (t.saturating_sub(1), false),
-            None => (options.as_of.unwrap_or_else(|| coord.read_ts()), options.snapshot),
+            None => (
+                options.as_of.unwrap_or_else(|| coord.read_ts()),
+                options.snapshot,
+            ),
         };
         coord.check_readable(as_of)?;
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-        self.inner.shared.feeds.lock().expect("lock").insert(id, SubscriptionFeed::single(member, as_of));
-        self.inner.send(Command::Subscribe { id, target, as_of, snapshot })?;
-        self.inner.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .shared
+            .feeds
+            .lock()
+            .expect("lock")
+            .insert(id, SubscriptionFeed::single(member, as_of));
+        self.inner.send(Command::Subscribe {
+            id,
+            target,
+            as_of,
+            snapshot,
+        })?;
+        self.inner
+            .metrics
+            .subscriptions
+            .fetch_add(1, Ordering::Relaxed);
         Ok(subscription(as_of, guard(Some(id))))
     }
 
     /// Tables and views with their columns and definitions.
     pub fn catalog(&self) -> Vec<ItemDescription> {
         let coord = self.inner.coord.lock().expect("lock");
-        coord.catalog.items().map(|i| coord.catalog.describe(i)).collect()
+        coord
+            .catalog
+            .items()
+            .map(|i| coord.catalog.describe(i))
+            .collect()
     }
 
     /// Stops the clock and the workers; open subscriptions end. Idempotent. (Dropping the
@@ -456,7 +562,13 @@ impl Inner {
             }
         }
         // End open subscriptions: their consumers see the channel close.
-        for (_, feed) in self.shared.feeds.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+        for (_, feed) in self
+            .shared
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
             feed.close();
         }
         for (_, hub) in self.hubs.lock().unwrap_or_else(|p| p.into_inner()).drain() {
@@ -483,7 +595,9 @@ fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Durat
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let Some(inner) = engine.upgrade() else { return };
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
         let Ok(mut coord) = inner.lock() else { return };
         let now = now_ms();
         if now > coord.upper {

@@ -217,13 +217,21 @@ fn extract(field: &str, v: &Value) -> Result<Value, EvalError> {
         "day" => t.day() as i64,
         "hour" => t.hour() as i64,
         "minute" => t.minute() as i64,
-        "second" => return Ok(Value::float(t.second() as f64 + t.nanosecond() as f64 / 1e9)),
+        "second" => {
+            return Ok(Value::float(
+                t.second() as f64 + t.nanosecond() as f64 / 1e9,
+            ))
+        }
         "dow" => t.weekday().num_days_from_sunday() as i64,
         "doy" => t.ordinal() as i64,
         "week" => t.iso_week().week() as i64,
         "quarter" => (t.month0() / 3 + 1) as i64,
         "millisecond" | "milliseconds" => (t.second() * 1000 + t.nanosecond() / 1_000_000) as i64,
-        other => return Err(EvalError::InvalidArgument(format!("unknown date field \"{other}\""))),
+        other => {
+            return Err(EvalError::InvalidArgument(format!(
+                "unknown date field \"{other}\""
+            )))
+        }
     };
     Ok(Value::float(n as f64))
 }
@@ -246,12 +254,21 @@ fn date_trunc(unit: &str, v: &Value) -> Result<Value, EvalError> {
             let d = match unit {
                 "week" => t - chrono::Duration::days(t.weekday().num_days_from_monday() as i64),
                 "month" => NaiveDate::from_ymd_opt(t.year(), t.month(), 1).expect("valid"),
-                "quarter" => NaiveDate::from_ymd_opt(t.year(), t.month0() / 3 * 3 + 1, 1).expect("valid"),
+                "quarter" => {
+                    NaiveDate::from_ymd_opt(t.year(), t.month0() / 3 * 3 + 1, 1).expect("valid")
+                }
                 _ => NaiveDate::from_ymd_opt(t.year(), 1, 1).expect("valid"),
             };
-            Ok(Value::Timestamp(d.and_hms_opt(0, 0, 0).expect("valid").and_utc().timestamp_micros()))
+            Ok(Value::Timestamp(
+                d.and_hms_opt(0, 0, 0)
+                    .expect("valid")
+                    .and_utc()
+                    .timestamp_micros(),
+            ))
         }
-        other => Err(EvalError::InvalidArgument(format!("unknown date_trunc unit \"{other}\""))),
+        other => Err(EvalError::InvalidArgument(format!(
+            "unknown date_trunc unit \"{other}\""
+        ))),
     }
 }
 
@@ -299,11 +316,17 @@ impl BinaryFunc {
             Gte => Value::Bool(a >= b),
             Concat => Value::text(&format!("{a}{b}")),
             Like | ILike => {
-                let (s, p) = (text(&a).ok_or_else(|| type_error("LIKE", &a))?, text(&b).ok_or_else(|| type_error("LIKE", &b))?);
+                let (s, p) = (
+                    text(&a).ok_or_else(|| type_error("LIKE", &a))?,
+                    text(&b).ok_or_else(|| type_error("LIKE", &b))?,
+                );
                 Value::Bool(super::like_match(s, p, *self == ILike))
             }
             Power => {
-                let (x, y) = (num(&a).ok_or_else(|| type_error("power", &a))?, num(&b).ok_or_else(|| type_error("power", &b))?);
+                let (x, y) = (
+                    num(&a).ok_or_else(|| type_error("power", &a))?,
+                    num(&b).ok_or_else(|| type_error("power", &b))?,
+                );
                 if x == 0.0 && y < 0.0 {
                     return Err(EvalError::DivisionByZero);
                 }
@@ -311,13 +334,17 @@ impl BinaryFunc {
             }
             RoundTo => {
                 let x = num(&a).ok_or_else(|| type_error("round", &a))?;
-                let Value::Int(d) = b else { return Err(type_error("round", &b)) };
+                let Value::Int(d) = b else {
+                    return Err(type_error("round", &b));
+                };
                 let m = 10f64.powi(d.clamp(-300, 300) as i32);
                 Value::float((x * m).round_ties_even() / m)
             }
             Left | Right => {
                 let s = text(&a).ok_or_else(|| type_error("left/right", &a))?;
-                let Value::Int(n) = b else { return Err(type_error("left/right", &b)) };
+                let Value::Int(n) = b else {
+                    return Err(type_error("left/right", &b));
+                };
                 let len = s.chars().count() as i64;
                 let take = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
                 let out: String = if *self == Left {
@@ -328,12 +355,21 @@ impl BinaryFunc {
                 Value::text(&out)
             }
             StrPos => {
-                let (s, sub) = (text(&a).ok_or_else(|| type_error("strpos", &a))?, text(&b).ok_or_else(|| type_error("strpos", &b))?);
-                Value::Int(s.find(sub).map(|i| s[..i].chars().count() as i64 + 1).unwrap_or(0))
+                let (s, sub) = (
+                    text(&a).ok_or_else(|| type_error("strpos", &a))?,
+                    text(&b).ok_or_else(|| type_error("strpos", &b))?,
+                );
+                Value::Int(
+                    s.find(sub)
+                        .map(|i| s[..i].chars().count() as i64 + 1)
+                        .unwrap_or(0),
+                )
             }
             Repeat => {
                 let s = text(&a).ok_or_else(|| type_error("repeat", &a))?;
-                let Value::Int(n) = b else { return Err(type_error("repeat", &b)) };
+                let Value::Int(n) = b else {
+                    return Err(type_error("repeat", &b));
+                };
                 if n.max(0) as u128 * s.len() as u128 > 1 << 26 {
                     return Err(EvalError::InvalidArgument("repeat result too large".into()));
                 }
@@ -341,9 +377,13 @@ impl BinaryFunc {
             }
             Tumble => {
                 let ts = timestamp_of(&a)?;
-                let Value::Interval(w) = b else { return Err(type_error("tumble", &b)) };
+                let Value::Interval(w) = b else {
+                    return Err(type_error("tumble", &b));
+                };
                 if w <= 0 {
-                    return Err(EvalError::InvalidArgument("window size must be positive".into()));
+                    return Err(EvalError::InvalidArgument(
+                        "window size must be positive".into(),
+                    ));
                 }
                 Value::Timestamp(ts.div_euclid(w) * w)
             }
@@ -367,7 +407,11 @@ fn arith(f: &BinaryFunc, a: Value, b: Value) -> Result<Value, EvalError> {
         (Value::Timestamp(t), Value::Interval(i)) => match f {
             Add => Value::Timestamp(t.checked_add(i).ok_or_else(overflow)?),
             Sub => Value::Timestamp(t.checked_sub(i).ok_or_else(overflow)?),
-            _ => return Err(EvalError::InvalidArgument("invalid timestamp arithmetic".into())),
+            _ => {
+                return Err(EvalError::InvalidArgument(
+                    "invalid timestamp arithmetic".into(),
+                ))
+            }
         },
         (Value::Interval(i), Value::Timestamp(t)) if *f == Add => {
             Value::Timestamp(t.checked_add(i).ok_or_else(overflow)?)
@@ -378,19 +422,36 @@ fn arith(f: &BinaryFunc, a: Value, b: Value) -> Result<Value, EvalError> {
         (Value::Interval(x), Value::Interval(y)) => match f {
             Add => Value::Interval(x.checked_add(y).ok_or_else(overflow)?),
             Sub => Value::Interval(x.checked_sub(y).ok_or_else(overflow)?),
-            _ => return Err(EvalError::InvalidArgument("invalid interval arithmetic".into())),
+            _ => {
+                return Err(EvalError::InvalidArgument(
+                    "invalid interval arithmetic".into(),
+                ))
+            }
         },
         (Value::Date(d), Value::Int(n)) => match f {
-            Add => Value::Date(d.checked_add(i32::try_from(n).map_err(|_| overflow())?).ok_or_else(overflow)?),
-            Sub => Value::Date(d.checked_sub(i32::try_from(n).map_err(|_| overflow())?).ok_or_else(overflow)?),
+            Add => Value::Date(
+                d.checked_add(i32::try_from(n).map_err(|_| overflow())?)
+                    .ok_or_else(overflow)?,
+            ),
+            Sub => Value::Date(
+                d.checked_sub(i32::try_from(n).map_err(|_| overflow())?)
+                    .ok_or_else(overflow)?,
+            ),
             _ => return Err(EvalError::InvalidArgument("invalid date arithmetic".into())),
         },
         (Value::Date(x), Value::Date(y)) if *f == Sub => Value::Int(x as i64 - y as i64),
         (Value::Date(d), Value::Interval(i)) => {
-            return arith(f, Value::Timestamp(d as i64 * MICROS_PER_DAY), Value::Interval(i))
+            return arith(
+                f,
+                Value::Timestamp(d as i64 * MICROS_PER_DAY),
+                Value::Interval(i),
+            )
         }
         (a, b) => {
-            let (x, y) = (num(&a).ok_or_else(|| type_error("arithmetic", &a))?, num(&b).ok_or_else(|| type_error("arithmetic", &b))?);
+            let (x, y) = (
+                num(&a).ok_or_else(|| type_error("arithmetic", &a))?,
+                num(&b).ok_or_else(|| type_error("arithmetic", &b))?,
+            );
             match f {
                 Add => checked_float(x + y)?,
                 Sub => checked_float(x - y)?,
@@ -422,7 +483,11 @@ impl VariadicFunc {
                         other => return Err(type_error("AND/OR", &other)),
                     }
                 }
-                Ok(if saw_null { Value::Null } else { Value::Bool(!decisive) })
+                Ok(if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(!decisive)
+                })
             }
             Coalesce => {
                 for a in args {
@@ -459,7 +524,10 @@ impl VariadicFunc {
                 Ok(Value::text(&s))
             }
             _ => {
-                let vals = args.iter().map(|a| a.eval(row)).collect::<Result<Vec<_>, _>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| a.eval(row))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if vals.iter().any(Value::is_null) {
                     return Ok(Value::Null);
                 }
@@ -489,7 +557,9 @@ impl VariadicFunc {
                 let end = if vals.len() > 2 {
                     let len = int(2)?;
                     if len < 0 {
-                        return Err(EvalError::InvalidArgument("negative substring length not allowed".into()));
+                        return Err(EvalError::InvalidArgument(
+                            "negative substring length not allowed".into(),
+                        ));
                     }
                     start.saturating_add(len)
                 } else {
@@ -505,26 +575,46 @@ impl VariadicFunc {
             }
             Replace => {
                 let from = txt(1)?;
-                if from.is_empty() { Value::text(s) } else { Value::text(&s.replace(&*from, &txt(2)?)) }
+                if from.is_empty() {
+                    Value::text(s)
+                } else {
+                    Value::text(&s.replace(&*from, &txt(2)?))
+                }
             }
             SplitPart => {
                 let n = int(2)?;
                 if n == 0 {
-                    return Err(EvalError::InvalidArgument("field position must not be zero".into()));
+                    return Err(EvalError::InvalidArgument(
+                        "field position must not be zero".into(),
+                    ));
                 }
                 let delim = txt(1)?;
-                let fields: Vec<&str> = if delim.is_empty() { vec![s] } else { s.split(&*delim).collect() };
+                let fields: Vec<&str> = if delim.is_empty() {
+                    vec![s]
+                } else {
+                    s.split(&*delim).collect()
+                };
                 // Negative positions count from the end (PostgreSQL 14+).
-                let idx = if n > 0 { Some(n as usize - 1) } else { fields.len().checked_sub(n.unsigned_abs() as usize) };
+                let idx = if n > 0 {
+                    Some(n as usize - 1)
+                } else {
+                    fields.len().checked_sub(n.unsigned_abs() as usize)
+                };
                 let part = idx.and_then(|i| fields.get(i).copied());
                 Value::text(part.unwrap_or(""))
             }
             LPad | RPad => {
                 let len = int(1)?.max(0) as usize;
                 if len > 1 << 24 {
-                    return Err(EvalError::InvalidArgument("requested length too large".into()));
+                    return Err(EvalError::InvalidArgument(
+                        "requested length too large".into(),
+                    ));
                 }
-                let fill: Vec<char> = if vals.len() > 2 { txt(2)?.chars().collect() } else { vec![' '] };
+                let fill: Vec<char> = if vals.len() > 2 {
+                    txt(2)?.chars().collect()
+                } else {
+                    vec![' ']
+                };
                 let chars: Vec<char> = s.chars().collect();
                 if chars.len() >= len || fill.is_empty() {
                     Value::text(&chars[..len.min(chars.len())].iter().collect::<String>())

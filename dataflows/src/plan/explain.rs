@@ -6,18 +6,28 @@ use super::mfp::MfpStep;
 use super::{JoinKind, Plan};
 
 fn list<T: fmt::Display>(items: &[T]) -> String {
-    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Plan {
     /// Renders the plan; `names` maps catalog ids to names.
     pub fn explain(&self, names: &dyn Fn(u64) -> String) -> String {
         let mut out = String::new();
-        self.explain_into(&mut out, 0, names).expect("writing to a String");
+        self.explain_into(&mut out, 0, names)
+            .expect("writing to a String");
         out
     }
 
-    fn explain_into(&self, out: &mut String, depth: usize, names: &dyn Fn(u64) -> String) -> fmt::Result {
+    fn explain_into(
+        &self,
+        out: &mut String,
+        depth: usize,
+        names: &dyn Fn(u64) -> String,
+    ) -> fmt::Result {
         let pad = "  ".repeat(depth);
         match self {
             Plan::Get { id, .. } => writeln!(out, "{pad}Get {}", names(*id))?,
@@ -32,7 +42,14 @@ impl Plan {
                 input.explain_into(out, depth + 1, names)?;
             }
             Plan::Project { input, cols } => {
-                writeln!(out, "{pad}Project ({})", cols.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", "))?;
+                writeln!(
+                    out,
+                    "{pad}Project ({})",
+                    cols.iter()
+                        .map(|c| format!("#{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
                 input.explain_into(out, depth + 1, names)?;
             }
             Plan::Mfp { input, mfp } => {
@@ -48,7 +65,12 @@ impl Plan {
                 if steps.is_empty() {
                     writeln!(out, "{pad}Project ({})", proj.join(", "))?;
                 } else {
-                    writeln!(out, "{pad}MapFilterProject [{}] project ({})", steps.join("; "), proj.join(", "))?;
+                    writeln!(
+                        out,
+                        "{pad}MapFilterProject [{}] project ({})",
+                        steps.join("; "),
+                        proj.join(", ")
+                    )?;
                 }
                 input.explain_into(out, depth + 1, names)?;
             }
@@ -62,7 +84,12 @@ impl Plan {
                 if j.left_key.is_empty() {
                     write!(out, "{pad}{kind}Join cross")?;
                 } else {
-                    write!(out, "{pad}{kind}Join arrange left by ({}) right by ({})", list(&j.left_key), list(&j.right_key))?;
+                    write!(
+                        out,
+                        "{pad}{kind}Join arrange left by ({}) right by ({})",
+                        list(&j.left_key),
+                        list(&j.right_key)
+                    )?;
                 }
                 if !j.residual.is_empty() {
                     write!(out, " residual ({})", list(&j.residual))?;
@@ -75,9 +102,22 @@ impl Plan {
                 let aggs: Vec<String> = r
                     .aggregates
                     .iter()
-                    .map(|a| format!("{:?}({}{})", a.func, if a.distinct { "DISTINCT " } else { "" }, a.expr))
+                    .map(|a| {
+                        format!(
+                            "{:?}({}{})",
+                            a.func,
+                            if a.distinct { "DISTINCT " } else { "" },
+                            a.expr
+                        )
+                    })
                     .collect();
-                writeln!(out, "{pad}Reduce key ({}) aggregates ({}){}", list(&r.key), aggs.join(", "), if r.global { " global" } else { "" })?;
+                writeln!(
+                    out,
+                    "{pad}Reduce key ({}) aggregates ({}){}",
+                    list(&r.key),
+                    aggs.join(", "),
+                    if r.global { " global" } else { "" }
+                )?;
                 r.input.explain_into(out, depth + 1, names)?;
             }
             Plan::Distinct { input } => {
@@ -107,15 +147,31 @@ impl Plan {
                 writeln!(
                     out,
                     "{pad}TopK group ({}) order ({}) limit {} offset {}",
-                    t.group_key.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", "),
+                    t.group_key
+                        .iter()
+                        .map(|c| format!("#{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     order.join(", "),
-                    t.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into()),
+                    t.limit
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "none".into()),
                     t.offset
                 )?;
                 t.input.explain_into(out, depth + 1, names)?;
             }
-            Plan::LetRec { id, base, step, distinct, body } => {
-                writeln!(out, "{pad}LetRec recursive#{id}{}", if *distinct { " distinct" } else { "" })?;
+            Plan::LetRec {
+                id,
+                base,
+                step,
+                distinct,
+                body,
+            } => {
+                writeln!(
+                    out,
+                    "{pad}LetRec recursive#{id}{}",
+                    if *distinct { " distinct" } else { "" }
+                )?;
                 writeln!(out, "{pad}  base:")?;
                 base.explain_into(out, depth + 2, names)?;
                 writeln!(out, "{pad}  step:")?;

@@ -42,7 +42,14 @@ pub fn lower(plan: Plan) -> Plan {
                     None => residual.push(c),
                 }
             }
-            Plan::Join(JoinPlan { left: Box::new(left), right: Box::new(right), kind: j.kind, left_key, right_key, residual })
+            Plan::Join(JoinPlan {
+                left: Box::new(left),
+                right: Box::new(right),
+                kind: j.kind,
+                left_key,
+                right_key,
+                residual,
+            })
         }
         Plan::Map { input, exprs } => {
             let (arity, inner, mut mfp) = as_mfp(lower(*input));
@@ -59,20 +66,37 @@ pub fn lower(plan: Plan) -> Plan {
             mfp.then_project(&cols);
             finish_mfp(inner, mfp)
         }
-        Plan::Mfp { input, mfp } => Plan::Mfp { input: Box::new(lower(*input)), mfp },
+        Plan::Mfp { input, mfp } => Plan::Mfp {
+            input: Box::new(lower(*input)),
+            mfp,
+        },
         Plan::Reduce(mut r) => {
             r.input = Box::new(lower(*r.input));
             Plan::Reduce(r)
         }
-        Plan::Distinct { input } => Plan::Distinct { input: Box::new(lower(*input)) },
-        Plan::Negate { input } => Plan::Negate { input: Box::new(lower(*input)) },
-        Plan::Threshold { input } => Plan::Threshold { input: Box::new(lower(*input)) },
-        Plan::Union { inputs } => Plan::Union { inputs: inputs.into_iter().map(lower).collect() },
+        Plan::Distinct { input } => Plan::Distinct {
+            input: Box::new(lower(*input)),
+        },
+        Plan::Negate { input } => Plan::Negate {
+            input: Box::new(lower(*input)),
+        },
+        Plan::Threshold { input } => Plan::Threshold {
+            input: Box::new(lower(*input)),
+        },
+        Plan::Union { inputs } => Plan::Union {
+            inputs: inputs.into_iter().map(lower).collect(),
+        },
         Plan::TopK(mut t) => {
             t.input = Box::new(lower(*t.input));
             Plan::TopK(t)
         }
-        Plan::LetRec { id, base, step, distinct, body } => Plan::LetRec {
+        Plan::LetRec {
+            id,
+            base,
+            step,
+            distinct,
+            body,
+        } => Plan::LetRec {
             id,
             base: Box::new(lower(*base)),
             step: Box::new(lower(*step)),
@@ -101,7 +125,10 @@ fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
     if mfp.is_identity(input.arity()) {
         input
     } else {
-        Plan::Mfp { input: Box::new(input), mfp }
+        Plan::Mfp {
+            input: Box::new(input),
+            mfp,
+        }
     }
 }
 
@@ -143,7 +170,9 @@ fn flatten_into(plan: Plan, offset: usize, preds: &mut Vec<ScalarExpr>, out: &mu
 /// If `c` is `a = b` with `a` only on the left (< left_arity) and `b` only on the right, or the
 /// reverse, returns (left expr, right expr shifted to right-local columns).
 fn split_equality(c: &ScalarExpr, left_arity: usize) -> Option<(ScalarExpr, ScalarExpr)> {
-    let ScalarExpr::Binary(BinaryFunc::Eq, a, b) = c else { return None };
+    let ScalarExpr::Binary(BinaryFunc::Eq, a, b) = c else {
+        return None;
+    };
     let side = |e: &ScalarExpr| {
         let mut cols = Vec::new();
         e.support(&mut cols);
@@ -167,8 +196,20 @@ fn split_equality(c: &ScalarExpr, left_arity: usize) -> Option<(ScalarExpr, Scal
 /// Builds a left-deep join of `inputs` applying `preds` (over the original concatenation).
 fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
     let arities: Vec<usize> = inputs.iter().map(Plan::arity).collect();
-    let offsets: Vec<usize> = arities.iter().scan(0, |acc, a| { let o = *acc; *acc += a; Some(o) }).collect();
-    let input_of = |col: usize| offsets.iter().rposition(|o| *o <= col).expect("column in range");
+    let offsets: Vec<usize> = arities
+        .iter()
+        .scan(0, |acc, a| {
+            let o = *acc;
+            *acc += a;
+            Some(o)
+        })
+        .collect();
+    let input_of = |col: usize| {
+        offsets
+            .iter()
+            .rposition(|o| *o <= col)
+            .expect("column in range")
+    };
     let inputs_of = |p: &ScalarExpr| {
         let mut cols = Vec::new();
         p.support(&mut cols);
@@ -202,8 +243,8 @@ fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
     let mut order = vec![0usize];
     let mut current = inputs[0].take().expect("present");
     let mut position = vec![None; offsets.last().map(|o| o + arities[n - 1]).unwrap_or(0)];
-    for c in 0..arities[0] {
-        position[c] = Some(c);
+    for (c, p) in position.iter_mut().enumerate().take(arities[0]) {
+        *p = Some(c);
     }
     let mut width = arities[0];
     while order.len() < n {
@@ -213,7 +254,11 @@ fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
                 ins.contains(j) && ins.iter().all(|i| i == j || order.contains(i)) && is_equality(p)
             })
         });
-        let next = connected.unwrap_or_else(|| (0..n).find(|j| !order.contains(j)).expect("an input is left"));
+        let next = connected.unwrap_or_else(|| {
+            (0..n)
+                .find(|j| !order.contains(j))
+                .expect("an input is left")
+        });
         for c in 0..arities[next] {
             position[offsets[next] + c] = Some(width + c);
         }

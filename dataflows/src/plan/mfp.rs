@@ -29,7 +29,10 @@ pub struct Mfp {
 impl Mfp {
     /// The identity on rows of `arity` columns.
     pub fn identity(arity: usize) -> Mfp {
-        Mfp { steps: vec![], project: (0..arity).collect() }
+        Mfp {
+            steps: vec![],
+            project: (0..arity).collect(),
+        }
     }
 
     pub fn output_arity(&self, _input_arity: usize) -> usize {
@@ -37,7 +40,12 @@ impl Mfp {
     }
 
     fn working_arity(&self, input_arity: usize) -> usize {
-        input_arity + self.steps.iter().filter(|s| matches!(s, MfpStep::Map(_))).count()
+        input_arity
+            + self
+                .steps
+                .iter()
+                .filter(|s| matches!(s, MfpStep::Map(_)))
+                .count()
     }
 
     pub fn is_identity(&self, input_arity: usize) -> bool {
@@ -71,7 +79,9 @@ impl Mfp {
     pub fn then_filter(&mut self, predicates: &[ScalarExpr]) {
         let proj = self.project.clone();
         for p in predicates {
-            self.steps.push(MfpStep::Filter(p.substitute(&|c| ScalarExpr::Column(proj[c]))));
+            self.steps.push(MfpStep::Filter(
+                p.substitute(&|c| ScalarExpr::Column(proj[c])),
+            ));
         }
     }
 
@@ -97,7 +107,9 @@ impl Mfp {
                 }
             }
         }
-        Ok(Some(self.project.iter().map(|c| scratch[*c].clone()).collect()))
+        Ok(Some(
+            self.project.iter().map(|c| scratch[*c].clone()).collect(),
+        ))
     }
 }
 
@@ -110,11 +122,19 @@ mod tests {
     fn filter_before_map_protects_the_map() {
         // WHERE #0 <> 0, then #0 / ... : the division never sees the zero row.
         let mut mfp = Mfp::identity(1);
-        mfp.then_filter(&[ScalarExpr::Column(0).call_binary(BinaryFunc::NotEq, ScalarExpr::literal(Value::Int(0)))]);
-        mfp.then_map(1, &[ScalarExpr::literal(Value::Int(10)).call_binary(BinaryFunc::Div, ScalarExpr::Column(0))]);
+        mfp.then_filter(&[ScalarExpr::Column(0)
+            .call_binary(BinaryFunc::NotEq, ScalarExpr::literal(Value::Int(0)))]);
+        mfp.then_map(
+            1,
+            &[ScalarExpr::literal(Value::Int(10))
+                .call_binary(BinaryFunc::Div, ScalarExpr::Column(0))],
+        );
         mfp.then_project(&[1]);
         let mut scratch = Vec::new();
-        assert_eq!(mfp.apply(&Row::new(vec![Value::Int(0)]), &mut scratch), Ok(None));
+        assert_eq!(
+            mfp.apply(&Row::new(vec![Value::Int(0)]), &mut scratch),
+            Ok(None)
+        );
         assert_eq!(
             mfp.apply(&Row::new(vec![Value::Int(5)]), &mut scratch),
             Ok(Some(Row::new(vec![Value::Int(2)])))

@@ -39,11 +39,20 @@ pub enum Plan {
     /// A binding introduced by an enclosing `LetRec`.
     LocalGet { id: LocalId, arity: usize },
     /// Fixed rows, present from the beginning of time.
-    Constant { rows: Vec<(Row, Diff)>, arity: usize },
+    Constant {
+        rows: Vec<(Row, Diff)>,
+        arity: usize,
+    },
     /// Append computed columns.
-    Map { input: Box<Plan>, exprs: Vec<ScalarExpr> },
+    Map {
+        input: Box<Plan>,
+        exprs: Vec<ScalarExpr>,
+    },
     /// Keep rows for which every predicate is true.
-    Filter { input: Box<Plan>, predicates: Vec<ScalarExpr> },
+    Filter {
+        input: Box<Plan>,
+        predicates: Vec<ScalarExpr>,
+    },
     /// Keep the listed columns, in order (repetition allowed).
     Project { input: Box<Plan>, cols: Vec<usize> },
     /// Fused map, filter and project (produced by lowering).
@@ -76,7 +85,9 @@ impl Plan {
     /// Number of columns this plan produces.
     pub fn arity(&self) -> usize {
         match self {
-            Plan::Get { arity, .. } | Plan::LocalGet { arity, .. } | Plan::Constant { arity, .. } => *arity,
+            Plan::Get { arity, .. }
+            | Plan::LocalGet { arity, .. }
+            | Plan::Constant { arity, .. } => *arity,
             Plan::Map { input, exprs } => input.arity() + exprs.len(),
             Plan::Filter { input, .. }
             | Plan::Distinct { input }
@@ -96,37 +107,54 @@ impl Plan {
         if exprs.is_empty() {
             return self;
         }
-        Plan::Map { input: Box::new(self), exprs }
+        Plan::Map {
+            input: Box::new(self),
+            exprs,
+        }
     }
 
     pub fn filter(self, predicates: Vec<ScalarExpr>) -> Plan {
         if predicates.is_empty() {
             return self;
         }
-        Plan::Filter { input: Box::new(self), predicates }
+        Plan::Filter {
+            input: Box::new(self),
+            predicates,
+        }
     }
 
     pub fn project(self, cols: Vec<usize>) -> Plan {
         if cols.len() == self.arity() && cols.iter().enumerate().all(|(i, c)| i == *c) {
             return self;
         }
-        Plan::Project { input: Box::new(self), cols }
+        Plan::Project {
+            input: Box::new(self),
+            cols,
+        }
     }
 
     pub fn distinct(self) -> Plan {
-        Plan::Distinct { input: Box::new(self) }
+        Plan::Distinct {
+            input: Box::new(self),
+        }
     }
 
     pub fn negate(self) -> Plan {
-        Plan::Negate { input: Box::new(self) }
+        Plan::Negate {
+            input: Box::new(self),
+        }
     }
 
     pub fn threshold(self) -> Plan {
-        Plan::Threshold { input: Box::new(self) }
+        Plan::Threshold {
+            input: Box::new(self),
+        }
     }
 
     pub fn union(self, other: Plan) -> Plan {
-        Plan::Union { inputs: vec![self, other] }
+        Plan::Union {
+            inputs: vec![self, other],
+        }
     }
 
     /// Catalog items this plan reads.
@@ -159,7 +187,9 @@ impl Plan {
             Plan::Reduce(r) => r.input.visit(f),
             Plan::Union { inputs } => inputs.iter().for_each(|i| i.visit(f)),
             Plan::TopK(t) => t.input.visit(f),
-            Plan::LetRec { base, step, body, .. } => {
+            Plan::LetRec {
+                base, step, body, ..
+            } => {
                 base.visit(f);
                 step.visit(f);
                 body.visit(f);

@@ -23,17 +23,37 @@ pub struct TopKPlan {
 }
 
 /// Compares two rows by `order` with SQL NULL placement.
-pub fn compare_rows(a: &[crate::value::Value], b: &[crate::value::Value], order: &[OrderKey]) -> std::cmp::Ordering {
+pub fn compare_rows(
+    a: &[crate::value::Value],
+    b: &[crate::value::Value],
+    order: &[OrderKey],
+) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     for k in order {
         let (x, y) = (&a[k.column], &b[k.column]);
         let ord = match (x.is_null(), y.is_null()) {
             (true, true) => Ordering::Equal,
-            (true, false) => if k.nulls_first { Ordering::Less } else { Ordering::Greater },
-            (false, true) => if k.nulls_first { Ordering::Greater } else { Ordering::Less },
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
             (false, false) => {
                 let o = x.cmp(y);
-                if k.desc { o.reverse() } else { o }
+                if k.desc {
+                    o.reverse()
+                } else {
+                    o
+                }
             }
         };
         if ord != Ordering::Equal {

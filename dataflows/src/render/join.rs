@@ -45,16 +45,25 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
 
     let mut oks = matched.clone();
     if matches!(j.kind, JoinKind::Left | JoinKind::Full) {
-        let matched_left = matched.clone().map(move |row| row.project(&(0..left_arity).collect::<Vec<_>>()));
+        let matched_left = matched
+            .clone()
+            .map(move |row| row.project(&(0..left_arity).collect::<Vec<_>>()));
         let unmatched = unmatched(left.oks.clone(), matched_left);
         oks = oks.concat(unmatched.map(move |row| row.concat(&Row::nulls(right_arity))));
     }
     if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
-        let matched_right = matched.map(move |row| row.project(&(left_arity..left_arity + right_arity).collect::<Vec<_>>()));
+        let matched_right = matched.map(move |row| {
+            row.project(&(left_arity..left_arity + right_arity).collect::<Vec<_>>())
+        });
         let unmatched = unmatched(right.oks.clone(), matched_right);
         oks = oks.concat(unmatched.map(move |row| Row::nulls(left_arity).concat(&row)));
     }
-    let errs = left.errs.concat(right.errs).concat(lerrs).concat(rerrs).concat(res_errs);
+    let errs = left
+        .errs
+        .concat(right.errs)
+        .concat(lerrs)
+        .concat(rerrs)
+        .concat(res_errs);
     Bundle::new(oks, errs)
 }
 
@@ -62,7 +71,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
 fn keyed<'s, T: RenderTime>(
     rows: Rows<'s, T>,
     key: Vec<ScalarExpr>,
-) -> (differential_dataflow::VecCollection<'s, T, (Row, Row), isize>, super::Errs<'s, T>) {
+) -> (
+    differential_dataflow::VecCollection<'s, T, (Row, Row), isize>,
+    super::Errs<'s, T>,
+) {
     let results = rows.flat_map(move |row| {
         let mut k = Vec::with_capacity(key.len());
         for e in &key {
@@ -80,7 +92,11 @@ fn keyed<'s, T: RenderTime>(
 /// Rows of `side` with no match: `side - side ⋉ distinct(matched)`.
 fn unmatched<'s, T: Timestamp2>(side: Rows<'s, T>, matched: Rows<'s, T>) -> Rows<'s, T> {
     let present = matched.distinct();
-    let hits = side.clone().map(|r| (r, ())).semijoin(present).map(|(r, ())| r);
+    let hits = side
+        .clone()
+        .map(|r| (r, ()))
+        .semijoin(present)
+        .map(|(r, ())| r);
     side.concat(hits.negate())
 }
 

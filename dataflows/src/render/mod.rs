@@ -68,17 +68,27 @@ pub struct Context<'s, T: Timestamp> {
 
 impl<'s, T: RenderTime> Context<'s, T> {
     pub fn new(scope: Scope<'s, T>) -> Self {
-        Context { scope, gets: BTreeMap::new(), locals: BTreeMap::new() }
+        Context {
+            scope,
+            gets: BTreeMap::new(),
+            locals: BTreeMap::new(),
+        }
     }
 
     /// An empty error collection in this scope.
     pub fn no_errors(&self) -> Errs<'s, T> {
-        Vec::<(EvalError, T, Diff)>::new().to_stream(self.scope).as_collection()
+        Vec::<(EvalError, T, Diff)>::new()
+            .to_stream(self.scope)
+            .as_collection()
     }
 
     /// Rows present from the beginning of time, introduced by worker 0 only.
     pub fn constant(&self, rows: Vec<(Row, Diff)>) -> Rows<'s, T> {
-        let rows = if self.scope.index() == 0 { rows } else { Vec::new() };
+        let rows = if self.scope.index() == 0 {
+            rows
+        } else {
+            Vec::new()
+        };
         rows.into_iter()
             .map(|(r, d)| (r, T::minimum(), d))
             .to_stream(self.scope)
@@ -98,12 +108,16 @@ impl<'s, T: RenderTime> Context<'s, T> {
                 tracing::error!(id, "plan refers to an unknown local binding");
                 Bundle::new(self.constant(vec![]), self.no_errors())
             }),
-            Plan::Constant { rows, .. } => Bundle::new(self.constant(rows.clone()), self.no_errors()),
+            Plan::Constant { rows, .. } => {
+                Bundle::new(self.constant(rows.clone()), self.no_errors())
+            }
             Plan::Mfp { input, mfp } => {
                 let input = self.render(input);
                 let mfp = mfp.clone();
                 let mut scratch = Vec::new();
-                let results = input.oks.flat_map(move |row| mfp.apply(&row, &mut scratch).transpose());
+                let results = input
+                    .oks
+                    .flat_map(move |row| mfp.apply(&row, &mut scratch).transpose());
                 let (oks, errs) = split(results);
                 Bundle::new(oks, input.errs.concat(errs))
             }
@@ -141,7 +155,13 @@ impl<'s, T: RenderTime> Context<'s, T> {
                     differential_dataflow::collection::concatenate(scope, errs),
                 )
             }
-            Plan::LetRec { id, base, step, distinct, body } => {
+            Plan::LetRec {
+                id,
+                base,
+                step,
+                distinct,
+                body,
+            } => {
                 let base = self.render(base);
                 let fixed = T::render_letrec(self, *id, base, step, *distinct);
                 self.locals.insert(*id, fixed);

@@ -21,26 +21,44 @@ pub const MAX_ITERATIONS: u64 = 10_000;
 
 /// Timestamps a plan can be rendered at; `render_letrec` is where they differ.
 pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeData + Ord {
-    fn render_letrec<'s>(ctx: &mut Context<'s, Self>, id: LocalId, base: Bundle<'s, Self>, step: &Plan, distinct: bool) -> Bundle<'s, Self>;
+    fn render_letrec<'s>(
+        ctx: &mut Context<'s, Self>,
+        id: LocalId,
+        base: Bundle<'s, Self>,
+        step: &Plan,
+        distinct: bool,
+    ) -> Bundle<'s, Self>;
 }
 
 impl RenderTime for Time {
-    fn render_letrec<'s>(ctx: &mut Context<'s, Self>, id: LocalId, base: Bundle<'s, Self>, step: &Plan, distinct: bool) -> Bundle<'s, Self> {
+    fn render_letrec<'s>(
+        ctx: &mut Context<'s, Self>,
+        id: LocalId,
+        base: Bundle<'s, Self>,
+        step: &Plan,
+        distinct: bool,
+    ) -> Bundle<'s, Self> {
         let outer = ctx.scope;
         let gets = ctx.gets.clone();
         let locals = ctx.locals.clone();
         let (oks, errs) = outer.scoped::<Product<Time, u64>, _, _>("WithRecursive", |inner| {
             let mut inner_ctx: Context<'_, Product<Time, u64>> = Context::new(inner);
             for (gid, b) in gets {
-                inner_ctx.gets.insert(gid, Bundle::new(b.oks.enter(inner), b.errs.enter(inner)));
+                inner_ctx
+                    .gets
+                    .insert(gid, Bundle::new(b.oks.enter(inner), b.errs.enter(inner)));
             }
             for (lid, b) in locals {
-                inner_ctx.locals.insert(lid, Bundle::new(b.oks.enter(inner), b.errs.enter(inner)));
+                inner_ctx
+                    .locals
+                    .insert(lid, Bundle::new(b.oks.enter(inner), b.errs.enter(inner)));
             }
             let base_oks = base.oks.enter(inner);
             let (variable, current) = Variable::new(inner, Product::new(Default::default(), 1));
             let current = current.concat(base_oks.clone());
-            inner_ctx.locals.insert(id, Bundle::new(current.clone(), inner_ctx.no_errors()));
+            inner_ctx
+                .locals
+                .insert(id, Bundle::new(current.clone(), inner_ctx.no_errors()));
             let stepped = inner_ctx.render(step);
             let mut next = base_oks.clone().concat(stepped.oks);
             if distinct {
@@ -49,21 +67,36 @@ impl RenderTime for Time {
                 next = next.consolidate();
             }
             // Rows born too deep in the recursion leave the loop as errors.
-            let (bounded, too_deep) = next.inner.ok_err(|(row, t, d): (crate::row::Row, Product<Time, u64>, isize)| {
-                if t.inner < MAX_ITERATIONS { Ok((row, t, d)) } else { Err((EvalError::RecursionLimit(MAX_ITERATIONS), t, d)) }
-            });
+            let (bounded, too_deep) = next.inner.ok_err(
+                |(row, t, d): (crate::row::Row, Product<Time, u64>, isize)| {
+                    if t.inner < MAX_ITERATIONS {
+                        Ok((row, t, d))
+                    } else {
+                        Err((EvalError::RecursionLimit(MAX_ITERATIONS), t, d))
+                    }
+                },
+            );
             let bounded = bounded.as_collection();
             variable.set(bounded.clone().concat(base_oks.negate()));
             let errs = stepped.errs.concat(too_deep.as_collection());
             (bounded.leave(outer), errs.leave(outer))
         });
-        let errs = errs.map(|e| (e, ())).reduce(|_e, _v, out: &mut Vec<((), isize)>| out.push(((), 1))).map(|(e, ())| e);
+        let errs = errs
+            .map(|e| (e, ()))
+            .reduce(|_e, _v, out: &mut Vec<((), isize)>| out.push(((), 1)))
+            .map(|(e, ())| e);
         Bundle::new(oks, base.errs.concat(errs))
     }
 }
 
 impl RenderTime for Product<Time, u64> {
-    fn render_letrec<'s>(ctx: &mut Context<'s, Self>, _id: LocalId, base: Bundle<'s, Self>, _step: &Plan, _distinct: bool) -> Bundle<'s, Self> {
+    fn render_letrec<'s>(
+        ctx: &mut Context<'s, Self>,
+        _id: LocalId,
+        base: Bundle<'s, Self>,
+        _step: &Plan,
+        _distinct: bool,
+    ) -> Bundle<'s, Self> {
         // Rejected by the planner; render the base alone so every worker stays in step.
         tracing::error!("nested WITH RECURSIVE reached the renderer");
         let _ = ctx;

@@ -18,23 +18,33 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     let key = r.key.clone();
     let args: Vec<_> = r.aggregates.iter().map(|a| a.expr.clone()).collect();
     let keyed = input.oks.flat_map(move |row| {
-        let eval = |exprs: &[crate::expr::ScalarExpr]| exprs.iter().map(|e| e.eval(row.as_slice())).collect::<Result<Vec<Value>, EvalError>>();
+        let eval = |exprs: &[crate::expr::ScalarExpr]| {
+            exprs
+                .iter()
+                .map(|e| e.eval(row.as_slice()))
+                .collect::<Result<Vec<Value>, EvalError>>()
+        };
         Some(eval(&key).and_then(|k| Ok((Row::new(k), Row::new(eval(&args)?)))))
     });
     let (keyed, key_errs) = split(keyed);
 
     let aggs = r.aggregates.clone();
     let reduced = keyed
-        .reduce_named("Reduce", move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
-            out.push((aggregate_group(&aggs, vals), 1));
-        })
+        .reduce_named(
+            "Reduce",
+            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
+                out.push((aggregate_group(&aggs, vals), 1));
+            },
+        )
         .map(|(k, res)| res.map(|vals| k.concat(&vals)));
     let (mut oks, agg_errs) = split(reduced);
 
     if r.global {
         let defaults = Row::new(r.aggregates.iter().map(default_value).collect());
         let present = oks.clone().map(|_| Row::empty());
-        let missing = ctx.constant(vec![(Row::empty(), 1)]).concat(present.negate());
+        let missing = ctx
+            .constant(vec![(Row::empty(), 1)])
+            .concat(present.negate());
         oks = oks.concat(missing.map(move |_| defaults.clone()));
     }
     Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
@@ -57,13 +67,18 @@ fn aggregate_group(aggs: &[AggregateExpr], vals: &[(&Row, isize)]) -> Result<Row
     Ok(Row::new(out))
 }
 
-fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, isize)>) -> Result<Value, EvalError> {
+fn aggregate_one<'a>(
+    a: &AggregateExpr,
+    vals: impl Iterator<Item = (&'a Value, isize)>,
+) -> Result<Value, EvalError> {
     // Multiplicities are positive for consolidated, valid input; a negative one would mean a
     // retraction of something never inserted, which we report rather than hide.
     let mut items: Vec<(&Value, i64)> = Vec::new();
     for (v, m) in vals {
         if m < 0 {
-            return Err(EvalError::InvalidArgument("aggregate input has a negative multiplicity".into()));
+            return Err(EvalError::InvalidArgument(
+                "aggregate input has a negative multiplicity".into(),
+            ));
         }
         if !matches!(a.func, AggFunc::CountStar | AggFunc::Single) && v.is_null() {
             continue;
@@ -82,8 +97,18 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
             _ => return Err(EvalError::MultipleRows),
         },
         // The group's values are sorted by the whole argument row, not by this argument.
-        AggFunc::Min => items.iter().map(|(v, _)| *v).min().cloned().unwrap_or(Value::Null),
-        AggFunc::Max => items.iter().map(|(v, _)| *v).max().cloned().unwrap_or(Value::Null),
+        AggFunc::Min => items
+            .iter()
+            .map(|(v, _)| *v)
+            .min()
+            .cloned()
+            .unwrap_or(Value::Null),
+        AggFunc::Max => items
+            .iter()
+            .map(|(v, _)| *v)
+            .max()
+            .cloned()
+            .unwrap_or(Value::Null),
         AggFunc::Sum | AggFunc::Avg => {
             if items.is_empty() {
                 return Ok(Value::Null);
@@ -94,7 +119,10 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
                     let mut s: i64 = 0;
                     for (v, m) in &items {
                         if let Value::Int(x) = v {
-                            s = x.checked_mul(*m).and_then(|p| s.checked_add(p)).ok_or_else(|| EvalError::Overflow("bigint".into()))?;
+                            s = x
+                                .checked_mul(*m)
+                                .and_then(|p| s.checked_add(p))
+                                .ok_or_else(|| EvalError::Overflow("bigint".into()))?;
                         }
                     }
                     Value::Int(s)
@@ -103,7 +131,10 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
                     let mut s: i64 = 0;
                     for (v, m) in &items {
                         if let Value::Interval(x) = v {
-                            s = x.checked_mul(*m).and_then(|p| s.checked_add(p)).ok_or_else(|| EvalError::Overflow("interval".into()))?;
+                            s = x
+                                .checked_mul(*m)
+                                .and_then(|p| s.checked_add(p))
+                                .ok_or_else(|| EvalError::Overflow("interval".into()))?;
                         }
                     }
                     Value::Interval(s)
@@ -116,13 +147,20 @@ fn aggregate_one<'a>(a: &AggregateExpr, vals: impl Iterator<Item = (&'a Value, i
                     });
                     let sum = match exact {
                         Some(s) => s as f64,
-                        None => items.iter().map(|(v, m)| match v {
-                            Value::Float(f) => f.0 * *m as f64,
-                            Value::Int(x) => *x as f64 * *m as f64,
-                            _ => 0.0,
-                        }).sum(),
+                        None => items
+                            .iter()
+                            .map(|(v, m)| match v {
+                                Value::Float(f) => f.0 * *m as f64,
+                                Value::Int(x) => *x as f64 * *m as f64,
+                                _ => 0.0,
+                            })
+                            .sum(),
                     };
-                    if a.func == AggFunc::Avg { Value::float(sum / count as f64) } else { Value::float(sum) }
+                    if a.func == AggFunc::Avg {
+                        Value::float(sum / count as f64)
+                    } else {
+                        Value::float(sum)
+                    }
                 }
             }
         }

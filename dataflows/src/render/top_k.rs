@@ -15,27 +15,36 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
     let oks = input
         .oks
         .map(move |row| (row.project(&group_key), row))
-        .reduce_named("TopK", move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-            let mut rows: Vec<(&Row, isize)> = vals.iter().filter(|(_, m)| *m > 0).map(|(r, m)| (*r, *m)).collect();
-            rows.sort_by(|a, b| compare_rows(a.0.as_slice(), b.0.as_slice(), &order).then_with(|| a.0.cmp(b.0)));
-            let mut skip = offset as isize;
-            let mut take = limit.map(|l| l as isize).unwrap_or(isize::MAX);
-            for (row, mut m) in rows {
-                if take == 0 {
-                    break;
+        .reduce_named(
+            "TopK",
+            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+                let mut rows: Vec<(&Row, isize)> = vals
+                    .iter()
+                    .filter(|(_, m)| *m > 0)
+                    .map(|(r, m)| (*r, *m))
+                    .collect();
+                rows.sort_by(|a, b| {
+                    compare_rows(a.0.as_slice(), b.0.as_slice(), &order).then_with(|| a.0.cmp(b.0))
+                });
+                let mut skip = offset as isize;
+                let mut take = limit.map(|l| l as isize).unwrap_or(isize::MAX);
+                for (row, mut m) in rows {
+                    if take == 0 {
+                        break;
+                    }
+                    if skip > 0 {
+                        let s = skip.min(m);
+                        skip -= s;
+                        m -= s;
+                    }
+                    let n = m.min(take);
+                    if n > 0 {
+                        out.push((row.clone(), n));
+                        take -= n;
+                    }
                 }
-                if skip > 0 {
-                    let s = skip.min(m);
-                    skip -= s;
-                    m -= s;
-                }
-                let n = m.min(take);
-                if n > 0 {
-                    out.push((row.clone(), n));
-                    take -= n;
-                }
-            }
-        })
+            },
+        )
         .map(|(_key, row)| row);
     Bundle::new(oks, input.errs)
 }

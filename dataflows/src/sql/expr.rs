@@ -65,7 +65,8 @@ pub fn contains_aggregate(e: &Expr) -> bool {
         }
         fn pre_visit_expr(&mut self, x: &Expr) -> std::ops::ControlFlow<()> {
             if let Expr::Function(f) = x {
-                if self.depth == 0 && is_aggregate_name(&function_name(&f.name)) && f.over.is_none() {
+                if self.depth == 0 && is_aggregate_name(&function_name(&f.name)) && f.over.is_none()
+                {
                     self.found = true;
                     return std::ops::ControlFlow::Break(());
                 }
@@ -73,7 +74,10 @@ pub fn contains_aggregate(e: &Expr) -> bool {
             std::ops::ControlFlow::Continue(())
         }
     }
-    let mut finder = Finder { depth: 0, found: false };
+    let mut finder = Finder {
+        depth: 0,
+        found: false,
+    };
     let _ = ast::Visit::visit(e, &mut finder);
     finder.found
 }
@@ -84,11 +88,19 @@ pub fn function_name(name: &ast::ObjectName) -> String {
 
 impl<'a> ExprBinder<'a> {
     pub fn new(scope: &'a Scope) -> Self {
-        ExprBinder { scope, agg: None, depth: 0 }
+        ExprBinder {
+            scope,
+            agg: None,
+            depth: 0,
+        }
     }
 
     pub fn with_aggregates(scope: &'a Scope, agg: &'a mut AggContext) -> Self {
-        ExprBinder { scope, agg: Some(agg), depth: 0 }
+        ExprBinder {
+            scope,
+            agg: Some(agg),
+            depth: 0,
+        }
     }
 
     /// Binds `e` and requires a boolean (for WHERE, HAVING, ON).
@@ -96,14 +108,18 @@ impl<'a> ExprBinder<'a> {
         let (x, t) = self.bind(e)?;
         match t.ty {
             DataType::Bool | DataType::Null => Ok(x),
-            other => Err(Error::plan(format!("argument of {clause} must be type boolean, not type {other}"))),
+            other => Err(Error::plan(format!(
+                "argument of {clause} must be type boolean, not type {other}"
+            ))),
         }
     }
 
     pub fn bind(&mut self, e: &Expr) -> Result<Bound> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(Error::plan(format!("expression nested more than {MAX_DEPTH} levels deep")));
+            return Err(Error::plan(format!(
+                "expression nested more than {MAX_DEPTH} levels deep"
+            )));
         }
         let r = self.bind_inner(e);
         self.depth -= 1;
@@ -117,7 +133,9 @@ impl<'a> ExprBinder<'a> {
             }
         }
         match e {
-            Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => {
+            Expr::Identifier(id)
+                if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") =>
+            {
                 Err(Error::unsupported("DEFAULT outside of INSERT … VALUES"))
             }
             Expr::Identifier(id) => self.column(None, &id.value),
@@ -134,7 +152,9 @@ impl<'a> ExprBinder<'a> {
                     ast::Value::SingleQuotedString(s) => s.clone(),
                     other => other.to_string(),
                 };
-                let v = Value::text(&text).cast(ty).map_err(|e| Error::plan(e.to_string()))?;
+                let v = Value::text(&text)
+                    .cast(ty)
+                    .map_err(|e| Error::plan(e.to_string()))?;
                 Ok((ScalarExpr::Literal(v), ct(ty, false)))
             }
             Expr::Interval(iv) => {
@@ -143,14 +163,20 @@ impl<'a> ExprBinder<'a> {
                         ast::Value::SingleQuotedString(s) => s.clone(),
                         other => other.to_string(),
                     },
-                    other => return Err(Error::unsupported(format!("interval expression {other}"))),
+                    other => {
+                        return Err(Error::unsupported(format!("interval expression {other}")))
+                    }
                 };
                 let text = match &iv.leading_field {
                     Some(f) => format!("{text} {}", f.to_string().to_ascii_lowercase()),
                     None => text,
                 };
-                let us = parse_interval(&text).ok_or_else(|| Error::plan(format!("invalid interval \"{text}\"")))?;
-                Ok((ScalarExpr::Literal(Value::Interval(us)), ct(DataType::Interval, false)))
+                let us = parse_interval(&text)
+                    .ok_or_else(|| Error::plan(format!("invalid interval \"{text}\"")))?;
+                Ok((
+                    ScalarExpr::Literal(Value::Interval(us)),
+                    ct(DataType::Interval, false),
+                ))
             }
             Expr::IsNull(x) => self.unary_bool(x, UnaryFunc::IsNull),
             Expr::IsNotNull(x) => self.unary_bool(x, UnaryFunc::IsNotNull),
@@ -169,13 +195,20 @@ impl<'a> ExprBinder<'a> {
                 let (a, b, _) = self.comparable(a, b)?;
                 let both_null = ScalarExpr::Variadic(
                     VariadicFunc::And,
-                    vec![a.clone().call_unary(UnaryFunc::IsNull), b.clone().call_unary(UnaryFunc::IsNull)],
+                    vec![
+                        a.clone().call_unary(UnaryFunc::IsNull),
+                        b.clone().call_unary(UnaryFunc::IsNull),
+                    ],
                 );
                 let eq = ScalarExpr::Variadic(
                     VariadicFunc::Coalesce,
                     vec![a.call_binary(BinaryFunc::Eq, b), both_null],
                 );
-                let out = if matches!(e, Expr::IsDistinctFrom(..)) { eq.call_unary(UnaryFunc::Not) } else { eq };
+                let out = if matches!(e, Expr::IsDistinctFrom(..)) {
+                    eq.call_unary(UnaryFunc::Not)
+                } else {
+                    eq
+                };
                 Ok((out, ct(DataType::Bool, false)))
             }
             Expr::UnaryOp { op, expr } => {
@@ -186,8 +219,14 @@ impl<'a> ExprBinder<'a> {
                         Ok((x.call_unary(UnaryFunc::Not), t))
                     }
                     UnaryOperator::Minus => {
-                        if !t.ty.is_numeric() && t.ty != DataType::Interval && t.ty != DataType::Null {
-                            return Err(Error::plan(format!("operator does not exist: - {}", t.ty)));
+                        if !t.ty.is_numeric()
+                            && t.ty != DataType::Interval
+                            && t.ty != DataType::Null
+                        {
+                            return Err(Error::plan(format!(
+                                "operator does not exist: - {}",
+                                t.ty
+                            )));
                         }
                         Ok((x.call_unary(UnaryFunc::Neg), t))
                     }
@@ -196,31 +235,70 @@ impl<'a> ExprBinder<'a> {
                 }
             }
             Expr::BinaryOp { left, op, right } => self.binary(left, op, right),
-            Expr::Like { negated, expr, pattern, escape_char, any, .. }
-            | Expr::ILike { negated, expr, pattern, escape_char, any, .. } => {
+            Expr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+                ..
+            }
+            | Expr::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+                ..
+            } => {
                 if escape_char.is_some() || *any {
                     return Err(Error::unsupported("LIKE with ESCAPE or ANY"));
                 }
-                let func = if matches!(e, Expr::ILike { .. }) { BinaryFunc::ILike } else { BinaryFunc::Like };
+                let func = if matches!(e, Expr::ILike { .. }) {
+                    BinaryFunc::ILike
+                } else {
+                    BinaryFunc::Like
+                };
                 let (x, xt) = self.bind(expr)?;
                 let (p, pt) = self.bind(pattern)?;
                 let x = coerce(x, xt.ty, DataType::Text);
                 let p = coerce(p, pt.ty, DataType::Text);
                 let out = x.call_binary(func, p);
-                let out = if *negated { out.call_unary(UnaryFunc::Not) } else { out };
+                let out = if *negated {
+                    out.call_unary(UnaryFunc::Not)
+                } else {
+                    out
+                };
                 Ok((out, ct(DataType::Bool, xt.nullable || pt.nullable)))
             }
-            Expr::Between { expr, negated, low, high } => {
+            Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let (x1, l, _) = self.comparable(expr, low)?;
                 let (x2, h, _) = self.comparable(expr, high)?;
                 let out = ScalarExpr::Variadic(
                     VariadicFunc::And,
-                    vec![x1.call_binary(BinaryFunc::Gte, l), x2.call_binary(BinaryFunc::Lte, h)],
+                    vec![
+                        x1.call_binary(BinaryFunc::Gte, l),
+                        x2.call_binary(BinaryFunc::Lte, h),
+                    ],
                 );
-                let out = if *negated { out.call_unary(UnaryFunc::Not) } else { out };
+                let out = if *negated {
+                    out.call_unary(UnaryFunc::Not)
+                } else {
+                    out
+                };
                 Ok((out, ct(DataType::Bool, true)))
             }
-            Expr::In { expr, target: ast::InTarget::List(list), negated, .. } => {
+            Expr::In {
+                expr,
+                target: ast::InTarget::List(list),
+                negated,
+                ..
+            } => {
                 // x IN (a, b) == x = a OR x = b, with SQL's NULL behaviour for free.
                 let mut ors = Vec::new();
                 for item in list {
@@ -232,11 +310,22 @@ impl<'a> ExprBinder<'a> {
                 } else {
                     ScalarExpr::Variadic(VariadicFunc::Or, ors)
                 };
-                let out = if *negated { out.call_unary(UnaryFunc::Not) } else { out };
+                let out = if *negated {
+                    out.call_unary(UnaryFunc::Not)
+                } else {
+                    out
+                };
                 Ok((out, ct(DataType::Bool, true)))
             }
-            Expr::Case { operand, conditions, else_result, .. } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
-            Expr::Cast { expr, data_type, .. } => {
+            Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
                 let ty = sql_type(data_type)?;
                 let (x, t) = self.bind(expr)?;
                 Ok((x.call_unary(UnaryFunc::Cast(ty)), ct(ty, t.nullable)))
@@ -244,20 +333,40 @@ impl<'a> ExprBinder<'a> {
             Expr::Extract { field, expr, .. } => {
                 let (x, t) = self.bind(expr)?;
                 let field = field.to_string().to_ascii_lowercase();
-                Ok((x.call_unary(UnaryFunc::Extract(field)), ct(DataType::Float, t.nullable)))
+                Ok((
+                    x.call_unary(UnaryFunc::Extract(field)),
+                    ct(DataType::Float, t.nullable),
+                ))
             }
             Expr::Ceil { expr, .. } => self.call_function("ceil", &[expr.as_ref().clone()]),
             Expr::Floor { expr, .. } => self.call_function("floor", &[expr.as_ref().clone()]),
-            Expr::Position { expr, r#in } => self.call_function("strpos", &[r#in.as_ref().clone(), expr.as_ref().clone()]),
-            Expr::Substring { expr, substring_from, substring_for, .. } => {
+            Expr::Position { expr, r#in } => {
+                self.call_function("strpos", &[r#in.as_ref().clone(), expr.as_ref().clone()])
+            }
+            Expr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
                 let mut args = vec![expr.as_ref().clone()];
-                args.push(substring_from.as_deref().cloned().unwrap_or(Expr::value(ast::Value::Number("1".into(), false))));
+                args.push(
+                    substring_from
+                        .as_deref()
+                        .cloned()
+                        .unwrap_or(Expr::value(ast::Value::Number("1".into(), false))),
+                );
                 if let Some(f) = substring_for {
                     args.push(f.as_ref().clone());
                 }
                 self.call_function("substr", &args)
             }
-            Expr::Trim { trim_where, trim_what, expr, .. } => {
+            Expr::Trim {
+                trim_where,
+                trim_what,
+                expr,
+                ..
+            } => {
                 if trim_what.is_some() {
                     return Err(Error::unsupported("TRIM with characters"));
                 }
@@ -282,10 +391,16 @@ impl<'a> ExprBinder<'a> {
             // first); reaching here means it is not.
             let i = self.scope.resolve(table, name)?;
             let agg = self.agg.as_deref().expect("checked");
-            if let Some(k) = agg.group_exprs.iter().position(|g| *g == ScalarExpr::Column(i)) {
+            if let Some(k) = agg
+                .group_exprs
+                .iter()
+                .position(|g| *g == ScalarExpr::Column(i))
+            {
                 return Ok((ScalarExpr::Column(k), agg.group_types[k]));
             }
-            let shown = table.map(|t| format!("{t}.{name}")).unwrap_or_else(|| name.to_string());
+            let shown = table
+                .map(|t| format!("{t}.{name}"))
+                .unwrap_or_else(|| name.to_string());
             return Err(Error::plan(format!(
                 "column \"{shown}\" must appear in the GROUP BY clause or be used in an aggregate function"
             )));
@@ -312,20 +427,33 @@ impl<'a> ExprBinder<'a> {
 
     fn aggregate(&mut self, name: &str, f: &ast::Function) -> Result<Bound> {
         if f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(Error::unsupported(format!("{name} with FILTER or WITHIN GROUP")));
+            return Err(Error::unsupported(format!(
+                "{name} with FILTER or WITHIN GROUP"
+            )));
         }
         let ast::FunctionArguments::List(list) = &f.args else {
             return Err(Error::plan(format!("{name} needs an argument")));
         };
-        let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
-        let star = matches!(list.args.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
+        let distinct = matches!(
+            list.duplicate_treatment,
+            Some(ast::DuplicateTreatment::Distinct)
+        );
+        let star = matches!(
+            list.args.as_slice(),
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]
+        );
         let (func, expr, arg_type) = if star {
             if name != "count" {
                 return Err(Error::plan(format!("{name}(*) is not valid")));
             }
-            (AggFunc::CountStar, ScalarExpr::Literal(Value::Null), DataType::Null)
+            (
+                AggFunc::CountStar,
+                ScalarExpr::Literal(Value::Null),
+                DataType::Null,
+            )
         } else {
-            let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = list.args.as_slice() else {
+            let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = list.args.as_slice()
+            else {
                 return Err(Error::plan(format!("{name} takes exactly one argument")));
             };
             if contains_aggregate(arg) {
@@ -340,19 +468,40 @@ impl<'a> ExprBinder<'a> {
                 "max" => AggFunc::Max,
                 _ => AggFunc::Avg,
             };
-            if matches!(func, AggFunc::Sum | AggFunc::Avg) && !t.ty.is_numeric() && t.ty != DataType::Null && t.ty != DataType::Interval {
-                return Err(Error::plan(format!("function {name}({}) does not exist", t.ty)));
+            if matches!(func, AggFunc::Sum | AggFunc::Avg)
+                && !t.ty.is_numeric()
+                && t.ty != DataType::Null
+                && t.ty != DataType::Interval
+            {
+                return Err(Error::plan(format!(
+                    "function {name}({}) does not exist",
+                    t.ty
+                )));
             }
             (func, x, t.ty)
         };
-        let out_ty = func.output_type(if arg_type == DataType::Null && func != AggFunc::CountStar { DataType::Int } else { arg_type });
+        let out_ty = func.output_type(
+            if arg_type == DataType::Null && func != AggFunc::CountStar {
+                DataType::Int
+            } else {
+                arg_type
+            },
+        );
         let agg = self.agg.as_deref_mut().expect("aggregate mode");
-        let candidate = AggregateExpr { func, expr, distinct, arg_type };
+        let candidate = AggregateExpr {
+            func,
+            expr,
+            distinct,
+            arg_type,
+        };
         let idx = match agg.aggregates.iter().position(|a| *a == candidate) {
             Some(i) => i,
             None => {
                 agg.aggregates.push(candidate);
-                agg.agg_types.push(ct(out_ty, !matches!(func, AggFunc::Count | AggFunc::CountStar)));
+                agg.agg_types.push(ct(
+                    out_ty,
+                    !matches!(func, AggFunc::Count | AggFunc::CountStar),
+                ));
                 agg.aggregates.len() - 1
             }
         };
@@ -374,11 +523,18 @@ impl<'a> ExprBinder<'a> {
         if (text_column(&x, xt.ty) && yt.ty != DataType::Text && yt.ty != DataType::Null)
             || (text_column(&y, yt.ty) && xt.ty != DataType::Text && xt.ty != DataType::Null)
         {
-            return Err(Error::plan(format!("operator does not exist: {} = {} (add an explicit cast)", xt.ty, yt.ty)));
+            return Err(Error::plan(format!(
+                "operator does not exist: {} = {} (add an explicit cast)",
+                xt.ty, yt.ty
+            )));
         }
         let ty = common_type(xt.ty, yt.ty)
             .ok_or_else(|| Error::plan(format!("cannot compare {} with {}", xt.ty, yt.ty)))?;
-        Ok((coerce(x, xt.ty, ty), coerce(y, yt.ty, ty), ct(ty, xt.nullable || yt.nullable)))
+        Ok((
+            coerce(x, xt.ty, ty),
+            coerce(y, yt.ty, ty),
+            ct(ty, xt.nullable || yt.nullable),
+        ))
     }
 
     fn binary(&mut self, left: &Expr, op: &BinaryOperator, right: &Expr) -> Result<Bound> {
@@ -389,7 +545,11 @@ impl<'a> ExprBinder<'a> {
                 let (y, yt) = self.bind(right)?;
                 expect_bool(xt.ty, &op.to_string())?;
                 expect_bool(yt.ty, &op.to_string())?;
-                let f = if *op == B::And { VariadicFunc::And } else { VariadicFunc::Or };
+                let f = if *op == B::And {
+                    VariadicFunc::And
+                } else {
+                    VariadicFunc::Or
+                };
                 // Flatten nested ANDs/ORs so conjunct splitting sees them.
                 let mut args = Vec::new();
                 for e in [x, y] {
@@ -398,7 +558,10 @@ impl<'a> ExprBinder<'a> {
                         e => args.push(e),
                     }
                 }
-                Ok((ScalarExpr::Variadic(f, args), ct(DataType::Bool, xt.nullable || yt.nullable)))
+                Ok((
+                    ScalarExpr::Variadic(f, args),
+                    ct(DataType::Bool, xt.nullable || yt.nullable),
+                ))
             }
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => {
                 let (x, y, t) = self.comparable(left, right)?;
@@ -415,7 +578,10 @@ impl<'a> ExprBinder<'a> {
             B::StringConcat => {
                 let (x, xt) = self.bind(left)?;
                 let (y, yt) = self.bind(right)?;
-                Ok((x.call_binary(BinaryFunc::Concat, y), ct(DataType::Text, xt.nullable || yt.nullable)))
+                Ok((
+                    x.call_binary(BinaryFunc::Concat, y),
+                    ct(DataType::Text, xt.nullable || yt.nullable),
+                ))
             }
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
                 let (x, xt) = self.bind(left)?;
@@ -435,12 +601,22 @@ impl<'a> ExprBinder<'a> {
                         let ty = if ty == Null { Int } else { ty };
                         (coerce(x, a, ty), coerce(y, b, ty), ty)
                     }
-                    (Timestamp, Interval) | (Interval, Timestamp) | (Date, Interval) if matches!(f, BinaryFunc::Add | BinaryFunc::Sub) => (x, y, Timestamp),
+                    (Timestamp, Interval) | (Interval, Timestamp) | (Date, Interval)
+                        if matches!(f, BinaryFunc::Add | BinaryFunc::Sub) =>
+                    {
+                        (x, y, Timestamp)
+                    }
                     (Timestamp, Timestamp) if f == BinaryFunc::Sub => (x, y, Interval),
-                    (Interval, Interval) if matches!(f, BinaryFunc::Add | BinaryFunc::Sub) => (x, y, Interval),
+                    (Interval, Interval) if matches!(f, BinaryFunc::Add | BinaryFunc::Sub) => {
+                        (x, y, Interval)
+                    }
                     (Date, Int) if matches!(f, BinaryFunc::Add | BinaryFunc::Sub) => (x, y, Date),
                     (Date, Date) if f == BinaryFunc::Sub => (x, y, Int),
-                    (a, b) => return Err(Error::plan(format!("operator does not exist: {a} {op} {b}"))),
+                    (a, b) => {
+                        return Err(Error::plan(format!(
+                            "operator does not exist: {a} {op} {b}"
+                        )))
+                    }
                 };
                 Ok((x.call_binary(f, y), ct(ty, nullable)))
             }
@@ -448,7 +624,12 @@ impl<'a> ExprBinder<'a> {
         }
     }
 
-    fn case(&mut self, operand: Option<&Expr>, conditions: &[ast::CaseWhen], else_result: Option<&Expr>) -> Result<Bound> {
+    fn case(
+        &mut self,
+        operand: Option<&Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&Expr>,
+    ) -> Result<Bound> {
         let mut results = Vec::new();
         let mut conds = Vec::new();
         for w in conditions {
@@ -468,12 +649,18 @@ impl<'a> ExprBinder<'a> {
         };
         let mut ty = els.1.ty;
         for (_, t) in &results {
-            ty = common_type(ty, t.ty).ok_or_else(|| Error::plan(format!("CASE types {} and {} cannot be matched", ty, t.ty)))?;
+            ty = common_type(ty, t.ty).ok_or_else(|| {
+                Error::plan(format!("CASE types {} and {} cannot be matched", ty, t.ty))
+            })?;
         }
         let nullable = els.1.nullable || results.iter().any(|(_, t)| t.nullable);
         let mut out = coerce(els.0, els.1.ty, ty);
         for (cond, (r, rt)) in conds.into_iter().zip(results).rev() {
-            out = ScalarExpr::If { cond: Box::new(cond), then: Box::new(coerce(r, rt.ty, ty)), els: Box::new(out) };
+            out = ScalarExpr::If {
+                cond: Box::new(cond),
+                then: Box::new(coerce(r, rt.ty, ty)),
+                els: Box::new(out),
+            };
         }
         Ok((out, ct(ty, nullable)))
     }
@@ -481,10 +668,14 @@ impl<'a> ExprBinder<'a> {
     fn function(&mut self, f: &ast::Function) -> Result<Bound> {
         let name = function_name(&f.name);
         if f.over.is_some() {
-            return Err(Error::unsupported(format!("window function {name}(…) OVER")));
+            return Err(Error::unsupported(format!(
+                "window function {name}(…) OVER"
+            )));
         }
         if is_aggregate_name(&name) {
-            return Err(Error::plan(format!("aggregate function {name} is not allowed here")));
+            return Err(Error::plan(format!(
+                "aggregate function {name} is not allowed here"
+            )));
         }
         let args: Vec<Expr> = match &f.args {
             ast::FunctionArguments::None => vec![],
@@ -496,48 +687,82 @@ impl<'a> ExprBinder<'a> {
                     other => Err(Error::unsupported(format!("function argument {other}"))),
                 })
                 .collect::<Result<_>>()?,
-            ast::FunctionArguments::Subquery(_) => return Err(Error::unsupported("subquery as function argument")),
+            ast::FunctionArguments::Subquery(_) => {
+                return Err(Error::unsupported("subquery as function argument"))
+            }
         };
         self.call_function(&name, &args)
     }
 
     fn call_function(&mut self, name: &str, args: &[Expr]) -> Result<Bound> {
-        let arity_error = || Error::plan(format!("function {name} does not accept {} arguments", args.len()));
+        let arity_error = || {
+            Error::plan(format!(
+                "function {name} does not accept {} arguments",
+                args.len()
+            ))
+        };
         let mut bound = Vec::with_capacity(args.len());
         for a in args {
             bound.push(self.bind(a)?);
         }
         let nullable = bound.iter().any(|(_, t)| t.nullable);
-        let unary = |f: UnaryFunc, ty: DataType, bound: &mut Vec<Bound>, want: Option<DataType>| -> Result<Bound> {
+        let unary = |f: UnaryFunc,
+                     ty: DataType,
+                     bound: &mut Vec<Bound>,
+                     want: Option<DataType>|
+         -> Result<Bound> {
             if bound.len() != 1 {
                 return Err(arity_error());
             }
             let (x, t) = bound.pop().expect("one");
-            let x = match want { Some(w) => coerce(x, t.ty, w), None => x };
+            let x = match want {
+                Some(w) => coerce(x, t.ty, w),
+                None => x,
+            };
             Ok((x.call_unary(f), ct(ty, t.nullable)))
         };
         let first_ty = bound.first().map(|(_, t)| t.ty).unwrap_or(DataType::Null);
         match name {
             "abs" => unary(UnaryFunc::Abs, first_ty, &mut bound, None),
             "floor" | "ceil" | "ceiling" | "sign" => {
-                let f = match name { "floor" => UnaryFunc::Floor, "sign" => UnaryFunc::Sign, _ => UnaryFunc::Ceil };
+                let f = match name {
+                    "floor" => UnaryFunc::Floor,
+                    "sign" => UnaryFunc::Sign,
+                    _ => UnaryFunc::Ceil,
+                };
                 unary(f, DataType::Float, &mut bound, Some(DataType::Float))
             }
-            "round" if bound.len() == 1 => unary(UnaryFunc::Round, DataType::Float, &mut bound, Some(DataType::Float)),
+            "round" if bound.len() == 1 => unary(
+                UnaryFunc::Round,
+                DataType::Float,
+                &mut bound,
+                Some(DataType::Float),
+            ),
             "round" if bound.len() == 2 => {
                 let (d, dt) = bound.pop().expect("two");
                 let (x, xt) = bound.pop().expect("two");
-                Ok((coerce(x, xt.ty, DataType::Float).call_binary(BinaryFunc::RoundTo, coerce(d, dt.ty, DataType::Int)), ct(DataType::Float, nullable)))
+                Ok((
+                    coerce(x, xt.ty, DataType::Float)
+                        .call_binary(BinaryFunc::RoundTo, coerce(d, dt.ty, DataType::Int)),
+                    ct(DataType::Float, nullable),
+                ))
             }
             "sqrt" | "ln" | "exp" => {
-                let f = match name { "sqrt" => UnaryFunc::Sqrt, "ln" => UnaryFunc::Ln, _ => UnaryFunc::Exp };
+                let f = match name {
+                    "sqrt" => UnaryFunc::Sqrt,
+                    "ln" => UnaryFunc::Ln,
+                    _ => UnaryFunc::Exp,
+                };
                 unary(f, DataType::Float, &mut bound, Some(DataType::Float))
             }
-            "lower" | "upper" | "length" | "char_length" | "character_length" | "trim" | "btrim" | "ltrim" | "rtrim" | "reverse" => {
+            "lower" | "upper" | "length" | "char_length" | "character_length" | "trim"
+            | "btrim" | "ltrim" | "rtrim" | "reverse" => {
                 let (f, ty) = match name {
                     "lower" => (UnaryFunc::Lower, DataType::Text),
                     "upper" => (UnaryFunc::Upper, DataType::Text),
-                    "length" | "char_length" | "character_length" => (UnaryFunc::Length, DataType::Int),
+                    "length" | "char_length" | "character_length" => {
+                        (UnaryFunc::Length, DataType::Int)
+                    }
                     "ltrim" => (UnaryFunc::LTrim, DataType::Text),
                     "rtrim" => (UnaryFunc::RTrim, DataType::Text),
                     "reverse" => (UnaryFunc::Reverse, DataType::Text),
@@ -553,9 +778,16 @@ impl<'a> ExprBinder<'a> {
                 let (x, xt) = bound.pop().expect("two");
                 if name == "mod" {
                     let ty = common_type(xt.ty, yt.ty).unwrap_or(DataType::Int);
-                    return Ok((coerce(x, xt.ty, ty).call_binary(BinaryFunc::Mod, coerce(y, yt.ty, ty)), ct(ty, nullable)));
+                    return Ok((
+                        coerce(x, xt.ty, ty).call_binary(BinaryFunc::Mod, coerce(y, yt.ty, ty)),
+                        ct(ty, nullable),
+                    ));
                 }
-                Ok((coerce(x, xt.ty, DataType::Float).call_binary(BinaryFunc::Power, coerce(y, yt.ty, DataType::Float)), ct(DataType::Float, nullable)))
+                Ok((
+                    coerce(x, xt.ty, DataType::Float)
+                        .call_binary(BinaryFunc::Power, coerce(y, yt.ty, DataType::Float)),
+                    ct(DataType::Float, nullable),
+                ))
             }
             "left" | "right" | "strpos" | "repeat" => {
                 if bound.len() != 2 {
@@ -569,26 +801,54 @@ impl<'a> ExprBinder<'a> {
                     "repeat" => (BinaryFunc::Repeat, DataType::Int, DataType::Text),
                     _ => (BinaryFunc::StrPos, DataType::Text, DataType::Int),
                 };
-                Ok((coerce(x, xt.ty, DataType::Text).call_binary(f, coerce(y, yt.ty, yty)), ct(ty, nullable)))
+                Ok((
+                    coerce(x, xt.ty, DataType::Text).call_binary(f, coerce(y, yt.ty, yty)),
+                    ct(ty, nullable),
+                ))
             }
             "substr" | "substring" | "replace" | "split_part" | "lpad" | "rpad" => {
                 let (f, types): (VariadicFunc, &[DataType]) = match name {
-                    "substr" | "substring" => (VariadicFunc::Substr, &[DataType::Text, DataType::Int, DataType::Int]),
-                    "replace" => (VariadicFunc::Replace, &[DataType::Text, DataType::Text, DataType::Text]),
-                    "split_part" => (VariadicFunc::SplitPart, &[DataType::Text, DataType::Text, DataType::Int]),
-                    "lpad" => (VariadicFunc::LPad, &[DataType::Text, DataType::Int, DataType::Text]),
-                    _ => (VariadicFunc::RPad, &[DataType::Text, DataType::Int, DataType::Text]),
+                    "substr" | "substring" => (
+                        VariadicFunc::Substr,
+                        &[DataType::Text, DataType::Int, DataType::Int],
+                    ),
+                    "replace" => (
+                        VariadicFunc::Replace,
+                        &[DataType::Text, DataType::Text, DataType::Text],
+                    ),
+                    "split_part" => (
+                        VariadicFunc::SplitPart,
+                        &[DataType::Text, DataType::Text, DataType::Int],
+                    ),
+                    "lpad" => (
+                        VariadicFunc::LPad,
+                        &[DataType::Text, DataType::Int, DataType::Text],
+                    ),
+                    _ => (
+                        VariadicFunc::RPad,
+                        &[DataType::Text, DataType::Int, DataType::Text],
+                    ),
                 };
-                let min = match f { VariadicFunc::Substr | VariadicFunc::LPad | VariadicFunc::RPad => 2, _ => 3 };
+                let min = match f {
+                    VariadicFunc::Substr | VariadicFunc::LPad | VariadicFunc::RPad => 2,
+                    _ => 3,
+                };
                 if bound.len() < min || bound.len() > 3 {
                     return Err(arity_error());
                 }
-                let exprs = bound.into_iter().zip(types).map(|((x, t), want)| coerce(x, t.ty, *want)).collect();
+                let exprs = bound
+                    .into_iter()
+                    .zip(types)
+                    .map(|((x, t), want)| coerce(x, t.ty, *want))
+                    .collect();
                 Ok((ScalarExpr::Variadic(f, exprs), ct(DataType::Text, nullable)))
             }
             "concat" => {
                 let exprs = bound.into_iter().map(|(x, _)| x).collect();
-                Ok((ScalarExpr::Variadic(VariadicFunc::Concat, exprs), ct(DataType::Text, false)))
+                Ok((
+                    ScalarExpr::Variadic(VariadicFunc::Concat, exprs),
+                    ct(DataType::Text, false),
+                ))
             }
             "coalesce" | "greatest" | "least" => {
                 if bound.is_empty() {
@@ -596,11 +856,27 @@ impl<'a> ExprBinder<'a> {
                 }
                 let mut ty = DataType::Null;
                 for (_, t) in &bound {
-                    ty = common_type(ty, t.ty).ok_or_else(|| Error::plan(format!("{name} types {} and {} cannot be matched", ty, t.ty)))?;
+                    ty = common_type(ty, t.ty).ok_or_else(|| {
+                        Error::plan(format!(
+                            "{name} types {} and {} cannot be matched",
+                            ty, t.ty
+                        ))
+                    })?;
                 }
-                let f = match name { "coalesce" => VariadicFunc::Coalesce, "greatest" => VariadicFunc::Greatest, _ => VariadicFunc::Least };
-                let nullable = if name == "coalesce" { bound.iter().all(|(_, t)| t.nullable) } else { nullable };
-                let exprs = bound.into_iter().map(|(x, t)| coerce(x, t.ty, ty)).collect();
+                let f = match name {
+                    "coalesce" => VariadicFunc::Coalesce,
+                    "greatest" => VariadicFunc::Greatest,
+                    _ => VariadicFunc::Least,
+                };
+                let nullable = if name == "coalesce" {
+                    bound.iter().all(|(_, t)| t.nullable)
+                } else {
+                    nullable
+                };
+                let exprs = bound
+                    .into_iter()
+                    .map(|(x, t)| coerce(x, t.ty, ty))
+                    .collect();
                 Ok((ScalarExpr::Variadic(f, exprs), ct(ty, nullable)))
             }
             "nullif" => {
@@ -609,7 +885,8 @@ impl<'a> ExprBinder<'a> {
                 }
                 let (y, yt) = bound.pop().expect("two");
                 let (x, xt) = bound.pop().expect("two");
-                let ty = common_type(xt.ty, yt.ty).ok_or_else(|| Error::plan("nullif arguments cannot be matched"))?;
+                let ty = common_type(xt.ty, yt.ty)
+                    .ok_or_else(|| Error::plan("nullif arguments cannot be matched"))?;
                 let (x, y) = (coerce(x, xt.ty, ty), coerce(y, yt.ty, ty));
                 Ok((
                     ScalarExpr::If {
@@ -627,13 +904,21 @@ impl<'a> ExprBinder<'a> {
                 let (x, xt) = bound.pop().expect("two");
                 let (unit, _) = bound.pop().expect("two");
                 let ScalarExpr::Literal(Value::Text(unit)) = unit else {
-                    return Err(Error::plan(format!("the first argument of {name} must be a string literal")));
+                    return Err(Error::plan(format!(
+                        "the first argument of {name} must be a string literal"
+                    )));
                 };
                 let unit = unit.to_ascii_lowercase();
                 if name == "date_trunc" {
-                    Ok((x.call_unary(UnaryFunc::DateTrunc(unit)), ct(DataType::Timestamp, xt.nullable)))
+                    Ok((
+                        x.call_unary(UnaryFunc::DateTrunc(unit)),
+                        ct(DataType::Timestamp, xt.nullable),
+                    ))
                 } else {
-                    Ok((x.call_unary(UnaryFunc::Extract(unit)), ct(DataType::Float, xt.nullable)))
+                    Ok((
+                        x.call_unary(UnaryFunc::Extract(unit)),
+                        ct(DataType::Float, xt.nullable),
+                    ))
                 }
             }
             "tumble" => {
@@ -643,11 +928,18 @@ impl<'a> ExprBinder<'a> {
                 let (w, wt) = bound.pop().expect("two");
                 let (x, xt) = bound.pop().expect("two");
                 if wt.ty != DataType::Interval {
-                    return Err(Error::plan("the second argument of tumble must be an interval"));
+                    return Err(Error::plan(
+                        "the second argument of tumble must be an interval",
+                    ));
                 }
-                Ok((coerce(x, xt.ty, DataType::Timestamp).call_binary(BinaryFunc::Tumble, w), ct(DataType::Timestamp, nullable)))
+                Ok((
+                    coerce(x, xt.ty, DataType::Timestamp).call_binary(BinaryFunc::Tumble, w),
+                    ct(DataType::Timestamp, nullable),
+                ))
             }
-            "now" | "current_timestamp" | "mz_now" => Err(Error::unsupported(format!("{name}() (temporal filters)"))),
+            "now" | "current_timestamp" | "mz_now" => {
+                Err(Error::unsupported(format!("{name}() (temporal filters)")))
+            }
             other => Err(Error::plan(format!("function {other} does not exist"))),
         }
     }
@@ -656,7 +948,9 @@ impl<'a> ExprBinder<'a> {
 fn expect_bool(ty: DataType, what: &str) -> Result<()> {
     match ty {
         DataType::Bool | DataType::Null => Ok(()),
-        other => Err(Error::plan(format!("argument of {what} must be type boolean, not type {other}"))),
+        other => Err(Error::plan(format!(
+            "argument of {what} must be type boolean, not type {other}"
+        ))),
     }
 }
 
@@ -666,14 +960,23 @@ pub fn literal(v: &ast::Value) -> Result<Bound> {
         ast::Value::Number(n, _) => match n.parse::<i64>() {
             Ok(i) => (ScalarExpr::Literal(Value::Int(i)), ct(DataType::Int, false)),
             Err(_) => {
-                let f: f64 = n.parse().map_err(|_| Error::plan(format!("invalid number {n}")))?;
-                (ScalarExpr::Literal(Value::float(f)), ct(DataType::Float, false))
+                let f: f64 = n
+                    .parse()
+                    .map_err(|_| Error::plan(format!("invalid number {n}")))?;
+                (
+                    ScalarExpr::Literal(Value::float(f)),
+                    ct(DataType::Float, false),
+                )
             }
         },
-        ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
-            (ScalarExpr::Literal(Value::text(s)), ct(DataType::Text, false))
-        }
-        ast::Value::Boolean(b) => (ScalarExpr::Literal(Value::Bool(*b)), ct(DataType::Bool, false)),
+        ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => (
+            ScalarExpr::Literal(Value::text(s)),
+            ct(DataType::Text, false),
+        ),
+        ast::Value::Boolean(b) => (
+            ScalarExpr::Literal(Value::Bool(*b)),
+            ct(DataType::Bool, false),
+        ),
         ast::Value::Null => (ScalarExpr::Literal(Value::Null), ct(DataType::Null, true)),
         other => return Err(Error::unsupported(format!("literal {other}"))),
     })

@@ -43,14 +43,46 @@ impl ItemKind {
 /// A parsed statement.
 #[derive(Clone, Debug)]
 pub enum Statement {
-    CreateTable { name: String, schema: Schema, primary_key: Vec<usize>, if_not_exists: bool },
-    CreateView { name: String, query: Box<ast::Query>, columns: Vec<String>, if_not_exists: bool, or_replace: bool },
-    Insert { table: String, columns: Vec<String>, source: Box<ast::Query> },
-    Delete { table: String, selection: Option<ast::Expr> },
-    Update { table: String, assignments: Vec<(String, ast::Expr)>, selection: Option<ast::Expr> },
-    Drop { kind: ItemKind, names: Vec<String>, if_exists: bool, cascade: bool },
-    Select { query: Box<ast::Query>, as_of: Option<u64> },
-    Explain { query: Box<ast::Query> },
+    CreateTable {
+        name: String,
+        schema: Schema,
+        primary_key: Vec<usize>,
+        if_not_exists: bool,
+    },
+    CreateView {
+        name: String,
+        query: Box<ast::Query>,
+        columns: Vec<String>,
+        if_not_exists: bool,
+        or_replace: bool,
+    },
+    Insert {
+        table: String,
+        columns: Vec<String>,
+        source: Box<ast::Query>,
+    },
+    Delete {
+        table: String,
+        selection: Option<ast::Expr>,
+    },
+    Update {
+        table: String,
+        assignments: Vec<(String, ast::Expr)>,
+        selection: Option<ast::Expr>,
+    },
+    Drop {
+        kind: ItemKind,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
+    Select {
+        query: Box<ast::Query>,
+        as_of: Option<u64>,
+    },
+    Explain {
+        query: Box<ast::Query>,
+    },
     Show(ItemKind),
 }
 
@@ -74,7 +106,10 @@ pub fn split_statements<'a>(sql: &'a str) -> Vec<StatementText<'a>> {
         let trimmed = piece.trim_start();
         let lead = piece.len() - trimmed.len();
         if !strip_comments(trimmed).trim().is_empty() {
-            out.push(StatementText { text: trimmed.trim_end(), offset: from + lead });
+            out.push(StatementText {
+                text: trimmed.trim_end(),
+                offset: from + lead,
+            });
         }
     };
     while i < bytes.len() {
@@ -121,21 +156,36 @@ pub fn split_statements<'a>(sql: &'a str) -> Vec<StatementText<'a>> {
 }
 
 fn strip_comments(s: &str) -> String {
-    s.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The 1-based line and column of byte `offset` in `text`.
 pub fn position_of(text: &str, offset: usize) -> Position {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() as u64 + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) as u64 + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0) as u64
+        + 1;
     Position { line, column }
 }
 
 /// Converts a parser error into a syntax error positioned in the whole request.
-fn syntax_error(e: sqlparser::parser::ParserError, request: &str, stmt: &StatementText<'_>) -> Error {
+fn syntax_error(
+    e: sqlparser::parser::ParserError,
+    request: &str,
+    stmt: &StatementText<'_>,
+) -> Error {
     let msg = e.to_string();
-    let msg = msg.strip_prefix("sql parser error: ").unwrap_or(&msg).to_string();
+    let msg = msg
+        .strip_prefix("sql parser error: ")
+        .unwrap_or(&msg)
+        .to_string();
     // sqlparser reports "… at Line: L, Column: C" relative to the statement.
     let mut position = None;
     let mut message = msg.clone();
@@ -178,7 +228,9 @@ pub fn parse_statement(request: &str, stmt: &StatementText<'_>) -> Result<Statem
         .with_recursion_limit(64)
         .try_with_sql(text)
         .map_err(|e| syntax_error(e, request, stmt))?;
-    let parsed = parser.parse_statement().map_err(|e| syntax_error(e, request, stmt))?;
+    let parsed = parser
+        .parse_statement()
+        .map_err(|e| syntax_error(e, request, stmt))?;
     // Anything after the statement (other than a semicolon) is an error.
     if parser.peek_token().token != sqlparser::tokenizer::Token::EOF {
         let t = parser.peek_token();
@@ -203,7 +255,9 @@ fn strip_as_of(text: &str) -> Result<(&str, Option<u64>)> {
         let before = &trimmed[..idx];
         let boundary_ok = before.ends_with(|c: char| c.is_whitespace() || c == ')');
         if boundary_ok && !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) {
-            let ts = tail.parse::<u64>().map_err(|_| Error::plan("AS OF timestamp out of range"))?;
+            let ts = tail
+                .parse::<u64>()
+                .map_err(|_| Error::plan("AS OF timestamp out of range"))?;
             return Ok((before.trim_end(), Some(ts)));
         }
     }
@@ -249,8 +303,13 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                     }
                 }
                 let name = c.name.value.clone();
-                if columns.iter().any(|x: &Column| x.name.eq_ignore_ascii_case(&name)) {
-                    return Err(Error::plan(format!("column \"{name}\" specified more than once")));
+                if columns
+                    .iter()
+                    .any(|x: &Column| x.name.eq_ignore_ascii_case(&name))
+                {
+                    return Err(Error::plan(format!(
+                        "column \"{name}\" specified more than once"
+                    )));
                 }
                 columns.push(Column::new(name, ty, nullable));
             }
@@ -260,7 +319,9 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                     ast::TableConstraint::PrimaryKey(pk) => {
                         for c in &pk.columns {
                             let n = c.column.expr.to_string();
-                            let i = schema.index_of(&n).ok_or_else(|| Error::plan(format!("column \"{n}\" named in key does not exist")))?;
+                            let i = schema.index_of(&n).ok_or_else(|| {
+                                Error::plan(format!("column \"{n}\" named in key does not exist"))
+                            })?;
                             if !primary_key.contains(&i) {
                                 primary_key.push(i);
                             }
@@ -276,7 +337,12 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             if schema.is_empty() {
                 return Err(Error::plan("a table needs at least one column"));
             }
-            Statement::CreateTable { name: object_name(&ct.name), schema, primary_key, if_not_exists: ct.if_not_exists }
+            Statement::CreateTable {
+                name: object_name(&ct.name),
+                schema,
+                primary_key,
+                if_not_exists: ct.if_not_exists,
+            }
         }
         ast::Statement::CreateView(cv) => Statement::CreateView {
             name: object_name(&cv.name),
@@ -293,8 +359,14 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             if ins.on.is_some() || ins.returning.is_some() {
                 return Err(Error::unsupported("INSERT … ON CONFLICT / RETURNING"));
             }
-            let source = ins.source.ok_or_else(|| Error::unsupported("INSERT without VALUES or SELECT"))?;
-            Statement::Insert { table, columns: ins.columns.iter().map(|c| c.to_string()).collect(), source }
+            let source = ins
+                .source
+                .ok_or_else(|| Error::unsupported("INSERT without VALUES or SELECT"))?;
+            Statement::Insert {
+                table,
+                columns: ins.columns.iter().map(|c| c.to_string()).collect(),
+                source,
+            }
         }
         ast::Statement::Delete(d) => {
             if d.using.is_some() || d.returning.is_some() || d.limit.is_some() {
@@ -303,40 +375,75 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             let from = match &d.from {
                 ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
             };
-            let [twj] = from.as_slice() else { return Err(Error::unsupported("DELETE from several tables")) };
-            let ast::TableFactor::Table { name, .. } = &twj.relation else { return Err(Error::unsupported("DELETE from a subquery")) };
-            Statement::Delete { table: object_name(name), selection: d.selection }
+            let [twj] = from.as_slice() else {
+                return Err(Error::unsupported("DELETE from several tables"));
+            };
+            let ast::TableFactor::Table { name, .. } = &twj.relation else {
+                return Err(Error::unsupported("DELETE from a subquery"));
+            };
+            Statement::Delete {
+                table: object_name(name),
+                selection: d.selection,
+            }
         }
         ast::Statement::Update(u) => {
             if u.from.is_some() || u.returning.is_some() {
                 return Err(Error::unsupported("UPDATE … FROM / RETURNING"));
             }
-            let ast::TableFactor::Table { name, .. } = &u.table.relation else { return Err(Error::unsupported("UPDATE of a subquery")) };
+            let ast::TableFactor::Table { name, .. } = &u.table.relation else {
+                return Err(Error::unsupported("UPDATE of a subquery"));
+            };
             let mut assignments = Vec::new();
             for a in u.assignments {
                 match a.target {
-                    ast::AssignmentTarget::ColumnName(c) => assignments.push((c.to_string(), a.value)),
-                    ast::AssignmentTarget::Tuple(_) => return Err(Error::unsupported("tuple assignment")),
+                    ast::AssignmentTarget::ColumnName(c) => {
+                        assignments.push((c.to_string(), a.value))
+                    }
+                    ast::AssignmentTarget::Tuple(_) => {
+                        return Err(Error::unsupported("tuple assignment"))
+                    }
                 }
             }
-            Statement::Update { table: object_name(name), assignments, selection: u.selection }
+            Statement::Update {
+                table: object_name(name),
+                assignments,
+                selection: u.selection,
+            }
         }
-        ast::Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+        ast::Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
             let kind = match object_type {
                 ast::ObjectType::Table => ItemKind::Table,
                 ast::ObjectType::View | ast::ObjectType::MaterializedView => ItemKind::View,
                 other => return Err(Error::unsupported(format!("DROP {other}"))),
             };
-            Statement::Drop { kind, names: names.iter().map(object_name).collect(), if_exists, cascade }
+            Statement::Drop {
+                kind,
+                names: names.iter().map(object_name).collect(),
+                if_exists,
+                cascade,
+            }
         }
-        ast::Statement::Explain { statement, analyze, .. } => {
+        ast::Statement::Explain {
+            statement, analyze, ..
+        } => {
             if analyze {
                 return Err(Error::unsupported("EXPLAIN ANALYZE"));
             }
             match *statement {
                 ast::Statement::Query(q) => Statement::Explain { query: q },
                 ast::Statement::CreateView(cv) => Statement::Explain { query: cv.query },
-                other => return Err(Error::unsupported(format!("EXPLAIN {}", other.to_string().split_whitespace().next().unwrap_or("")))),
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "EXPLAIN {}",
+                        other.to_string().split_whitespace().next().unwrap_or("")
+                    )))
+                }
             }
         }
         ast::Statement::ShowTables { .. } => Statement::Show(ItemKind::Table),
@@ -344,7 +451,10 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
         other => {
             let text = other.to_string();
             let head: Vec<&str> = text.split_whitespace().take(2).collect();
-            return Err(Error::unsupported(format!("the statement {}", head.join(" "))));
+            return Err(Error::unsupported(format!(
+                "the statement {}",
+                head.join(" ")
+            )));
         }
     })
 }
@@ -357,7 +467,14 @@ mod tests {
     fn splits_on_top_level_semicolons_only() {
         let sql = "select ';' ; -- a; comment\n select 2;; /* x; */ select \"a;b\" from t";
         let parts: Vec<&str> = split_statements(sql).iter().map(|s| s.text).collect();
-        assert_eq!(parts, vec!["select ';'", "-- a; comment\n select 2", "/* x; */ select \"a;b\" from t"]);
+        assert_eq!(
+            parts,
+            vec![
+                "select ';'",
+                "-- a; comment\n select 2",
+                "/* x; */ select \"a;b\" from t"
+            ]
+        );
     }
 
     #[test]
@@ -366,7 +483,9 @@ mod tests {
         let stmts = split_statements(sql);
         let err = parse_statement(sql, &stmts[1]).unwrap_err();
         match err {
-            Error::Syntax { position: Some(p), .. } => assert_eq!(p.line, 2),
+            Error::Syntax {
+                position: Some(p), ..
+            } => assert_eq!(p.line, 2),
             other => panic!("unexpected {other:?}"),
         }
     }

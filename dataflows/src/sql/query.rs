@@ -63,14 +63,21 @@ pub struct QueryPlanner<'a> {
 const MAX_QUERY_DEPTH: usize = 32;
 
 fn scope_of(table: Option<&str>, cols: &[Column]) -> Scope {
-    Scope::new(table, cols.iter().map(|c| (c.name.clone(), c.ty, c.nullable)))
+    Scope::new(
+        table,
+        cols.iter().map(|c| (c.name.clone(), c.ty, c.nullable)),
+    )
 }
 
 fn literal_usize(e: &Expr, what: &str) -> Result<usize> {
     match e {
         Expr::Value(v) => match &v.value {
-            ast::Value::Number(n, _) => n.parse().map_err(|_| Error::plan(format!("{what} must be a non-negative integer"))),
-            _ => Err(Error::plan(format!("{what} must be a non-negative integer"))),
+            ast::Value::Number(n, _) => n
+                .parse()
+                .map_err(|_| Error::plan(format!("{what} must be a non-negative integer"))),
+            _ => Err(Error::plan(format!(
+                "{what} must be a non-negative integer"
+            ))),
         },
         _ => Err(Error::unsupported(format!("a non-literal {what}"))),
     }
@@ -78,13 +85,20 @@ fn literal_usize(e: &Expr, what: &str) -> Result<usize> {
 
 impl<'a> QueryPlanner<'a> {
     pub fn new(resolver: &'a dyn Resolver) -> Self {
-        QueryPlanner { resolver, ctes: Vec::new(), next_local: 0, depth: 0 }
+        QueryPlanner {
+            resolver,
+            ctes: Vec::new(),
+            next_local: 0,
+            depth: 0,
+        }
     }
 
     pub fn plan_query(&mut self, q: &ast::Query) -> Result<QueryPlan> {
         self.depth += 1;
         if self.depth > MAX_QUERY_DEPTH {
-            return Err(Error::plan(format!("query nested more than {MAX_QUERY_DEPTH} levels deep")));
+            return Err(Error::plan(format!(
+                "query nested more than {MAX_QUERY_DEPTH} levels deep"
+            )));
         }
         let saved = self.ctes.len();
         let r = self.plan_query_inner(q);
@@ -109,7 +123,8 @@ impl<'a> QueryPlanner<'a> {
                     let planned = self.plan_query(&cte.query)?;
                     let mut cols = planned.columns.clone();
                     rename(&mut cols, &cte.alias.columns)?;
-                    self.ctes.push((name, CteBinding::Inline(planned.visible_plan(), cols)));
+                    self.ctes
+                        .push((name, CteBinding::Inline(planned.visible_plan(), cols)));
                 }
             }
         }
@@ -123,7 +138,11 @@ impl<'a> QueryPlanner<'a> {
         };
         let (limit, offset) = match &q.limit_clause {
             None => (None, 0),
-            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            Some(ast::LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            }) => {
                 if !limit_by.is_empty() {
                     return Err(Error::unsupported("LIMIT BY"));
                 }
@@ -138,9 +157,10 @@ impl<'a> QueryPlanner<'a> {
                 };
                 (limit, offset)
             }
-            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
-                (Some(literal_usize(limit, "LIMIT")?), literal_usize(offset, "OFFSET")?)
-            }
+            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (
+                Some(literal_usize(limit, "LIMIT")?),
+                literal_usize(offset, "OFFSET")?,
+            ),
         };
 
         let (plan, columns, order) = match q.body.as_ref() {
@@ -154,21 +174,49 @@ impl<'a> QueryPlanner<'a> {
 
         let mut plan = plan;
         if limit.is_some() || offset > 0 {
-            plan = Plan::TopK(TopKPlan { input: Box::new(plan), group_key: vec![], order: order.clone(), limit, offset });
+            plan = Plan::TopK(TopKPlan {
+                input: Box::new(plan),
+                group_key: vec![],
+                order: order.clone(),
+                limit,
+                offset,
+            });
         }
         for (id, base, step, distinct) in recursive.into_iter().rev() {
-            plan = Plan::LetRec { id, base: Box::new(base), step: Box::new(step), distinct, body: Box::new(plan) };
+            plan = Plan::LetRec {
+                id,
+                base: Box::new(base),
+                step: Box::new(step),
+                distinct,
+                body: Box::new(plan),
+            };
         }
         let visible = columns.len();
-        Ok(QueryPlan { plan, columns, finishing: Finishing { order, visible } })
+        Ok(QueryPlan {
+            plan,
+            columns,
+            finishing: Finishing { order, visible },
+        })
     }
 
-    fn plan_recursive_cte(&mut self, name: &str, cte: &ast::Cte) -> Result<(LocalId, Plan, Plan, bool, Vec<Column>)> {
+    fn plan_recursive_cte(
+        &mut self,
+        name: &str,
+        cte: &ast::Cte,
+    ) -> Result<(LocalId, Plan, Plan, bool, Vec<Column>)> {
         let q = &cte.query;
         if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
-            return Err(Error::unsupported("ORDER BY, LIMIT or WITH inside a recursive CTE"));
+            return Err(Error::unsupported(
+                "ORDER BY, LIMIT or WITH inside a recursive CTE",
+            ));
         }
-        let SetExpr::SetOperation { left, op: SetOperator::Union, set_quantifier, right } = q.body.as_ref() else {
+        let SetExpr::SetOperation {
+            left,
+            op: SetOperator::Union,
+            set_quantifier,
+            right,
+        } = q.body.as_ref()
+        else {
             return Err(Error::plan(format!(
                 "recursive query \"{name}\" must have the form base UNION [ALL] recursive-term"
             )));
@@ -184,7 +232,8 @@ impl<'a> QueryPlanner<'a> {
         }
         let id = self.next_local;
         self.next_local += 1;
-        self.ctes.push((name.to_string(), CteBinding::Recursive(id, cols.clone())));
+        self.ctes
+            .push((name.to_string(), CteBinding::Recursive(id, cols.clone())));
         let step = self.plan_set_expr(right);
         self.ctes.pop();
         let (step, step_cols) = step?;
@@ -206,15 +255,27 @@ impl<'a> QueryPlanner<'a> {
                 Ok((planned.visible_plan(), planned.columns))
             }
             SetExpr::Values(values) => self.plan_values(values),
-            SetExpr::SetOperation { left, op, set_quantifier, right } => {
+            SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => {
                 let (l, lcols) = self.plan_set_expr(left)?;
                 let (r, rcols) = self.plan_set_expr(right)?;
                 if lcols.len() != rcols.len() {
-                    return Err(Error::plan(format!("each {op} query must have the same number of columns")));
+                    return Err(Error::plan(format!(
+                        "each {op} query must have the same number of columns"
+                    )));
                 }
                 let mut cols = Vec::new();
                 for (a, b) in lcols.iter().zip(&rcols) {
-                    let ty = common_type(a.ty, b.ty).ok_or_else(|| Error::plan(format!("{op} types {} and {} cannot be matched", a.ty, b.ty)))?;
+                    let ty = common_type(a.ty, b.ty).ok_or_else(|| {
+                        Error::plan(format!(
+                            "{op} types {} and {} cannot be matched",
+                            a.ty, b.ty
+                        ))
+                    })?;
                     cols.push(Column::new(a.name.clone(), ty, a.nullable || b.nullable));
                 }
                 let l = cast_columns(l, &lcols, &cols)?;
@@ -227,8 +288,12 @@ impl<'a> QueryPlanner<'a> {
                 let plan = match (op, all) {
                     (SetOperator::Union, true) => l.union(r),
                     (SetOperator::Union, false) => l.union(r).distinct(),
-                    (SetOperator::Except | SetOperator::Minus, true) => l.union(r.negate()).threshold(),
-                    (SetOperator::Except | SetOperator::Minus, false) => l.distinct().union(r.distinct().negate()).threshold(),
+                    (SetOperator::Except | SetOperator::Minus, true) => {
+                        l.union(r.negate()).threshold()
+                    }
+                    (SetOperator::Except | SetOperator::Minus, false) => {
+                        l.distinct().union(r.distinct().negate()).threshold()
+                    }
                     (SetOperator::Intersect, true) => {
                         // min(l, r) = l - (l - r)+
                         let except = l.clone().union(r.negate()).threshold();
@@ -255,8 +320,15 @@ impl<'a> QueryPlanner<'a> {
             let mut bound = Vec::new();
             for e in &row.content {
                 // No column defaults exist yet, so DEFAULT is NULL.
-                if matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default")) {
-                    bound.push((ScalarExpr::Literal(crate::value::Value::Null), ColumnType { ty: DataType::Null, nullable: true }));
+                if matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+                {
+                    bound.push((
+                        ScalarExpr::Literal(crate::value::Value::Null),
+                        ColumnType {
+                            ty: DataType::Null,
+                            nullable: true,
+                        },
+                    ));
                     continue;
                 }
                 bound.push(ExprBinder::new(&empty).bind(e)?);
@@ -267,7 +339,12 @@ impl<'a> QueryPlanner<'a> {
                 return Err(Error::plan("VALUES lists must all be the same length"));
             } else {
                 for (t, (_, b)) in types.iter_mut().zip(&bound) {
-                    t.ty = common_type(t.ty, b.ty).ok_or_else(|| Error::plan(format!("VALUES types {} and {} cannot be matched", t.ty, b.ty)))?;
+                    t.ty = common_type(t.ty, b.ty).ok_or_else(|| {
+                        Error::plan(format!(
+                            "VALUES types {} and {} cannot be matched",
+                            t.ty, b.ty
+                        ))
+                    })?;
                     t.nullable |= b.nullable;
                 }
             }
@@ -284,13 +361,33 @@ impl<'a> QueryPlanner<'a> {
         let cols = types
             .iter()
             .enumerate()
-            .map(|(i, t)| Column::new(format!("column{}", i + 1), if t.ty == DataType::Null { DataType::Text } else { t.ty }, t.nullable))
+            .map(|(i, t)| {
+                Column::new(
+                    format!("column{}", i + 1),
+                    if t.ty == DataType::Null {
+                        DataType::Text
+                    } else {
+                        t.ty
+                    },
+                    t.nullable,
+                )
+            })
             .collect::<Vec<_>>();
-        Ok((Plan::Constant { rows, arity: cols.len() }, cols))
+        Ok((
+            Plan::Constant {
+                rows,
+                arity: cols.len(),
+            },
+            cols,
+        ))
     }
 
     /// ORDER BY over a set operation's output: names or positions of output columns.
-    fn order_by_output(&mut self, order_by: &[ast::OrderByExpr], cols: &[Column]) -> Result<Vec<OrderKey>> {
+    fn order_by_output(
+        &mut self,
+        order_by: &[ast::OrderByExpr],
+        cols: &[Column],
+    ) -> Result<Vec<OrderKey>> {
         let scope = scope_of(None, cols);
         order_by
             .iter()
@@ -301,7 +398,11 @@ impl<'a> QueryPlanner<'a> {
                         .filter(|p| *p < cols.len())
                         .ok_or_else(|| Error::plan("ORDER BY position is not in select list"))?,
                     Expr::Identifier(id) => scope.resolve(None, &id.value)?,
-                    other => return Err(Error::unsupported(format!("ORDER BY expression {other} on a set operation"))),
+                    other => {
+                        return Err(Error::unsupported(format!(
+                            "ORDER BY expression {other} on a set operation"
+                        )))
+                    }
                 };
                 Ok(order_key(column, o))
             })
@@ -310,16 +411,33 @@ impl<'a> QueryPlanner<'a> {
 
     /// Plans a SELECT. Returns the plan (visible columns first, then hidden ORDER BY columns),
     /// the visible columns, and the order keys.
-    fn plan_select(&mut self, s: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<(Plan, Vec<Column>, Vec<OrderKey>)> {
-        if s.top.is_some() || s.into.is_some() || !s.lateral_views.is_empty() || s.prewhere.is_some()
-            || !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty()
-            || !s.named_window.is_empty() || s.qualify.is_some() || !s.connect_by.is_empty()
+    fn plan_select(
+        &mut self,
+        s: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> Result<(Plan, Vec<Column>, Vec<OrderKey>)> {
+        if s.top.is_some()
+            || s.into.is_some()
+            || !s.lateral_views.is_empty()
+            || s.prewhere.is_some()
+            || !s.cluster_by.is_empty()
+            || !s.distribute_by.is_empty()
+            || !s.sort_by.is_empty()
+            || !s.named_window.is_empty()
+            || s.qualify.is_some()
+            || !s.connect_by.is_empty()
         {
             return Err(Error::unsupported("this SELECT clause"));
         }
         // FROM
         let (plan, scope) = if s.from.is_empty() {
-            (Plan::Constant { rows: vec![(Row::empty(), 1)], arity: 0 }, Scope::default())
+            (
+                Plan::Constant {
+                    rows: vec![(Row::empty(), 1)],
+                    arity: 0,
+                },
+                Scope::default(),
+            )
         } else {
             let mut acc: Option<(Plan, Scope)> = None;
             for twj in &s.from {
@@ -327,7 +445,9 @@ impl<'a> QueryPlanner<'a> {
                 if let Some((_, existing)) = &acc {
                     for t in sc.columns.iter().filter_map(|c| c.table.as_deref()) {
                         if existing.has_table(t) {
-                            return Err(Error::plan(format!("table name \"{t}\" specified more than once")));
+                            return Err(Error::plan(format!(
+                                "table name \"{t}\" specified more than once"
+                            )));
                         }
                     }
                 }
@@ -351,15 +471,16 @@ impl<'a> QueryPlanner<'a> {
         let aggregating = !group_exprs.is_empty()
             || s.having.is_some()
             || s.projection.iter().any(|i| match i {
-                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_aggregate(e),
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_aggregate(e),
                 _ => false,
             })
             || order_by.iter().any(|o| contains_aggregate(&o.expr));
 
-
         // Subqueries in expressions become joins; `s` is the rewritten SELECT from here on.
         let mut rewritten = s.clone();
-        let (plan, scope) = super::subquery::rewrite(self, &mut rewritten, plan, scope, aggregating)?;
+        let (plan, scope) =
+            super::subquery::rewrite(self, &mut rewritten, plan, scope, aggregating)?;
         let mut plan = plan;
         let s = &rewritten;
 
@@ -376,8 +497,12 @@ impl<'a> QueryPlanner<'a> {
         let mut items: Vec<(Option<Expr>, usize, String)> = Vec::new(); // (ast, scope col if wildcard, name)
         for item in &s.projection {
             match item {
-                ast::SelectItem::UnnamedExpr(e) => items.push((Some(e.clone()), 0, default_name(e))),
-                ast::SelectItem::ExprWithAlias { expr, alias } => items.push((Some(expr.clone()), 0, alias.value.clone())),
+                ast::SelectItem::UnnamedExpr(e) => {
+                    items.push((Some(e.clone()), 0, default_name(e)))
+                }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    items.push((Some(expr.clone()), 0, alias.value.clone()))
+                }
                 ast::SelectItem::Wildcard(_) => {
                     for (i, c) in scope.columns.iter().enumerate() {
                         if !c.hidden {
@@ -389,10 +514,15 @@ impl<'a> QueryPlanner<'a> {
                     let t = kind.to_string();
                     let t = t.trim_end_matches(".*");
                     if !scope.has_table(t) {
-                        return Err(Error::plan(format!("missing FROM-clause entry for table \"{t}\"")));
+                        return Err(Error::plan(format!(
+                            "missing FROM-clause entry for table \"{t}\""
+                        )));
                     }
                     for (i, c) in scope.columns.iter().enumerate() {
-                        if c.table.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case(t)) {
+                        if c.table
+                            .as_deref()
+                            .is_some_and(|ct| ct.eq_ignore_ascii_case(t))
+                        {
                             items.push((None, i, c.name.clone()));
                         }
                     }
@@ -403,18 +533,26 @@ impl<'a> QueryPlanner<'a> {
 
         // Aggregation: Reduce, then bind items over its output.
         let mut agg_ctx = AggContext::default();
-        let out_scope_for_items;
+        let out_scope_for_items = scope.clone();
         if aggregating {
             for g in &group_exprs {
                 // GROUP BY position or output alias.
                 let resolved = match g {
                     Expr::Value(_) => {
                         let p = literal_usize(g, "GROUP BY position")?;
-                        let item = p.checked_sub(1).and_then(|p| items.get(p)).ok_or_else(|| Error::plan(format!("GROUP BY position {p} is not in select list")))?;
-                        item.0.clone().ok_or_else(|| Error::plan("GROUP BY position refers to *"))?
+                        let item =
+                            p.checked_sub(1).and_then(|p| items.get(p)).ok_or_else(|| {
+                                Error::plan(format!("GROUP BY position {p} is not in select list"))
+                            })?;
+                        item.0
+                            .clone()
+                            .ok_or_else(|| Error::plan("GROUP BY position refers to *"))?
                     }
                     Expr::Identifier(id) if scope.resolve(None, &id.value).is_err() => {
-                        match items.iter().find(|(e, _, n)| e.is_some() && n.eq_ignore_ascii_case(&id.value)) {
+                        match items
+                            .iter()
+                            .find(|(e, _, n)| e.is_some() && n.eq_ignore_ascii_case(&id.value))
+                        {
                             Some((Some(e), _, _)) => e.clone(),
                             _ => g.clone(),
                         }
@@ -422,16 +560,15 @@ impl<'a> QueryPlanner<'a> {
                     _ => g.clone(),
                 };
                 if contains_aggregate(&resolved) {
-                    return Err(Error::plan("aggregate functions are not allowed in GROUP BY"));
+                    return Err(Error::plan(
+                        "aggregate functions are not allowed in GROUP BY",
+                    ));
                 }
                 let (x, t) = ExprBinder::new(&scope).bind(&resolved)?;
                 agg_ctx.group_asts.push(resolved);
                 agg_ctx.group_exprs.push(x);
                 agg_ctx.group_types.push(t);
             }
-            out_scope_for_items = scope.clone();
-        } else {
-            out_scope_for_items = scope.clone();
         }
 
         let mut exprs: Vec<(ScalarExpr, ColumnType)> = Vec::new();
@@ -465,7 +602,10 @@ impl<'a> QueryPlanner<'a> {
             if let Some(h) = &s.having {
                 let (x, t) = bind_item(&mut agg_ctx, h)?;
                 if !matches!(t.ty, DataType::Bool | DataType::Null) {
-                    return Err(Error::plan(format!("argument of HAVING must be type boolean, not type {}", t.ty)));
+                    return Err(Error::plan(format!(
+                        "argument of HAVING must be type boolean, not type {}",
+                        t.ty
+                    )));
                 }
                 having = Some(x);
             }
@@ -476,12 +616,20 @@ impl<'a> QueryPlanner<'a> {
                         literal_usize(&o.expr, "ORDER BY position")?
                             .checked_sub(1)
                             .filter(|p| *p < items.len())
-                            .ok_or_else(|| Error::plan("ORDER BY position is not in select list"))?,
+                            .ok_or_else(|| {
+                                Error::plan("ORDER BY position is not in select list")
+                            })?,
                     ),
-                    Expr::Identifier(id) => items.iter().position(|(_, _, n)| n.eq_ignore_ascii_case(&id.value)),
+                    Expr::Identifier(id) => items
+                        .iter()
+                        .position(|(_, _, n)| n.eq_ignore_ascii_case(&id.value)),
                     _ => None,
                 };
-                let pos = pos.or_else(|| items.iter().position(|(e, _, _)| e.as_ref() == Some(&o.expr)));
+                let pos = pos.or_else(|| {
+                    items
+                        .iter()
+                        .position(|(e, _, _)| e.as_ref() == Some(&o.expr))
+                });
                 match pos {
                     Some(p) => order_refs.push((p, o)),
                     None => {
@@ -511,12 +659,18 @@ impl<'a> QueryPlanner<'a> {
             Some(ast::Distinct::On(_)) => return Err(Error::unsupported("DISTINCT ON")),
         };
         if distinct && !hidden.is_empty() {
-            return Err(Error::plan("for SELECT DISTINCT, ORDER BY expressions must appear in select list"));
+            return Err(Error::plan(
+                "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+            ));
         }
 
         // Projection: map the item expressions, then keep exactly them (and hidden ones).
         let input_arity = plan.arity();
-        let all: Vec<(ScalarExpr, ColumnType)> = exprs.iter().cloned().chain(hidden.iter().cloned()).collect();
+        let all: Vec<(ScalarExpr, ColumnType)> = exprs
+            .iter()
+            .cloned()
+            .chain(hidden.iter().cloned())
+            .collect();
         let mut maps = Vec::new();
         let mut project = Vec::new();
         for (x, _) in &all {
@@ -535,9 +689,22 @@ impl<'a> QueryPlanner<'a> {
         let columns: Vec<Column> = items
             .iter()
             .zip(&exprs)
-            .map(|((_, _, name), (_, t))| Column::new(name.clone(), if t.ty == DataType::Null { DataType::Text } else { t.ty }, t.nullable))
+            .map(|((_, _, name), (_, t))| {
+                Column::new(
+                    name.clone(),
+                    if t.ty == DataType::Null {
+                        DataType::Text
+                    } else {
+                        t.ty
+                    },
+                    t.nullable,
+                )
+            })
             .collect();
-        let order = order_refs.into_iter().map(|(c, o)| order_key(c, o)).collect();
+        let order = order_refs
+            .into_iter()
+            .map(|(c, o)| order_key(c, o))
+            .collect();
         Ok((plan, columns, order))
     }
 
@@ -547,7 +714,9 @@ impl<'a> QueryPlanner<'a> {
             let (rplan, rscope) = self.plan_table_factor(&join.relation)?;
             for t in rscope.columns.iter().filter_map(|c| c.table.as_deref()) {
                 if scope.has_table(t) {
-                    return Err(Error::plan(format!("table name \"{t}\" specified more than once")));
+                    return Err(Error::plan(format!(
+                        "table name \"{t}\" specified more than once"
+                    )));
                 }
             }
             use ast::JoinOperator as J;
@@ -557,7 +726,15 @@ impl<'a> QueryPlanner<'a> {
                 J::Right(c) | J::RightOuter(c) => (JoinKind::Right, Some(c)),
                 J::FullOuter(c) => (JoinKind::Full, Some(c)),
                 J::CrossJoin(_) => (JoinKind::Inner, None),
-                other => return Err(Error::unsupported(format!("join {other:?}").split('(').next().unwrap_or("join").to_string())),
+                other => {
+                    return Err(Error::unsupported(
+                        format!("join {other:?}")
+                            .split('(')
+                            .next()
+                            .unwrap_or("join")
+                            .to_string(),
+                    ))
+                }
             };
             let joined_scope = match kind {
                 JoinKind::Inner => scope.join(&rscope),
@@ -576,9 +753,12 @@ impl<'a> QueryPlanner<'a> {
                 }
                 Some(ast::JoinConstraint::On(e)) => {
                     if contains_aggregate(e) {
-                        return Err(Error::plan("aggregate functions are not allowed in JOIN conditions"));
+                        return Err(Error::plan(
+                            "aggregate functions are not allowed in JOIN conditions",
+                        ));
                     }
-                    residual.push(ExprBinder::new(&scope.join(&rscope)).bind_predicate(e, "JOIN/ON")?);
+                    residual
+                        .push(ExprBinder::new(&scope.join(&rscope)).bind_predicate(e, "JOIN/ON")?);
                 }
                 Some(ast::JoinConstraint::Using(names)) => {
                     for n in names {
@@ -600,7 +780,9 @@ impl<'a> QueryPlanner<'a> {
                         }
                     }
                 }
-                Some(other) => return Err(Error::unsupported(format!("join constraint {other:?}"))),
+                Some(other) => {
+                    return Err(Error::unsupported(format!("join constraint {other:?}")))
+                }
             }
             plan = Plan::Join(JoinPlan {
                 left: Box::new(plan),
@@ -620,30 +802,56 @@ impl<'a> QueryPlanner<'a> {
 
     fn plan_table_factor(&mut self, tf: &TableFactor) -> Result<(Plan, Scope)> {
         match tf {
-            TableFactor::Table { name, alias, args, .. } => {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
                 if args.is_some() {
                     return Err(Error::unsupported("table functions"));
                 }
                 let name_s = super::object_name(name);
-                let binding_name = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| name_s.clone());
-                let (plan, mut cols) = if let Some((_, b)) = self.ctes.iter().rev().find(|(n, _)| *n == name_s) {
-                    match b {
-                        CteBinding::Inline(p, cols) => (p.clone(), cols.clone()),
-                        CteBinding::Recursive(id, cols) => (Plan::LocalGet { id: *id, arity: cols.len() }, cols.clone()),
-                    }
-                } else {
-                    let (id, schema) = self
-                        .resolver
-                        .resolve(&name_s)
-                        .ok_or_else(|| Error::UnknownItem { kind: "relation", name: name_s.clone() })?;
-                    (Plan::Get { id, arity: schema.len() }, schema.columns)
-                };
+                let binding_name = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or_else(|| name_s.clone());
+                let (plan, mut cols) =
+                    if let Some((_, b)) = self.ctes.iter().rev().find(|(n, _)| *n == name_s) {
+                        match b {
+                            CteBinding::Inline(p, cols) => (p.clone(), cols.clone()),
+                            CteBinding::Recursive(id, cols) => (
+                                Plan::LocalGet {
+                                    id: *id,
+                                    arity: cols.len(),
+                                },
+                                cols.clone(),
+                            ),
+                        }
+                    } else {
+                        let (id, schema) =
+                            self.resolver
+                                .resolve(&name_s)
+                                .ok_or_else(|| Error::UnknownItem {
+                                    kind: "relation",
+                                    name: name_s.clone(),
+                                })?;
+                        (
+                            Plan::Get {
+                                id,
+                                arity: schema.len(),
+                            },
+                            schema.columns,
+                        )
+                    };
                 if let Some(a) = alias {
                     rename(&mut cols, &a.columns)?;
                 }
                 Ok((plan, scope_of(Some(&binding_name), &cols)))
             }
-            TableFactor::Derived { lateral, subquery, alias, .. } => {
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                ..
+            } => {
                 if *lateral {
                     return Err(Error::unsupported("LATERAL subqueries"));
                 }
@@ -655,7 +863,10 @@ impl<'a> QueryPlanner<'a> {
                 let name = alias.as_ref().map(|a| a.name.value.clone());
                 Ok((planned.visible_plan(), scope_of(name.as_deref(), &cols)))
             }
-            TableFactor::NestedJoin { table_with_joins, alias } => {
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
                 let (plan, mut scope) = self.plan_table_with_joins(table_with_joins)?;
                 if let Some(a) = alias {
                     for c in &mut scope.columns {
@@ -672,21 +883,39 @@ impl<'a> QueryPlanner<'a> {
 /// `USING`/`NATURAL` joins show each joined column once, first, as PostgreSQL does: the left
 /// value for inner and left joins, the right one for right joins, whichever is not NULL for
 /// full joins. The original columns stay reachable by qualified name.
-fn merge_using_columns(plan: Plan, scope: Scope, kind: JoinKind, left_arity: usize, using: &[(usize, usize)]) -> Result<(Plan, Scope)> {
+fn merge_using_columns(
+    plan: Plan,
+    scope: Scope,
+    kind: JoinKind,
+    left_arity: usize,
+    using: &[(usize, usize)],
+) -> Result<(Plan, Scope)> {
     let arity = plan.arity();
     let mut maps = Vec::new();
     let mut merged_cols = Vec::new();
     for (l, r) in using {
         let (lc, rc) = (&scope.columns[*l], &scope.columns[left_arity + r]);
         let ty = common_type(lc.ty, rc.ty).unwrap_or(lc.ty);
-        let (le, re) = (coerce(ScalarExpr::Column(*l), lc.ty, ty), coerce(ScalarExpr::Column(left_arity + r), rc.ty, ty));
+        let (le, re) = (
+            coerce(ScalarExpr::Column(*l), lc.ty, ty),
+            coerce(ScalarExpr::Column(left_arity + r), rc.ty, ty),
+        );
         let (expr, nullable) = match kind {
             JoinKind::Inner | JoinKind::Left => (le, lc.nullable),
             JoinKind::Right => (re, rc.nullable),
-            JoinKind::Full => (ScalarExpr::Variadic(crate::expr::VariadicFunc::Coalesce, vec![le, re]), lc.nullable && rc.nullable),
+            JoinKind::Full => (
+                ScalarExpr::Variadic(crate::expr::VariadicFunc::Coalesce, vec![le, re]),
+                lc.nullable && rc.nullable,
+            ),
         };
         maps.push(expr);
-        merged_cols.push(super::scope::ScopeColumn { table: None, name: lc.name.clone(), ty, nullable, hidden: false });
+        merged_cols.push(super::scope::ScopeColumn {
+            table: None,
+            name: lc.name.clone(),
+            ty,
+            nullable,
+            hidden: false,
+        });
     }
     let is_using_left = |i: usize| using.iter().any(|(l, _)| *l == i);
     let is_using_right = |i: usize| using.iter().any(|(_, r)| left_arity + r == i);
@@ -707,25 +936,44 @@ fn merge_using_columns(plan: Plan, scope: Scope, kind: JoinKind, left_arity: usi
 }
 
 fn inner_join(l: Plan, r: Plan, residual: Vec<ScalarExpr>) -> Plan {
-    Plan::Join(JoinPlan { left: Box::new(l), right: Box::new(r), kind: JoinKind::Inner, left_key: vec![], right_key: vec![], residual })
+    Plan::Join(JoinPlan {
+        left: Box::new(l),
+        right: Box::new(r),
+        kind: JoinKind::Inner,
+        left_key: vec![],
+        right_key: vec![],
+        residual,
+    })
 }
 
 fn equality(ls: &Scope, l: usize, rs: &Scope, r: usize, left_arity: usize) -> Result<ScalarExpr> {
     let (lt, rt) = (ls.columns[l].ty, rs.columns[r].ty);
-    let ty = common_type(lt, rt).ok_or_else(|| Error::plan(format!("JOIN/USING types {lt} and {rt} cannot be matched")))?;
-    Ok(coerce(ScalarExpr::Column(l), lt, ty).call_binary(crate::expr::BinaryFunc::Eq, coerce(ScalarExpr::Column(left_arity + r), rt, ty)))
+    let ty = common_type(lt, rt)
+        .ok_or_else(|| Error::plan(format!("JOIN/USING types {lt} and {rt} cannot be matched")))?;
+    Ok(coerce(ScalarExpr::Column(l), lt, ty).call_binary(
+        crate::expr::BinaryFunc::Eq,
+        coerce(ScalarExpr::Column(left_arity + r), rt, ty),
+    ))
 }
 
 fn order_key(column: usize, o: &ast::OrderByExpr) -> OrderKey {
     let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
     // PostgreSQL: NULLs are larger than every value (last ascending, first descending).
     let nulls_first = o.options.nulls_first.unwrap_or(desc);
-    OrderKey { column, desc, nulls_first }
+    OrderKey {
+        column,
+        desc,
+        nulls_first,
+    }
 }
 
 fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()> {
     if names.len() > cols.len() {
-        return Err(Error::plan(format!("{} column names given for {} columns", names.len(), cols.len())));
+        return Err(Error::plan(format!(
+            "{} column names given for {} columns",
+            names.len(),
+            cols.len()
+        )));
     }
     for (c, n) in cols.iter_mut().zip(names) {
         c.name = n.name.value.clone();
@@ -735,19 +983,35 @@ fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()>
 
 /// Casts a plan's columns from `from` types to `to` types.
 fn cast_columns(plan: Plan, from: &[Column], to: &[Column]) -> Result<Plan> {
-    if from.iter().zip(to).all(|(a, b)| a.ty == b.ty || a.ty == DataType::Null) {
+    if from
+        .iter()
+        .zip(to)
+        .all(|(a, b)| a.ty == b.ty || a.ty == DataType::Null)
+    {
         return Ok(plan);
     }
     let arity = plan.arity();
-    let exprs: Vec<ScalarExpr> = from.iter().zip(to).enumerate().map(|(i, (a, b))| coerce(ScalarExpr::Column(i), a.ty, b.ty)).collect();
-    Ok(plan.map(exprs).project((arity..arity + from.len()).collect()))
+    let exprs: Vec<ScalarExpr> = from
+        .iter()
+        .zip(to)
+        .enumerate()
+        .map(|(i, (a, b))| coerce(ScalarExpr::Column(i), a.ty, b.ty))
+        .collect();
+    Ok(plan
+        .map(exprs)
+        .project((arity..arity + from.len()).collect()))
 }
 
 fn default_name(e: &Expr) -> String {
     match e {
         Expr::Identifier(id) => id.value.clone(),
         Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()).unwrap_or_default(),
-        Expr::Function(f) => f.name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default(),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .map(|p| p.to_string().to_ascii_lowercase())
+            .unwrap_or_default(),
         Expr::Cast { expr, .. } | Expr::Nested(expr) => default_name(expr),
         Expr::Case { .. } => "case".into(),
         _ => "?column?".into(),
@@ -778,4 +1042,3 @@ fn references_set(s: &SetExpr, name: &str) -> bool {
     });
     found
 }
-

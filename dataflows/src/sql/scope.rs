@@ -23,7 +23,10 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn new(table: Option<&str>, cols: impl IntoIterator<Item = (String, DataType, bool)>) -> Scope {
+    pub fn new(
+        table: Option<&str>,
+        cols: impl IntoIterator<Item = (String, DataType, bool)>,
+    ) -> Scope {
         Scope {
             columns: cols
                 .into_iter()
@@ -62,7 +65,10 @@ impl Scope {
     }
 
     pub fn column_type(&self, i: usize) -> ColumnType {
-        ColumnType { ty: self.columns[i].ty, nullable: self.columns[i].nullable }
+        ColumnType {
+            ty: self.columns[i].ty,
+            nullable: self.columns[i].nullable,
+        }
     }
 
     /// Resolves `name` or `table.name`.
@@ -74,7 +80,10 @@ impl Scope {
             .filter(|(_, c)| {
                 c.name.eq_ignore_ascii_case(name)
                     && match table {
-                        Some(t) => c.table.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case(t)),
+                        Some(t) => c
+                            .table
+                            .as_deref()
+                            .is_some_and(|ct| ct.eq_ignore_ascii_case(t)),
                         None => !c.hidden,
                     }
             })
@@ -88,18 +97,30 @@ impl Scope {
             1 => Ok(matches[0]),
             0 => {
                 if let Some(t) = table {
-                    if !self.columns.iter().any(|c| c.table.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case(t))) {
-                        return Err(Error::plan(format!("missing FROM-clause entry for table \"{t}\"")));
+                    if !self.columns.iter().any(|c| {
+                        c.table
+                            .as_deref()
+                            .is_some_and(|ct| ct.eq_ignore_ascii_case(t))
+                    }) {
+                        return Err(Error::plan(format!(
+                            "missing FROM-clause entry for table \"{t}\""
+                        )));
                     }
                 }
                 Err(Error::plan(format!("column \"{shown}\" does not exist")))
             }
-            _ => Err(Error::plan(format!("column reference \"{shown}\" is ambiguous"))),
+            _ => Err(Error::plan(format!(
+                "column reference \"{shown}\" is ambiguous"
+            ))),
         }
     }
 
     /// Whether any column is qualified by `table`.
     pub fn has_table(&self, table: &str) -> bool {
-        self.columns.iter().any(|c| c.table.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(table)))
+        self.columns.iter().any(|c| {
+            c.table
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(table))
+        })
     }
 }

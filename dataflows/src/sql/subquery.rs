@@ -34,7 +34,13 @@ struct Extra {
 
 /// Rewrites subqueries in `select` (WHERE and, unless `aggregating`, the select list) and
 /// joins their relations to `plan`, extending `scope` with their hidden columns.
-pub fn rewrite(planner: &mut QueryPlanner<'_>, select: &mut ast::Select, plan: Plan, scope: Scope, aggregating: bool) -> Result<(Plan, Scope)> {
+pub fn rewrite(
+    planner: &mut QueryPlanner<'_>,
+    select: &mut ast::Select,
+    plan: Plan,
+    scope: Scope,
+    aggregating: bool,
+) -> Result<(Plan, Scope)> {
     let mut extras = Vec::new();
     let mut counter = 0usize;
 
@@ -45,20 +51,43 @@ pub fn rewrite(planner: &mut QueryPlanner<'_>, select: &mut ast::Select, plan: P
         let mut kept = Vec::new();
         for c in conjuncts {
             match c {
-                Expr::In { expr, target: ast::InTarget::Subquery(q), negated: false, .. } => {
+                Expr::In {
+                    expr,
+                    target: ast::InTarget::Subquery(q),
+                    negated: false,
+                    ..
+                } => {
                     let (sub, cols) = plan_subquery(planner, &q)?;
                     let name = format!("s{counter}");
                     counter += 1;
-                    extras.push(Extra { plan: sub.distinct(), name: name.clone(), ty: cols });
-                    kept.push(Expr::BinaryOp { left: expr, op: ast::BinaryOperator::Eq, right: Box::new(reference(&name)) });
+                    extras.push(Extra {
+                        plan: sub.distinct(),
+                        name: name.clone(),
+                        ty: cols,
+                    });
+                    kept.push(Expr::BinaryOp {
+                        left: expr,
+                        op: ast::BinaryOperator::Eq,
+                        right: Box::new(reference(&name)),
+                    });
                 }
                 other => kept.push(other),
             }
         }
-        select.selection = kept.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: ast::BinaryOperator::And, right: Box::new(b) });
+        select.selection = kept.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
     }
 
-    let mut visitor = Rewriter { planner, extras: &mut extras, counter: &mut counter, depth: 0, error: None };
+    let mut visitor = Rewriter {
+        planner,
+        extras: &mut extras,
+        counter: &mut counter,
+        depth: 0,
+        error: None,
+    };
     if let Some(w) = select.selection.as_mut() {
         let _ = w.visit(&mut visitor);
     }
@@ -66,9 +95,13 @@ pub fn rewrite(planner: &mut QueryPlanner<'_>, select: &mut ast::Select, plan: P
         return Err(e);
     }
     for item in select.projection.iter_mut() {
-        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } = item {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
+            item
+        {
             if aggregating && has_subquery(e) {
-                return Err(Error::unsupported("a subquery in the select list of an aggregating query"));
+                return Err(Error::unsupported(
+                    "a subquery in the select list of an aggregating query",
+                ));
             }
             let _ = e.visit(&mut visitor);
         }
@@ -91,7 +124,13 @@ pub fn rewrite(planner: &mut QueryPlanner<'_>, select: &mut ast::Select, plan: P
             right_key: vec![],
             residual: vec![],
         });
-        scope.columns.push(ScopeColumn { table: Some(TABLE.into()), name: extra.name, ty: extra.ty, nullable: true, hidden: true });
+        scope.columns.push(ScopeColumn {
+            table: Some(TABLE.into()),
+            name: extra.name,
+            ty: extra.ty,
+            nullable: true,
+            hidden: true,
+        });
     }
     Ok((plan, scope))
 }
@@ -150,11 +189,20 @@ impl Rewriter<'_, '_> {
         let single = Plan::Reduce(ReducePlan {
             input: Box::new(sub),
             key: vec![],
-            aggregates: vec![AggregateExpr { func: AggFunc::Single, expr: ScalarExpr::Column(0), distinct: false, arg_type: ty }],
+            aggregates: vec![AggregateExpr {
+                func: AggFunc::Single,
+                expr: ScalarExpr::Column(0),
+                distinct: false,
+                arg_type: ty,
+            }],
             global: true,
         });
         let name = self.next_name();
-        self.extras.push(Extra { plan: single, name: name.clone(), ty });
+        self.extras.push(Extra {
+            plan: single,
+            name: name.clone(),
+            ty,
+        });
         Ok(reference(&name))
     }
 
@@ -163,14 +211,26 @@ impl Rewriter<'_, '_> {
         let count = Plan::Reduce(ReducePlan {
             input: Box::new(planned.visible_plan()),
             key: vec![],
-            aggregates: vec![AggregateExpr { func: AggFunc::CountStar, expr: ScalarExpr::Literal(Value::Null), distinct: false, arg_type: DataType::Null }],
+            aggregates: vec![AggregateExpr {
+                func: AggFunc::CountStar,
+                expr: ScalarExpr::Literal(Value::Null),
+                distinct: false,
+                arg_type: DataType::Null,
+            }],
             global: true,
         });
         let test = count
-            .map(vec![ScalarExpr::Column(0).call_binary(BinaryFunc::Gt, ScalarExpr::Literal(Value::Int(0)))])
+            .map(vec![ScalarExpr::Column(0).call_binary(
+                BinaryFunc::Gt,
+                ScalarExpr::Literal(Value::Int(0)),
+            )])
             .project(vec![1]);
         let name = self.next_name();
-        self.extras.push(Extra { plan: test, name: name.clone(), ty: DataType::Bool });
+        self.extras.push(Extra {
+            plan: test,
+            name: name.clone(),
+            ty: DataType::Bool,
+        });
         Ok(reference(&name))
     }
 }
@@ -179,7 +239,10 @@ impl Rewriter<'_, '_> {
 fn plan_subquery(planner: &mut QueryPlanner<'_>, q: &ast::Query) -> Result<(Plan, DataType)> {
     let planned = planner.plan_query(q).map_err(correlated)?;
     if planned.columns.len() != 1 {
-        return Err(Error::plan(format!("subquery must return only one column, not {}", planned.columns.len())));
+        return Err(Error::plan(format!(
+            "subquery must return only one column, not {}",
+            planned.columns.len()
+        )));
     }
     let ty = planned.columns[0].ty;
     Ok((planned.visible_plan(), ty))
@@ -188,7 +251,9 @@ fn plan_subquery(planner: &mut QueryPlanner<'_>, q: &ast::Query) -> Result<(Plan
 fn correlated(e: Error) -> Error {
     match e {
         Error::Plan(m) if m.contains("does not exist") || m.contains("missing FROM-clause") => {
-            Error::Unsupported(format!("{m} (subqueries that refer to the outer query are not supported yet)"))
+            Error::Unsupported(format!(
+                "{m} (subqueries that refer to the outer query are not supported yet)"
+            ))
         }
         other => other,
     }
@@ -200,11 +265,25 @@ fn reference(name: &str) -> Expr {
 
 fn split_and(e: Expr, out: &mut Vec<Expr>) {
     match e {
-        Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
             split_and(*left, out);
             split_and(*right, out);
         }
-        Expr::Nested(inner) if matches!(*inner, Expr::BinaryOp { op: ast::BinaryOperator::And, .. }) => split_and(*inner, out),
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(*inner, out)
+        }
         other => out.push(other),
     }
 }
@@ -212,7 +291,15 @@ fn split_and(e: Expr, out: &mut Vec<Expr>) {
 fn has_subquery(e: &Expr) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(e, |x| {
-        if matches!(x, Expr::Subquery(_) | Expr::Exists { .. } | Expr::In { target: ast::InTarget::Subquery(_), .. }) {
+        if matches!(
+            x,
+            Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::In {
+                    target: ast::InTarget::Subquery(_),
+                    ..
+                }
+        ) {
             found = true;
             return ControlFlow::Break(());
         }

@@ -12,9 +12,13 @@ pub fn sql_type(dt: &ast::DataType) -> Result<DataType> {
     let base = name.split('(').next().unwrap_or("").trim();
     Ok(match base {
         "bool" | "boolean" => DataType::Bool,
-        "bigint" | "int" | "integer" | "smallint" | "int2" | "int4" | "int8" | "tinyint" => DataType::Int,
+        "bigint" | "int" | "integer" | "smallint" | "int2" | "int4" | "int8" | "tinyint" => {
+            DataType::Int
+        }
         "double precision" | "double" | "float" | "float4" | "float8" | "real" => DataType::Float,
-        "text" | "varchar" | "character varying" | "char" | "character" | "string" => DataType::Text,
+        "text" | "varchar" | "character varying" | "char" | "character" | "string" => {
+            DataType::Text
+        }
         "timestamp" | "timestamp without time zone" | "datetime" => DataType::Timestamp,
         "date" => DataType::Date,
         "interval" => DataType::Interval,

@@ -8,11 +8,23 @@ use super::{FormatError, Updates};
 
 /// Decodes CSV with a header line. The first bad record fails the whole input.
 pub fn decode_with_header(schema: &Schema, input: &[u8]) -> Result<Updates, FormatError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(input);
-    let headers = reader.headers().map_err(|e| FormatError { line: 1, message: format!("malformed CSV header: {e}") })?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| FormatError {
+            line: 1,
+            message: format!("malformed CSV header: {e}"),
+        })?
+        .clone();
     let mut positions = Vec::with_capacity(headers.len());
     for h in headers.iter() {
-        let i = schema.index_of(h.trim()).ok_or_else(|| FormatError { line: 1, message: format!("unknown column \"{h}\"") })?;
+        let i = schema.index_of(h.trim()).ok_or_else(|| FormatError {
+            line: 1,
+            message: format!("unknown column \"{h}\""),
+        })?;
         positions.push(i);
     }
     let mut out = Vec::new();
@@ -24,11 +36,15 @@ pub fn decode_with_header(schema: &Schema, input: &[u8]) -> Result<Updates, Form
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let mut values = vec![Value::Null; schema.len()];
         for (field, &i) in record.iter().zip(&positions) {
-            values[i] = decode_field(schema, i, field).map_err(|message| FormatError { line, message })?;
+            values[i] =
+                decode_field(schema, i, field).map_err(|message| FormatError { line, message })?;
         }
         for (v, c) in values.iter().zip(&schema.columns) {
             if v.is_null() && !c.nullable {
-                return Err(FormatError { line, message: format!("missing value for NOT NULL column \"{}\"", c.name) });
+                return Err(FormatError {
+                    line,
+                    message: format!("missing value for NOT NULL column \"{}\"", c.name),
+                });
             }
         }
         out.push((Row::new(values), 1));
@@ -42,7 +58,12 @@ pub fn decode_field(schema: &Schema, i: usize, field: &str) -> Result<Value, Str
         return Ok(Value::Null);
     }
     let col = &schema.columns[i];
-    parse_text(field, col.ty).ok_or_else(|| format!("column \"{}\": invalid {} value \"{field}\"", col.name, col.ty))
+    parse_text(field, col.ty).ok_or_else(|| {
+        format!(
+            "column \"{}\": invalid {} value \"{field}\"",
+            col.name, col.ty
+        )
+    })
 }
 
 #[cfg(test)]
@@ -52,7 +73,10 @@ mod tests {
 
     #[test]
     fn decodes_with_header_and_reports_lines() {
-        let schema = Schema::new(vec![Column::new("id", DataType::Int, false), Column::new("name", DataType::Text, true)]);
+        let schema = Schema::new(vec![
+            Column::new("id", DataType::Int, false),
+            Column::new("name", DataType::Text, true),
+        ]);
         let got = decode_with_header(&schema, b"name,id\na,1\n,2\n").unwrap();
         assert_eq!(got[1].0, Row::new(vec![Value::Int(2), Value::Null]));
         let err = decode_with_header(&schema, b"id,name\n1,a\nx,b\n").unwrap_err();

@@ -16,18 +16,25 @@ pub fn decode_ndjson(schema: &Schema, input: &str) -> Result<Updates, FormatErro
         if trimmed.is_empty() {
             continue;
         }
-        out.push(decode_line(schema, trimmed).map_err(|message| FormatError { line: line_no, message })?);
+        out.push(decode_line(schema, trimmed).map_err(|message| FormatError {
+            line: line_no,
+            message,
+        })?);
     }
     Ok(out)
 }
 
 /// Decodes one JSON record into an update.
 pub fn decode_line(schema: &Schema, line: &str) -> Result<(Row, isize), String> {
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
     let serde_json::Value::Object(obj) = value else {
         return Err("expected a JSON object".into());
     };
-    let is_envelope = obj.len() == 1 && (obj.contains_key("insert") || obj.contains_key("delete")) && schema.index_of("insert").is_none() && schema.index_of("delete").is_none();
+    let is_envelope = obj.len() == 1
+        && (obj.contains_key("insert") || obj.contains_key("delete"))
+        && schema.index_of("insert").is_none()
+        && schema.index_of("delete").is_none();
     if is_envelope {
         let (kind, inner) = obj.into_iter().next().expect("one entry");
         let serde_json::Value::Object(fields) = inner else {
@@ -43,9 +50,12 @@ pub fn decode_line(schema: &Schema, line: &str) -> Result<(Row, isize), String> 
 pub fn object_row(schema: &Schema, obj: &Map<String, serde_json::Value>) -> Result<Row, String> {
     let mut values = vec![Value::Null; schema.len()];
     for (k, v) in obj {
-        let i = schema.index_of(k).ok_or_else(|| format!("unknown column \"{k}\""))?;
+        let i = schema
+            .index_of(k)
+            .ok_or_else(|| format!("unknown column \"{k}\""))?;
         let col = &schema.columns[i];
-        values[i] = Value::from_json(v, col.ty).map_err(|e| format!("column \"{}\": {e}", col.name))?;
+        values[i] =
+            Value::from_json(v, col.ty).map_err(|e| format!("column \"{}\": {e}", col.name))?;
     }
     for (v, c) in values.iter().zip(&schema.columns) {
         if v.is_null() && !c.nullable {
@@ -61,12 +71,19 @@ mod tests {
     use freshet_dataflows::{Column, DataType};
 
     fn schema() -> Schema {
-        Schema::new(vec![Column::new("id", DataType::Int, false), Column::new("name", DataType::Text, true)])
+        Schema::new(vec![
+            Column::new("id", DataType::Int, false),
+            Column::new("name", DataType::Text, true),
+        ])
     }
 
     #[test]
     fn decodes_inserts_and_deletes() {
-        let got = decode_ndjson(&schema(), "{\"id\": 1, \"name\": \"a\"}\n\n{\"delete\": {\"id\": 2}}\n").unwrap();
+        let got = decode_ndjson(
+            &schema(),
+            "{\"id\": 1, \"name\": \"a\"}\n\n{\"delete\": {\"id\": 2}}\n",
+        )
+        .unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], (Row::new(vec![Value::Int(1), Value::text("a")]), 1));
         assert_eq!(got[1], (Row::new(vec![Value::Int(2), Value::Null]), -1));

@@ -8,7 +8,13 @@ use crate::state::AppState;
 
 pub async fn get(State(state): State<AppState>) -> Json<Value> {
     let items = state.engine.catalog();
-    let of_kind = |k: &str| items.iter().filter(|i| i.kind == k).map(|i| json!(i)).collect::<Vec<_>>();
+    let of_kind = |k: &str| {
+        items
+            .iter()
+            .filter(|i| i.kind == k)
+            .map(|i| json!(i))
+            .collect::<Vec<_>>()
+    };
     let (latest, since) = state.engine.frontiers();
     Json(json!({
         "tables": of_kind("table"),

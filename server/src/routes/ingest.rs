@@ -12,7 +12,12 @@ use super::{blocking, body};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub async fn post(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, raw: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn post(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let raw = body(raw)?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)

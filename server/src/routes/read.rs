@@ -15,8 +15,14 @@ pub struct ReadParams {
     as_of: Option<u64>,
 }
 
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>, Query(params): Query<ReadParams>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<ReadParams>,
+) -> ApiResult<Json<Value>> {
     let engine = state.engine.clone();
     let result = blocking(move || engine.read(&name, params.as_of)).await??;
-    Ok(Json(json!({"columns": columns(&result.columns), "rows": rows(&result.rows), "timestamp": result.timestamp})))
+    Ok(Json(
+        json!({"columns": columns(&result.columns), "rows": rows(&result.rows), "timestamp": result.timestamp}),
+    ))
 }

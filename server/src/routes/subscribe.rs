@@ -44,11 +44,20 @@ pub struct Message {
 }
 
 /// Opens a subscription described by `params` (and `Last-Event-ID`).
-pub async fn open(state: &AppState, params: SubscribeParams, last_event_id: Option<u64>) -> ApiResult<Subscription> {
+pub async fn open(
+    state: &AppState,
+    params: SubscribeParams,
+    last_event_id: Option<u64>,
+) -> ApiResult<Subscription> {
     let target = match (params.view, params.sql) {
         (Some(v), None) => SubscribeTarget::Name(v),
         (None, Some(s)) => SubscribeTarget::Sql(s),
-        _ => return Err(ApiError::bad_request("bad_request", "give exactly one of ?view=NAME or ?sql=SELECT…")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "give exactly one of ?view=NAME or ?sql=SELECT…",
+            ))
+        }
     };
     let options = SubscribeOptions {
         as_of: params.as_of,
@@ -60,8 +69,16 @@ pub async fn open(state: &AppState, params: SubscribeParams, last_event_id: Opti
 }
 
 /// The messages of a subscription, ending after an error or at shutdown.
-pub fn messages(sub: Subscription, progress: bool, cancel: CancellationToken) -> impl Stream<Item = Message> {
-    let first = Message { kind: "columns", data: json!({"type": "columns", "columns": columns(&sub.columns), "as_of": sub.as_of}), id: None };
+pub fn messages(
+    sub: Subscription,
+    progress: bool,
+    cancel: CancellationToken,
+) -> impl Stream<Item = Message> {
+    let first = Message {
+        kind: "columns",
+        data: json!({"type": "columns", "columns": columns(&sub.columns), "as_of": sub.as_of}),
+        id: None,
+    };
     let rest = futures::stream::unfold(Some(sub), move |sub| {
         let cancel = cancel.clone();
         async move {
@@ -76,23 +93,42 @@ pub fn messages(sub: Subscription, progress: bool, cancel: CancellationToken) ->
                 };
                 match event {
                     Ok(SubscribeEvent::Update { time, updates }) => {
-                        let updates: Vec<Value> = updates.iter().map(|(r, d)| json!({"row": r.to_json(), "diff": d})).collect();
-                        let msg = Message { kind: "update", data: json!({"type": "update", "time": time, "updates": updates}), id: None };
+                        let updates: Vec<Value> = updates
+                            .iter()
+                            .map(|(r, d)| json!({"row": r.to_json(), "diff": d}))
+                            .collect();
+                        let msg = Message {
+                            kind: "update",
+                            data: json!({"type": "update", "time": time, "updates": updates}),
+                            id: None,
+                        };
                         return Some((msg, Some(sub)));
                     }
                     Ok(SubscribeEvent::Progress { upper }) => {
                         if progress {
-                            let msg = Message { kind: "progress", data: json!({"type": "progress", "time": upper}), id: Some(upper) };
+                            let msg = Message {
+                                kind: "progress",
+                                data: json!({"type": "progress", "time": upper}),
+                                id: Some(upper),
+                            };
                             return Some((msg, Some(sub)));
                         }
                     }
-                    Ok(SubscribeEvent::Error { code, message, resume_from }) => {
+                    Ok(SubscribeEvent::Error {
+                        code,
+                        message,
+                        resume_from,
+                    }) => {
                         return Some((error_message(code, &message, resume_from), None));
                     }
                     Err(_) => {
                         if sub.state.lagged.load(Ordering::Acquire) {
                             let resume = sub.state.resume_from();
-                            let msg = error_message("lagged", "the subscriber fell too far behind; resume from resume_from", Some(resume));
+                            let msg = error_message(
+                                "lagged",
+                                "the subscriber fell too far behind; resume from resume_from",
+                                Some(resume),
+                            );
                             return Some((msg, None));
                         }
                         return None;
@@ -109,12 +145,22 @@ fn error_message(code: &str, message: &str, resume_from: Option<u64>) -> Message
     if let Some(r) = resume_from {
         data["resume_from"] = json!(r);
     }
-    Message { kind: "error", data, id: None }
+    Message {
+        kind: "error",
+        data,
+        id: None,
+    }
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<SubscribeParams>) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<SubscribeParams>,
+) -> ApiResult<Response> {
     let last_event_id = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ApiError::bad_request("bad_request", "Last-Event-ID must be a timestamp"))?),
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request("bad_request", "Last-Event-ID must be a timestamp")
+        })?),
         None => None,
     };
     let ndjson = headers
@@ -133,7 +179,14 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, Query(params
             line.push('\n');
             Ok::<_, Infallible>(line)
         });
-        Ok(([(header::CONTENT_TYPE, "application/x-ndjson"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(body)).into_response())
+        Ok((
+            [
+                (header::CONTENT_TYPE, "application/x-ndjson"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(body),
+        )
+            .into_response())
     } else {
         let events = stream.map(move |m| {
             let _keep = &guard;
@@ -143,7 +196,9 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, Query(params
             }
             Ok::<_, Infallible>(e)
         });
-        Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+        Ok(Sse::new(events)
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response())
     }
 }
 

@@ -48,7 +48,11 @@ async fn session(state: AppState, socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Value>(256);
     let writer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
-            if sink.send(WsMessage::Text(msg.to_string().into())).await.is_err() {
+            if sink
+                .send(WsMessage::Text(msg.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -68,19 +72,38 @@ async fn session(state: AppState, socket: WebSocket) {
         let req: Request = match serde_json::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.send(error("", "invalid_json", format!("expected {{\"op\", \"id\", …}}: {e}"))).await;
+                let _ = tx
+                    .send(error(
+                        "",
+                        "invalid_json",
+                        format!("expected {{\"op\", \"id\", …}}: {e}"),
+                    ))
+                    .await;
                 continue;
             }
         };
         match req.op.as_str() {
             "subscribe" => {
                 if running.contains_key(&req.id) {
-                    let _ = tx.send(error(&req.id, "already_exists", format!("subscription \"{}\" is already running", req.id))).await;
+                    let _ = tx
+                        .send(error(
+                            &req.id,
+                            "already_exists",
+                            format!("subscription \"{}\" is already running", req.id),
+                        ))
+                        .await;
                     continue;
                 }
                 let p = req.params;
                 let progress = p.progress.unwrap_or(true);
-                let params = SubscribeParams { view: p.view, sql: p.sql, as_of: p.as_of, snapshot: p.snapshot, progress: p.progress, resume_from: p.resume_from };
+                let params = SubscribeParams {
+                    view: p.view,
+                    sql: p.sql,
+                    as_of: p.as_of,
+                    snapshot: p.snapshot,
+                    progress: p.progress,
+                    resume_from: p.resume_from,
+                };
                 match open(&state, params, None).await {
                     Ok(sub) => {
                         let cancel = state.shutdown.child_token();
@@ -114,7 +137,13 @@ async fn session(state: AppState, socket: WebSocket) {
                 }
             }
             other => {
-                let _ = tx.send(error(&req.id, "bad_request", format!("unknown op \"{other}\" (use subscribe or unsubscribe)"))).await;
+                let _ = tx
+                    .send(error(
+                        &req.id,
+                        "bad_request",
+                        format!("unknown op \"{other}\" (use subscribe or unsubscribe)"),
+                    ))
+                    .await;
             }
         }
     }
