@@ -92,6 +92,8 @@ impl Member {
 /// stream at any time with a snapshot and no dataflow of its own.
 struct FanOut {
     members: Vec<Member>,
+    /// Consumers waiting for the stream to pass their snapshot time.
+    pending: Vec<(Time, Member)>,
     contents: Option<HashMap<Row, Diff>>,
     /// The snapshot time of the dataflow, until the first progress.
     as_of: Time,
@@ -113,12 +115,23 @@ pub enum Offer {
     Stop,
 }
 
+impl FanOut {
+    /// The accumulated contents as updates.
+    fn snapshot(&self) -> Vec<(Row, Diff)> {
+        self.contents
+            .as_ref()
+            .map(|c| c.iter().map(|(r, d)| (r.clone(), *d)).collect())
+            .unwrap_or_default()
+    }
+}
+
 impl SubscriptionFeed {
     /// A feed for one consumer.
     pub fn single(member: Member, as_of: Time) -> Self {
         SubscriptionFeed {
             inner: Arc::new(Mutex::new(FanOut {
                 members: vec![member],
+                pending: Vec::new(),
                 contents: None,
                 as_of,
                 frontier: None,
@@ -132,6 +145,7 @@ impl SubscriptionFeed {
         SubscriptionFeed {
             inner: Arc::new(Mutex::new(FanOut {
                 members: vec![first],
+                pending: Vec::new(),
                 contents: Some(HashMap::new()),
                 as_of,
                 frontier: None,
@@ -150,6 +164,33 @@ impl SubscriptionFeed {
         let mut f = self.lock();
         if f.stopped {
             return Offer::Stop;
+        }
+        // Everything at or before a waiting consumer's snapshot time has arrived once an event
+        // beyond it does (events come in time order): its snapshot is the contents now.
+        let beyond = match &event {
+            SubscribeEvent::Update { time, .. } => Some(*time),
+            SubscribeEvent::Progress { upper } => Some(upper.saturating_sub(1)),
+            SubscribeEvent::Error { .. } => {
+                // Waiting consumers get the error too.
+                let pending = std::mem::take(&mut f.pending);
+                f.members.extend(pending.into_iter().map(|(_, m)| m));
+                None
+            }
+        };
+        if let Some(beyond) = beyond {
+            let pending = std::mem::take(&mut f.pending);
+            for (as_of, m) in pending {
+                if beyond > as_of {
+                    if m.offer(SubscribeEvent::Update {
+                        time: as_of,
+                        updates: f.snapshot(),
+                    }) {
+                        f.members.push(m);
+                    }
+                } else {
+                    f.pending.push((as_of, m));
+                }
+            }
         }
         match &event {
             SubscribeEvent::Update { updates, .. } => {
@@ -179,7 +220,7 @@ impl SubscriptionFeed {
                 f.members.push(m);
             }
         }
-        if f.members.is_empty() || f.stopped {
+        if (f.members.is_empty() && f.pending.is_empty()) || f.stopped {
             f.stopped = true;
             Offer::Stop
         } else {
@@ -192,34 +233,35 @@ impl SubscriptionFeed {
         self.lock().frontier
     }
 
-    /// Adds a consumer to a running shared feed: it gets the contents as of the last progress
-    /// and continues with the stream. Returns its snapshot time, or
-    /// `None` if the feed has stopped (the caller then starts a new one).
-    pub fn join(&self, member: Member) -> Option<Time> {
+    /// Adds a consumer to a running shared feed, with a snapshot no earlier than `min_as_of`
+    /// (the latest complete timestamp when it subscribed, so it sees every acknowledged
+    /// write). If the stream has already passed that time the consumer gets the contents as of
+    /// the last progress at once; otherwise it waits until the stream passes `min_as_of` and
+    /// gets the contents as of `min_as_of` then. Returns the snapshot time, or `None` if the
+    /// feed has stopped (the caller then starts a new one).
+    pub fn join(&self, member: Member, min_as_of: Time) -> Option<Time> {
         let mut f = self.lock();
         if f.stopped || f.contents.is_none() {
             return None;
         }
-        let as_of = match f.frontier {
-            None => f.as_of,
-            Some(upper) => {
-                let time = upper.saturating_sub(1);
-                let updates: Vec<(Row, Diff)> = f
-                    .contents
-                    .as_ref()
-                    .map(|c| c.iter().map(|(r, d)| (r.clone(), *d)).collect())
-                    .unwrap_or_default();
-                if !member.offer(SubscribeEvent::Update { time, updates }) {
-                    return Some(time);
+        match f.frontier {
+            Some(upper) if upper > min_as_of => {
+                let time = upper - 1;
+                if member.offer(SubscribeEvent::Update {
+                    time,
+                    updates: f.snapshot(),
+                }) && member.offer(SubscribeEvent::Progress { upper })
+                {
+                    f.members.push(member);
                 }
-                if !member.offer(SubscribeEvent::Progress { upper }) {
-                    return Some(time);
-                }
-                time
+                Some(time)
             }
-        };
-        f.members.push(member);
-        Some(as_of)
+            _ => {
+                let as_of = min_as_of.max(f.as_of);
+                f.pending.push((as_of, member));
+                Some(as_of)
+            }
+        }
     }
 
     /// Marks the feed stopped and drops every consumer (their streams end).
@@ -227,6 +269,7 @@ impl SubscriptionFeed {
         let mut f = self.lock();
         f.stopped = true;
         f.members.clear();
+        f.pending.clear();
     }
 }
 

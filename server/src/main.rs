@@ -161,8 +161,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         subscriber_buffer: args.subscriber_buffer,
         ..Default::default()
     })?;
+    // Planning recurses over the SQL tree; give request threads room for the deepest statement
+    // the planner accepts (deeper ones get a clear error, never a stack overflow).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 << 20)
         .build()?;
     let shutdown = CancellationToken::new();
     let state = state::AppState {

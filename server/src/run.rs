@@ -16,6 +16,17 @@ pub enum Format {
 }
 
 pub fn run(path: &std::path::Path, workers: usize, format: Format) -> anyhow::Result<()> {
+    // Planning recurses over the SQL tree: run it on a thread with room for the deepest
+    // statement the planner accepts.
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .stack_size(32 << 20)
+        .spawn(move || run_script(&path, workers, format))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the script runner panicked"))?
+}
+
+fn run_script(path: &std::path::Path, workers: usize, format: Format) -> anyhow::Result<()> {
     let sql =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let engine = Engine::start(EngineConfig {

@@ -552,7 +552,6 @@ fn progress_false_sends_updates_without_progress() {
 /// subscription here is dropped right after its snapshot, so the next one may find the
 /// previous stream still running.
 #[test]
-#[ignore = "bug: since 3797eb5 a new subscription to a view can join the still-running shared stream of a just-dropped one (FanOut::join): if that stream sent its snapshot but no progress yet, the newcomer gets no snapshot at all (progress first) and its rows are lost for good; otherwise its snapshot is that stream's contents labelled as of its last progress, which misses (or mislabels) a just-acknowledged write"]
 fn new_subscription_snapshot_reflects_prior_writes() {
     let server = Server::start(&[]);
     server.sql_ok("CREATE TABLE t (x bigint NOT NULL); CREATE VIEW c AS SELECT count(*) AS n, sum(x) AS s FROM t");
@@ -822,7 +821,6 @@ fn concurrent_writers_match_sqlite_replayed_in_timestamp_order() {
 /// Read-your-writes for a subscription that joins a view other clients already follow: its
 /// snapshot (the update at its `as_of`) must include every write acknowledged before it.
 #[test]
-#[ignore = "bug: since 3797eb5 a second subscriber to a view joins the shared stream with that stream's contents as of its last progress (FanOut::join), so its snapshot misses writes acknowledged just before it subscribed"]
 fn second_subscriber_snapshot_reflects_prior_writes() {
     let server = Server::start(&[]);
     server

@@ -469,7 +469,7 @@ impl Engine {
                     state: Arc::clone(&state),
                     capacity,
                 };
-                if let Some(as_of) = hub.join(joining) {
+                if let Some(as_of) = hub.join(joining, coord.read_ts()) {
                     self.inner
                         .metrics
                         .subscriptions

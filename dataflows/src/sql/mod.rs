@@ -224,6 +224,7 @@ pub fn parse_statement(request: &str, stmt: &StatementText<'_>) -> Result<Statem
         _ => {}
     }
     let dialect = PostgreSqlDialect {};
+    check_size(&dialect, text)?;
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(64)
         .try_with_sql(text)
@@ -244,6 +245,44 @@ pub fn parse_statement(request: &str, stmt: &StatementText<'_>) -> Result<Statem
         ));
     }
     convert(parsed, as_of)
+}
+
+/// Most operators one statement may hold. Chains like `a + b + …` nest one level per operator,
+/// and planning walks that nesting recursively; this bound keeps it far from the stack limit.
+pub const MAX_OPERATORS: usize = 2_000;
+
+fn check_size(dialect: &PostgreSqlDialect, text: &str) -> Result<()> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    // Tokenizing errors are reported by the parser with a position; only count here.
+    let Ok(tokens) = Tokenizer::new(dialect, text).tokenize() else {
+        return Ok(());
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::LParen => true,
+            Token::Word(w) => matches!(w.value.to_ascii_uppercase().as_str(), "AND" | "OR" | "NOT"),
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(Error::plan(format!(
+            "statement too complex: {operators} operators and parentheses (at most {MAX_OPERATORS})"
+        )));
+    }
+    Ok(())
 }
 
 /// Removes a trailing `AS OF <timestamp>` from a SELECT.

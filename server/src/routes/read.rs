@@ -1,5 +1,6 @@
 //! `GET /v1/views/{name}` (tables too), optionally `?as_of=T`.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -18,8 +19,9 @@ pub struct ReadParams {
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(params): Query<ReadParams>,
+    params: Result<Query<ReadParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(params) = params.map_err(super::bad_query)?;
     let engine = state.engine.clone();
     let result = blocking(move || engine.read(&name, params.as_of)).await??;
     Ok(Json(

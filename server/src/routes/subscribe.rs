@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -155,7 +156,7 @@ fn error_message(code: &str, message: &str, resume_from: Option<u64>) -> Message
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<SubscribeParams>,
+    params: Result<Query<SubscribeParams>, QueryRejection>,
 ) -> ApiResult<Response> {
     let last_event_id = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
@@ -167,6 +168,7 @@ pub async fn get(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/x-ndjson") && !a.contains("text/event-stream"));
+    let Query(params) = params.map_err(super::bad_query)?;
     let progress = params.progress.unwrap_or(true);
     let sub = open(&state, params, last_event_id).await?;
     state.metrics.subscribers.inc();
