@@ -228,6 +228,36 @@ impl SubscriptionFeed {
         }
     }
 
+    /// Events the fullest consumer can still take before its buffer is full.
+    pub fn room(&self) -> usize {
+        let f = self.lock();
+        f.members
+            .iter()
+            .map(|m| m.capacity.saturating_sub(m.sender.len()))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The smallest consumer buffer.
+    pub fn capacity(&self) -> usize {
+        self.lock()
+            .members
+            .iter()
+            .map(|m| m.capacity)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Cuts every consumer off as lagging.
+    pub fn cut_off(&self) {
+        let mut f = self.lock();
+        for m in f.members.drain(..) {
+            m.state.lagged.store(true, Ordering::Release);
+            m.sender.close();
+        }
+        f.stopped = true;
+    }
+
     /// Where a consumer cut off now could resume from.
     pub fn resume_from(&self) -> Option<Time> {
         self.lock().frontier

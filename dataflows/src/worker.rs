@@ -8,18 +8,20 @@
 //! CPU, which matters when workers share two cores.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::InputSession;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::TraceReader;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Input;
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::{Antichain, AntichainRef};
+use timely::scheduling::Activator;
 use timely::worker::Worker;
 
 use crate::command::{Command, Target};
@@ -338,23 +340,30 @@ impl WorkerState {
                         }
                     };
                     let updates = bundle.oks.map(Ok).concat(bundle.errs.map(Err)).inner;
-                    let mut sink = SubscribeSink {
-                        id,
-                        feed,
-                        as_of,
-                        snapshot,
-                        snapshot_sent: false,
-                        stash: Vec::new(),
-                        last_upper: 0,
-                        stopped,
-                    };
-                    updates.sink(
+                    let scope = ctx.scope;
+                    updates.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
                         Exchange::new(|_| 0u64),
                         "SubscribeSink",
-                        move |(input, frontier)| {
-                            input.for_each(|_cap, data| sink.stash.append(data));
-                            let upper = frontier.frontier().iter().next().copied();
-                            sink.advance(upper);
+                        move |_capability, info| {
+                            let mut sink = SubscribeSink {
+                                id,
+                                feed,
+                                as_of,
+                                snapshot,
+                                snapshot_sent: false,
+                                stash: Vec::new(),
+                                last_upper: 0,
+                                stopped,
+                                backlog: VecDeque::new(),
+                                catching_up: true,
+                                activator: scope.activator_for(info.address),
+                            };
+                            move |(input, frontier), _output| {
+                                input.for_each(|_cap, data| sink.stash.append(data));
+                                let upper = frontier.frontier().iter().next().copied();
+                                sink.advance(upper);
+                                sink.flush();
+                            }
                         },
                     );
                 });
@@ -493,9 +502,53 @@ struct SubscribeSink {
     stash: Vec<(Result<Row, EvalError>, Time, Diff)>,
     last_upper: Time,
     stopped: Rc<RefCell<Vec<u64>>>,
+    /// Events computed but not yet handed to the consumer.
+    backlog: VecDeque<SubscribeEvent>,
+    /// Until the first backlog has been delivered (the snapshot and, for `as_of` or resumed
+    /// subscriptions, the history since then) events are paced to the consumer's free buffer
+    /// instead of counting a full buffer as lagging: catching up is not falling behind.
+    catching_up: bool,
+    activator: Activator,
 }
 
+/// A consumer whose undelivered events exceed this many buffers is cut off even while
+/// catching up: it is not keeping up with the live stream.
+const MAX_BACKLOG_BUFFERS: usize = 64;
+
 impl SubscribeSink {
+    /// Hands backlog events to the consumer: all of them once live, as many as fit while
+    /// catching up (then polling again shortly).
+    fn flush(&mut self) {
+        while !self.backlog.is_empty() {
+            let Some(feed) = self.feed.as_ref() else {
+                self.backlog.clear();
+                return;
+            };
+            if self.catching_up && feed.room() == 0 {
+                if self.backlog.len() > MAX_BACKLOG_BUFFERS * feed.capacity().max(1) {
+                    feed.cut_off();
+                    self.stop();
+                    return;
+                }
+                self.activator
+                    .activate_after(std::time::Duration::from_millis(1));
+                return;
+            }
+            let event = self.backlog.pop_front().expect("non-empty");
+            let ends = matches!(event, SubscribeEvent::Error { .. });
+            if !self.offer(event) {
+                return;
+            }
+            if ends {
+                self.stop();
+                return;
+            }
+        }
+        if self.snapshot_sent {
+            self.catching_up = false;
+        }
+    }
+
     fn stop(&mut self) {
         if self.feed.take().is_some() {
             self.stopped.borrow_mut().push(self.id);
@@ -539,12 +592,13 @@ impl SubscribeSink {
         }
         if let Some((e, _)) = errors.into_iter().find(|(_, d)| *d > 0) {
             let resume_from = self.feed.as_ref().and_then(|f| f.resume_from());
-            self.offer(SubscribeEvent::Error {
+            self.backlog.push_back(SubscribeEvent::Error {
                 code: "evaluation_error",
                 message: e.to_string(),
                 resume_from,
             });
-            self.stop();
+            self.stash.clear();
+            self.last_upper = bound;
             return;
         }
         let mut batches = batch_by_time(rows);
@@ -558,24 +612,20 @@ impl SubscribeSink {
             }
         }
         for (time, updates) in batches {
-            if !self.offer(SubscribeEvent::Update { time, updates }) {
-                return;
-            }
+            self.backlog
+                .push_back(SubscribeEvent::Update { time, updates });
         }
+        self.last_upper = bound;
         match upper {
-            Some(u) => {
-                self.last_upper = u;
-                self.offer(SubscribeEvent::Progress { upper: u });
-            }
-            None => {
-                self.offer(SubscribeEvent::Error {
-                    code: "closed",
-                    message: "the subscribed relation was dropped or the server is shutting down"
-                        .into(),
-                    resume_from: None,
-                });
-                self.stop();
-            }
+            Some(u) => self
+                .backlog
+                .push_back(SubscribeEvent::Progress { upper: u }),
+            None => self.backlog.push_back(SubscribeEvent::Error {
+                code: "closed",
+                message: "the subscribed relation was dropped or the server is shutting down"
+                    .into(),
+                resume_from: None,
+            }),
         }
     }
 }

@@ -508,6 +508,11 @@ impl Engine {
             ),
         };
         coord.check_readable(as_of)?;
+        if !snapshot {
+            // Without a snapshot, a consumer cut off before the first progress can resume
+            // where it started.
+            state.last_progress.store(as_of + 1, Ordering::Release);
+        }
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
         self.inner
             .shared

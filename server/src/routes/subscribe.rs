@@ -124,11 +124,13 @@ pub fn messages(
                     }
                     Err(_) => {
                         if sub.state.lagged.load(Ordering::Acquire) {
-                            let resume = sub.state.resume_from();
+                            // Before the first progress there is nothing to resume from:
+                            // the client subscribes again (with a snapshot).
+                            let resume = Some(sub.state.resume_from()).filter(|r| *r > 0);
                             let msg = error_message(
                                 "lagged",
                                 "the subscriber fell too far behind; resume from resume_from",
-                                Some(resume),
+                                resume,
                             );
                             return Some((msg, None));
                         }
