@@ -44,6 +44,25 @@ pub struct Shared {
     pub feeds: Mutex<HashMap<u64, SubscriptionFeed>>,
     /// Worker 0's thread, to wake it when a command arrives.
     pub worker0: Mutex<Option<std::thread::Thread>>,
+    /// Per-item statistics, summed over workers.
+    pub stats: Mutex<HashMap<GlobalId, Arc<ItemStats>>>,
+}
+
+/// What `/metrics` shows per table and view.
+#[derive(Debug, Default)]
+pub struct ItemStats {
+    /// Updates (row, time, diff) the item's dataflow has produced.
+    pub updates: std::sync::atomic::AtomicU64,
+    /// Updates held in the item's arrangement (after compaction), all workers.
+    pub records: std::sync::atomic::AtomicI64,
+    /// The arrangement's frontier: every time before it is complete.
+    pub frontier: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn stats_for(&self, id: GlobalId) -> Arc<ItemStats> {
+        Arc::clone(self.stats.lock().expect("lock").entry(id).or_default())
+    }
 }
 
 /// A catalog item's arrangements on this worker.
@@ -53,6 +72,9 @@ struct Item {
     input: Option<InputSession<Time, Row, Diff>>,
     dataflow: usize,
     name: String,
+    stats: Arc<ItemStats>,
+    /// This worker's last contribution to `stats.records`.
+    records: i64,
 }
 
 struct PendingPeek {
@@ -99,6 +121,7 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         );
         (input, probe)
     });
+    let mut last_stats = std::time::Instant::now();
     let mut cmd_input = if index == 0 { Some(cmd_input) } else { None };
     let mut seq: u64 = 0;
 
@@ -145,6 +168,10 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             state.apply(worker, &shared, cmd);
         }
         state.answer_peeks(worker, &shared);
+        if last_stats.elapsed() >= STATS_INTERVAL {
+            last_stats = std::time::Instant::now();
+            state.update_stats(index == 0);
+        }
         if state.shutdown {
             break;
         }
@@ -171,10 +198,13 @@ impl WorkerState {
             Command::CreateTable { id, name } => {
                 let mut input = InputSession::new();
                 let dataflow = worker.next_dataflow_index();
+                let stats = shared.stats_for(id);
+                let counter = Arc::clone(&stats);
                 let mut oks =
                     worker.dataflow_named::<Time, _, _>(&format!("table {name}"), |scope| {
                         input
                             .to_collection(scope)
+                            .inspect_batch(move |_t, data| count_updates(&counter, data.len()))
                             .arrange_by_self_named(&format!("arrange {name}"))
                             .trace
                     });
@@ -190,6 +220,8 @@ impl WorkerState {
                         input: Some(input),
                         dataflow,
                         name,
+                        stats,
+                        records: 0,
                     },
                 );
             }
@@ -201,6 +233,8 @@ impl WorkerState {
             } => {
                 let dataflow = worker.next_dataflow_index();
                 let items = &mut self.items;
+                let stats = shared.stats_for(id);
+                let counter = Arc::clone(&stats);
                 let (mut oks, mut errs) =
                     worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
                         let mut ctx = Context::new(scope);
@@ -209,6 +243,7 @@ impl WorkerState {
                         (
                             bundle
                                 .oks
+                                .inspect_batch(move |_t, data| count_updates(&counter, data.len()))
                                 .arrange_by_self_named(&format!("arrange {name}"))
                                 .trace,
                             bundle
@@ -229,11 +264,14 @@ impl WorkerState {
                         input: None,
                         dataflow,
                         name,
+                        stats,
+                        records: 0,
                     },
                 );
             }
             Command::Drop { ids } => {
                 for id in ids {
+                    shared.stats.lock().expect("lock").remove(&id);
                     if let Some(mut item) = self.items.remove(&id) {
                         if let Some(input) = item.input.take() {
                             input.close();
@@ -379,6 +417,31 @@ impl WorkerState {
         }
     }
 
+    /// Refreshes arrangement sizes (this worker's share) and, on worker 0, frontiers.
+    fn update_stats(&mut self, report_frontier: bool) {
+        use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
+        for item in self.items.values_mut() {
+            let mut records = 0i64;
+            item.oks.map_spans(|span| {
+                if let Some(b) = &span.inner {
+                    records += b.len() as i64;
+                }
+            });
+            item.stats
+                .records
+                .fetch_add(records - item.records, std::sync::atomic::Ordering::Relaxed);
+            item.records = records;
+            if report_frontier {
+                let mut upper = Antichain::new();
+                item.oks.read_upper(&mut upper);
+                let f = upper.elements().first().copied().unwrap_or(Time::MAX);
+                item.stats
+                    .frontier
+                    .store(f, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
     fn advance(&mut self, upper: Time) {
         if upper < self.upper {
             return;
@@ -429,6 +492,15 @@ impl WorkerState {
             }
         }
     }
+}
+
+/// How often arrangement sizes and frontiers are refreshed for metrics.
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn count_updates(stats: &ItemStats, n: usize) {
+    stats
+        .updates
+        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn send_peek(shared: &Arc<Shared>, id: u64, part: PeekPart) {

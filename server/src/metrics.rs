@@ -28,6 +28,9 @@ pub struct HttpMetrics {
     statement_errors: Counter,
     latest_timestamp: Gauge,
     frontier_lag_ms: Gauge,
+    item_updates: Family<Labels, Counter>,
+    item_records: Family<Labels, Gauge>,
+    item_lag_ms: Family<Labels, Gauge>,
 }
 
 impl Default for HttpMetrics {
@@ -79,7 +82,28 @@ impl Default for HttpMetrics {
             "Wall clock minus the latest complete timestamp",
             frontier_lag_ms.clone(),
         );
+        let item_updates = Family::<Labels, Counter>::default();
+        registry.register(
+            "relation_updates",
+            "Updates produced by each table's and view's dataflow",
+            item_updates.clone(),
+        );
+        let item_records = Family::<Labels, Gauge>::default();
+        registry.register(
+            "arrangement_records",
+            "Updates held in each table's and view's arrangement",
+            item_records.clone(),
+        );
+        let item_lag_ms = Family::<Labels, Gauge>::default();
+        registry.register(
+            "relation_frontier_lag_ms",
+            "Wall clock minus each table's and view's frontier",
+            item_lag_ms.clone(),
+        );
         HttpMetrics {
+            item_updates,
+            item_records,
+            item_lag_ms,
             registry,
             requests,
             subscribers,
@@ -112,6 +136,24 @@ impl HttpMetrics {
         self.latest_timestamp.set(latest as i64);
         self.frontier_lag_ms
             .set(freshet_dataflows::engine::now_ms().saturating_sub(latest) as i64);
+        let now = freshet_dataflows::engine::now_ms();
+        self.item_records.clear();
+        self.item_lag_ms.clear();
+        for item in engine.item_stats() {
+            let labels = vec![
+                ("name".to_string(), item.name.clone()),
+                ("kind".to_string(), item.kind.to_string()),
+            ];
+            catch_up(&self.item_updates.get_or_create(&labels), item.updates);
+            self.item_records
+                .get_or_create(&labels)
+                .set(item.records as i64);
+            if item.frontier > 0 && item.frontier != u64::MAX {
+                self.item_lag_ms
+                    .get_or_create(&labels)
+                    .set(now.saturating_sub(item.frontier) as i64);
+            }
+        }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             tracing::error!("metrics encoding failed");

@@ -128,6 +128,19 @@ impl Drop for SubscriptionGuard {
     }
 }
 
+/// Statistics of one table or view.
+#[derive(Clone, Debug)]
+pub struct ItemStatsSnapshot {
+    pub name: String,
+    pub kind: &'static str,
+    /// Updates its dataflow has produced (summed over workers).
+    pub updates: u64,
+    /// Updates held in its arrangement.
+    pub records: u64,
+    /// Every time before this is complete (0 until first reported).
+    pub frontier: Time,
+}
+
 /// Rows of a read, with the timestamp they are exact at.
 #[derive(Clone, Debug)]
 pub struct ReadResult {
@@ -298,6 +311,7 @@ impl Engine {
             peeks: Mutex::new(Default::default()),
             feeds: Mutex::new(Default::default()),
             worker0: Mutex::new(None),
+            stats: Mutex::new(Default::default()),
         });
         let start = now_ms();
         let worker_shared = Arc::clone(&shared);
@@ -531,6 +545,26 @@ impl Engine {
             .subscriptions
             .fetch_add(1, Ordering::Relaxed);
         Ok(subscription(as_of, guard(Some(id))))
+    }
+
+    /// Per table and view: updates produced, arranged records, and frontier.
+    pub fn item_stats(&self) -> Vec<ItemStatsSnapshot> {
+        let coord = self.inner.coord.lock().expect("lock");
+        let stats = self.inner.shared.stats.lock().expect("lock");
+        coord
+            .catalog
+            .items()
+            .filter_map(|i| {
+                let s = stats.get(&i.id)?;
+                Some(ItemStatsSnapshot {
+                    name: i.name.clone(),
+                    kind: i.kind.name(),
+                    updates: s.updates.load(Ordering::Relaxed),
+                    records: s.records.load(Ordering::Relaxed).max(0) as u64,
+                    frontier: s.frontier.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
     }
 
     /// Tables and views with their columns and definitions.
