@@ -1,7 +1,13 @@
 //! JSON lines: one object per line, keyed by column name (an insert), or
 //! `{"insert": {…}}` / `{"delete": {…}}`.
 
-use freshet_dataflows::{Row, Schema, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+use freshet_dataflows::value::parse_text;
+use freshet_dataflows::{DataType, Row, Schema, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Map;
 
 use super::{FormatError, Updates};
@@ -25,25 +31,16 @@ pub fn decode_ndjson(schema: &Schema, input: &str) -> Result<Updates, FormatErro
 }
 
 /// Decodes one JSON record into an update.
+///
+/// Values are decoded straight into typed values of the schema's columns (no intermediate
+/// `serde_json::Value` tree, no allocated keys), because ingest decodes millions of lines.
 pub fn decode_line(schema: &Schema, line: &str) -> Result<(Row, isize), String> {
-    let value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
-    let serde_json::Value::Object(obj) = value else {
-        return Err("expected a JSON object".into());
-    };
-    let is_envelope = obj.len() == 1
-        && (obj.contains_key("insert") || obj.contains_key("delete"))
-        && schema.index_of("insert").is_none()
-        && schema.index_of("delete").is_none();
-    if is_envelope {
-        let (kind, inner) = obj.into_iter().next().expect("one entry");
-        let serde_json::Value::Object(fields) = inner else {
-            return Err(format!("\"{kind}\" must be an object"));
-        };
-        let row = object_row(schema, &fields)?;
-        return Ok((row, if kind == "insert" { 1 } else { -1 }));
-    }
-    Ok((object_row(schema, &obj)?, 1))
+    let mut de = serde_json::Deserializer::from_str(line);
+    let record = RecordSeed { schema }
+        .deserialize(&mut de)
+        .map_err(|e| message(&e))?;
+    de.end().map_err(|e| format!("malformed JSON: {e}"))?;
+    Ok(record)
 }
 
 /// Builds a row from an object keyed by column name; absent columns are NULL.
@@ -57,12 +54,238 @@ pub fn object_row(schema: &Schema, obj: &Map<String, serde_json::Value>) -> Resu
         values[i] =
             Value::from_json(v, col.ty).map_err(|e| format!("column \"{}\": {e}", col.name))?;
     }
+    check_not_null(schema, &values)?;
+    Ok(Row::new(values))
+}
+
+fn check_not_null(schema: &Schema, values: &[Value]) -> Result<(), String> {
     for (v, c) in values.iter().zip(&schema.columns) {
         if v.is_null() && !c.nullable {
             return Err(format!("missing value for NOT NULL column \"{}\"", c.name));
         }
     }
-    Ok(Row::new(values))
+    Ok(())
+}
+
+/// Our own messages travel through serde as custom errors; JSON syntax errors get a prefix.
+fn message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if e.is_data() {
+        // serde_json appends " at line L column C"; the caller reports the line.
+        match text.rfind(" at line ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        }
+    } else {
+        format!("malformed JSON: {text}")
+    }
+}
+
+/// A whole record: a row object, or `{"insert": row}` / `{"delete": row}`.
+struct RecordSeed<'a> {
+    schema: &'a Schema,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = (Row, isize);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(RecordVisitor {
+            schema: self.schema,
+        })
+    }
+}
+
+struct RecordVisitor<'a> {
+    schema: &'a Schema,
+}
+
+impl<'de> Visitor<'de> for RecordVisitor<'_> {
+    type Value = (Row, isize);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let schema = self.schema;
+        let envelope_names =
+            schema.index_of("insert").is_none() && schema.index_of("delete").is_none();
+        let mut values = vec![Value::Null; schema.len()];
+        let mut seen_column = false;
+        let mut envelope: Option<isize> = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.0.as_ref();
+            if envelope_names
+                && !seen_column
+                && envelope.is_none()
+                && (key == "insert" || key == "delete")
+            {
+                let row = map.next_value_seed(RowSeed { schema })?;
+                envelope = Some(if key == "insert" { 1 } else { -1 });
+                values = row.into_values();
+                continue;
+            }
+            if envelope.is_some() {
+                return Err(de::Error::custom(
+                    "an \"insert\"/\"delete\" record must have exactly one key",
+                ));
+            }
+            seen_column = true;
+            let i = schema
+                .index_of(key)
+                .ok_or_else(|| de::Error::custom(format!("unknown column \"{key}\"")))?;
+            values[i] = map.next_value_seed(ValueSeed { schema, column: i })?;
+        }
+        if envelope.is_none() {
+            check_not_null(schema, &values).map_err(de::Error::custom)?;
+        }
+        Ok((Row::new(values), envelope.unwrap_or(1)))
+    }
+}
+
+/// A row object.
+struct RowSeed<'a> {
+    schema: &'a Schema,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of column values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let schema = self.schema;
+        let mut values = vec![Value::Null; schema.len()];
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.0.as_ref();
+            let i = schema
+                .index_of(key)
+                .ok_or_else(|| de::Error::custom(format!("unknown column \"{key}\"")))?;
+            values[i] = map.next_value_seed(ValueSeed { schema, column: i })?;
+        }
+        check_not_null(schema, &values).map_err(de::Error::custom)?;
+        Ok(Row::new(values))
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a column name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One column's value, converted to the column's type as it is read.
+struct ValueSeed<'a> {
+    schema: &'a Schema,
+    column: usize,
+}
+
+impl ValueSeed<'_> {
+    fn ty(&self) -> DataType {
+        self.schema.columns[self.column].ty
+    }
+
+    fn mismatch<E: de::Error>(&self, found: &dyn fmt::Display) -> E {
+        let col = &self.schema.columns[self.column];
+        E::custom(format!(
+            "column \"{}\": expected {}, found {found}",
+            col.name,
+            col.ty.name()
+        ))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} value", self.ty().name())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        match self.ty() {
+            DataType::Bool => Ok(Value::Bool(v)),
+            _ => Err(self.mismatch(&v)),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        match self.ty() {
+            DataType::Int => Ok(Value::Int(v)),
+            DataType::Float => Ok(Value::float(v as f64)),
+            DataType::Timestamp => Ok(Value::Timestamp(v.saturating_mul(1000))),
+            _ => Err(self.mismatch(&v)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        match i64::try_from(v) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) if self.ty() == DataType::Float => Ok(Value::float(v as f64)),
+            Err(_) => Err(self.mismatch(&v)),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        match self.ty() {
+            DataType::Float => Ok(Value::float(v)),
+            _ => Err(self.mismatch(&v)),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.ty() {
+            DataType::Text => Ok(Value::text(v)),
+            ty => parse_text(v.trim(), ty).ok_or_else(|| self.mismatch(&format!("\"{v}\""))),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Value, A::Error> {
+        Err(self.mismatch(&"an object"))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _seq: A) -> Result<Value, A::Error> {
+        Err(self.mismatch(&"an array"))
+    }
 }
 
 #[cfg(test)]
