@@ -8,6 +8,7 @@ use super::{FormatError, Updates};
 
 /// Decodes CSV with a header line. The first bad record fails the whole input.
 pub fn decode_with_header(schema: &Schema, input: &[u8]) -> Result<Updates, FormatError> {
+    check_quoting(input)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -52,6 +53,52 @@ pub fn decode_with_header(schema: &Schema, input: &[u8]) -> Result<Updates, Form
     Ok(out)
 }
 
+/// Rejects what the `csv` crate would quietly accept: a quoted field that never closes (it
+/// would swallow the rest of the input) and text after a closing quote (`"ab"c`).
+fn check_quoting(input: &[u8]) -> Result<(), FormatError> {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        AfterQuote,
+    }
+    let mut state = State::FieldStart;
+    let mut line = 1u64;
+    let mut opened_at = 1u64;
+    for &b in input {
+        state = match (state, b) {
+            (State::Quoted, b'"') => State::AfterQuote,
+            (State::Quoted, _) => State::Quoted,
+            (State::AfterQuote, b'"') => State::Quoted,
+            (State::AfterQuote | State::FieldStart | State::Unquoted, b',') => State::FieldStart,
+            (State::AfterQuote | State::FieldStart | State::Unquoted, b'\n') => State::FieldStart,
+            (State::AfterQuote, b'\r') => State::AfterQuote,
+            (State::AfterQuote, _) => {
+                return Err(FormatError {
+                    line,
+                    message: "malformed CSV: text after a closing quote".into(),
+                })
+            }
+            (State::FieldStart, b'"') => {
+                opened_at = line;
+                State::Quoted
+            }
+            (State::FieldStart | State::Unquoted, _) => State::Unquoted,
+        };
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    if state == State::Quoted {
+        return Err(FormatError {
+            line: opened_at,
+            message: "malformed CSV: quoted field is never closed".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Decodes one field of column `i`.
 pub fn decode_field(schema: &Schema, i: usize, field: &str) -> Result<Value, String> {
     if field.is_empty() {
@@ -83,5 +130,14 @@ mod tests {
         assert_eq!(err.line, 3);
         let err = decode_with_header(&schema, b"id,nope\n1,a\n").unwrap_err();
         assert_eq!(err.line, 1);
+        let err = decode_with_header(&schema, b"id,name\n1,a\n2,\"open\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        let err = decode_with_header(&schema, b"id,name\n1,\"ab\"c\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        let ok = decode_with_header(&schema, b"id,name\r\n1,\"a \"\"b\"\" ,\nc\"\r\n").unwrap();
+        assert_eq!(
+            ok[0].0,
+            Row::new(vec![Value::Int(1), Value::text("a \"b\" ,\nc")])
+        );
     }
 }
