@@ -54,27 +54,42 @@ impl Catalog {
         self.items.get(&id)
     }
 
+    /// The item called exactly `name` (SQL resolves names this way, as PostgreSQL does).
+    pub fn by_exact_name(&self, name: &str) -> Option<&CatalogItem> {
+        self.by_name.get(name).and_then(|id| self.items.get(id))
+    }
+
+    /// The item called `name`, or else the only one whose name differs just in case: what the
+    /// HTTP API uses for names in paths (`/v1/views/Orders` finds `orders`).
     pub fn by_name(&self, name: &str) -> Option<&CatalogItem> {
-        self.by_name
-            .get(&name.to_ascii_lowercase())
-            .and_then(|id| self.items.get(id))
+        if let Some(item) = self.by_exact_name(name) {
+            return Some(item);
+        }
+        let mut matches = self
+            .by_name
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        match (matches.next(), matches.next()) {
+            (Some((_, id)), None) => self.items.get(id),
+            _ => None,
+        }
     }
 
     pub fn insert(&mut self, item: CatalogItem) -> Result<()> {
-        if let Some(existing) = self.by_name(&item.name) {
+        if let Some(existing) = self.by_exact_name(&item.name) {
             return Err(Error::AlreadyExists {
                 kind: existing.kind.name(),
                 name: item.name,
             });
         }
-        self.by_name.insert(item.name.to_ascii_lowercase(), item.id);
+        self.by_name.insert(item.name.clone(), item.id);
         self.items.insert(item.id, item);
         Ok(())
     }
 
     pub fn remove(&mut self, id: GlobalId) -> Option<CatalogItem> {
         let item = self.items.remove(&id)?;
-        self.by_name.remove(&item.name.to_ascii_lowercase());
+        self.by_name.remove(&item.name);
         Some(item)
     }
 
@@ -130,6 +145,6 @@ impl Catalog {
 
 impl Resolver for Catalog {
     fn resolve(&self, name: &str) -> Option<(GlobalId, Schema)> {
-        self.by_name(name).map(|i| (i.id, i.schema.clone()))
+        self.by_exact_name(name).map(|i| (i.id, i.schema.clone()))
     }
 }

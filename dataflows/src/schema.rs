@@ -42,11 +42,21 @@ impl Schema {
         self.columns.is_empty()
     }
 
-    /// Index of the column named `name` (case-insensitive, as unquoted SQL identifiers are).
+    /// Index of the column named `name`: an exact match, or else the only column whose name
+    /// differs just in case (so ingest keys like `Price` find `price`).
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.columns
+        if let Some(i) = self.columns.iter().position(|c| c.name == name) {
+            return Some(i);
+        }
+        let mut matches = self
+            .columns
             .iter()
-            .position(|c| c.name.eq_ignore_ascii_case(name))
+            .enumerate()
+            .filter(|(_, c)| c.name.eq_ignore_ascii_case(name));
+        match (matches.next(), matches.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
     }
 
     /// Columns as the API shows them: `[{"name", "type"}]`.

@@ -441,7 +441,6 @@ fn quoted_relation_names() {
 /// PostgreSQL: a quoted identifier keeps its case, so `"Abc"` and `abc` are two relations and
 /// `"my table"` does not name `"My Table"`.
 #[test]
-#[ignore = "bug (PostgreSQL compatibility): quoted identifiers are matched case-insensitively: CREATE TABLE \"Abc\" then CREATE TABLE abc fails with already_exists, and SELECT * FROM \"my table\" reads \"My Table\""]
 fn quoted_identifiers_are_case_sensitive() {
     let server = Server::start(&[]);
     server.sql_ok("CREATE TABLE \"Abc\" (a bigint); CREATE TABLE abc (b bigint)");

@@ -77,7 +77,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             if_not_exists,
         } => {
             let mut coord = inner.lock()?;
-            if coord.catalog.by_name(&name).is_some() && if_not_exists {
+            if coord.catalog.by_exact_name(&name).is_some() && if_not_exists {
                 return Ok(StatementResult::tag("CREATE TABLE"));
             }
             let id = coord.catalog.allocate_id();
@@ -104,7 +104,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             or_replace,
         } => {
             let mut coord = inner.lock()?;
-            if let Some(existing) = coord.catalog.by_name(&name) {
+            if let Some(existing) = coord.catalog.by_exact_name(&name) {
                 if if_not_exists {
                     return Ok(StatementResult::tag("CREATE VIEW"));
                 }
@@ -131,7 +131,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let plan = planned.visible_plan();
             check_plan(&plan)?;
             if or_replace {
-                if let Some(existing) = coord.catalog.by_name(&name).map(|i| i.id) {
+                if let Some(existing) = coord.catalog.by_exact_name(&name).map(|i| i.id) {
                     if !coord.catalog.dependents(existing).is_empty() {
                         return Err(Error::DependentObjects(format!(
                             "cannot replace view \"{name}\" because other objects depend on it"
@@ -175,7 +175,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let mut coord = inner.lock()?;
             let mut ids = Vec::new();
             for name in &names {
-                match coord.catalog.by_name(name) {
+                match coord.catalog.by_exact_name(name) {
                     None if if_exists => continue,
                     None => {
                         return Err(Error::UnknownItem {
@@ -422,10 +422,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
 
 fn check_unique_names(cols: &[Column]) -> Result<()> {
     for (i, c) in cols.iter().enumerate() {
-        if cols[..i]
-            .iter()
-            .any(|o| o.name.eq_ignore_ascii_case(&c.name))
-        {
+        if cols[..i].iter().any(|o| o.name == c.name) {
             return Err(Error::plan(format!(
                 "column \"{}\" specified more than once",
                 c.name

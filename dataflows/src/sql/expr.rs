@@ -138,10 +138,10 @@ impl<'a> ExprBinder<'a> {
             {
                 Err(Error::unsupported("DEFAULT outside of INSERT … VALUES"))
             }
-            Expr::Identifier(id) => self.column(None, &id.value),
+            Expr::Identifier(id) => self.column(None, &super::ident(id)),
             Expr::CompoundIdentifier(ids) => match ids.as_slice() {
-                [t, c] => self.column(Some(&t.value), &c.value),
-                [_, t, c] => self.column(Some(&t.value), &c.value),
+                [t, c] => self.column(Some(&super::ident(t)), &super::ident(c)),
+                [_, t, c] => self.column(Some(&super::ident(t)), &super::ident(c)),
                 _ => Err(Error::unsupported(format!("column reference {e}"))),
             },
             Expr::Value(v) => literal(&v.value),

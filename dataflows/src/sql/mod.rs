@@ -303,14 +303,21 @@ fn strip_as_of(text: &str) -> Result<(&str, Option<u64>)> {
     Ok((text, None))
 }
 
-/// The name an object is known by: its last part, without quotes; unquoted names fold to
-/// lower case. (Lookups are case-insensitive, so quoted mixed-case names are not yet
-/// distinguished from unquoted ones.)
+/// The name an identifier denotes, as PostgreSQL has it: unquoted names fold to lower case,
+/// quoted ones are kept exactly.
+pub(crate) fn ident(id: &ast::Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// The name an object is known by: its last part, as [`ident`] has it.
 pub(crate) fn object_name(n: &ast::ObjectName) -> String {
     match n.0.last() {
-        Some(ast::ObjectNamePart::Identifier(id)) if id.quote_style.is_some() => id.value.clone(),
-        Some(ast::ObjectNamePart::Identifier(id)) => id.value.to_ascii_lowercase(),
-        _ => n.to_string().to_ascii_lowercase(),
+        Some(ast::ObjectNamePart::Identifier(id)) => ident(id),
+        _ => n.to_string().to_lowercase(),
     }
 }
 
@@ -341,11 +348,8 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                         return Err(Error::unsupported(format!("column option {o}")));
                     }
                 }
-                let name = c.name.value.clone();
-                if columns
-                    .iter()
-                    .any(|x: &Column| x.name.eq_ignore_ascii_case(&name))
-                {
+                let name = ident(&c.name);
+                if columns.iter().any(|x: &Column| x.name == name) {
                     return Err(Error::plan(format!(
                         "column \"{name}\" specified more than once"
                     )));
@@ -357,7 +361,10 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 match constraint {
                     ast::TableConstraint::PrimaryKey(pk) => {
                         for c in &pk.columns {
-                            let n = c.column.expr.to_string();
+                            let n = match &c.column.expr {
+                                ast::Expr::Identifier(id) => ident(id),
+                                other => other.to_string(),
+                            };
                             let i = schema.index_of(&n).ok_or_else(|| {
                                 Error::plan(format!("column \"{n}\" named in key does not exist"))
                             })?;
@@ -386,7 +393,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
         ast::Statement::CreateView(cv) => Statement::CreateView {
             name: object_name(&cv.name),
             query: cv.query,
-            columns: cv.columns.iter().map(|c| c.name.value.clone()).collect(),
+            columns: cv.columns.iter().map(|c| ident(&c.name)).collect(),
             if_not_exists: cv.if_not_exists,
             or_replace: cv.or_replace,
         },
@@ -403,7 +410,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 .ok_or_else(|| Error::unsupported("INSERT without VALUES or SELECT"))?;
             Statement::Insert {
                 table,
-                columns: ins.columns.iter().map(|c| c.to_string()).collect(),
+                columns: ins.columns.iter().map(object_name).collect(),
                 source,
             }
         }
@@ -436,7 +443,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             for a in u.assignments {
                 match a.target {
                     ast::AssignmentTarget::ColumnName(c) => {
-                        assignments.push((c.to_string(), a.value))
+                        assignments.push((object_name(&c), a.value))
                     }
                     ast::AssignmentTarget::Tuple(_) => {
                         return Err(Error::unsupported("tuple assignment"))

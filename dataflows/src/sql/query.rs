@@ -114,7 +114,7 @@ impl<'a> QueryPlanner<'a> {
         let mut recursive = Vec::new();
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
-                let name = cte.alias.name.value.to_ascii_lowercase();
+                let name = super::ident(&cte.alias.name);
                 if with.recursive && references(&cte.query, &name) {
                     let (id, base, step, distinct, cols) = self.plan_recursive_cte(&name, cte)?;
                     self.ctes.push((name, CteBinding::Recursive(id, cols)));
@@ -397,7 +397,7 @@ impl<'a> QueryPlanner<'a> {
                         .checked_sub(1)
                         .filter(|p| *p < cols.len())
                         .ok_or_else(|| Error::plan("ORDER BY position is not in select list"))?,
-                    Expr::Identifier(id) => scope.resolve(None, &id.value)?,
+                    Expr::Identifier(id) => scope.resolve(None, &super::ident(id))?,
                     other => {
                         return Err(Error::unsupported(format!(
                             "ORDER BY expression {other} on a set operation"
@@ -501,7 +501,7 @@ impl<'a> QueryPlanner<'a> {
                     items.push((Some(e.clone()), 0, default_name(e)))
                 }
                 ast::SelectItem::ExprWithAlias { expr, alias } => {
-                    items.push((Some(expr.clone()), 0, alias.value.clone()))
+                    items.push((Some(expr.clone()), 0, super::ident(alias)))
                 }
                 ast::SelectItem::Wildcard(_) => {
                     for (i, c) in scope.columns.iter().enumerate() {
@@ -511,18 +511,20 @@ impl<'a> QueryPlanner<'a> {
                     }
                 }
                 ast::SelectItem::QualifiedWildcard(kind, _) => {
-                    let t = kind.to_string();
-                    let t = t.trim_end_matches(".*");
+                    let t = match kind {
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => {
+                            super::object_name(n)
+                        }
+                        other => other.to_string().trim_end_matches(".*").to_string(),
+                    };
+                    let t = t.as_str();
                     if !scope.has_table(t) {
                         return Err(Error::plan(format!(
                             "missing FROM-clause entry for table \"{t}\""
                         )));
                     }
                     for (i, c) in scope.columns.iter().enumerate() {
-                        if c.table
-                            .as_deref()
-                            .is_some_and(|ct| ct.eq_ignore_ascii_case(t))
-                        {
+                        if c.table.as_deref() == Some(t) {
                             items.push((None, i, c.name.clone()));
                         }
                     }
@@ -548,10 +550,10 @@ impl<'a> QueryPlanner<'a> {
                             .clone()
                             .ok_or_else(|| Error::plan("GROUP BY position refers to *"))?
                     }
-                    Expr::Identifier(id) if scope.resolve(None, &id.value).is_err() => {
+                    Expr::Identifier(id) if scope.resolve(None, &super::ident(id)).is_err() => {
                         match items
                             .iter()
-                            .find(|(e, _, n)| e.is_some() && n.eq_ignore_ascii_case(&id.value))
+                            .find(|(e, _, n)| e.is_some() && *n == super::ident(id))
                         {
                             Some((Some(e), _, _)) => e.clone(),
                             _ => g.clone(),
@@ -620,9 +622,9 @@ impl<'a> QueryPlanner<'a> {
                                 Error::plan("ORDER BY position is not in select list")
                             })?,
                     ),
-                    Expr::Identifier(id) => items
-                        .iter()
-                        .position(|(_, _, n)| n.eq_ignore_ascii_case(&id.value)),
+                    Expr::Identifier(id) => {
+                        items.iter().position(|(_, _, n)| *n == super::ident(id))
+                    }
                     _ => None,
                 };
                 let pos = pos.or_else(|| {
@@ -811,7 +813,7 @@ impl<'a> QueryPlanner<'a> {
                 let name_s = super::object_name(name);
                 let binding_name = alias
                     .as_ref()
-                    .map(|a| a.name.value.clone())
+                    .map(|a| super::ident(&a.name))
                     .unwrap_or_else(|| name_s.clone());
                 let (plan, mut cols) =
                     if let Some((_, b)) = self.ctes.iter().rev().find(|(n, _)| *n == name_s) {
@@ -860,7 +862,7 @@ impl<'a> QueryPlanner<'a> {
                 if let Some(a) = alias {
                     rename(&mut cols, &a.columns)?;
                 }
-                let name = alias.as_ref().map(|a| a.name.value.clone());
+                let name = alias.as_ref().map(|a| super::ident(&a.name));
                 Ok((planned.visible_plan(), scope_of(name.as_deref(), &cols)))
             }
             TableFactor::NestedJoin {
@@ -870,7 +872,7 @@ impl<'a> QueryPlanner<'a> {
                 let (plan, mut scope) = self.plan_table_with_joins(table_with_joins)?;
                 if let Some(a) = alias {
                     for c in &mut scope.columns {
-                        c.table = Some(a.name.value.clone());
+                        c.table = Some(super::ident(&a.name));
                     }
                 }
                 Ok((plan, scope))
@@ -976,7 +978,7 @@ fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()>
         )));
     }
     for (c, n) in cols.iter_mut().zip(names) {
-        c.name = n.name.value.clone();
+        c.name = super::ident(&n.name);
     }
     Ok(())
 }
@@ -1004,8 +1006,8 @@ fn cast_columns(plan: Plan, from: &[Column], to: &[Column]) -> Result<Plan> {
 
 fn default_name(e: &Expr) -> String {
     match e {
-        Expr::Identifier(id) => id.value.clone(),
-        Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()).unwrap_or_default(),
+        Expr::Identifier(id) => super::ident(id),
+        Expr::CompoundIdentifier(ids) => ids.last().map(super::ident).unwrap_or_default(),
         Expr::Function(f) => f
             .name
             .0
@@ -1022,7 +1024,7 @@ fn default_name(e: &Expr) -> String {
 fn references(q: &ast::Query, name: &str) -> bool {
     let mut found = false;
     let _ = ast::visit_relations(q, |r| {
-        if r.to_string().eq_ignore_ascii_case(name) {
+        if super::object_name(r) == name {
             found = true;
             return std::ops::ControlFlow::Break(());
         }
@@ -1034,7 +1036,7 @@ fn references(q: &ast::Query, name: &str) -> bool {
 fn references_set(s: &SetExpr, name: &str) -> bool {
     let mut found = false;
     let _ = ast::visit_relations(s, |r| {
-        if r.to_string().eq_ignore_ascii_case(name) {
+        if super::object_name(r) == name {
             found = true;
             return std::ops::ControlFlow::Break(());
         }

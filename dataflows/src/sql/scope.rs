@@ -71,19 +71,16 @@ impl Scope {
         }
     }
 
-    /// Resolves `name` or `table.name`.
+    /// Resolves `name` or `table.name` (names as [`super::ident`] gives them: exact match).
     pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
         let matches: Vec<usize> = self
             .columns
             .iter()
             .enumerate()
             .filter(|(_, c)| {
-                c.name.eq_ignore_ascii_case(name)
+                c.name == name
                     && match table {
-                        Some(t) => c
-                            .table
-                            .as_deref()
-                            .is_some_and(|ct| ct.eq_ignore_ascii_case(t)),
+                        Some(t) => c.table.as_deref().is_some_and(|ct| ct == t),
                         None => !c.hidden,
                     }
             })
@@ -97,11 +94,11 @@ impl Scope {
             1 => Ok(matches[0]),
             0 => {
                 if let Some(t) = table {
-                    if !self.columns.iter().any(|c| {
-                        c.table
-                            .as_deref()
-                            .is_some_and(|ct| ct.eq_ignore_ascii_case(t))
-                    }) {
+                    if !self
+                        .columns
+                        .iter()
+                        .any(|c| c.table.as_deref().is_some_and(|ct| ct == t))
+                    {
                         return Err(Error::plan(format!(
                             "missing FROM-clause entry for table \"{t}\""
                         )));
@@ -117,10 +114,8 @@ impl Scope {
 
     /// Whether any column is qualified by `table`.
     pub fn has_table(&self, table: &str) -> bool {
-        self.columns.iter().any(|c| {
-            c.table
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case(table))
-        })
+        self.columns
+            .iter()
+            .any(|c| c.table.as_deref().is_some_and(|t| t == table))
     }
 }
