@@ -440,6 +440,21 @@ fn arith(f: &BinaryFunc, a: Value, b: Value) -> Result<Value, EvalError> {
             _ => return Err(EvalError::InvalidArgument("invalid date arithmetic".into())),
         },
         (Value::Date(x), Value::Date(y)) if *f == Sub => Value::Int(x as i64 - y as i64),
+        (Value::Interval(i), Value::Float(n)) | (Value::Float(n), Value::Interval(i))
+            if *f == Mul =>
+        {
+            let us = i as f64 * n.0;
+            if !us.is_finite() || us.abs() >= i64::MAX as f64 {
+                return Err(EvalError::Overflow("interval".into()));
+            }
+            Value::Interval(us.round() as i64)
+        }
+        (Value::Interval(i), Value::Float(n)) if *f == Div => {
+            if n.0 == 0.0 {
+                return Err(EvalError::DivisionByZero);
+            }
+            Value::Interval((i as f64 / n.0).round() as i64)
+        }
         (Value::Date(d), Value::Interval(i)) => {
             return arith(
                 f,

@@ -24,6 +24,7 @@ impl AggFunc {
     pub fn output_type(&self, arg: DataType) -> DataType {
         match self {
             AggFunc::CountStar | AggFunc::Count => DataType::Int,
+            AggFunc::Avg if arg == DataType::Interval => DataType::Interval,
             AggFunc::Avg => DataType::Float,
             AggFunc::Sum | AggFunc::Min | AggFunc::Max | AggFunc::Single => arg,
         }

@@ -127,6 +127,19 @@ fn aggregate_one<'a>(
                     }
                     Value::Int(s)
                 }
+                (DataType::Interval, AggFunc::Avg) => {
+                    let total: i128 = items
+                        .iter()
+                        .map(|(v, m)| {
+                            if let Value::Interval(x) = v {
+                                *x as i128 * *m as i128
+                            } else {
+                                0
+                            }
+                        })
+                        .sum();
+                    Value::Interval((total / count as i128) as i64)
+                }
                 (DataType::Interval, AggFunc::Sum) => {
                     let mut s: i64 = 0;
                     for (v, m) in &items {

@@ -612,6 +612,12 @@ impl<'a> ExprBinder<'a> {
                     }
                     (Date, Int) if matches!(f, BinaryFunc::Add | BinaryFunc::Sub) => (x, y, Date),
                     (Date, Date) if f == BinaryFunc::Sub => (x, y, Int),
+                    (Interval, Int | Float) if matches!(f, BinaryFunc::Mul | BinaryFunc::Div) => {
+                        (x, coerce(y, yt.ty, Float), Interval)
+                    }
+                    (Int | Float, Interval) if f == BinaryFunc::Mul => {
+                        (coerce(x, xt.ty, Float), y, Interval)
+                    }
                     (a, b) => {
                         return Err(Error::plan(format!(
                             "operator does not exist: {a} {op} {b}"

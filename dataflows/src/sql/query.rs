@@ -270,6 +270,16 @@ impl<'a> QueryPlanner<'a> {
                 }
                 let mut cols = Vec::new();
                 for (a, b) in lcols.iter().zip(&rcols) {
+                    // Text meets only text (or NULL): PostgreSQL resolves no implicit cast.
+                    let text_mismatch = (a.ty == DataType::Text) != (b.ty == DataType::Text)
+                        && a.ty != DataType::Null
+                        && b.ty != DataType::Null;
+                    if text_mismatch {
+                        return Err(Error::plan(format!(
+                            "{op} types {} and {} cannot be matched",
+                            a.ty, b.ty
+                        )));
+                    }
                     let ty = common_type(a.ty, b.ty).ok_or_else(|| {
                         Error::plan(format!(
                             "{op} types {} and {} cannot be matched",
