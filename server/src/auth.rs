@@ -28,8 +28,11 @@ fn presented(headers: &HeaderMap) -> Vec<String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            out.push(t.trim().to_string());
+        // The scheme name is case-insensitive (RFC 7235).
+        if let Some((scheme, t)) = v.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                out.push(t.trim().to_string());
+            }
         }
     }
     for cookie in headers.get_all(header::COOKIE) {
