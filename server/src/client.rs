@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 
 use anyhow::{bail, Context as _};
+
+use crate::table::write_table;
 use serde_json::Value;
 
 fn agent() -> ureq::Agent {
@@ -77,51 +79,6 @@ fn cell(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn write_table(
-    out: &mut impl Write,
-    names: &[String],
-    cells: &[Vec<String>],
-) -> std::io::Result<()> {
-    let widths: Vec<usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            cells
-                .iter()
-                .map(|r| r.get(i).map(|c| c.chars().count()).unwrap_or(0))
-                .chain([n.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |vals: &[String]| {
-        vals.iter()
-            .zip(&widths)
-            .map(|(v, w)| format!(" {v:<w$} "))
-            .collect::<Vec<_>>()
-            .join("|")
-    };
-    writeln!(out, "{}", line(names))?;
-    writeln!(
-        out,
-        "{}",
-        widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("+")
-    )?;
-    for r in cells {
-        writeln!(out, "{}", line(r))?;
-    }
-    writeln!(
-        out,
-        "({} row{})",
-        cells.len(),
-        if cells.len() == 1 { "" } else { "s" }
-    )
 }
 
 /// Follows a view, redrawing it in the terminal at every complete timestamp.

@@ -9,6 +9,7 @@ mod metrics;
 mod routes;
 mod run;
 mod state;
+mod table;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -103,52 +103,12 @@ fn print_result(out: &mut impl Write, r: &StatementResult, format: Format) -> an
             }
         }
         Format::Table => {
+            let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| r.iter().map(|v| v.to_string()).collect())
                 .collect();
-            let widths: Vec<usize> = cols
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    cells
-                        .iter()
-                        .map(|r| r[i].chars().count())
-                        .chain([c.name.chars().count()])
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let line = |vals: Vec<&str>| {
-                vals.iter()
-                    .zip(&widths)
-                    .map(|(v, w)| format!(" {v:<w$} "))
-                    .collect::<Vec<_>>()
-                    .join("|")
-            };
-            writeln!(
-                out,
-                "{}",
-                line(cols.iter().map(|c| c.name.as_str()).collect())
-            )?;
-            writeln!(
-                out,
-                "{}",
-                widths
-                    .iter()
-                    .map(|w| "-".repeat(w + 2))
-                    .collect::<Vec<_>>()
-                    .join("+")
-            )?;
-            for r in &cells {
-                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-            }
-            writeln!(
-                out,
-                "({} row{})",
-                rows.len(),
-                if rows.len() == 1 { "" } else { "s" }
-            )?;
+            crate::table::write_table(out, &names, &cells)?;
         }
     }
     Ok(())

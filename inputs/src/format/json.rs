@@ -132,16 +132,27 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 ));
             }
             seen_column = true;
-            let i = schema
-                .index_of(key)
-                .ok_or_else(|| de::Error::custom(format!("unknown column \"{key}\"")))?;
-            values[i] = map.next_value_seed(ValueSeed { schema, column: i })?;
+            read_column(&mut map, schema, key, &mut values)?;
         }
         if envelope.is_none() {
             check_not_null(schema, &values).map_err(de::Error::custom)?;
         }
         Ok((Row::new(values), envelope.unwrap_or(1)))
     }
+}
+
+/// Reads the value of column `key` into its place in `values`.
+fn read_column<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    schema: &Schema,
+    key: &str,
+    values: &mut [Value],
+) -> Result<(), A::Error> {
+    let i = schema
+        .index_of(key)
+        .ok_or_else(|| de::Error::custom(format!("unknown column \"{key}\"")))?;
+    values[i] = map.next_value_seed(ValueSeed { schema, column: i })?;
+    Ok(())
 }
 
 /// A row object.
@@ -168,11 +179,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         let schema = self.schema;
         let mut values = vec![Value::Null; schema.len()];
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let key = key.0.as_ref();
-            let i = schema
-                .index_of(key)
-                .ok_or_else(|| de::Error::custom(format!("unknown column \"{key}\"")))?;
-            values[i] = map.next_value_seed(ValueSeed { schema, column: i })?;
+            read_column(&mut map, schema, key.0.as_ref(), &mut values)?;
         }
         check_not_null(schema, &values).map_err(de::Error::custom)?;
         Ok(Row::new(values))
