@@ -33,6 +33,14 @@ impl StatementResult {
             ..Default::default()
         }
     }
+
+    fn written(tag: String, ts: Time) -> Self {
+        StatementResult {
+            tag,
+            timestamp: Some(ts),
+            ..Default::default()
+        }
+    }
 }
 
 /// The first failing statement of a request.
@@ -277,11 +285,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             }
             let n: Diff = updates.iter().map(|(_, d)| *d).sum();
             let ts = write_rows(engine, &mut coord, &table, updates)?;
-            Ok(StatementResult {
-                tag: format!("INSERT {n}"),
-                timestamp: Some(ts),
-                ..Default::default()
-            })
+            Ok(StatementResult::written(format!("INSERT {n}"), ts))
         }
         Statement::Delete { table, selection } => {
             let mut coord = inner.lock()?;
@@ -289,11 +293,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let n = matching.len();
             let updates = matching.into_iter().map(|r| (r, -1)).collect();
             let ts = write_rows(engine, &mut coord, &table, updates)?;
-            Ok(StatementResult {
-                tag: format!("DELETE {n}"),
-                timestamp: Some(ts),
-                ..Default::default()
-            })
+            Ok(StatementResult::written(format!("DELETE {n}"), ts))
         }
         Statement::Update {
             table,
@@ -330,11 +330,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 updates.push((Row::new(values), 1));
             }
             let ts = write_rows(engine, &mut coord, &table, updates)?;
-            Ok(StatementResult {
-                tag: format!("UPDATE {n}"),
-                timestamp: Some(ts),
-                ..Default::default()
-            })
+            Ok(StatementResult::written(format!("UPDATE {n}"), ts))
         }
         Statement::Select { query, as_of } => {
             let (pending, planned, ts) = {
