@@ -140,10 +140,11 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             check_plan(&plan)?;
             if or_replace {
                 if let Some(existing) = coord.catalog.by_exact_name(&name).map(|i| i.id) {
-                    if !coord.catalog.dependents(existing).is_empty() {
-                        return Err(Error::DependentObjects(format!(
-                            "cannot replace view \"{name}\" because other objects depend on it"
-                        )));
+                    let order = coord.catalog.drop_order(existing);
+                    if order.len() > 1 {
+                        return replace_view_with_dependents(
+                            engine, &mut coord, existing, &order, plan, cols, text,
+                        );
                     }
                     coord.catalog.remove(existing);
                     inner.send(Command::Drop {
@@ -414,6 +415,71 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             })
         }
     }
+}
+
+/// `CREATE OR REPLACE VIEW` of a view others read: the new query must produce the same
+/// columns; the view keeps its id, and it and its dependents are rebuilt (dependents from their
+/// stored plans, which refer to it by id), parents before children.
+fn replace_view_with_dependents(
+    engine: &Engine,
+    coord: &mut Coord,
+    id: crate::plan::GlobalId,
+    order: &[crate::plan::GlobalId],
+    plan: Plan,
+    cols: Vec<Column>,
+    text: &str,
+) -> Result<StatementResult> {
+    let mut old = coord
+        .catalog
+        .get(id)
+        .cloned()
+        .ok_or_else(|| Error::Internal("view vanished".into()))?;
+    let same = old.schema.columns.len() == cols.len()
+        && old
+            .schema
+            .columns
+            .iter()
+            .zip(&cols)
+            .all(|(a, b)| a.name == b.name && a.ty == b.ty);
+    if !same {
+        return Err(Error::DependentObjects(format!(
+            "cannot change the columns of view \"{}\" because other objects depend on it",
+            old.name
+        )));
+    }
+    let mut deps = Vec::new();
+    plan.dependencies(&mut deps);
+    if deps.iter().any(|d| order.contains(d)) {
+        return Err(Error::plan(format!(
+            "view \"{}\" cannot read a view that depends on it",
+            old.name
+        )));
+    }
+    engine.inner.send(Command::Drop {
+        ids: order.to_vec(),
+    })?;
+    coord.catalog.remove(id);
+    old.schema = Schema::new(cols);
+    old.plan = Some(plan);
+    old.dependencies = deps;
+    old.definition = Some(text.to_string());
+    coord.catalog.insert(old)?;
+    for rebuilt in order.iter().rev() {
+        let item = coord
+            .catalog
+            .get(*rebuilt)
+            .ok_or_else(|| Error::Internal("dependent vanished".into()))?;
+        engine.inner.send(Command::CreateView {
+            id: item.id,
+            name: item.name.clone(),
+            plan: item
+                .plan
+                .clone()
+                .ok_or_else(|| Error::Internal("view without a plan".into()))?,
+            deps: item.dependencies.clone(),
+        })?;
+    }
+    Ok(StatementResult::tag("CREATE VIEW"))
 }
 
 fn check_unique_names(cols: &[Column]) -> Result<()> {
