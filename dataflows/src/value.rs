@@ -131,7 +131,9 @@ impl Value {
             (Value::Timestamp(us), DataType::Date) => {
                 Value::Date(us.div_euclid(MICROS_PER_DAY) as i32)
             }
-            (Value::Date(d), DataType::Timestamp) => Value::Timestamp(*d as i64 * MICROS_PER_DAY),
+            (Value::Date(d), DataType::Timestamp) => Value::Timestamp(
+                date_micros(*d).ok_or_else(|| EvalError::Overflow("timestamp".into()))?,
+            ),
             _ => return Err(bad()),
         })
     }
@@ -186,6 +188,11 @@ pub fn parse_text(s: &str, ty: DataType) -> Option<Value> {
     })
 }
 
+/// Microseconds since the epoch at the start of day `d` (`None` past the timestamp range).
+pub fn date_micros(d: i32) -> Option<i64> {
+    (d as i64).checked_mul(MICROS_PER_DAY)
+}
+
 fn epoch_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
 }
@@ -209,7 +216,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
             return Some(t.and_utc().timestamp_micros());
         }
     }
-    parse_date(s).map(|d| d as i64 * MICROS_PER_DAY)
+    parse_date(s).and_then(date_micros)
 }
 
 /// Parses intervals such as `5 seconds`, `1 hour`, `250 ms`, `1 day 2 hours`.
@@ -317,8 +324,10 @@ impl fmt::Display for Value {
             Value::Text(s) => f.write_str(s),
             Value::Timestamp(us) => fmt_timestamp(*us, f),
             Value::Date(d) => {
-                let date = epoch_date() + chrono::Duration::days(*d as i64);
-                write!(f, "{}", date.format("%Y-%m-%d"))
+                match epoch_date().checked_add_signed(chrono::Duration::days(*d as i64)) {
+                    Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+                    None => write!(f, "{d} days after 1970-01-01"),
+                }
             }
             Value::Interval(us) => fmt_interval(*us, f),
         }

@@ -46,6 +46,22 @@ pub struct Shared {
     pub worker0: Mutex<Option<std::thread::Thread>>,
     /// Per-item statistics, summed over workers.
     pub stats: Mutex<HashMap<GlobalId, Arc<ItemStats>>>,
+    /// Set when a worker stopped by panicking: the engine can no longer answer.
+    pub failed: std::sync::atomic::AtomicBool,
+}
+
+/// Marks the engine failed if the worker thread unwinds (a bug, never user data).
+struct FailureGuard(Arc<Shared>);
+
+impl Drop for FailureGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!("a worker panicked; the engine stops answering");
+        }
+    }
 }
 
 /// What `/metrics` shows per table and view.
@@ -100,6 +116,7 @@ struct WorkerState {
 pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
     let index = worker.index();
     let peers = worker.peers();
+    let _failure = FailureGuard(Arc::clone(&shared));
     if index == 0 {
         *shared.worker0.lock().expect("lock") = Some(std::thread::current());
     }

@@ -235,7 +235,17 @@ impl Inner {
         if coord.shutdown {
             return Err(Error::Shutdown);
         }
+        self.check_alive()?;
         Ok(coord)
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.shared.failed.load(Ordering::SeqCst) {
+            return Err(Error::Internal(
+                "a worker failed; the engine must be restarted (see the log)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Sends a read; call while holding the coordinator lock so it is ordered with compaction.
@@ -255,15 +265,24 @@ impl Inner {
     fn finish_peek(&self, p: PendingPeek) -> Result<Vec<(Row, Diff)>> {
         let mut rows: Vec<(Row, Diff)> = Vec::new();
         let mut error = None;
-        for _ in 0..p.parts {
-            match p.rx.recv_timeout(Duration::from_secs(300)) {
+        let mut received = 0;
+        while received < p.parts {
+            match p.rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ok(part)) => rows.extend(part),
                 Ok(Err(e)) => error = Some(e),
-                Err(_) => {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.check_alive() {
+                        self.shared.peeks.lock().expect("lock").remove(&p.id);
+                        return Err(e);
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     self.shared.peeks.lock().expect("lock").remove(&p.id);
                     return Err(Error::Internal("workers did not answer the read".into()));
                 }
             }
+            received += 1;
         }
         self.shared.peeks.lock().expect("lock").remove(&p.id);
         if let Some(e) = error {
@@ -312,6 +331,7 @@ impl Engine {
             feeds: Mutex::new(Default::default()),
             worker0: Mutex::new(None),
             stats: Mutex::new(Default::default()),
+            failed: Default::default(),
         });
         let start = now_ms();
         let worker_shared = Arc::clone(&shared);
@@ -364,6 +384,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Whether the workers are running (false after a worker failed).
+    pub fn healthy(&self) -> bool {
+        !self.inner.shared.failed.load(Ordering::SeqCst)
     }
 
     /// Latest complete timestamp and earliest retained one.

@@ -194,7 +194,9 @@ impl UnaryFunc {
 fn timestamp_of(v: &Value) -> Result<i64, EvalError> {
     match v {
         Value::Timestamp(t) => Ok(*t),
-        Value::Date(d) => Ok(*d as i64 * MICROS_PER_DAY),
+        Value::Date(d) => {
+            crate::value::date_micros(*d).ok_or_else(|| EvalError::Overflow("timestamp".into()))
+        }
         other => Err(type_error("date/time function", other)),
     }
 }
@@ -458,7 +460,7 @@ fn arith(f: &BinaryFunc, a: Value, b: Value) -> Result<Value, EvalError> {
         (Value::Date(d), Value::Interval(i)) => {
             return arith(
                 f,
-                Value::Timestamp(d as i64 * MICROS_PER_DAY),
+                Value::Timestamp(crate::value::date_micros(d).ok_or_else(overflow)?),
                 Value::Interval(i),
             )
         }

@@ -26,8 +26,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
                 rows.sort_by(|a, b| {
                     compare_rows(a.0.as_slice(), b.0.as_slice(), &order).then_with(|| a.0.cmp(b.0))
                 });
-                let mut skip = offset as isize;
-                let mut take = limit.map(|l| l as isize).unwrap_or(isize::MAX);
+                let mut skip = offset.min(isize::MAX as usize) as isize;
+                let mut take = limit
+                    .map(|l| l.min(isize::MAX as usize) as isize)
+                    .unwrap_or(isize::MAX);
                 for (row, mut m) in rows {
                     if take == 0 {
                         break;

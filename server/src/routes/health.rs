@@ -1,15 +1,22 @@
 //! `/healthz` (alive), `/readyz` (ready to serve), `/metrics` (Prometheus text).
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::state::AppState;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.engine.healthy() {
+        (StatusCode::OK, Json(json!({"status": "ok"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failed", "message": "a worker failed; restart the service"})),
+        )
+    }
 }
 
 /// Ready once the engine runs. (Recovery and source backfill will gate this when they exist.)
