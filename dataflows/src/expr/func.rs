@@ -241,7 +241,12 @@ fn extract(field: &str, v: &Value) -> Result<Value, EvalError> {
 fn date_trunc(unit: &str, v: &Value) -> Result<Value, EvalError> {
     use chrono::{Datelike, NaiveDate};
     let us = timestamp_of(v)?;
-    let fixed = |step: i64| Ok(Value::Timestamp(us.div_euclid(step) * step));
+    let fixed = |step: i64| {
+        us.div_euclid(step)
+            .checked_mul(step)
+            .map(Value::Timestamp)
+            .ok_or_else(|| EvalError::Overflow("timestamp".into()))
+    };
     match unit {
         "microsecond" | "microseconds" => fixed(1),
         "millisecond" | "milliseconds" => fixed(1_000),
@@ -387,7 +392,11 @@ impl BinaryFunc {
                         "window size must be positive".into(),
                     ));
                 }
-                Value::Timestamp(ts.div_euclid(w) * w)
+                Value::Timestamp(
+                    ts.div_euclid(w)
+                        .checked_mul(w)
+                        .ok_or_else(|| EvalError::Overflow("timestamp".into()))?,
+                )
             }
         })
     }
