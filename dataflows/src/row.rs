@@ -14,8 +14,40 @@ use serde::{Deserialize, Serialize};
 use crate::value::Value;
 
 /// An ordered tuple of values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Row(Arc<[Value]>);
+
+impl std::hash::Hash for Row {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+// Differential compares records constantly while it sorts, merges and consolidates; clones of
+// one row share their allocation, so a pointer check settles many comparisons at once.
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Row {}
+
+impl PartialOrd for Row {
+    fn partial_cmp(&self, other: &Row) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Row {
+    fn cmp(&self, other: &Row) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
 
 impl Row {
     pub fn new(values: Vec<Value>) -> Row {
@@ -50,22 +82,19 @@ impl Row {
         self.0.to_vec()
     }
 
-    /// This row followed by `other`.
+    /// This row followed by `other` (one allocation).
     pub fn concat(&self, other: &Row) -> Row {
-        let mut v = Vec::with_capacity(self.len() + other.len());
-        v.extend_from_slice(&self.0);
-        v.extend_from_slice(&other.0);
-        Row::new(v)
+        Row(self.0.iter().chain(other.0.iter()).cloned().collect())
     }
 
     /// The values at `cols`, in that order.
     pub fn project(&self, cols: &[usize]) -> Row {
-        Row::new(cols.iter().map(|c| self.0[*c].clone()).collect())
+        Row(cols.iter().map(|c| self.0[*c].clone()).collect())
     }
 
     /// A row of `n` NULLs.
     pub fn nulls(n: usize) -> Row {
-        Row::new(vec![Value::Null; n])
+        Row(std::iter::repeat_n(Value::Null, n).collect())
     }
 
     /// The row as JSON values in column order.
