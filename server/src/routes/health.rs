@@ -20,9 +20,18 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
 }
 
 /// Ready once the engine runs. (Recovery and source backfill will gate this when they exist.)
-pub async fn readyz(State(state): State<AppState>) -> Json<Value> {
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if !state.engine.healthy() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "a worker failed"})),
+        );
+    }
     let (latest, _) = state.engine.frontiers();
-    Json(json!({"ready": true, "latest_timestamp": latest}))
+    (
+        StatusCode::OK,
+        Json(json!({"ready": true, "latest_timestamp": latest})),
+    )
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
