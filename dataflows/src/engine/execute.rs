@@ -225,6 +225,8 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             for id in &ids {
                 coord.catalog.remove(*id);
                 coord.keys.remove(id);
+                // Its stream ends by itself (the dataflow reports `closed`); forget it here.
+                inner.hubs.lock().expect("lock").remove(id);
             }
             if !ids.is_empty() {
                 inner.send(Command::Drop { ids })?;
