@@ -222,6 +222,10 @@ impl SubscriptionFeed {
         }
         if (f.members.is_empty() && f.pending.is_empty()) || f.stopped {
             f.stopped = true;
+            // A stopped shared stream keeps no copy of the view.
+            if f.contents.is_some() {
+                f.contents = Some(HashMap::new());
+            }
             Offer::Stop
         } else {
             Offer::Sent
@@ -300,6 +304,9 @@ impl SubscriptionFeed {
         f.stopped = true;
         f.members.clear();
         f.pending.clear();
+        if f.contents.is_some() {
+            f.contents = Some(HashMap::new());
+        }
     }
 }
 
