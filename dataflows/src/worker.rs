@@ -48,6 +48,8 @@ pub struct Shared {
     pub stats: Mutex<HashMap<GlobalId, Arc<ItemStats>>>,
     /// Set when a worker stopped by panicking: the engine can no longer answer.
     pub failed: std::sync::atomic::AtomicBool,
+    /// Set once the workers have stopped after a shutdown: nothing will be answered.
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Marks the engine failed if the worker thread unwinds (a bug, never user data).

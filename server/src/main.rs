@@ -195,6 +195,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     engine.shutdown();
+    // Requests still blocked on the engine now fail; do not wait long for their threads.
+    runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }
 

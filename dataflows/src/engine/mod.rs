@@ -245,6 +245,9 @@ impl Inner {
                 "a worker failed; the engine must be restarted (see the log)".into(),
             ));
         }
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return Err(Error::Shutdown);
+        }
         Ok(())
     }
 
@@ -332,6 +335,7 @@ impl Engine {
             worker0: Mutex::new(None),
             stats: Mutex::new(Default::default()),
             failed: Default::default(),
+            stopped: Default::default(),
         });
         let start = now_ms();
         let worker_shared = Arc::clone(&shared);
@@ -642,6 +646,8 @@ impl Inner {
         if let Some(guards) = self.guards.lock().unwrap_or_else(|p| p.into_inner()).take() {
             drop(guards.join());
         }
+        // Reads still waiting now will never be answered: let them fail.
+        self.shared.stopped.store(true, Ordering::SeqCst);
         tracing::info!("engine stopped");
     }
 }
