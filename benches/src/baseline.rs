@@ -11,6 +11,18 @@ use timely::dataflow::ProbeHandle;
 
 use crate::stats::{percentile, Outcome};
 
+/// Advances both inputs to `time`, sealing everything before it.
+fn seal(
+    a: &mut InputSession<u64, (u64, u64), isize>,
+    b: &mut InputSession<u64, (u64, u64), isize>,
+    time: u64,
+) {
+    for input in [a, b] {
+        input.advance_to(time);
+        input.flush();
+    }
+}
+
 pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usize) -> Outcome {
     let (tx, rx) = mpsc::channel();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
@@ -53,10 +65,7 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
                 b.insert((k, i as u64));
             }
             time += 1;
-            a.advance_to(time);
-            b.advance_to(time);
-            a.flush();
-            b.flush();
+            seal(&mut a, &mut b, time);
             worker.step_or_park_while(Some(Duration::from_millis(1)), || probe.less_than(&time));
             lat.push(start.elapsed());
         }
@@ -69,10 +78,7 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
                 }
             }
             time += 1;
-            a.advance_to(time);
-            b.advance_to(time);
-            a.flush();
-            b.flush();
+            seal(&mut a, &mut b, time);
         }
         worker.step_or_park_while(Some(Duration::from_millis(1)), || probe.less_than(&time));
         let elapsed = start.elapsed();

@@ -88,19 +88,15 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             if coord.catalog.by_exact_name(&name).is_some() && if_not_exists {
                 return Ok(StatementResult::tag("CREATE TABLE"));
             }
-            let id = coord.catalog.allocate_id();
-            let created_at = coord.read_ts();
-            coord.catalog.insert(CatalogItem {
-                id,
-                name: name.clone(),
-                kind: ItemKind::Table,
+            let id = add_item(
+                &mut coord,
+                &name,
+                ItemKind::Table,
                 schema,
-                definition: Some(text.to_string()),
-                plan: None,
-                dependencies: vec![],
+                text,
+                None,
                 primary_key,
-                created_at,
-            })?;
+            )?;
             inner.send(Command::CreateTable { id, name })?;
             Ok(StatementResult::tag("CREATE TABLE"))
         }
@@ -152,21 +148,20 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     })?;
                 }
             }
-            let mut deps = Vec::new();
-            plan.dependencies(&mut deps);
-            let id = coord.catalog.allocate_id();
-            let created_at = coord.read_ts();
-            coord.catalog.insert(CatalogItem {
-                id,
-                name: name.clone(),
-                kind: ItemKind::View,
-                schema: Schema::new(cols),
-                definition: Some(text.to_string()),
-                plan: Some(plan.clone()),
-                dependencies: deps.clone(),
-                primary_key: vec![],
-                created_at,
-            })?;
+            let id = add_item(
+                &mut coord,
+                &name,
+                ItemKind::View,
+                Schema::new(cols),
+                text,
+                Some(plan.clone()),
+                vec![],
+            )?;
+            let deps = coord
+                .catalog
+                .get(id)
+                .map(|i| i.dependencies.clone())
+                .unwrap_or_default();
             inner.send(Command::CreateView {
                 id,
                 name,
@@ -482,6 +477,36 @@ fn replace_view_with_dependents(
         })?;
     }
     Ok(StatementResult::tag("CREATE VIEW"))
+}
+
+/// Adds a table or view to the catalog under a fresh id; its dependencies come from `plan`.
+fn add_item(
+    coord: &mut Coord,
+    name: &str,
+    kind: ItemKind,
+    schema: Schema,
+    text: &str,
+    plan: Option<Plan>,
+    primary_key: Vec<usize>,
+) -> Result<crate::plan::GlobalId> {
+    let mut dependencies = Vec::new();
+    if let Some(p) = &plan {
+        p.dependencies(&mut dependencies);
+    }
+    let id = coord.catalog.allocate_id();
+    let created_at = coord.read_ts();
+    coord.catalog.insert(CatalogItem {
+        id,
+        name: name.to_string(),
+        kind,
+        schema,
+        definition: Some(text.to_string()),
+        plan,
+        dependencies,
+        primary_key,
+        created_at,
+    })?;
+    Ok(id)
 }
 
 fn check_unique_names(cols: &[Column]) -> Result<()> {

@@ -12,6 +12,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// A response's headers, names in lower case.
+fn headers_of<B>(response: &ureq::http::Response<B>) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// A running `freshet serve`, killed when dropped.
 pub struct Server {
     child: Child,
@@ -176,16 +190,7 @@ impl Server {
         };
         let mut response = result.map_err(|e| format!("{method} {path} failed: {e}"))?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    v.to_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let headers = headers_of(&response);
         let text = response
             .body_mut()
             .with_config()
@@ -306,16 +311,7 @@ impl Server {
             .call()
             .unwrap_or_else(|e| panic!("subscribe {query} failed: {e}"));
         let status = response.status().as_u16();
-        let resp_headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    v.to_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let resp_headers = headers_of(&response);
         if status != 200 {
             let text = response.body_mut().read_to_string().unwrap_or_default();
             return Err(Resp {
