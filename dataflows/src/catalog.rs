@@ -22,6 +22,9 @@ pub struct CatalogItem {
     pub dependencies: Vec<GlobalId>,
     pub primary_key: Vec<usize>,
     pub created_at: u64,
+    /// What a source reads, or a sink writes.
+    pub source: Option<crate::connector::SourceSpec>,
+    pub sink: Option<crate::connector::SinkSpec>,
 }
 
 /// A catalog entry as the API shows it.
@@ -35,6 +38,11 @@ pub struct ItemDescription {
     pub depends_on: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
+    /// Sources and sinks: what they read or write, and how it is going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -52,6 +60,29 @@ impl Catalog {
 
     pub fn get(&self, id: GlobalId) -> Option<&CatalogItem> {
         self.items.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: GlobalId) -> Option<&mut CatalogItem> {
+        self.items.get_mut(&id)
+    }
+
+    /// Event-time sources that `ids` read, directly or through views.
+    pub fn event_time_sources(&self, ids: &[GlobalId]) -> Vec<GlobalId> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<GlobalId> = ids.to_vec();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(item) = self.items.get(&id) {
+                if item.source.as_ref().is_some_and(|s| s.event_time.is_some()) {
+                    out.push(id);
+                }
+                todo.extend(item.dependencies.iter().copied());
+            }
+        }
+        out
     }
 
     /// The item called exactly `name` (SQL resolves names this way, as PostgreSQL does).
@@ -139,12 +170,50 @@ impl Catalog {
                 .iter()
                 .map(|i| item.schema.columns[*i].name.clone())
                 .collect(),
+            connector: item
+                .source
+                .as_ref()
+                .map(|s| connector_json(&s.transport, s.format, &s.options))
+                .or_else(|| {
+                    item.sink
+                        .as_ref()
+                        .map(|s| connector_json(&s.transport, Some(s.format), &s.options))
+                }),
+            status: None,
         }
     }
 }
 
+/// How the catalog shows a source's or sink's transport, format and options.
+fn connector_json(
+    transport: &crate::connector::Transport,
+    format: Option<crate::connector::Format>,
+    options: &std::collections::BTreeMap<String, String>,
+) -> serde_json::Value {
+    use crate::connector::Transport;
+    let mut v = serde_json::json!({ "type": transport.name() });
+    match transport {
+        Transport::File { path } => v["path"] = path.clone().into(),
+        Transport::Kafka { brokers, topic } => {
+            v["brokers"] = brokers.clone().into();
+            v["topic"] = topic.clone().into();
+        }
+        Transport::Generator { kind } => v["generator"] = kind.clone().into(),
+    }
+    if let Some(f) = format {
+        v["format"] = format!("{f:?}").to_ascii_lowercase().into();
+    }
+    if !options.is_empty() {
+        v["options"] = serde_json::to_value(options).unwrap_or_default();
+    }
+    v
+}
+
 impl Resolver for Catalog {
+    /// Relations a query can read: tables, views and sources (not sinks).
     fn resolve(&self, name: &str) -> Option<(GlobalId, Schema)> {
-        self.by_exact_name(name).map(|i| (i.id, i.schema.clone()))
+        self.by_exact_name(name)
+            .filter(|i| i.kind != ItemKind::Sink)
+            .map(|i| (i.id, i.schema.clone()))
     }
 }

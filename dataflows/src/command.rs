@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::connector::{SinkSpec, SourceSpec};
 use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::Time;
 use crate::row::Row;
@@ -29,6 +30,15 @@ pub enum Command {
         name: String,
         plan: Plan,
         deps: Vec<GlobalId>,
+    },
+    /// A source: every worker starts its reader, whose rows feed the source's arrangement.
+    CreateSource { id: GlobalId, spec: SourceSpec },
+    /// A sink: the changes of `from` from `as_of` on, gathered on worker 0 for its writer.
+    CreateSink {
+        id: GlobalId,
+        spec: SinkSpec,
+        from: GlobalId,
+        as_of: Time,
     },
     /// Remove items (dependents first).
     Drop { ids: Vec<GlobalId> },

@@ -24,6 +24,9 @@ pub enum EvalError {
     MultipleRows,
     #[error("recursive query exceeded {0} iterations")]
     RecursionLimit(u64),
+    /// A record a source could not decode (the message names the source and the place).
+    #[error("{0}")]
+    Source(String),
 }
 
 /// Where in the SQL text an error was found (1-based line and column, 0-based byte offset).

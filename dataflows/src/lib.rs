@@ -7,6 +7,7 @@
 //! - [`plan`]: the relational plan and its lowering (join order, arrangements, fused maps).
 //! - `render`: plans transcribed into differential dataflow operators.
 //! - `worker`: the loop each timely worker runs: sequenced commands, peeks, subscriptions.
+//! - [`connector`]: the seam to sources and sinks (implemented in `freshet-inputs`).
 //! - [`engine`]: the embeddable API (start, execute SQL, write, read, subscribe, shut down).
 
 pub mod error;
@@ -19,6 +20,7 @@ pub mod value;
 
 pub mod catalog;
 pub mod command;
+pub mod connector;
 pub mod engine;
 pub mod render;
 pub mod subscribe;

@@ -6,3 +6,17 @@
 //! formats; file and Kafka sources reuse them.
 
 pub mod format;
+pub mod sink;
+pub mod source;
+
+use std::sync::Arc;
+
+use freshet_dataflows::connector::Connectors;
+
+/// Every source and sink this crate provides, for `EngineConfig::connectors`.
+pub fn connectors() -> Connectors {
+    Connectors {
+        sources: Arc::new(source::Sources),
+        sinks: Arc::new(sink::Sinks),
+    }
+}

@@ -160,6 +160,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers,
         retention: Duration::from_secs(args.retention_secs),
         subscriber_buffer: args.subscriber_buffer,
+        connectors: Some(freshet_inputs::connectors()),
         ..Default::default()
     })?;
     // Planning recurses over the SQL tree; give request threads room for the deepest statement

@@ -31,6 +31,13 @@ pub struct HttpMetrics {
     item_updates: Family<Labels, Counter>,
     item_records: Family<Labels, Gauge>,
     item_lag_ms: Family<Labels, Gauge>,
+    source_rows: Family<Labels, Counter>,
+    source_bytes: Family<Labels, Counter>,
+    source_total_bytes: Family<Labels, Gauge>,
+    source_errors: Family<Labels, Counter>,
+    source_late: Family<Labels, Counter>,
+    source_caught_up: Family<Labels, Gauge>,
+    sink_messages: Family<Labels, Counter>,
 }
 
 impl Default for HttpMetrics {
@@ -100,7 +107,48 @@ impl Default for HttpMetrics {
             "Wall clock minus each table's and view's frontier",
             item_lag_ms.clone(),
         );
+        let family = |registry: &mut Registry, name: &str, help: &str| {
+            let f = Family::<Labels, Counter>::default();
+            registry.register(name, help, f.clone());
+            f
+        };
+        let source_rows = family(&mut registry, "source_rows", "Rows read by each source");
+        let source_bytes = family(&mut registry, "source_bytes", "Bytes read by each source");
+        let source_errors = family(
+            &mut registry,
+            "source_errors",
+            "Records each source could not decode",
+        );
+        let source_late = family(
+            &mut registry,
+            "source_late_records",
+            "Records older than the source's event-time frontier (placed at the frontier)",
+        );
+        let sink_messages = family(
+            &mut registry,
+            "sink_messages",
+            "Changes each sink has written (acknowledged)",
+        );
+        let source_total_bytes = Family::<Labels, Gauge>::default();
+        registry.register(
+            "source_backfill_bytes",
+            "Bytes of history each source found at start (0 when unknown)",
+            source_total_bytes.clone(),
+        );
+        let source_caught_up = Family::<Labels, Gauge>::default();
+        registry.register(
+            "source_caught_up",
+            "1 once a source has read the history that existed when it started",
+            source_caught_up.clone(),
+        );
         HttpMetrics {
+            source_rows,
+            source_bytes,
+            source_total_bytes,
+            source_errors,
+            source_late,
+            source_caught_up,
+            sink_messages,
             item_updates,
             item_records,
             item_lag_ms,
@@ -153,6 +201,38 @@ impl HttpMetrics {
                     .get_or_create(&labels)
                     .set(now.saturating_sub(item.frontier) as i64);
             }
+        }
+        for (name, s) in engine.source_stats() {
+            let labels = vec![("source".to_string(), name)];
+            catch_up(
+                &self.source_rows.get_or_create(&labels),
+                s.rows.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.source_bytes.get_or_create(&labels),
+                s.bytes.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.source_errors.get_or_create(&labels),
+                s.errors.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.source_late.get_or_create(&labels),
+                s.late.load(Ordering::Relaxed),
+            );
+            self.source_total_bytes
+                .get_or_create(&labels)
+                .set(s.total_bytes.load(Ordering::Relaxed) as i64);
+            self.source_caught_up
+                .get_or_create(&labels)
+                .set(s.is_caught_up() as i64);
+        }
+        for (name, s) in engine.sink_stats() {
+            let labels = vec![("sink".to_string(), name)];
+            catch_up(
+                &self.sink_messages.get_or_create(&labels),
+                s.messages.load(Ordering::Relaxed),
+            );
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {

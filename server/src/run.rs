@@ -31,6 +31,7 @@ fn run_script(path: &std::path::Path, workers: usize, format: Format) -> anyhow:
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let engine = Engine::start(EngineConfig {
         workers,
+        connectors: Some(freshet_inputs::connectors()),
         ..Default::default()
     })?;
     let outcome = engine.execute(&sql);

@@ -335,7 +335,9 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 let coord = inner.lock()?;
                 let planned = QueryPlanner::new(&coord.catalog).plan_query(&query)?;
                 check_plan(&planned.plan)?;
-                let ts = as_of.unwrap_or_else(|| coord.read_ts());
+                let mut deps = Vec::new();
+                planned.plan.dependencies(&mut deps);
+                let ts = as_of.unwrap_or_else(|| inner.read_ts_for(&coord, &deps));
                 coord.check_readable(ts)?;
                 let target = match &planned.plan {
                     Plan::Get { id, .. } if planned.plan.arity() == planned.columns.len() => {
@@ -390,6 +392,95 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 columns: Some(vec![Column::new("plan", DataType::Text, false)]),
                 rows: Some(vec![Row::new(vec![Value::text(text.trim_end())])]),
             })
+        }
+        Statement::CreateSource {
+            spec,
+            if_not_exists,
+        } => {
+            let mut coord = inner.lock()?;
+            if coord.catalog.by_exact_name(&spec.name).is_some() && if_not_exists {
+                return Ok(StatementResult::tag("CREATE SOURCE"));
+            }
+            let connectors = inner.config.connectors.as_ref().ok_or_else(|| {
+                Error::unsupported("CREATE SOURCE in an engine started without connectors")
+            })?;
+            let mut spec = *spec;
+            connectors.sources.prepare(&mut spec)?;
+            sql::connector::resolve_event_time(&mut spec)?;
+            check_unique_names(&spec.schema.columns)?;
+            let id = add_item(
+                &mut coord,
+                &spec.name,
+                ItemKind::Source,
+                spec.schema.clone(),
+                text,
+                None,
+                vec![],
+            )?;
+            if let Some(item) = coord.catalog.get_mut(id) {
+                item.source = Some(spec.clone());
+            }
+            inner
+                .shared
+                .connector_state
+                .sources
+                .lock()
+                .expect("lock")
+                .insert(id, Default::default());
+            inner.send(Command::CreateSource { id, spec })?;
+            Ok(StatementResult::tag("CREATE SOURCE"))
+        }
+        Statement::CreateSink {
+            spec,
+            if_not_exists,
+        } => {
+            let mut coord = inner.lock()?;
+            if coord.catalog.by_exact_name(&spec.name).is_some() && if_not_exists {
+                return Ok(StatementResult::tag("CREATE SINK"));
+            }
+            let connectors = inner.config.connectors.as_ref().ok_or_else(|| {
+                Error::unsupported("CREATE SINK in an engine started without connectors")
+            })?;
+            let mut spec = *spec;
+            let from = coord
+                .catalog
+                .by_exact_name(&spec.from)
+                .filter(|i| i.kind != ItemKind::Sink)
+                .ok_or_else(|| Error::UnknownItem {
+                    kind: "relation",
+                    name: spec.from.clone(),
+                })?;
+            let from_id = from.id;
+            spec.schema = from.schema.clone();
+            connectors.sinks.prepare(&spec)?;
+            let as_of = inner.read_ts_for(&coord, &[from_id]);
+            let id = add_item(
+                &mut coord,
+                &spec.name,
+                ItemKind::Sink,
+                spec.schema.clone(),
+                text,
+                None,
+                vec![],
+            )?;
+            if let Some(item) = coord.catalog.get_mut(id) {
+                item.sink = Some(spec.clone());
+                item.dependencies = vec![from_id];
+            }
+            inner
+                .shared
+                .connector_state
+                .sinks
+                .lock()
+                .expect("lock")
+                .insert(id, Default::default());
+            inner.send(Command::CreateSink {
+                id,
+                spec,
+                from: from_id,
+                as_of,
+            })?;
+            Ok(StatementResult::tag("CREATE SINK"))
         }
         Statement::Show(kind) => {
             let coord = inner.lock()?;
@@ -505,6 +596,8 @@ fn add_item(
         dependencies,
         primary_key,
         created_at,
+        source: None,
+        sink: None,
     })?;
     Ok(id)
 }

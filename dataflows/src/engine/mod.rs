@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub subscriber_buffer: usize,
     /// How often time advances (and progress is reported) when nothing is written.
     pub tick: Duration,
+    /// Sources and sinks (`freshet-inputs`); without them `CREATE SOURCE` is refused.
+    pub connectors: Option<crate::connector::Connectors>,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +60,7 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(300),
             subscriber_buffer: 1024,
             tick: Duration::from_millis(1000),
+            connectors: None,
         }
     }
 }
@@ -251,6 +254,25 @@ impl Inner {
         Ok(())
     }
 
+    /// The latest time at which every input of `deps` is complete: the latest sequenced time,
+    /// or earlier where an event-time source's frontier trails the clock (never before the
+    /// compaction frontier: a read there waits for the source to reach it).
+    pub(crate) fn read_ts_for(&self, coord: &Coord, deps: &[GlobalId]) -> Time {
+        let mut ts = coord.read_ts();
+        let sources = coord.catalog.event_time_sources(deps);
+        if !sources.is_empty() {
+            let stats = self.shared.stats.lock().expect("lock");
+            for s in sources {
+                let f = stats
+                    .get(&s)
+                    .map(|st| st.frontier.load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                ts = ts.min(f.saturating_sub(1));
+            }
+        }
+        ts.max(coord.since)
+    }
+
     /// Sends a read; call while holding the coordinator lock so it is ordered with compaction.
     fn start_peek(&self, target: Target, ts: Time) -> Result<PendingPeek> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
@@ -304,6 +326,17 @@ impl Inner {
     }
 }
 
+/// Sinks have no contents of their own to read.
+fn check_relation(item: &crate::catalog::CatalogItem) -> Result<()> {
+    if item.kind == crate::sql::ItemKind::Sink {
+        return Err(Error::plan(format!(
+            "\"{}\" is a sink; read the relation it writes from instead",
+            item.name
+        )));
+    }
+    Ok(())
+}
+
 /// Expands (row, multiplicity) pairs into rows.
 pub(crate) fn expand(rows: Vec<(Row, Diff)>) -> Result<Vec<Row>> {
     let mut out = Vec::with_capacity(rows.len());
@@ -336,6 +369,10 @@ impl Engine {
             stats: Mutex::new(Default::default()),
             failed: Default::default(),
             stopped: Default::default(),
+            connectors: config.connectors.clone(),
+            connector_state: Default::default(),
+            clock: Mutex::new(None),
+            advance_wanted: Default::default(),
         });
         let start = now_ms();
         let worker_shared = Arc::clone(&shared);
@@ -377,6 +414,7 @@ impl Engine {
             .name("freshet-clock".into())
             .spawn(move || clock(weak, stop_rx, tick))
             .map_err(|e| Error::Internal(e.to_string()))?;
+        *inner.shared.clock.lock().expect("lock") = Some(handle.thread().clone());
         *inner.ticker.lock().expect("lock") = Some((stop_tx, handle));
         tracing::info!(workers, "engine started");
         Ok(Engine { inner })
@@ -441,7 +479,8 @@ impl Engine {
                     kind: "relation",
                     name: name.to_string(),
                 })?;
-            let ts = as_of.unwrap_or_else(|| coord.read_ts());
+            check_relation(item)?;
+            let ts = as_of.unwrap_or_else(|| self.inner.read_ts_for(&coord, &[item.id]));
             coord.check_readable(ts)?;
             (
                 self.inner.start_peek(Target::Item(item.id), ts)?,
@@ -473,6 +512,7 @@ impl Engine {
                         kind: "relation",
                         name: name.clone(),
                     })?;
+                check_relation(item)?;
                 (Target::Item(item.id), item.schema.columns.clone())
             }
             SubscribeTarget::Sql(sql) => {
@@ -503,6 +543,11 @@ impl Engine {
         };
 
         // Subscribers of a view at its latest time share one stream (and one dataflow).
+        let deps = match &target {
+            Target::Item(id) => vec![*id],
+            Target::Plan { deps, .. } => deps.clone(),
+        };
+        let latest = self.inner.read_ts_for(&coord, &deps);
         let shared = options.as_of.is_none() && options.resume_from.is_none() && options.snapshot;
         if let (true, Target::Item(gid)) = (shared, &target) {
             let mut hubs = self.inner.hubs.lock().expect("lock");
@@ -512,7 +557,7 @@ impl Engine {
                     state: Arc::clone(&state),
                     capacity,
                 };
-                if let Some(as_of) = hub.join(joining, coord.read_ts()) {
+                if let Some(as_of) = hub.join(joining, latest) {
                     self.inner
                         .metrics
                         .subscriptions
@@ -520,7 +565,7 @@ impl Engine {
                     return Ok(subscription(as_of, guard(None)));
                 }
             }
-            let as_of = coord.read_ts();
+            let as_of = latest;
             let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
             let feed = SubscriptionFeed::shared(member, as_of);
             hubs.insert(*gid, feed.clone());
@@ -545,10 +590,7 @@ impl Engine {
 
         let (as_of, snapshot) = match options.resume_from {
             Some(t) => (t.saturating_sub(1), false),
-            None => (
-                options.as_of.unwrap_or_else(|| coord.read_ts()),
-                options.snapshot,
-            ),
+            None => (options.as_of.unwrap_or(latest), options.snapshot),
         };
         coord.check_readable(as_of)?;
         if !snapshot {
@@ -596,14 +638,133 @@ impl Engine {
             .collect()
     }
 
-    /// Tables and views with their columns and definitions.
+    /// Tables, views, sources and sinks with their columns, definitions and (sources and
+    /// sinks) status.
     pub fn catalog(&self) -> Vec<ItemDescription> {
         let coord = self.inner.coord.lock().expect("lock");
         coord
             .catalog
             .items()
-            .map(|i| coord.catalog.describe(i))
+            .map(|i| {
+                let mut d = coord.catalog.describe(i);
+                d.status = self.connector_status(i);
+                d
+            })
             .collect()
+    }
+
+    /// Statistics of every source, by name.
+    pub fn source_stats(&self) -> Vec<(String, Arc<crate::connector::SourceStats>)> {
+        let coord = self.inner.coord.lock().expect("lock");
+        let sources = self
+            .inner
+            .shared
+            .connector_state
+            .sources
+            .lock()
+            .expect("lock");
+        coord
+            .catalog
+            .items()
+            .filter_map(|i| Some((i.name.clone(), Arc::clone(sources.get(&i.id)?))))
+            .collect()
+    }
+
+    /// Statistics of every sink, by name.
+    pub fn sink_stats(&self) -> Vec<(String, Arc<crate::connector::SinkStats>)> {
+        let coord = self.inner.coord.lock().expect("lock");
+        let sinks = self
+            .inner
+            .shared
+            .connector_state
+            .sinks
+            .lock()
+            .expect("lock");
+        coord
+            .catalog
+            .items()
+            .filter_map(|i| Some((i.name.clone(), Arc::clone(sinks.get(&i.id)?))))
+            .collect()
+    }
+
+    /// Sources still reading the history that existed when they started (empty when every
+    /// source has caught up).
+    pub fn sources_backfilling(&self) -> Vec<String> {
+        self.source_stats()
+            .into_iter()
+            .filter(|(_, s)| !s.is_caught_up())
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn connector_status(&self, item: &crate::catalog::CatalogItem) -> Option<serde_json::Value> {
+        use serde_json::json;
+        let state = &self.inner.shared.connector_state;
+        if item.source.is_some() {
+            let s = Arc::clone(state.sources.lock().expect("lock").get(&item.id)?);
+            let rows = s.rows.load(Ordering::Relaxed);
+            let bytes = s.bytes.load(Ordering::Relaxed);
+            let total = s.total_bytes.load(Ordering::Relaxed);
+            let caught_up_at = *s.caught_up_at.lock().expect("lock");
+            let elapsed = caught_up_at
+                .map(|t| t.duration_since(s.started))
+                .unwrap_or_else(|| s.started.elapsed())
+                .as_secs_f64()
+                .max(1e-3);
+            let phase = if s.stalled.load(Ordering::Relaxed) {
+                "stalled"
+            } else if s.is_caught_up() {
+                "running"
+            } else {
+                "backfilling"
+            };
+            let mut v = json!({
+                "state": phase,
+                "rows": rows,
+                "bytes": bytes,
+                "errors": s.errors.load(Ordering::Relaxed),
+                "late": s.late.load(Ordering::Relaxed),
+                "rows_per_second": (rows as f64 / elapsed).round(),
+            });
+            if total > 0 {
+                let done = bytes.min(total);
+                v["total_bytes"] = total.into();
+                v["percent"] = ((done as f64 * 1000.0 / total as f64).round() / 10.0).into();
+                if caught_up_at.is_none() && done > 0 {
+                    let rate = done as f64 / elapsed;
+                    v["eta_seconds"] =
+                        (((total - done) as f64 / rate * 10.0).round() / 10.0).into();
+                }
+            }
+            if let Some(e) = s.last_error.lock().expect("lock").clone() {
+                v["last_error"] = e.into();
+            }
+            if let Some(f) = self
+                .inner
+                .shared
+                .stats
+                .lock()
+                .expect("lock")
+                .get(&item.id)
+                .map(|st| st.frontier.load(Ordering::Relaxed))
+            {
+                v["frontier"] = f.into();
+            }
+            return Some(v);
+        }
+        if item.sink.is_some() {
+            let s = Arc::clone(state.sinks.lock().expect("lock").get(&item.id)?);
+            let mut v = json!({
+                "state": if s.stalled.load(Ordering::Relaxed) { "stalled" } else { "running" },
+                "messages": s.messages.load(Ordering::Relaxed),
+                "upper": s.upper.load(Ordering::Relaxed),
+            });
+            if let Some(e) = s.last_error.lock().expect("lock").clone() {
+                v["last_error"] = e.into();
+            }
+            return Some(v);
+        }
+        None
     }
 
     /// Stops the clock and the workers; open subscriptions end. Idempotent. (Dropping the
@@ -624,6 +785,7 @@ impl Inner {
         }
         if let Some((stop, handle)) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = stop.send(());
+            handle.thread().unpark();
             // The clock thread may itself be dropping the last handle; never join oneself.
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
@@ -658,27 +820,46 @@ impl Drop for Inner {
     }
 }
 
-/// Advances time when nothing is written, and lets arrangements compact past the retention.
+/// Advances time when nothing is written (every `tick`), and at once when a source has rows
+/// waiting at ingestion time; lets arrangements compact past the retention on each tick.
 fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Duration) {
+    let mut next_tick = std::time::Instant::now() + tick;
     loop {
-        match stop.recv_timeout(tick) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            _ => return,
+        let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+        std::thread::park_timeout(wait);
+        if !matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Empty)) {
+            return;
         }
         let Some(inner) = engine.upgrade() else {
             return;
         };
-        let Ok(mut coord) = inner.lock() else { return };
-        let now = now_ms();
-        if now > coord.upper {
-            coord.upper = now;
-            let _ = inner.send(Command::Advance { upper: now });
+        let ticked = std::time::Instant::now() >= next_tick;
+        let wanted = inner.shared.advance_wanted.swap(false, Ordering::AcqRel);
+        if !ticked && !wanted {
+            continue;
         }
-        let retention = inner.config.retention.as_millis() as Time;
-        let since = coord.read_ts().saturating_sub(retention);
-        if since > coord.since {
-            coord.since = since;
-            let _ = inner.send(Command::AllowCompaction { since });
+        let Ok(mut coord) = inner.lock() else { return };
+        let mut now = now_ms();
+        if wanted && now < coord.upper {
+            // Rows went in at `upper`, which is not yet past: wait for the clock to pass it.
+            drop(coord);
+            std::thread::sleep(Duration::from_micros(300));
+            inner.shared.advance_wanted.store(true, Ordering::Release);
+            continue;
+        }
+        if now >= coord.upper {
+            now = now.max(coord.upper);
+            coord.upper = now + 1;
+            let _ = inner.send(Command::Advance { upper: now + 1 });
+        }
+        if ticked {
+            next_tick = std::time::Instant::now() + tick;
+            let retention = inner.config.retention.as_millis() as Time;
+            let since = coord.read_ts().saturating_sub(retention);
+            if since > coord.since {
+                coord.since = since;
+                let _ = inner.send(Command::AllowCompaction { since });
+            }
         }
     }
 }

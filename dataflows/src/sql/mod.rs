@@ -5,6 +5,7 @@
 //! a syntax error in the third statement must not stop the first two from running, and its
 //! position must be reported in terms of the whole request.
 
+pub mod connector;
 pub mod expr;
 pub mod query;
 pub mod scope;
@@ -84,6 +85,14 @@ pub enum Statement {
         query: Box<ast::Query>,
     },
     Show(ItemKind),
+    CreateSource {
+        spec: Box<crate::connector::SourceSpec>,
+        if_not_exists: bool,
+    },
+    CreateSink {
+        spec: Box<crate::connector::SinkSpec>,
+        if_not_exists: bool,
+    },
 }
 
 /// One statement of a request, with where it starts.
@@ -216,10 +225,60 @@ pub fn parse_statement(request: &str, stmt: &StatementText<'_>) -> Result<Statem
     match words.as_slice() {
         ["SHOW", "SOURCES", ..] => return Ok(Statement::Show(ItemKind::Source)),
         ["SHOW", "SINKS", ..] => return Ok(Statement::Show(ItemKind::Sink)),
-        ["SHOW", "VIEWS", ..] | ["SHOW", "MATERIALIZED", "VIEWS"] => return Ok(Statement::Show(ItemKind::View)),
+        ["SHOW", "VIEWS", ..] | ["SHOW", "MATERIALIZED", "VIEWS"] => {
+            return Ok(Statement::Show(ItemKind::View))
+        }
         ["SHOW", "TABLES", ..] => return Ok(Statement::Show(ItemKind::Table)),
         ["CREATE", "SOURCE", ..] | ["CREATE", "SINK", ..] => {
-            return Err(Error::unsupported("CREATE SOURCE / CREATE SINK in this build (sources and sinks come with the inputs crate)"))
+            if as_of.is_some() {
+                return Err(Error::plan("AS OF applies to SELECT only"));
+            }
+            return connector::parse(text).map_err(|f| match f {
+                connector::Failure::Syntax(p) => syntax_error(
+                    sqlparser::parser::ParserError::ParserError(format!(
+                        "{} at Line: {}, Column: {}",
+                        p.message, p.line, p.column
+                    )),
+                    request,
+                    stmt,
+                ),
+                connector::Failure::Other(e) => e,
+            });
+        }
+        ["DROP", "SOURCE" | "SINK", ..] => {
+            // sqlparser has no DROP SOURCE/SINK: parse as DROP TABLE/VIEW (same length, so
+            // error positions stay right) and restore the kind.
+            let (kind, stand_in) = if words[1] == "SOURCE" {
+                (ItemKind::Source, "TABLE ")
+            } else {
+                (ItemKind::Sink, "VIEW")
+            };
+            let at = upper.find(words[1]).expect("word present");
+            let rewritten = format!(
+                "{}{}{}",
+                &text[..at],
+                stand_in,
+                &text[at + words[1].len()..]
+            );
+            let inner = StatementText {
+                text: &rewritten,
+                offset: stmt.offset,
+            };
+            let shifted = format!("{}{}", &request[..stmt.offset], rewritten);
+            return match parse_statement(&shifted, &inner)? {
+                Statement::Drop {
+                    names,
+                    if_exists,
+                    cascade,
+                    ..
+                } => Ok(Statement::Drop {
+                    kind,
+                    names,
+                    if_exists,
+                    cascade,
+                }),
+                _ => Err(Error::Internal("DROP did not parse as DROP".into())),
+            };
         }
         _ => {}
     }
@@ -306,10 +365,15 @@ fn strip_as_of(text: &str) -> Result<(&str, Option<u64>)> {
 /// The name an identifier denotes, as PostgreSQL has it: unquoted names fold to lower case,
 /// quoted ones are kept exactly.
 pub(crate) fn ident(id: &ast::Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
+    ident_text(&id.value, id.quote_style.is_some())
+}
+
+/// [`ident`] for an identifier's text and whether it was quoted.
+pub(crate) fn ident_text(value: &str, quoted: bool) -> String {
+    if quoted {
+        value.to_string()
     } else {
-        id.value.to_lowercase()
+        value.to_lowercase()
     }
 }
 

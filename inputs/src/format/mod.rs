@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod record;
 
 use freshet_dataflows::plan::Diff;
 use freshet_dataflows::Row;

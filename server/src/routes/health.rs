@@ -19,12 +19,24 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
     }
 }
 
-/// Ready once the engine runs. (Recovery and source backfill will gate this when they exist.)
+/// Ready once the engine runs and every source has read the history that existed when it
+/// started (a source still backfilling, or stalled on a missing broker, is named).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if !state.engine.healthy() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"ready": false, "reason": "a worker failed"})),
+        );
+    }
+    let backfilling = state.engine.sources_backfilling();
+    if !backfilling.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "ready": false,
+                "reason": "sources are still reading their history",
+                "sources": backfilling,
+            })),
         );
     }
     let (latest, _) = state.engine.frontiers();

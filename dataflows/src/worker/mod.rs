@@ -24,7 +24,13 @@ use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::scheduling::Activator;
 use timely::worker::Worker;
 
+mod sink;
+mod source;
+
 use crate::command::{Command, Target};
+use crate::connector::{
+    ConnectorState, Connectors, ReaderContext, ReaderGuard, SinkSpec, SourceSpec,
+};
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId};
 use crate::render::{Bundle, Context, ErrTrace, RowTrace, Time};
@@ -50,6 +56,14 @@ pub struct Shared {
     pub failed: std::sync::atomic::AtomicBool,
     /// Set once the workers have stopped after a shutdown: nothing will be answered.
     pub stopped: std::sync::atomic::AtomicBool,
+    /// Readers and writers for sources and sinks, if the engine has them.
+    pub connectors: Option<Connectors>,
+    /// Statistics of sources and sinks.
+    pub connector_state: ConnectorState,
+    /// The coordinator's clock thread, woken when a source has rows waiting for a timestamp.
+    pub clock: Mutex<Option<std::thread::Thread>>,
+    /// Set by a worker that inserted source rows at ingestion time: time should advance now.
+    pub advance_wanted: std::sync::atomic::AtomicBool,
 }
 
 /// Marks the engine failed if the worker thread unwinds (a bug, never user data).
@@ -78,6 +92,18 @@ pub struct ItemStats {
 }
 
 impl Shared {
+    /// Asks the clock to advance time soon (source rows are waiting to be sealed).
+    fn want_advance(&self) {
+        if !self
+            .advance_wanted
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            if let Some(t) = self.clock.lock().expect("lock").as_ref() {
+                t.unpark();
+            }
+        }
+    }
+
     fn stats_for(&self, id: GlobalId) -> Arc<ItemStats> {
         Arc::clone(self.stats.lock().expect("lock").entry(id).or_default())
     }
@@ -109,6 +135,10 @@ struct WorkerState {
     since: Time,
     peeks: Vec<PendingPeek>,
     subscriptions: BTreeMap<u64, usize>,
+    /// This worker's share of each source.
+    sources: BTreeMap<GlobalId, source::SourceInput>,
+    /// Sink dataflows.
+    sinks: BTreeMap<GlobalId, usize>,
     /// Subscriptions whose consumer left or lagged (worker 0 only), to be unsubscribed.
     stopped: Rc<RefCell<Vec<u64>>>,
     shutdown: bool,
@@ -150,6 +180,8 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         since: 0,
         peeks: Vec::new(),
         subscriptions: BTreeMap::new(),
+        sources: BTreeMap::new(),
+        sinks: BTreeMap::new(),
         stopped: Rc::new(RefCell::new(Vec::new())),
         shutdown: false,
     };
@@ -173,13 +205,19 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             }
         }
 
+        let sources_pending = state.poll_sources(&shared);
         // Park only when nothing is waiting on us.
-        let park = if state.peeks.is_empty() {
+        let park = if sources_pending {
+            Some(std::time::Duration::ZERO)
+        } else if state.peeks.is_empty() {
             None
         } else {
             Some(std::time::Duration::from_millis(1))
         };
         worker.step_or_park(park);
+        if index == 0 {
+            state.report_source_frontiers();
+        }
 
         let mut cmds = std::mem::take(&mut *received.borrow_mut());
         cmds.sort_by_key(|(s, _)| *s);
@@ -203,7 +241,9 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         .values()
         .map(|i| i.dataflow)
         .chain(state.subscriptions.values().copied())
+        .chain(state.sinks.values().copied())
         .collect();
+    state.sources.clear();
     state.items.clear();
     state.peeks.clear();
     for d in dataflows {
@@ -291,6 +331,24 @@ impl WorkerState {
             Command::Drop { ids } => {
                 for id in ids {
                     shared.stats.lock().expect("lock").remove(&id);
+                    if let Some(d) = self.sinks.remove(&id) {
+                        worker.drop_dataflow(d);
+                        shared
+                            .connector_state
+                            .sinks
+                            .lock()
+                            .expect("lock")
+                            .remove(&id);
+                    }
+                    if let Some(src) = self.sources.remove(&id) {
+                        drop(src);
+                        shared
+                            .connector_state
+                            .sources
+                            .lock()
+                            .expect("lock")
+                            .remove(&id);
+                    }
                     if let Some(mut item) = self.items.remove(&id) {
                         if let Some(input) = item.input.take() {
                             input.close();
@@ -309,6 +367,9 @@ impl WorkerState {
                         input.advance_to(ts);
                     }
                 }
+                for src in self.sources.values_mut() {
+                    src.clock(ts);
+                }
                 for (id, rows) in writes {
                     if let Some(input) = self.items.get_mut(&id).and_then(|i| i.input.as_mut()) {
                         for (row, diff) in rows {
@@ -319,6 +380,13 @@ impl WorkerState {
                 self.advance(ts + 1);
             }
             Command::Advance { upper } => self.advance(upper),
+            Command::CreateSource { id, spec } => self.create_source(worker, shared, id, spec),
+            Command::CreateSink {
+                id,
+                spec,
+                from,
+                as_of,
+            } => self.create_sink(worker, shared, id, spec, from, as_of),
             Command::AllowCompaction { since } => {
                 if since > self.since {
                     self.since = since;
@@ -472,6 +540,200 @@ impl WorkerState {
                 input.flush();
             }
         }
+        for src in self.sources.values_mut() {
+            src.clock(upper);
+        }
+    }
+
+    /// Inserts what source readers have sent; returns whether more is waiting.
+    fn poll_sources(&mut self, shared: &Arc<Shared>) -> bool {
+        let mut pending = false;
+        let mut ingested = false;
+        for src in self.sources.values_mut() {
+            let (n, more) = src.drain(self.upper);
+            pending |= more;
+            if n > 0 && !src.event_time() {
+                src.flush();
+                ingested = true;
+            }
+        }
+        if ingested {
+            shared.want_advance();
+        }
+        pending
+    }
+
+    /// Worker 0 publishes event-time sources' frontiers as soon as they move: reads of views
+    /// over them are answered at the latest complete time, which these bound.
+    fn report_source_frontiers(&mut self) {
+        for (id, src) in &self.sources {
+            if !src.event_time() {
+                continue;
+            }
+            if let Some(item) = self.items.get_mut(id) {
+                let mut upper = Antichain::new();
+                item.oks.read_upper(&mut upper);
+                let f = upper.elements().first().copied().unwrap_or(Time::MAX);
+                item.stats
+                    .frontier
+                    .store(f, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn create_source(
+        &mut self,
+        worker: &mut Worker,
+        shared: &Arc<Shared>,
+        id: GlobalId,
+        spec: SourceSpec,
+    ) {
+        let name = spec.name.clone();
+        let stats = Arc::clone(
+            shared
+                .connector_state
+                .sources
+                .lock()
+                .expect("lock")
+                .entry(id)
+                .or_default(),
+        );
+        let mut oks_in = InputSession::new();
+        let mut errs_in = InputSession::new();
+        let dataflow = worker.next_dataflow_index();
+        let item_stats = shared.stats_for(id);
+        let counter = Arc::clone(&item_stats);
+        let (mut oks, mut errs) =
+            worker.dataflow_named::<Time, _, _>(&format!("source {name}"), |scope| {
+                (
+                    oks_in
+                        .to_collection(scope)
+                        .inspect_batch(move |_t, data| count_updates(&counter, data.len()))
+                        .arrange_by_self_named(&format!("arrange {name}"))
+                        .trace,
+                    errs_in
+                        .to_collection(scope)
+                        .arrange_by_self_named(&format!("errors {name}"))
+                        .trace,
+                )
+            });
+        let start = if spec.event_time.is_some() {
+            0
+        } else {
+            self.upper
+        };
+        oks_in.advance_to(start);
+        errs_in.advance_to(start);
+        oks_in.flush();
+        errs_in.flush();
+        oks.set_logical_compaction(AntichainRef::new(&[self.since]));
+        oks.set_physical_compaction(AntichainRef::new(&[self.since]));
+        errs.set_logical_compaction(AntichainRef::new(&[self.since]));
+        errs.set_physical_compaction(AntichainRef::new(&[self.since]));
+        let (ctx, batches, stop) =
+            ReaderContext::new(worker.index(), worker.peers(), Arc::clone(&stats), 16);
+        let reader = match shared.connectors.as_ref() {
+            Some(c) => {
+                stats
+                    .readers
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                match c.sources.start(&spec, ctx) {
+                    Ok(resources) => Some(ReaderGuard::new(stop, resources)),
+                    Err(e) => {
+                        stats.stall(format!("source \"{name}\" could not start: {e}"));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        self.sources.insert(
+            id,
+            source::SourceInput {
+                spec,
+                oks: oks_in,
+                errs: errs_in,
+                batches,
+                stats,
+                _reader: reader,
+                frontier: start,
+                max_seen: 0,
+                last_data: self.upper,
+            },
+        );
+        self.items.insert(
+            id,
+            Item {
+                oks,
+                errs: Some(errs),
+                input: None,
+                dataflow,
+                name,
+                stats: item_stats,
+                records: 0,
+            },
+        );
+    }
+
+    fn create_sink(
+        &mut self,
+        worker: &mut Worker,
+        shared: &Arc<Shared>,
+        id: GlobalId,
+        spec: SinkSpec,
+        from: GlobalId,
+        as_of: Time,
+    ) {
+        let writer = if worker.index() == 0 {
+            let stats = Arc::clone(
+                shared
+                    .connector_state
+                    .sinks
+                    .lock()
+                    .expect("lock")
+                    .entry(id)
+                    .or_default(),
+            );
+            match shared.connectors.as_ref() {
+                Some(c) => match c.sinks.start(&spec, Arc::clone(&stats)) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        stats.stall(format!("sink \"{}\" could not start: {e}", spec.name));
+                        None
+                    }
+                },
+                None => None,
+            }
+        } else {
+            None
+        };
+        let dataflow = worker.next_dataflow_index();
+        let items = &mut self.items;
+        let name = spec.name.clone();
+        worker.dataflow_named::<Time, _, _>(&format!("sink {name}"), |scope| {
+            let mut ctx = Context::new(scope);
+            import(&mut ctx, items, &[from]);
+            let Some(bundle) = ctx.gets.remove(&from) else {
+                return;
+            };
+            let mut op = sink::SinkOperator {
+                writer,
+                as_of,
+                snapshot_sent: false,
+                last_upper: 0,
+                stash: Vec::new(),
+                name,
+            };
+            bundle.oks.inner.sink(
+                Exchange::new(|_| 0u64),
+                "SinkWriter",
+                move |(input, frontier)| {
+                    input.for_each(|_cap, data| op.stash.append(data));
+                    op.advance(frontier.frontier().iter().next().copied());
+                },
+            );
+        });
+        self.sinks.insert(id, dataflow);
     }
 
     /// Answers every read whose timestamp the arrangements have passed.
