@@ -68,6 +68,11 @@ impl Catalog {
 
     /// Event-time sources that `ids` read, directly or through views.
     pub fn event_time_sources(&self, ids: &[GlobalId]) -> Vec<GlobalId> {
+        self.sources_under(ids, true)
+    }
+
+    /// Sources that `ids` read, directly or through views (only event-time ones if asked).
+    pub fn sources_under(&self, ids: &[GlobalId], event_time_only: bool) -> Vec<GlobalId> {
         let mut out = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         let mut todo: Vec<GlobalId> = ids.to_vec();
@@ -76,7 +81,11 @@ impl Catalog {
                 continue;
             }
             if let Some(item) = self.items.get(&id) {
-                if item.source.as_ref().is_some_and(|s| s.event_time.is_some()) {
+                if item
+                    .source
+                    .as_ref()
+                    .is_some_and(|s| !event_time_only || s.event_time.is_some())
+                {
                     out.push(id);
                 }
                 todo.extend(item.dependencies.iter().copied());

@@ -34,11 +34,13 @@ pub enum Command {
     /// A source: every worker starts its reader, whose rows feed the source's arrangement.
     CreateSource { id: GlobalId, spec: SourceSpec },
     /// A sink: the changes of `from` from `as_of` on, gathered on worker 0 for its writer.
+    /// Its first output waits until the `sources` under `from` have read their history.
     CreateSink {
         id: GlobalId,
         spec: SinkSpec,
         from: GlobalId,
         as_of: Time,
+        sources: Vec<GlobalId>,
     },
     /// Remove items (dependents first).
     Drop { ids: Vec<GlobalId> },

@@ -143,6 +143,9 @@ pub struct SourceStats {
     pub caught_up: AtomicU64,
     /// When the last reader caught up.
     pub caught_up_at: Mutex<Option<Instant>>,
+    /// The latest logical time at which a reader's history went in: once a relation over
+    /// this source is complete past it, it reflects all the history.
+    pub caught_up_time: AtomicU64,
     /// The latest problem (a bad record, a broker that is down), for the catalog.
     pub last_error: Mutex<Option<String>>,
     /// Set while a reader cannot make progress (broker down, file missing); cleared on
@@ -162,6 +165,7 @@ impl Default for SourceStats {
             readers: AtomicU64::new(0),
             caught_up: AtomicU64::new(0),
             caught_up_at: Mutex::new(None),
+            caught_up_time: AtomicU64::new(0),
             last_error: Mutex::new(None),
             stalled: AtomicBool::new(false),
         }

@@ -474,11 +474,13 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 .lock()
                 .expect("lock")
                 .insert(id, Default::default());
+            let sources = coord.catalog.sources_under(&[from_id], false);
             inner.send(Command::CreateSink {
                 id,
                 spec,
                 from: from_id,
                 as_of,
+                sources,
             })?;
             Ok(StatementResult::tag("CREATE SINK"))
         }

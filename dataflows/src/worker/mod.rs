@@ -386,7 +386,8 @@ impl WorkerState {
                 spec,
                 from,
                 as_of,
-            } => self.create_sink(worker, shared, id, spec, from, as_of),
+                sources,
+            } => self.create_sink(worker, shared, id, spec, from, as_of, sources),
             Command::AllowCompaction { since } => {
                 if since > self.since {
                     self.since = since;
@@ -683,7 +684,15 @@ impl WorkerState {
         spec: SinkSpec,
         from: GlobalId,
         as_of: Time,
+        sources: Vec<GlobalId>,
     ) {
+        let upstream: Vec<Arc<crate::connector::SourceStats>> = {
+            let stats = shared.connector_state.sources.lock().expect("lock");
+            sources
+                .iter()
+                .filter_map(|s| stats.get(s).cloned())
+                .collect()
+        };
         let writer = if worker.index() == 0 {
             let stats = Arc::clone(
                 shared
@@ -722,7 +731,18 @@ impl WorkerState {
                 snapshot_sent: false,
                 last_upper: 0,
                 stash: Vec::new(),
+                held: Vec::new(),
                 name,
+                history_in: Box::new(move || {
+                    let mut at = 0;
+                    for s in &upstream {
+                        if !s.is_caught_up() {
+                            return None;
+                        }
+                        at = at.max(s.caught_up_time.load(std::sync::atomic::Ordering::Acquire));
+                    }
+                    Some(at)
+                }),
             };
             bundle.oks.inner.sink(
                 Exchange::new(|_| 0u64),

@@ -1,8 +1,11 @@
 //! A sink's end of its dataflow: the relation's changes, gathered on worker 0 and handed to
 //! the sink's writer one complete timestamp at a time.
 //!
-//! The writer gets the snapshot at `as_of` first, then each complete time's consolidated
-//! updates in time order, then the frontier. Everything the destination needs for exactly-once
+//! The writer gets a snapshot first, then each complete time's consolidated updates in time
+//! order, then the frontier. The snapshot waits until the sources under the relation have read
+//! the history they found at start: a sink restarted over a backfilling source would otherwise
+//! retract what it wrote before and write it again as the backfill proceeds (correct once
+//! summed, but not "each change once"). Everything the destination needs for exactly-once
 //! (reading back what an earlier run wrote, writing only the difference, progress records)
 //! is the writer's business; here we only promise order and completeness.
 
@@ -18,7 +21,11 @@ pub(super) struct SinkOperator {
     pub snapshot_sent: bool,
     pub last_upper: Time,
     pub stash: Vec<(Row, Time, Diff)>,
+    /// Complete updates folded into the snapshot while the history is still coming in.
+    pub held: Vec<(Row, Diff)>,
     pub name: String,
+    /// Once every upstream source has read its history: the time that history went in at.
+    pub history_in: Box<dyn Fn() -> Option<Time>>,
 }
 
 impl SinkOperator {
@@ -45,12 +52,19 @@ impl SinkOperator {
         );
         let mut ok = true;
         if !self.snapshot_sent {
+            for (_, updates) in batches.drain(..) {
+                self.held.extend(updates);
+            }
+            consolidate(&mut self.held);
+            let complete = (self.history_in)().is_some_and(|t| bound > t);
+            if !complete && upper.is_some() {
+                self.last_upper = bound;
+                return;
+            }
             self.snapshot_sent = true;
-            let rows = match batches.first() {
-                Some((t, _)) if *t == as_of => batches.remove(0).1,
-                _ => Vec::new(),
-            };
-            ok &= writer.send(SinkEvent::Snapshot { time: as_of, rows });
+            let rows = std::mem::take(&mut self.held);
+            let time = bound.saturating_sub(1).max(as_of);
+            ok &= writer.send(SinkEvent::Snapshot { time, rows });
         }
         for (time, updates) in batches {
             ok &= writer.send(SinkEvent::Updates { time, updates });
@@ -67,4 +81,18 @@ impl SinkOperator {
             self.writer = None;
         }
     }
+}
+
+/// Sums the diffs of equal rows and drops the ones that cancel.
+fn consolidate(updates: &mut Vec<(Row, Diff)>) {
+    updates.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Row, Diff)> = Vec::with_capacity(updates.len());
+    for (row, d) in updates.drain(..) {
+        match out.last_mut() {
+            Some((r, x)) if *r == row => *x += d,
+            _ => out.push((row, d)),
+        }
+    }
+    out.retain(|(_, d)| *d != 0);
+    *updates = out;
 }

@@ -107,6 +107,12 @@ impl SourceInput {
         self.stats.rows.fetch_add(n as u64, Ordering::Relaxed);
         self.stats.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
         if batch.caught_up {
+            let at = if self.event_time() {
+                self.max_seen
+            } else {
+                *self.oks.time()
+            };
+            self.stats.caught_up_time.fetch_max(at, Ordering::AcqRel);
             self.stats.caught_up.fetch_add(1, Ordering::AcqRel);
             let mut at = self.stats.caught_up_at.lock().expect("lock");
             if self.stats.is_caught_up() && at.is_none() {

@@ -117,10 +117,13 @@ impl Destination for KafkaDestination {
         tpl.add_partition_offset(&self.topic, 0, Offset::Offset(low))
             .map_err(|e| e.to_string())?;
         consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        // Read until the partition stays quiet past the high watermark: some brokers (tansu)
+        // report a watermark that trails the last offset of a batch.
         let mut next = low;
         let mut idle = 0;
-        while next < high {
+        loop {
             match consumer.poll(Duration::from_millis(200)) {
+                None if next >= high => break,
                 None => {
                     idle += 1;
                     if idle > 50 {
