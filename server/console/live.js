@@ -221,9 +221,17 @@ export class LiveChart {
     const last = s[s.length - 1].values;
     const ordered = [...names].sort().slice(0, COLORS.length);
     ordered.forEach((name, n) => {
-      const points = s
-        .filter(({ values }) => values.has(name))
-        .map(({ time, values }) => `${x(time).toFixed(1)},${yOf(values.get(name)).toFixed(1)}`);
+      // A step line: a value holds until the timestamp that changed it.
+      const points = [];
+      let prev = null;
+      for (const { time, values } of s) {
+        if (!values.has(name)) continue;
+        const v = values.get(name);
+        const px = x(time).toFixed(1);
+        if (prev !== null && prev !== v) points.push(`${px},${yOf(prev).toFixed(1)}`);
+        points.push(`${px},${yOf(v).toFixed(1)}`);
+        prev = v;
+      }
       const line = svg("polyline", { points: points.join(" "), stroke: COLORS[n] });
       line.dataset.series = name;
       if (last.has(name)) line.dataset.last = String(last.get(name));
