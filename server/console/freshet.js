@@ -327,7 +327,7 @@ export class Subscription {
           this.stats.errors.push(err.code);
           if (response.status === 410) {
             next = "resnapshot";
-          } else if (response.status === 503 || response.status >= 500) {
+          } else if (response.status >= 500) {
             next = "retry";
             this.#setStatus("retrying", err);
           } else {
