@@ -25,6 +25,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v1", v1)
+        .route("/", get(routes::console::index))
+        .route("/console/{file}", get(routes::console::file))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))

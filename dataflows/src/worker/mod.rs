@@ -387,7 +387,7 @@ impl WorkerState {
                 from,
                 as_of,
                 sources,
-            } => self.create_sink(worker, shared, id, spec, from, as_of, sources),
+            } => self.create_sink(worker, shared, id, spec, (from, as_of, sources)),
             Command::AllowCompaction { since } => {
                 if since > self.since {
                     self.since = since;
@@ -682,9 +682,7 @@ impl WorkerState {
         shared: &Arc<Shared>,
         id: GlobalId,
         spec: SinkSpec,
-        from: GlobalId,
-        as_of: Time,
-        sources: Vec<GlobalId>,
+        (from, as_of, sources): (GlobalId, Time, Vec<GlobalId>),
     ) {
         let upstream: Vec<Arc<crate::connector::SourceStats>> = {
             let stats = shared.connector_state.sources.lock().expect("lock");

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource.
 
 pub mod catalog;
+pub mod console;
 pub mod health;
 pub mod ingest;
 pub mod read;
