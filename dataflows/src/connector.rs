@@ -182,10 +182,10 @@ impl SourceStats {
     /// Records a problem a reader is retrying past (shown in the catalog, logged once).
     pub fn stall(&self, message: impl Into<String>) {
         let message = message.into();
+        *self.last_error.lock().expect("lock") = Some(message.clone());
         if !self.stalled.swap(true, Ordering::AcqRel) {
             tracing::warn!("{message}");
         }
-        *self.last_error.lock().expect("lock") = Some(message);
     }
 
     /// Clears a stall once the reader makes progress again.

@@ -34,35 +34,87 @@ fn run_script(path: &std::path::Path, workers: usize, format: Format) -> anyhow:
         connectors: Some(freshet_inputs::connectors()),
         ..Default::default()
     })?;
-    let outcome = engine.execute(&sql);
     let mut out = std::io::stdout().lock();
-    let result = match outcome {
-        Ok(results) => {
-            for r in results.iter().filter(|r| r.rows.is_some()) {
-                print_result(&mut out, r, format)?;
-            }
-            Ok(())
+    let mut result = Ok(());
+    for (i, stmt) in freshet_dataflows::sql::split_statements(&sql)
+        .iter()
+        .enumerate()
+    {
+        // A batch job reads its inputs to the end first: queries wait for the sources' history.
+        let first = stmt.text.split_whitespace().next().unwrap_or("");
+        if ["select", "with", "table", "values"].contains(&first.to_ascii_lowercase().as_str()) {
+            wait_for_backfill(&engine);
         }
-        Err(e) => {
-            for r in e.completed.iter().filter(|r| r.rows.is_some()) {
-                print_result(&mut out, r, format)?;
+        match engine.execute(stmt.text) {
+            Ok(results) => {
+                for r in results.iter().filter(|r| r.rows.is_some()) {
+                    print_result(&mut out, r, format)?;
+                }
             }
-            let position = match &e.error {
-                freshet_dataflows::Error::Syntax {
-                    position: Some(p), ..
-                } => format!(" at line {}, column {}", p.line, p.column),
-                _ => String::new(),
-            };
-            Err(anyhow::anyhow!(
-                "{}: statement {} failed{position}: {}",
-                path.display(),
-                e.statement_index + 1,
-                e.error
-            ))
+            Err(e) => {
+                let position = match &e.error {
+                    freshet_dataflows::Error::Syntax {
+                        position: Some(p), ..
+                    } => {
+                        // Positions are within the statement; report them in the file.
+                        let start = freshet_dataflows::sql::position_of(&sql, stmt.offset);
+                        let line = start.line + p.line - 1;
+                        let column = if p.line == 1 {
+                            start.column + p.column - 1
+                        } else {
+                            p.column
+                        };
+                        format!(" at line {line}, column {column}")
+                    }
+                    _ => String::new(),
+                };
+                result = Err(anyhow::anyhow!(
+                    "{}: statement {} failed{position}: {}",
+                    path.display(),
+                    i + 1,
+                    e.error
+                ));
+                break;
+            }
         }
-    };
+    }
     engine.shutdown();
     result
+}
+
+/// Waits until every source has read the history it found at start, with a progress bar on
+/// a terminal (bytes where the size is known, else rows).
+fn wait_for_backfill(engine: &Engine) {
+    use std::sync::atomic::Ordering;
+    if engine.sources_backfilling().is_empty() {
+        return;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} backfilling {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    loop {
+        let waiting = engine.sources_backfilling();
+        if waiting.is_empty() {
+            break;
+        }
+        let stats = engine.source_stats();
+        let (bytes, total, rows) = stats.iter().fold((0, 0, 0), |(b, t, r), (_, s)| {
+            (
+                b + s.bytes.load(Ordering::Relaxed),
+                t + s.total_bytes.load(Ordering::Relaxed),
+                r + s.rows.load(Ordering::Relaxed),
+            )
+        });
+        bar.set_length(total.max(bytes));
+        bar.set_position(bytes);
+        bar.set_message(format!("{} ({rows} rows)", waiting.join(", ")));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
 }
 
 fn print_result(out: &mut impl Write, r: &StatementResult, format: Format) -> anyhow::Result<()> {

@@ -690,10 +690,30 @@ impl Engine {
     /// Sources still reading the history that existed when they started (empty when every
     /// source has caught up).
     pub fn sources_backfilling(&self) -> Vec<String> {
-        self.source_stats()
-            .into_iter()
-            .filter(|(_, s)| !s.is_caught_up())
-            .map(|(n, _)| n)
+        let coord = self.inner.coord.lock().expect("lock");
+        let sources = self
+            .inner
+            .shared
+            .connector_state
+            .sources
+            .lock()
+            .expect("lock");
+        let stats = self.inner.shared.stats.lock().expect("lock");
+        coord
+            .catalog
+            .items()
+            .filter(|i| {
+                let Some(s) = sources.get(&i.id) else {
+                    return false;
+                };
+                // Caught up, and the history is sealed: reads now see all of it.
+                let frontier = stats
+                    .get(&i.id)
+                    .map(|st| st.frontier.load(Ordering::Acquire))
+                    .unwrap_or(0);
+                !(s.is_caught_up() && frontier > s.caught_up_time.load(Ordering::Acquire))
+            })
+            .map(|i| i.name.clone())
             .collect()
     }
 

@@ -564,13 +564,11 @@ impl WorkerState {
         pending
     }
 
-    /// Worker 0 publishes event-time sources' frontiers as soon as they move: reads of views
-    /// over them are answered at the latest complete time, which these bound.
+    /// Worker 0 publishes sources' frontiers as soon as they move: reads of views over
+    /// event-time sources are answered at the latest complete time, which these bound, and
+    /// readiness waits for a source's history to be sealed.
     fn report_source_frontiers(&mut self) {
-        for (id, src) in &self.sources {
-            if !src.event_time() {
-                continue;
-            }
+        for id in self.sources.keys() {
             if let Some(item) = self.items.get_mut(id) {
                 let mut upper = Antichain::new();
                 item.oks.read_upper(&mut upper);

@@ -77,16 +77,20 @@ impl SourceInput {
             }
         }
         if self.event_time() {
+            // Lateness is judged record by record, against the frontier as it stands after
+            // the records before (so it does not depend on how records were batched).
             let mut late = 0u64;
+            let mut frontier = self.frontier;
             for (row, diff) in batch.rows {
                 let t = match self.spec.event_time_of(&row) {
-                    Some(t) if t >= self.frontier => {
+                    Some(t) if t >= frontier => {
                         self.max_seen = self.max_seen.max(t);
+                        frontier = frontier.max(self.max_seen.saturating_sub(self.spec.lateness));
                         t
                     }
                     _ => {
                         late += 1;
-                        self.frontier
+                        frontier
                     }
                 };
                 self.oks.update_at(row, t, diff);
@@ -97,8 +101,7 @@ impl SourceInput {
             if n > 0 {
                 self.last_data = clock;
             }
-            let target = self.max_seen.saturating_sub(self.spec.lateness);
-            self.advance_event_time(target);
+            self.advance_event_time(frontier);
         } else {
             for (row, diff) in batch.rows {
                 self.oks.update(row, diff);

@@ -140,6 +140,8 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
     // Worker 0 follows what is appended after the backfill.
     let mut reader = LineReader::open(reader.into_file(), len, false, 0).map_err(|_| Closed)?;
     let mut identity = identity;
+    // After a truncation or rotation, a CSV header must be skipped again once it is complete.
+    let mut header_pending = false;
     loop {
         match std::fs::metadata(path) {
             Err(e) => {
@@ -160,13 +162,8 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
                     match File::open(path) {
                         Ok(f) => {
                             identity = now;
-                            reader = LineReader::open(
-                                f,
-                                0,
-                                true,
-                                if config.header { header_len(path) } else { 0 },
-                            )
-                            .map_err(|_| Closed)?;
+                            reader = LineReader::open(f, 0, true, 0).map_err(|_| Closed)?;
+                            header_pending = config.header;
                         }
                         Err(_) => {
                             wait(out, POLL)?;
@@ -180,15 +177,24 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
                         size = meta.len(),
                         "file shrank (truncated); reading it again from its start"
                     );
-                    reader = LineReader::open(
-                        reader.into_file(),
-                        0,
-                        true,
-                        if config.header { header_len(path) } else { 0 },
-                    )
-                    .map_err(|_| Closed)?;
+                    reader =
+                        LineReader::open(reader.into_file(), 0, true, 0).map_err(|_| Closed)?;
+                    header_pending = config.header;
                 }
                 out.stats.unstall();
+                if header_pending {
+                    match complete_header_len(path) {
+                        Some(skip) => {
+                            reader = LineReader::open(reader.into_file(), skip, true, skip)
+                                .map_err(|_| Closed)?;
+                            header_pending = false;
+                        }
+                        None => {
+                            wait(out, POLL)?;
+                            continue;
+                        }
+                    }
+                }
                 if meta.len() > reader.offset {
                     reader.read(&decoder, &mut batcher, path, 0, None)?;
                     batcher.flush()?;
@@ -200,7 +206,7 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
     }
 }
 
-/// Length of a CSV file's header line (skipped when a tailed file is read again).
+/// Length of a CSV file's header line.
 fn header_len(path: &Path) -> u64 {
     File::open(path)
         .ok()
@@ -209,6 +215,14 @@ fn header_len(path: &Path) -> u64 {
             BufReader::new(f).read_until(b'\n', &mut line).ok()
         })
         .unwrap_or(0) as u64
+}
+
+/// Length of the header line once it is complete (ends with a newline).
+fn complete_header_len(path: &Path) -> Option<u64> {
+    let f = File::open(path).ok()?;
+    let mut line = Vec::new();
+    let n = BufReader::new(f).read_until(b'\n', &mut line).ok()?;
+    (line.last() == Some(&b'\n')).then_some(n as u64)
 }
 
 /// A directory: files dealt out by name; new files picked up while tailing.
