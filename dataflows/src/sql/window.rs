@@ -148,7 +148,7 @@ fn constant_interval(scope: &Scope, e: &Expr, what: &str) -> Result<i64> {
     match ExprBinder::new(scope).bind(e)? {
         (ScalarExpr::Literal(Value::Interval(us)), _) => Ok(us),
         _ => Err(Error::plan(format!(
-            "the {what} of a hopping window must be a constant interval, not {e}"
+            "the {what} of a window must be a constant interval, not {e}"
         ))),
     }
 }
