@@ -54,8 +54,8 @@ fn expr(rng: &mut impl Rng, depth: u32) -> String {
     }
 }
 
-#[test]
-fn random_expressions_over_extreme_values_never_panic() {
+/// An engine with table `x` holding extreme values.
+fn engine_with_extremes() -> Engine {
     let engine = Engine::start(EngineConfig {
         workers: 2,
         ..Default::default()
@@ -71,11 +71,21 @@ fn random_expressions_over_extreme_values_never_panic() {
                (NULL, 'NaN'::float8, NULL, NULL, NULL, NULL)",
         )
         .unwrap();
+    engine
+}
+
+fn rng() -> rand::rngs::StdRng {
     let seed = std::env::var("FRESHET_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(42);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+#[test]
+fn random_expressions_over_extreme_values_never_panic() {
+    let engine = engine_with_extremes();
+    let mut rng = rng();
     let (mut ok, mut errors) = (0, 0);
     for i in 0..400 {
         let e = expr(&mut rng, 4);
@@ -100,5 +110,62 @@ fn random_expressions_over_extreme_values_never_panic() {
         .clone()
         .unwrap();
     assert_eq!(rows[0].get(0), &freshet_dataflows::Value::Int(4));
+    engine.shutdown();
+}
+
+/// A random timestamp-valued expression (mostly: some are ill-typed on purpose).
+fn ts_expr(rng: &mut impl Rng, depth: u32) -> String {
+    if depth == 0 || rng.random_bool(0.25) {
+        return match rng.random_range(0..7) {
+            0 | 1 => "ts".into(),
+            2 => "d".into(),
+            3 => "TIMESTAMP '294000-01-01 00:00:00'".into(),
+            4 => "TIMESTAMP '1970-01-01 00:00:00.000001'".into(),
+            5 => "NULL".into(),
+            _ => leaf(rng),
+        };
+    }
+    let a = ts_expr(rng, depth - 1);
+    match rng.random_range(0..8) {
+        0 => format!("({a} + INTERVAL '1000000000 days')"),
+        1 => format!("({a} - INTERVAL '100000000 days')"),
+        2 => format!("({a} + i * INTERVAL '1 second')"),
+        3 => format!("tumble({a}, INTERVAL '7 days')"),
+        4 => format!("date_trunc('year', {a})"),
+        5 => "CAST(s AS timestamp)".to_string(),
+        6 => format!("coalesce({a}, {})", ts_expr(rng, depth - 1)),
+        _ => format!("({a} + (f * INTERVAL '1 day'))"),
+    }
+}
+
+/// Hopping windows and temporal filters over random (often extreme or ill-typed) timestamps.
+#[test]
+fn windows_and_temporal_filters_over_extreme_values_never_panic() {
+    let engine = engine_with_extremes();
+    let mut rng = rng();
+    let (mut ok, mut errors) = (0, 0);
+    for i in 0..160 {
+        let e = ts_expr(&mut rng, 3);
+        let sql = match i % 4 {
+            0 => format!(
+                "SELECT hop({e}, INTERVAL '2 days', INTERVAL '1 day') AS w, count(*) FROM x GROUP BY w"
+            ),
+            1 => format!("SELECT count(*) FROM x WHERE {e} > now()"),
+            2 => format!(
+                "CREATE VIEW t{i} AS SELECT i FROM x WHERE now() BETWEEN {e} AND {e} + INTERVAL '1 day'; \
+                 SELECT * FROM t{i}"
+            ),
+            _ => format!("SELECT count(*) FROM x WHERE now() - {e} <= INTERVAL '1000000000 days'"),
+        };
+        match engine.execute(&sql) {
+            Ok(_) => ok += 1,
+            Err(err) => {
+                errors += 1;
+                assert_ne!(err.error.code(), "internal", "{sql}: {}", err.error);
+            }
+        }
+        assert!(engine.healthy(), "a worker failed on: {sql}");
+    }
+    assert!(ok > 10 && errors > 10, "ok {ok}, errors {errors}");
     engine.shutdown();
 }

@@ -1647,3 +1647,72 @@ fn subscribe_reachability() {
 fn subscribe_top_k() {
     run_subscribe_case(&TOP_K);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Windows: `tumble` and `hop` grouping keys against windows SQLite computes with integer
+// arithmetic. Event times are `(a - 2) * 7 + b` seconds after the epoch, so some are before it
+// (window starts round down, not toward zero) and NULL when `a` or `b` is; a NULL time is its
+// own tumbling window and belongs to no hopping window. Starts and ends are compared as epoch
+// seconds.
+
+const TUMBLE: Case = Case::new(
+    "tumble",
+    "SELECT CAST(extract(epoch FROM tumble(TIMESTAMP '1970-01-01' + ((a - 2) * 7 + b) * INTERVAL '1 second', INTERVAL '5 seconds')) AS bigint) AS w, \
+     CAST(extract(epoch FROM tumble_end(TIMESTAMP '1970-01-01' + ((a - 2) * 7 + b) * INTERVAL '1 second', INTERVAL '5 seconds')) AS bigint) AS e, \
+     count(*) AS n, sum(x) AS sx, max(c) AS hi \
+     FROM t1 GROUP BY tumble(TIMESTAMP '1970-01-01' + ((a - 2) * 7 + b) * INTERVAL '1 second', INTERVAL '5 seconds')",
+    &[&T1],
+)
+.sqlite(
+    "SELECT w, w + 5 AS e, count(*) AS n, sum(x) AS sx, max(c) AS hi \
+     FROM (SELECT x, c, (CASE WHEN t >= 0 THEN t / 5 ELSE -((4 - t) / 5) END) * 5 AS w \
+           FROM (SELECT x, c, (a - 2) * 7 + b AS t FROM t1)) \
+     GROUP BY w",
+);
+
+const HOP: Case = Case::new(
+    "hop",
+    "SELECT c, CAST(extract(epoch FROM hop(TIMESTAMP '1970-01-01' + ((a - 2) * 7 + b) * INTERVAL '1 second', INTERVAL '6 seconds', INTERVAL '2 seconds')) AS bigint) AS w, \
+     CAST(extract(epoch FROM hop_end(TIMESTAMP '1970-01-01' + ((a - 2) * 7 + b) * INTERVAL '1 second', INTERVAL '6 seconds', INTERVAL '2 seconds')) AS bigint) AS e, \
+     count(*) AS n, sum(x) AS sx, max(b) AS hi \
+     FROM t1 GROUP BY c, hop(TIMESTAMP '1970-01-01' + ((a - 2) * 7 + b) * INTERVAL '1 second', INTERVAL '6 seconds', INTERVAL '2 seconds')",
+    &[&T1],
+)
+.sqlite(
+    "SELECT c, w, w + 6 AS e, count(*) AS n, sum(x) AS sx, max(b) AS hi \
+     FROM (SELECT c, x, b, ((CASE WHEN t >= 0 THEN t / 2 ELSE -((1 - t) / 2) END) - k.i) * 2 AS w \
+           FROM (SELECT c, x, b, (a - 2) * 7 + b AS t FROM t1 WHERE a IS NOT NULL AND b IS NOT NULL), \
+                (SELECT 0 AS i UNION ALL SELECT 1 UNION ALL SELECT 2) AS k) \
+     GROUP BY c, w",
+);
+
+/// Two hopping windows over different times: every pair of windows a row belongs to.
+const TWO_HOPS: Case = Case::new(
+    "two_hops",
+    "SELECT CAST(extract(epoch FROM hop(TIMESTAMP '1970-01-01' + a * INTERVAL '1 second', INTERVAL '4 seconds', INTERVAL '2 seconds')) AS bigint) AS wa, \
+     CAST(extract(epoch FROM hop(TIMESTAMP '1970-01-01' + b * INTERVAL '1 second', INTERVAL '3 seconds', INTERVAL '3 seconds')) AS bigint) AS wb, \
+     count(*) AS n \
+     FROM t1 WHERE c <> 'ab' GROUP BY 1, 2",
+    &[&T1],
+)
+.sqlite(
+    "SELECT (a / 2 - k.i) * 2 AS wa, (b / 3) * 3 AS wb, count(*) AS n \
+     FROM t1, (SELECT 0 AS i UNION ALL SELECT 1) AS k \
+     WHERE c <> 'ab' AND a IS NOT NULL AND b IS NOT NULL GROUP BY wa, wb",
+);
+
+#[test]
+fn tumbling_windows() {
+    run_case(&TUMBLE);
+}
+
+#[test]
+fn hopping_windows() {
+    run_case(&HOP);
+    run_case(&TWO_HOPS);
+}
+
+#[test]
+fn subscribe_hopping_windows() {
+    run_subscribe_case(&HOP);
+}

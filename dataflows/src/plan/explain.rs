@@ -120,6 +120,14 @@ impl Plan {
                 )?;
                 r.input.explain_into(out, depth + 1, names)?;
             }
+            Plan::FlatMap(f) => {
+                writeln!(out, "{pad}FlatMap {}", f.func)?;
+                f.input.explain_into(out, depth + 1, names)?;
+            }
+            Plan::TemporalFilter(t) => {
+                writeln!(out, "{pad}TemporalFilter ({})", list(&t.bounds))?;
+                t.input.explain_into(out, depth + 1, names)?;
+            }
             Plan::Distinct { input } => {
                 writeln!(out, "{pad}Distinct")?;
                 input.explain_into(out, depth + 1, names)?;

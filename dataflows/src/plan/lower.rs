@@ -74,6 +74,14 @@ pub fn lower(plan: Plan) -> Plan {
             r.input = Box::new(lower(*r.input));
             Plan::Reduce(r)
         }
+        Plan::FlatMap(mut f) => {
+            f.input = Box::new(lower(*f.input));
+            Plan::FlatMap(f)
+        }
+        Plan::TemporalFilter(mut t) => {
+            t.input = Box::new(lower(*t.input));
+            Plan::TemporalFilter(t)
+        }
         Plan::Distinct { input } => Plan::Distinct {
             input: Box::new(lower(*input)),
         },

@@ -8,10 +8,12 @@
 //! to one: `plan/join.rs` ↔ `render/join.rs` and so on.
 
 mod explain;
+pub mod flat_map;
 pub mod join;
 pub mod lower;
 pub mod mfp;
 pub mod reduce;
+pub mod temporal;
 pub mod top_k;
 
 use serde::{Deserialize, Serialize};
@@ -19,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use crate::expr::ScalarExpr;
 use crate::row::Row;
 
+pub use flat_map::{FlatMapPlan, TableFunc};
 pub use join::JoinKind;
 pub use mfp::Mfp;
 pub use reduce::{AggFunc, AggregateExpr};
+pub use temporal::{BoundOp, TemporalFilterPlan, TimeBound};
 pub use top_k::OrderKey;
 
 /// Identifies a catalog item (table, view, source) on every worker.
@@ -57,6 +61,10 @@ pub enum Plan {
     Project { input: Box<Plan>, cols: Vec<usize> },
     /// Fused map, filter and project (produced by lowering).
     Mfp { input: Box<Plan>, mfp: Mfp },
+    /// One output row per value of a table function, the value appended (hopping windows).
+    FlatMap(flat_map::FlatMapPlan),
+    /// Keep each row during the logical times where its `now()` bounds hold.
+    TemporalFilter(temporal::TemporalFilterPlan),
     /// A binary join; output is the left columns then the right columns.
     Join(join::JoinPlan),
     /// Group by `key` and compute `aggregates`; output is key columns then aggregate columns.
@@ -95,6 +103,8 @@ impl Plan {
             | Plan::Threshold { input } => input.arity(),
             Plan::Project { cols, .. } => cols.len(),
             Plan::Mfp { input, mfp } => mfp.output_arity(input.arity()),
+            Plan::FlatMap(f) => f.input.arity() + 1,
+            Plan::TemporalFilter(t) => t.input.arity(),
             Plan::Join(j) => j.left.arity() + j.right.arity(),
             Plan::Reduce(r) => r.key.len() + r.aggregates.len(),
             Plan::Union { inputs } => inputs.first().map(Plan::arity).unwrap_or(0),
@@ -185,6 +195,8 @@ impl Plan {
                 j.right.visit(f);
             }
             Plan::Reduce(r) => r.input.visit(f),
+            Plan::FlatMap(m) => m.input.visit(f),
+            Plan::TemporalFilter(t) => t.input.visit(f),
             Plan::Union { inputs } => inputs.iter().for_each(|i| i.visit(f)),
             Plan::TopK(t) => t.input.visit(f),
             Plan::LetRec {

@@ -3,16 +3,19 @@
 //! Each plan node becomes a [`Bundle`]: the collection of result rows (`oks`) and, beside it,
 //! the collection of evaluation errors (`errs`). Errors flow as data: a row that divides by
 //! zero adds an error, and retracting that row retracts the error. The modules mirror
-//! `plan/`: `join.rs`, `reduce.rs`, `threshold.rs`, `top_k.rs`, `recursive.rs`.
+//! `plan/`: `join.rs`, `reduce.rs`, `threshold.rs`, `top_k.rs`, `flat_map.rs`, `temporal.rs`,
+//! `recursive.rs`.
 //!
 //! Rendering is generic over the timestamp so that the same code runs inside the iterative
 //! scope of `WITH RECURSIVE` (timestamps `Product<u64, u64>`). It never fails: everything that
 //! could fail was checked when the plan was made, because every worker must build exactly the
 //! same dataflow.
 
+mod flat_map;
 mod join;
 mod recursive;
 mod reduce;
+mod temporal;
 mod threshold;
 mod top_k;
 
@@ -128,6 +131,8 @@ impl<'s, T: RenderTime> Context<'s, T> {
             }
             Plan::Join(j) => join::render(self, j),
             Plan::Reduce(r) => reduce::render(self, r),
+            Plan::FlatMap(f) => flat_map::render(self, f),
+            Plan::TemporalFilter(t) => temporal::render(self, t),
             Plan::TopK(t) => top_k::render(self, t),
             Plan::Distinct { input } => {
                 let input = self.render(input);

@@ -21,6 +21,10 @@ pub const MAX_ITERATIONS: u64 = 10_000;
 
 /// Timestamps a plan can be rendered at; `render_letrec` is where they differ.
 pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeData + Ord {
+    /// The earliest time at logical time `ms` (iteration 0 inside a loop): temporal filters
+    /// join it with an update's time to move the update to `ms`.
+    fn from_millis(ms: Time) -> Self;
+
     fn render_letrec<'s>(
         ctx: &mut Context<'s, Self>,
         id: LocalId,
@@ -31,6 +35,10 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
 }
 
 impl RenderTime for Time {
+    fn from_millis(ms: Time) -> Self {
+        ms
+    }
+
     fn render_letrec<'s>(
         ctx: &mut Context<'s, Self>,
         id: LocalId,
@@ -90,6 +98,10 @@ impl RenderTime for Time {
 }
 
 impl RenderTime for Product<Time, u64> {
+    fn from_millis(ms: Time) -> Self {
+        Product::new(ms, 0)
+    }
+
     fn render_letrec<'s>(
         ctx: &mut Context<'s, Self>,
         _id: LocalId,

@@ -421,6 +421,20 @@ impl<'a> ExprBinder<'a> {
             if is_aggregate_name(&name) && f.over.is_none() {
                 return self.aggregate(&name, f).map(Some);
             }
+            // `hop_end(args)` / `tumble_end(args)` when grouping by `hop(args)` / `tumble(args)`.
+            if let Some(start) = super::window::start_function(&name) {
+                let key = agg.group_asts.iter().position(|g| {
+                    matches!(g, Expr::Function(gf) if function_name(&gf.name) == start && gf.args == f.args)
+                });
+                if let Some(k) = key {
+                    let size = super::window::window_size(self.scope, f)?;
+                    let ty = agg.group_types[k];
+                    return Ok(Some((
+                        ScalarExpr::Column(k).call_binary(BinaryFunc::Add, size),
+                        ct(DataType::Timestamp, ty.nullable),
+                    )));
+                }
+            }
         }
         Ok(None)
     }
@@ -927,25 +941,30 @@ impl<'a> ExprBinder<'a> {
                     ))
                 }
             }
-            "tumble" => {
+            "tumble" | "tumble_end" => {
                 if bound.len() != 2 {
                     return Err(arity_error());
                 }
                 let (w, wt) = bound.pop().expect("two");
                 let (x, xt) = bound.pop().expect("two");
                 if wt.ty != DataType::Interval {
-                    return Err(Error::plan(
-                        "the second argument of tumble must be an interval",
-                    ));
+                    return Err(Error::plan(format!(
+                        "the second argument of {name} must be an interval"
+                    )));
                 }
-                Ok((
-                    coerce(x, xt.ty, DataType::Timestamp).call_binary(BinaryFunc::Tumble, w),
-                    ct(DataType::Timestamp, nullable),
-                ))
+                let start = coerce(x, xt.ty, DataType::Timestamp)
+                    .call_binary(BinaryFunc::Tumble, w.clone());
+                let out = if name == "tumble_end" {
+                    start.call_binary(BinaryFunc::Add, w)
+                } else {
+                    start
+                };
+                Ok((out, ct(DataType::Timestamp, nullable)))
             }
-            "now" | "current_timestamp" | "mz_now" => {
-                Err(Error::unsupported(format!("{name}() (temporal filters)")))
-            }
+            "hop" | "hop_end" => Err(super::window::hop_outside_group_by(name)),
+            _ if super::temporal::is_now_name(name) => Err(super::temporal::unsupported_now(
+                "outside the WHERE clause of a query",
+            )),
             other => Err(Error::plan(format!("function {other} does not exist"))),
         }
     }

@@ -10,7 +10,9 @@ pub mod expr;
 pub mod query;
 pub mod scope;
 pub mod subquery;
+pub mod temporal;
 pub mod types;
+pub mod window;
 
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;

@@ -6,6 +6,7 @@ use sqlparser::ast::{self, Expr, SetExpr, SetOperator, SetQuantifier, TableFacto
 use super::expr::{contains_aggregate, AggContext, ExprBinder};
 use super::scope::Scope;
 use super::types::{coerce, common_type};
+use super::{temporal, window};
 use crate::error::{Error, Result};
 use crate::expr::{ColumnType, ScalarExpr};
 use crate::plan::join::JoinPlan;
@@ -237,6 +238,13 @@ impl<'a> QueryPlanner<'a> {
         let step = self.plan_set_expr(right);
         self.ctes.pop();
         let (step, step_cols) = step?;
+        let mut temporal_step = false;
+        step.visit(&mut |p| temporal_step |= matches!(p, Plan::TemporalFilter(_)));
+        if temporal_step {
+            return Err(temporal::unsupported_now(
+                "in the recursive term of WITH RECURSIVE",
+            ));
+        }
         if step_cols.len() != cols.len() {
             return Err(Error::plan(format!("recursive query \"{name}\": each side of UNION must have the same number of columns")));
         }
@@ -494,13 +502,33 @@ impl<'a> QueryPlanner<'a> {
         let mut plan = plan;
         let s = &rewritten;
 
-        // WHERE
+        // WHERE: ordinary conditions, then the temporal filter (conditions on now()) above them.
         if let Some(w) = &s.selection {
             if contains_aggregate(w) {
                 return Err(Error::plan("aggregate functions are not allowed in WHERE"));
             }
-            let pred = ExprBinder::new(&scope).bind_predicate(w, "WHERE")?;
-            plan = plan.filter(vec![pred]);
+            let split = temporal::split_where(w)?;
+            if let Some(rest) = &split.rest {
+                let pred = ExprBinder::new(&scope).bind_predicate(rest, "WHERE")?;
+                plan = plan.filter(vec![pred]);
+            }
+            plan = temporal::plan_filter(plan, &scope, split.bounds)?;
+        }
+        for item in &s.projection {
+            if let ast::SelectItem::UnnamedExpr(e)
+            | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+            {
+                temporal::reject_now(e, "in the select list")?;
+            }
+        }
+        for g in &group_exprs {
+            temporal::reject_now(g, "in GROUP BY")?;
+        }
+        if let Some(h) = &s.having {
+            temporal::reject_now(h, "in HAVING")?;
+        }
+        for o in order_by {
+            temporal::reject_now(&o.expr, "in ORDER BY")?;
         }
 
         // Select items as (expression AST, output name); wildcards expand to columns.
@@ -543,9 +571,12 @@ impl<'a> QueryPlanner<'a> {
             }
         }
 
-        // Aggregation: Reduce, then bind items over its output.
+        // Aggregation: Reduce, then bind items over its output. Hopping windows in GROUP BY
+        // expand the rows first (appending hidden columns after those the items see).
         let mut agg_ctx = AggContext::default();
         let out_scope_for_items = scope.clone();
+        let mut scope = scope;
+        let mut hops = window::Hops::default();
         if aggregating {
             for g in &group_exprs {
                 // GROUP BY position or output alias.
@@ -576,7 +607,8 @@ impl<'a> QueryPlanner<'a> {
                         "aggregate functions are not allowed in GROUP BY",
                     ));
                 }
-                let (x, t) = ExprBinder::new(&scope).bind(&resolved)?;
+                let windowed = hops.rewrite(&resolved, &mut plan, &mut scope)?;
+                let (x, t) = ExprBinder::new(&scope).bind(&windowed)?;
                 agg_ctx.group_asts.push(resolved);
                 agg_ctx.group_exprs.push(x);
                 agg_ctx.group_types.push(t);
@@ -764,6 +796,7 @@ impl<'a> QueryPlanner<'a> {
                     }
                 }
                 Some(ast::JoinConstraint::On(e)) => {
+                    temporal::reject_now(e, "in a JOIN condition")?;
                     if contains_aggregate(e) {
                         return Err(Error::plan(
                             "aggregate functions are not allowed in JOIN conditions",

@@ -1,0 +1,160 @@
+//! Row expansion: table functions that turn one input row into zero or more output rows.
+//!
+//! A hopping window assigns a row to *several* windows, which no scalar expression can say,
+//! so `hop(ts, size, slide)` in a `GROUP BY` becomes a `FlatMap` below the `Reduce`: each input
+//! row is emitted once per window it belongs to, with the window's start appended as a new last
+//! column, and the group key reads that column. The renderer (`render/flat_map.rs`) applies the
+//! function with differential's `flat_map`, so a retraction of the input row retracts every copy.
+
+use serde::{Deserialize, Serialize};
+
+use super::Plan;
+use crate::error::EvalError;
+use crate::expr::ScalarExpr;
+use crate::row::Row;
+use crate::value::{Value, MICROS_PER_DAY};
+
+/// Most windows one row may belong to (`size / slide`); more is refused when planning, since
+/// every input row is copied that many times.
+pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
+
+/// A function from one row to a list of values, each appended to a copy of the row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableFunc {
+    /// The starts of the hopping windows `[start, start + size)` containing `ts`, where `start`
+    /// is a multiple of `slide` (microseconds since the epoch); none when `ts` is NULL.
+    Hop {
+        ts: ScalarExpr,
+        size: i64,
+        slide: i64,
+    },
+}
+
+/// Appends `func`'s values to the input row, one output row per value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlatMapPlan {
+    pub input: Box<Plan>,
+    pub func: TableFunc,
+}
+
+impl TableFunc {
+    /// Checks a hop's parameters (in microseconds) when planning.
+    pub fn hop(ts: ScalarExpr, size: i64, slide: i64) -> Result<TableFunc, String> {
+        let shown = |us: i64| Value::Interval(us).to_string();
+        if slide <= 0 || size <= 0 {
+            return Err(format!(
+                "hop size ({}) and slide ({}) must be positive",
+                shown(size),
+                shown(slide)
+            ));
+        }
+        if size % slide != 0 {
+            return Err(format!(
+                "hop size ({}) must be a multiple of the slide ({})",
+                shown(size),
+                shown(slide)
+            ));
+        }
+        if size / slide > MAX_WINDOWS_PER_ROW {
+            return Err(format!(
+                "hop size ({}) over slide ({}) puts each row in {} windows; at most {MAX_WINDOWS_PER_ROW} are allowed",
+                shown(size),
+                shown(slide),
+                size / slide
+            ));
+        }
+        if size > 1_000_000 * MICROS_PER_DAY {
+            return Err(format!("hop size ({}) is too large", shown(size)));
+        }
+        Ok(TableFunc::Hop { ts, size, slide })
+    }
+
+    /// The values for one row, in ascending order.
+    pub fn eval(&self, row: &Row) -> Result<Vec<Value>, EvalError> {
+        match self {
+            TableFunc::Hop { ts, size, slide } => {
+                let t = match ts.eval(row.as_slice())? {
+                    Value::Null => return Ok(Vec::new()),
+                    Value::Timestamp(t) => t,
+                    other => {
+                        return Err(EvalError::InvalidArgument(format!(
+                            "hop does not accept {}",
+                            other.data_type()
+                        )))
+                    }
+                };
+                let overflow = || EvalError::Overflow("timestamp".into());
+                // The latest window containing `t` starts at the multiple of `slide` at or
+                // before it; the earlier ones start `slide` apart, while they still reach `t`.
+                let last = t
+                    .div_euclid(*slide)
+                    .checked_mul(*slide)
+                    .ok_or_else(overflow)?;
+                let count = size / slide;
+                let mut out = Vec::with_capacity(count as usize);
+                for i in (0..count).rev() {
+                    let start = i
+                        .checked_mul(*slide)
+                        .and_then(|back| last.checked_sub(back))
+                        .ok_or_else(overflow)?;
+                    out.push(Value::Timestamp(start));
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for TableFunc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableFunc::Hop { ts, size, slide } => write!(
+                f,
+                "hop({ts}, {}, {})",
+                Value::Interval(*size),
+                Value::Interval(*slide)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows(ts: i64, size: i64, slide: i64) -> Vec<i64> {
+        let f = TableFunc::hop(ScalarExpr::Column(0), size, slide).expect("valid hop");
+        f.eval(&Row::new(vec![Value::Timestamp(ts)]))
+            .expect("no error")
+            .into_iter()
+            .map(|v| match v {
+                Value::Timestamp(t) => t,
+                other => panic!("not a timestamp: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_row_lands_in_every_window_that_contains_it() {
+        assert_eq!(windows(7, 10, 5), vec![0, 5]);
+        assert_eq!(windows(5, 10, 5), vec![0, 5]);
+        assert_eq!(windows(4, 10, 5), vec![-5, 0]);
+        assert_eq!(windows(-1, 6, 2), vec![-6, -4, -2]);
+        assert_eq!(windows(3, 3, 3), vec![3]);
+        for ts in -20..20 {
+            for w in windows(ts, 12, 4) {
+                assert!(w <= ts && ts < w + 12 && w.rem_euclid(4) == 0);
+            }
+        }
+    }
+
+    #[test]
+    fn null_is_in_no_window_and_bad_parameters_are_refused() {
+        let f = TableFunc::hop(ScalarExpr::Column(0), 10, 5).unwrap();
+        assert_eq!(f.eval(&Row::new(vec![Value::Null])), Ok(vec![]));
+        assert!(TableFunc::hop(ScalarExpr::Column(0), 10, 3).is_err());
+        assert!(TableFunc::hop(ScalarExpr::Column(0), 0, 5).is_err());
+        assert!(TableFunc::hop(ScalarExpr::Column(0), 10, -5).is_err());
+        assert!(TableFunc::hop(ScalarExpr::Column(0), 1_000_000, 1).is_err());
+    }
+}
