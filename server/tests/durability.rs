@@ -290,3 +290,48 @@ fn a_second_process_on_the_same_directory_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another freshet process"), "{err}");
 }
+
+/// A disk that is full: the write fails with 507 and is not applied, reads go on, and the
+/// service says writes are refused until it is restarted.
+#[test]
+fn a_full_disk_fails_writes_cleanly_and_keeps_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), "1");
+    server.sql_ok("CREATE TABLE x (i bigint); INSERT INTO x VALUES (1), (2)");
+    kill(&mut server);
+    // The next segment the restarted service opens is /dev/full: every write fails ENOSPC.
+    let seg = last_segment(dir.path());
+    let bytes = std::fs::read(&seg).expect("read");
+    let records = {
+        // Count the records to know the next sequence number (frames: u32 len, u32 crc, body).
+        let mut at = 0;
+        let mut n = 0u64;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            at += 8 + len;
+            n += 1;
+        }
+        n
+    };
+    let first: u64 = seg
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("segment name");
+    let next = dir
+        .path()
+        .join("log")
+        .join(format!("{:020}.wal", first + records));
+    std::os::unix::fs::symlink("/dev/full", &next).expect("symlink");
+    let server = start(dir.path(), "1");
+    assert_eq!(server.rows("x").len(), 2);
+    let r = server.sql("INSERT INTO x VALUES (3)");
+    let e = r.expect_error(507, "storage_unavailable");
+    assert!(e["message"].as_str().unwrap_or("").contains("log"), "{e}");
+    // Not applied, and reads still work.
+    assert_eq!(server.rows("x").len(), 2);
+    let r = server.ingest("x", "application/x-ndjson", "{\"i\": 4}");
+    r.expect_error(507, "storage_unavailable");
+    assert_eq!(server.rows("x").len(), 2);
+    server.assert_healthy();
+}

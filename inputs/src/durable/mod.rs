@@ -151,6 +151,18 @@ impl Drop for FileStorage {
     }
 }
 
+/// A file's contents, reading no more than its length says (a device is never read forever).
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = File::open(path).map_err(|e| io("opening", path, e))?;
+    let len = f.metadata().map_err(|e| io("reading", path, e))?.len();
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io("reading", path, e))?;
+    Ok(bytes)
+}
+
 /// The writer thread: one write and one fsync per gathered batch.
 fn write_loop(shared: &Queue, segment: &Mutex<Segment>, log_dir: &Path) {
     loop {
@@ -244,7 +256,7 @@ impl Storage for FileStorage {
                 let _ = std::fs::rename(path, aside);
                 continue;
             }
-            let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
+            let bytes = read_file(path)?;
             let (values, stop) = frame::read_all::<(u64, LogRecord)>(&bytes);
             for ((seq, record), _) in values {
                 if seq > after {
