@@ -11,6 +11,7 @@
 //! view, and Kafka produce → subscriber latency.
 
 mod baseline;
+mod durability;
 mod engine;
 mod server;
 mod sources;
@@ -88,10 +89,31 @@ enum Command {
         #[arg(long)]
         tansu: Option<std::path::PathBuf>,
     },
+    /// Durability with fsync on: concurrent acknowledged writes per second, and recovery speed.
+    Durability {
+        /// The freshet binary to run.
+        #[arg(long, default_value = "target/release/freshet")]
+        bin: String,
+        /// Concurrent single-row writers.
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+        /// How long the writers run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Rows loaded before the recovery is timed.
+        #[arg(long, default_value_t = 2_000_000)]
+        recovery_rows: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Durability {
+            bin,
+            writers,
+            seconds,
+            recovery_rows,
+        } => durability::run(&bin, writers, seconds, recovery_rows)?,
         Command::Engine {
             keys,
             updates,

@@ -1015,9 +1015,17 @@ impl Drop for Inner {
 /// waiting at ingestion time; lets arrangements compact past the retention on each tick.
 fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Duration) {
     let mut next_tick = std::time::Instant::now() + tick;
+    // Set while source rows wait for the clock to pass their time: check again soon rather
+    // than sleeping to the next tick (workers do not wake us again for the same rows).
+    let mut retry = false;
     loop {
-        let wait = next_tick.saturating_duration_since(std::time::Instant::now());
-        std::thread::park_timeout(wait);
+        if retry {
+            std::thread::sleep(Duration::from_micros(200));
+            retry = false;
+        } else {
+            let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+            std::thread::park_timeout(wait);
+        }
         if !matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Empty)) {
             return;
         }
@@ -1039,8 +1047,8 @@ fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Durat
         if wanted && now < coord.upper {
             // Rows went in at `upper`, which is not yet past: wait for the clock to pass it.
             drop(coord);
-            std::thread::sleep(Duration::from_micros(300));
             inner.shared.advance_wanted.store(true, Ordering::Release);
+            retry = true;
             continue;
         }
         if now >= coord.upper {
