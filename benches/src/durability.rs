@@ -18,17 +18,20 @@ struct Durable {
 }
 
 impl Durable {
-    fn start(bin: &str, dir: &std::path::Path, workers: usize) -> anyhow::Result<Durable> {
-        let mut child = Command::new(bin)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--workers",
-                &workers.to_string(),
-            ])
-            .arg("--data-dir")
-            .arg(dir)
+    fn start(bin: &str, dir: Option<&std::path::Path>, workers: usize) -> anyhow::Result<Durable> {
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            &workers.to_string(),
+        ]);
+        match dir {
+            Some(d) => cmd.arg("--data-dir").arg(d),
+            None => cmd.arg("--ephemeral"),
+        };
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -73,9 +76,24 @@ impl Drop for Durable {
 pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("freshet-bench-durable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    println!("| storage | writers | acknowledged writes/s | p50 | p99 | p99.9 |");
+    println!("|---|---|---|---|---|---|");
+    // The same writers against an in-memory server show what the log itself costs.
+    for durable in [true, false] {
+        writes(bin, durable.then_some(dir.as_path()), writers, seconds)?;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    recovery(bin, &dir, recovery_rows)
+}
 
-    // 1. Concurrent single-row writers, each waiting for its acknowledgement.
-    let server = Durable::start(bin, &dir, 1)?;
+/// Concurrent single-row writers, each waiting for its acknowledgement.
+fn writes(
+    bin: &str,
+    dir: Option<&std::path::Path>,
+    writers: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let server = Durable::start(bin, dir, 1)?;
     server.post(
         "/v1/sql",
         "application/json",
@@ -117,20 +135,25 @@ pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyho
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort();
     let n = lat.len();
-    println!("| writers | acknowledged writes/s | p50 | p99 | p99.9 |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| {writers} | {:.0} | {} | {} | {} |",
+        "| {} | {writers} | {:.0} | {} | {} | {} |",
+        if dir.is_some() {
+            "data dir (fsync)"
+        } else {
+            "ephemeral"
+        },
         n as f64 / elapsed,
         fmt(percentile(&lat, 0.5)),
         fmt(percentile(&lat, 0.99)),
         fmt(percentile(&lat, 0.999)),
     );
     server.kill();
-    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
 
-    // 2. Recovery: load rows in bulk, kill, restart, time until ready.
-    let server = Durable::start(bin, &dir, 1)?;
+/// Recovery: load rows in bulk, kill, restart, time until ready.
+fn recovery(bin: &str, dir: &std::path::Path, recovery_rows: u64) -> anyhow::Result<()> {
+    let server = Durable::start(bin, Some(dir), 1)?;
     server.post(
         "/v1/sql",
         "application/json",
@@ -151,7 +174,7 @@ pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyho
         .sum();
     server.kill();
     let t = Instant::now();
-    let server = Durable::start(bin, &dir, 1)?;
+    let server = Durable::start(bin, Some(dir), 1)?;
     while !server.ready() {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -165,6 +188,6 @@ pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyho
         recovery_rows as f64 / secs
     );
     server.kill();
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }
