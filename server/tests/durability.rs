@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{diff, sqlite_rows, Multiset, Server};
 
@@ -19,38 +19,11 @@ use serde_json::{json, Value};
 
 const ROWS_PER_BATCH: i64 = 3;
 
-fn wait_ready(server: &Server, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let r = server.get("/readyz");
-        if r.status == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready within {within:?}: {}",
-            r.text
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn start(dir: &Path, workers: &str) -> Server {
     let dir = dir.to_str().expect("utf-8 path");
     let server = Server::start(&["--data-dir", dir, "--workers", workers]);
-    wait_ready(&server, Duration::from_secs(60));
+    server.wait_ready(Duration::from_secs(60));
     server
-}
-
-fn kill(server: &mut Server) {
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &server.pid().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.alive() {
-        assert!(Instant::now() < deadline, "SIGKILL did not stop the server");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Batches each writer had acknowledged: (writer, batch).
@@ -167,7 +140,7 @@ fn acknowledged_writes_survive_sigkill() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
-        kill(&mut server);
+        server.kill_hard();
         stop.store(true, Ordering::Relaxed);
         for (w, h) in handles.into_iter().enumerate() {
             let last = h.join().expect("writer");
@@ -206,7 +179,7 @@ fn history_within_retention_reads_the_same_after_restart() {
         server.subscribe_ok(&format!("view=s&resume_from={resume_from}"), &[]);
     let expected_msgs = changes_until(&mut expected_stream, times[19]);
     drop(expected_stream);
-    kill(&mut server);
+    server.kill_hard();
 
     let server = start(dir.path(), "2");
     for (t, rows) in times.iter().zip(&before) {
@@ -255,7 +228,7 @@ fn torn_and_corrupt_log_tails_are_cut_at_the_last_whole_record() {
         for i in 0..10 {
             server.sql_ok(&format!("INSERT INTO x VALUES ({i})"));
         }
-        kill(&mut server);
+        server.kill_hard();
         let seg = last_segment(dir.path());
         let mut bytes = std::fs::read(&seg).expect("read segment");
         match damage {
@@ -298,7 +271,7 @@ fn a_full_disk_fails_writes_cleanly_and_keeps_reads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path(), "1");
     server.sql_ok("CREATE TABLE x (i bigint); INSERT INTO x VALUES (1), (2)");
-    kill(&mut server);
+    server.kill_hard();
     // The next segment the restarted service opens is /dev/full: every write fails ENOSPC.
     let seg = last_segment(dir.path());
     let bytes = std::fs::read(&seg).expect("read");

@@ -40,55 +40,6 @@ fn oracle(rows: &[(i64, i64)]) -> Multiset {
     sqlite_rows(&db, AGG)
 }
 
-fn wait_ready(server: &Server, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let r = server.get("/readyz");
-        if r.status == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready within {within:?}: {}",
-            r.text
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn source_status(server: &Server, name: &str) -> Value {
-    let c = server.get("/v1/catalog").json();
-    c["sources"]
-        .as_array()
-        .expect("sources")
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no source {name} in {c}"))["status"]
-        .clone()
-}
-
-/// Polls `read` until it returns `expected` or the time is up.
-fn eventually(
-    what: &str,
-    within: Duration,
-    expected: &Multiset,
-    mut read: impl FnMut() -> Multiset,
-) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = read();
-        if &got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not reach the expected state within {within:?}:\n{}",
-            diff(expected, &got)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn kafka_source_backfills_then_follows_live() {
     let broker = Broker::start();
@@ -112,7 +63,7 @@ fn kafka_source_backfills_then_follows_live() {
          CREATE VIEW per_partition AS SELECT part, count(*) AS n, max(off) AS last FROM bids GROUP BY part",
         broker.addr
     ));
-    wait_ready(&server, Duration::from_secs(60));
+    server.wait_ready(Duration::from_secs(60));
     // Caught up means the history is in: the backfilled view equals the oracle at once.
     let got = server.rows("agg");
     assert_eq!(got, oracle(&all), "{}", diff(&oracle(&all), &got));
@@ -126,7 +77,7 @@ fn kafka_source_backfills_then_follows_live() {
     .map(|(v, n)| (v.to_string(), n))
     .collect();
     assert_eq!(parts, expected_parts);
-    let status = source_status(&server, "bids");
+    let status = server.connector_status("sources", "bids");
     assert_eq!(status["state"], "running", "{status}");
     assert_eq!(status["errors"], 1, "{status}");
     assert!(
@@ -174,7 +125,7 @@ fn missing_topic_is_reported_then_picked_up() {
     // Not ready, and the catalog says why.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = source_status(&server, "late");
+        let status = server.connector_status("sources", "late");
         if status["state"] == "stalled" {
             assert!(
                 status["last_error"]
@@ -196,15 +147,18 @@ fn missing_topic_is_reported_then_picked_up() {
 
     broker.create_topic("later", 1);
     broker.produce("later", 0, &["1".into(), "2".into(), "39".into()]);
-    wait_ready(&server, Duration::from_secs(60));
+    server.wait_ready(Duration::from_secs(60));
     let expected: Multiset = [(json!([42]).to_string(), 1)].into_iter().collect();
-    eventually(
+    common::eventually(
         "the view over the new topic",
         Duration::from_secs(30),
         &expected,
         || server.rows("s"),
     );
-    assert_eq!(source_status(&server, "late")["state"], "running");
+    assert_eq!(
+        server.connector_status("sources", "late")["state"],
+        "running"
+    );
 }
 
 /// Sums a sink topic's data records per row; returns the sum and the number of records.
@@ -258,10 +212,10 @@ fn kafka_sink_holds_each_change_once_across_kills() {
     for cycle in 0..cycles {
         let mut server = Server::start(&["--workers", "2"]);
         setup(&server, &broker);
-        wait_ready(&server, Duration::from_secs(60));
+        server.wait_ready(Duration::from_secs(60));
         // The topic, summed, equals the view: the restart wrote only what was missing.
         let expected = oracle(&all);
-        eventually("the sink topic", Duration::from_secs(60), &expected, || {
+        common::eventually("the sink topic", Duration::from_secs(60), &expected, || {
             consolidate(&broker.consume_all("output")).0
         });
         let (_, records_before, _) = consolidate(&broker.consume_all("output"));
@@ -280,20 +234,13 @@ fn kafka_sink_holds_each_change_once_across_kills() {
             all.extend(rows);
             std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
         }
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &server.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.alive() {
-            assert!(Instant::now() < deadline, "SIGKILL did not stop the server");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        server.kill_hard();
     }
     // A final run settles everything produced.
     let server = Server::start(&[]);
     setup(&server, &broker);
     let expected = oracle(&all);
-    eventually(
+    common::eventually(
         "the sink topic after the last restart",
         Duration::from_secs(60),
         &expected,

@@ -12,33 +12,6 @@ use common::{diff, sqlite_rows, Multiset, Server};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-fn wait_ready(server: &Server, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let r = server.get("/readyz");
-        if r.status == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready within {within:?}: {}",
-            r.text
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn status(server: &Server, kind: &str, name: &str) -> Value {
-    let c = server.get("/v1/catalog").json();
-    c[kind]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {kind} in {c}"))
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {c}"))["status"]
-        .clone()
-}
-
 fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -46,27 +19,6 @@ fn append(path: &Path, text: &str) {
         .expect("open for append");
     f.write_all(text.as_bytes()).expect("append");
     f.sync_data().expect("sync");
-}
-
-fn eventually(
-    what: &str,
-    within: Duration,
-    expected: &Multiset,
-    mut read: impl FnMut() -> Multiset,
-) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = read();
-        if &got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not reach the expected state within {within:?}:\n{}",
-            diff(expected, &got)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const AGG: &str = "SELECT k, count(*) AS n, sum(v) AS total, min(v) AS low FROM s GROUP BY k";
@@ -105,10 +57,10 @@ fn csv_file_backfills_then_follows_appends_and_truncation() {
          CREATE VIEW agg AS {AGG}",
         path.display()
     ));
-    wait_ready(&server, Duration::from_secs(60));
+    server.wait_ready(Duration::from_secs(60));
     let got = server.rows("agg");
     assert_eq!(got, oracle(&rows), "{}", diff(&oracle(&rows), &got));
-    let st = status(&server, "sources", "s");
+    let st = server.connector_status("sources", "s");
     assert_eq!(st["rows"], 30_000, "{st}");
     assert_eq!(st["percent"], 100.0, "{st}");
     assert_eq!(st["state"], "running", "{st}");
@@ -169,7 +121,7 @@ fn json_directory_with_deletes_and_bad_records() {
          CREATE VIEW agg AS {AGG}",
         dir.path().display()
     ));
-    wait_ready(&server, Duration::from_secs(60));
+    server.wait_ready(Duration::from_secs(60));
     assert_eq!(server.rows("agg"), oracle(&rows));
 
     // A bad record in another source: reads of views over it fail with where it was.
@@ -188,7 +140,7 @@ fn json_directory_with_deletes_and_bad_records() {
         bad.display(),
         bad.display()
     ));
-    wait_ready(&server, Duration::from_secs(30));
+    server.wait_ready(Duration::from_secs(30));
     let r = server.get("/v1/views/bv");
     let e = r.expect_error(400, "evaluation_error");
     let message = e["message"].as_str().expect("message");
@@ -198,7 +150,7 @@ fn json_directory_with_deletes_and_bad_records() {
     );
     // Skipped: the view answers, the count and a sample are in the catalog.
     assert_eq!(server.read("bv2")["rows"], json!([[2]]));
-    let st = status(&server, "sources", "b2");
+    let st = server.connector_status("sources", "b2");
     assert_eq!(st["errors"], 1, "{st}");
     assert!(
         st["last_error"]
@@ -261,11 +213,11 @@ fn generators_count_and_nexmark() {
          CREATE VIEW na AS SELECT count(*) AS n FROM auctions;
          CREATE VIEW nc AS SELECT count(*) AS n, sum(n) AS s FROM c",
     );
-    wait_ready(&server, Duration::from_secs(60));
+    server.wait_ready(Duration::from_secs(60));
     assert_eq!(server.read("nb")["rows"], json!([[6000, true]]));
     assert_eq!(server.read("na")["rows"], json!([[300]]));
     let expected: Multiset = [(json!([40, 820]).to_string(), 1)].into_iter().collect();
-    eventually("the counter", Duration::from_secs(20), &expected, || {
+    common::eventually("the counter", Duration::from_secs(20), &expected, || {
         server.rows("nc")
     });
     let cols = server.read("bids")["columns"].clone();
@@ -332,12 +284,12 @@ fn event_time_windows_and_late_records() {
              CREATE VIEW w AS SELECT (ts / 10000) * 10000 AS w, k, count(*) FROM e GROUP BY 1, 2",
             path.display()
         ));
-        wait_ready(&server, Duration::from_secs(60));
+        server.wait_ready(Duration::from_secs(60));
         // Once idle, the source's frontier follows the clock and the windows are complete.
-        eventually("the windows", Duration::from_secs(20), &expected, || {
+        common::eventually("the windows", Duration::from_secs(20), &expected, || {
             server.rows("w")
         });
-        let st = status(&server, "sources", "e");
+        let st = server.connector_status("sources", "e");
         if workers == "1" {
             assert_eq!(st["late"], late, "{st}");
         } else {
@@ -444,9 +396,9 @@ fn file_sink_holds_each_change_once_across_kills() {
     for cycle in 0..3 {
         let mut server = Server::start(&["--workers", "2"]);
         setup(&server);
-        wait_ready(&server, Duration::from_secs(60));
+        server.wait_ready(Duration::from_secs(60));
         let expected = oracle(&rows);
-        eventually("the sink file", Duration::from_secs(30), &expected, || {
+        common::eventually("the sink file", Duration::from_secs(30), &expected, || {
             sink_contents(&output).0
         });
         if cycle > 0 {
@@ -467,26 +419,21 @@ fn file_sink_holds_each_change_once_across_kills() {
             rows.extend(more);
             std::thread::sleep(Duration::from_millis(rng.random_range(0..120)));
         }
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &server.pid().to_string()])
-            .status();
-        while server.alive() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        server.kill_hard();
         // A torn last line, as a crash mid-write leaves it: cut on restart.
         append(&output, "{\"row\": [1, 2");
     }
     let server = Server::start(&[]);
     setup(&server);
     let expected = oracle(&rows);
-    eventually(
+    common::eventually(
         "the sink file after the last restart",
         Duration::from_secs(30),
         &expected,
         || sink_contents(&output).0,
     );
     assert_eq!(server.rows("agg"), expected);
-    assert_eq!(status(&server, "sinks", "out")["state"], "running");
+    assert_eq!(server.connector_status("sinks", "out")["state"], "running");
 }
 
 /// `freshet run`: a batch job over a file source reads the whole file before its query.
@@ -570,7 +517,7 @@ fn temporal_filter_over_event_time() {
         path.display()
     ));
     let expected: Multiset = [(json!([3]).to_string(), 1)].into_iter().collect();
-    eventually(
+    common::eventually(
         "the temporal filter",
         Duration::from_secs(20),
         &expected,

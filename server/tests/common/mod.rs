@@ -645,3 +645,68 @@ pub fn diff(expected: &Multiset, got: &Multiset) -> String {
     }
     out
 }
+
+impl Server {
+    /// Polls `/readyz` until it answers 200.
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.get("/readyz");
+            if r.status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready within {within:?}: {}",
+                r.text
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill_hard(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alive() {
+            assert!(Instant::now() < deadline, "SIGKILL did not stop the server");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The `status` of a source or sink in the catalog (`kind` is `sources` or `sinks`).
+    pub fn connector_status(&self, kind: &str, name: &str) -> Value {
+        let c = self.get("/v1/catalog").json();
+        c[kind]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {kind} in {c}"))
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {c}"))["status"]
+            .clone()
+    }
+}
+
+/// Polls `read` until it returns `expected`; fails with the difference when time is up.
+pub fn eventually(
+    what: &str,
+    within: Duration,
+    expected: &Multiset,
+    mut read: impl FnMut() -> Multiset,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = read();
+        if &got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not reach the expected state within {within:?}:\n{}",
+            diff(expected, &got)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
