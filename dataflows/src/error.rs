@@ -70,6 +70,8 @@ pub enum Error {
     Shutdown,
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl Error {
@@ -89,6 +91,7 @@ impl Error {
             Error::Future { .. } => "future_timestamp",
             Error::Shutdown => "shutting_down",
             Error::Internal(_) => "internal",
+            Error::Cluster(_) => "cluster",
         }
     }
 
