@@ -398,7 +398,10 @@ fn connect(config: &ClusterConfig, workers: usize) -> Result<Vec<Option<TcpStrea
         .map_err(|_| ClusterError::Network("the connecting thread panicked".into()))?;
     let (mut dialed, accepted) = match (dialed, accepted) {
         (Ok(d), Ok(a)) => (d, a),
-        (Err(ClusterError::PeerTimeout { seconds, waiting }), Err(ClusterError::PeerTimeout { waiting: more, .. })) => {
+        (
+            Err(ClusterError::PeerTimeout { seconds, waiting }),
+            Err(ClusterError::PeerTimeout { waiting: more, .. }),
+        ) => {
             return Err(ClusterError::PeerTimeout {
                 seconds,
                 waiting: format!("{waiting}, {more}"),
@@ -771,11 +774,14 @@ mod tests {
             )
         };
         let started = Instant::now();
-        let err = connect(&c, 1).err().expect("no peer: an error");
+        let err = connect(&c, 1).expect_err("no peer: an error");
         assert!(started.elapsed() < Duration::from_secs(5));
         let text = err.to_string();
         assert!(text.contains("timed out"), "{text}");
-        assert!(text.contains(&format!("process 1 (127.0.0.1:{other})")), "{text}");
+        assert!(
+            text.contains(&format!("process 1 (127.0.0.1:{other})")),
+            "{text}"
+        );
     }
 
     #[test]

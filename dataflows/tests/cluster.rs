@@ -120,7 +120,10 @@ fn same_as_single_process(processes: usize, workers: usize) {
         e.execute(SETUP).expect("setup");
     }
     let sub = engine
-        .subscribe(SubscribeTarget::Name("j".into()), SubscribeOptions::default())
+        .subscribe(
+            SubscribeTarget::Name("j".into()),
+            SubscribeOptions::default(),
+        )
         .expect("subscribe");
     let mut state = BTreeMap::new();
     let mut last = 0;
@@ -129,14 +132,18 @@ fn same_as_single_process(processes: usize, workers: usize) {
             "INSERT INTO t VALUES ({round}, 'v{round}'), ({}, 'w'); INSERT INTO u VALUES ",
             round % 5
         );
-        let values: Vec<String> = (0..8).map(|i| format!("({}, {})", (round + i) % 9, i * round)).collect();
+        let values: Vec<String> = (0..8)
+            .map(|i| format!("({}, {})", (round + i) % 9, i * round))
+            .collect();
         sql.push_str(&values.join(", "));
         if round % 4 == 3 {
             sql.push_str(&format!("; DELETE FROM u WHERE w < {round}"));
         }
         if round == 10 {
             // A view created after start, over data that already exists.
-            sql.push_str("; CREATE VIEW late AS SELECT v, max(w) AS m FROM t JOIN u ON t.k = u.k GROUP BY v");
+            sql.push_str(
+                "; CREATE VIEW late AS SELECT v, max(w) AS m FROM t JOIN u ON t.k = u.k GROUP BY v",
+            );
         }
         for e in [&single, &engine] {
             let res = e.execute(&sql).unwrap_or_else(|err| panic!("{sql}: {err}"));

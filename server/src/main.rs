@@ -172,9 +172,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         metrics: Arc::new(metrics::HttpMetrics::default()),
     };
-    let watchdog = clustered.then(|| {
-        runtime.spawn(cluster::watchdog(engine.clone(), shutdown.clone()))
-    });
+    let watchdog =
+        clustered.then(|| runtime.spawn(cluster::watchdog(engine.clone(), shutdown.clone())));
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

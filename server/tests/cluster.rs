@@ -72,7 +72,15 @@ impl Drop for Peer {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("--- log of a peer {} ---", self.log.display());
-            for l in self.log_text().lines().rev().take(20).collect::<Vec<_>>().iter().rev() {
+            for l in self
+                .log_text()
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .iter()
+                .rev()
+            {
                 eprintln!("{l}");
             }
         } else {
@@ -323,10 +331,24 @@ fn matches_single_process_and_sqlite(processes: usize, workers: usize, seed: u64
     for (view, _) in VIEWS {
         let expected = oracle.now(view);
         let got = c.server.rows(view);
-        assert_eq!(got, expected, "{view} on the cluster:\n{}", diff(&expected, &got));
-        assert_eq!(single.rows(view), got, "{view}: cluster and one process differ");
+        assert_eq!(
+            got,
+            expected,
+            "{view} on the cluster:\n{}",
+            diff(&expected, &got)
+        );
+        assert_eq!(
+            single.rows(view),
+            got,
+            "{view}: cluster and one process differ"
+        );
         let adhoc = rows_of(&c.server, view_sql(view));
-        assert_eq!(adhoc, expected, "ad-hoc {view}:\n{}", diff(&expected, &adhoc));
+        assert_eq!(
+            adhoc,
+            expected,
+            "ad-hoc {view}:\n{}",
+            diff(&expected, &adhoc)
+        );
     }
     let t = rows_of(&c.server, "SELECT * FROM a");
     assert_eq!(t, sqlite_rows(&oracle.db, "SELECT * FROM a"));
@@ -362,7 +384,11 @@ fn wait_ready(server: &Server, within: Duration) {
         if r.status == 200 {
             return;
         }
-        assert!(Instant::now() < deadline, "not ready within {within:?}: {}", r.text);
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {within:?}: {}",
+            r.text
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -383,7 +409,8 @@ fn a_file_source_is_read_by_every_process() {
     for _ in 0..30_000 {
         let (k, v) = (rng.random_range(0..50i64), rng.random_range(-100..1000i64));
         writeln!(file, "{k},{v}").expect("write");
-        tx.execute("INSERT INTO s VALUES (?1, ?2)", [k, v]).expect("insert");
+        tx.execute("INSERT INTO s VALUES (?1, ?2)", [k, v])
+            .expect("insert");
     }
     tx.commit().expect("commit");
     file.flush().expect("flush");
@@ -410,7 +437,12 @@ fn a_file_source_is_read_by_every_process() {
     }
     let expected = sqlite_rows(&db, view);
     let got = c.server.rows("sv");
-    assert_eq!(got, expected, "sv on the cluster:\n{}", diff(&expected, &got));
+    assert_eq!(
+        got,
+        expected,
+        "sv on the cluster:\n{}",
+        diff(&expected, &got)
+    );
     assert_eq!(single.rows("sv"), got);
     let all = rows_of(&c.server, "SELECT count(*), sum(v) FROM s");
     assert_eq!(all, sqlite_rows(&db, "SELECT count(*), sum(v) FROM s"));
@@ -421,9 +453,18 @@ fn a_file_source_is_read_by_every_process() {
     assert_eq!(status["state"], "running", "{status}");
     assert_eq!(status["rows"], 30_000, "{status}");
     let single_catalog = single.get("/v1/catalog").json();
-    assert_eq!(status["bytes"], single_catalog["sources"][0]["status"]["bytes"]);
-    assert_eq!(status["total_bytes"], single_catalog["sources"][0]["status"]["total_bytes"]);
-    assert!(status["bytes"].as_u64().expect("bytes") + 4 >= total, "{status}");
+    assert_eq!(
+        status["bytes"],
+        single_catalog["sources"][0]["status"]["bytes"]
+    );
+    assert_eq!(
+        status["total_bytes"],
+        single_catalog["sources"][0]["status"]["total_bytes"]
+    );
+    assert!(
+        status["bytes"].as_u64().expect("bytes") + 4 >= total,
+        "{status}"
+    );
     let metrics = c.server.get("/metrics").text;
     assert!(
         metrics.contains("freshet_source_rows_total{source=\"s\"} 30000"),
@@ -431,12 +472,15 @@ fn a_file_source_is_read_by_every_process() {
     );
 
     // A subscription's snapshot equals the view, and a write reaches it.
-    let mut sub = c.server.subscribe_ok("view=sv", &[("Accept", "application/x-ndjson")]);
+    let mut sub = c
+        .server
+        .subscribe_ok("view=sv", &[("Accept", "application/x-ndjson")]);
     let mut acc = Multiset::new();
     let ts = c.server.sql_ok("INSERT INTO names VALUES (4, 'four')")[0]["timestamp"]
         .as_u64()
         .expect("timestamp");
-    db.execute_batch("INSERT INTO names VALUES (4, 'four')").expect("sqlite");
+    db.execute_batch("INSERT INTO names VALUES (4, 'four')")
+        .expect("sqlite");
     sub.read_past(ts, &mut acc);
     let expected = sqlite_rows(&db, view);
     assert_eq!(acc, expected, "subscription:\n{}", diff(&expected, &acc));
@@ -464,7 +508,10 @@ fn a_killed_process_stops_the_others_within_seconds() {
         "CREATE TABLE t (k bigint, v bigint); INSERT INTO t VALUES (1, 1), (2, 2), (3, 3);
          CREATE VIEW s AS SELECT sum(v) AS s FROM t",
     );
-    assert_eq!(server.rows("s"), common::multiset(&[serde_json::json!([6])]));
+    assert_eq!(
+        server.rows("s"),
+        common::multiset(&[serde_json::json!([6])])
+    );
     let mut sub = server.subscribe_ok("view=s", &[("Accept", "application/x-ndjson")]);
     let mut acc = Multiset::new();
     sub.read_past(0, &mut acc);
@@ -502,12 +549,16 @@ fn a_killed_process_stops_the_others_within_seconds() {
         killed.elapsed()
     );
     assert!(
-        server.log_text().contains("lost the connection to cluster process 1"),
+        server
+            .log_text()
+            .contains("lost the connection to cluster process 1"),
         "{}",
         server.log_text()
     );
     assert!(
-        peers[1].log_text().contains("lost the connection to cluster process"),
+        peers[1]
+            .log_text()
+            .contains("lost the connection to cluster process"),
         "{}",
         peers[1].log_text()
     );
@@ -542,12 +593,28 @@ fn start_up_waits_for_peers_with_a_timeout_and_checks_flags() {
     // Different worker counts: both refuse, saying why.
     let hosts2 = hosts(2);
     let mut a = Peer::start(&[
-        "--processes", "2", "--process", "0", "--hosts", &hosts2, "--workers", "1",
-        "--peer-timeout-secs", "10",
+        "--processes",
+        "2",
+        "--process",
+        "0",
+        "--hosts",
+        &hosts2,
+        "--workers",
+        "1",
+        "--peer-timeout-secs",
+        "10",
     ]);
     let mut b = Peer::start(&[
-        "--processes", "2", "--process", "1", "--hosts", &hosts2, "--workers", "2",
-        "--peer-timeout-secs", "10",
+        "--processes",
+        "2",
+        "--process",
+        "1",
+        "--hosts",
+        &hosts2,
+        "--workers",
+        "2",
+        "--peer-timeout-secs",
+        "10",
     ]);
     for p in [&mut a, &mut b] {
         let status = p.wait_exit(Duration::from_secs(20)).expect("exits");
@@ -556,8 +623,19 @@ fn start_up_waits_for_peers_with_a_timeout_and_checks_flags() {
     assert!(a.log_text().contains("same --workers"), "{}", a.log_text());
 
     // Bad flags are refused at once.
-    let mut bad = Peer::start(&["--processes", "3", "--process", "0", "--hosts", "127.0.0.1:1"]);
+    let mut bad = Peer::start(&[
+        "--processes",
+        "3",
+        "--process",
+        "0",
+        "--hosts",
+        "127.0.0.1:1",
+    ]);
     let status = bad.wait_exit(Duration::from_secs(10)).expect("exits");
     assert!(!status.success());
-    assert!(bad.log_text().contains("3 processes need 3"), "{}", bad.log_text());
+    assert!(
+        bad.log_text().contains("3 processes need 3"),
+        "{}",
+        bad.log_text()
+    );
 }

@@ -27,10 +27,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Input;
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 
@@ -302,7 +302,8 @@ fn apply_source_delta(s: &SourceStats, d: SourceDelta) {
         None => {}
     }
     if d.caught_up > 0 {
-        s.caught_up_time.fetch_max(d.caught_up_time, Ordering::AcqRel);
+        s.caught_up_time
+            .fetch_max(d.caught_up_time, Ordering::AcqRel);
         s.caught_up.fetch_add(d.caught_up, Ordering::AcqRel);
         let mut at = s.caught_up_at.lock().expect("lock");
         if s.is_caught_up() && at.is_none() {
