@@ -6,6 +6,10 @@
 //! commands a worker steps its dataflows, answers reads whose timestamp its arrangements have
 //! passed, and otherwise parks until timely or the coordinator wakes it: idle workers use no
 //! CPU, which matters when workers share two cores.
+//!
+//! In a cluster the workers of other processes run this same loop; what they would have put in
+//! the coordinator's memory (read answers, statistics) goes to worker 0 through the "Gather"
+//! dataflow instead (`gather.rs`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
