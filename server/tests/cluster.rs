@@ -427,6 +427,7 @@ fn a_file_source_is_read_by_every_process() {
          CREATE VIEW sv AS {view}",
         path.display()
     );
+    let sink_path = dir.path().join("out.json");
     db.execute_batch(
         "INSERT INTO names VALUES (0, 'zero'), (1, 'one'), (2, 'two'), (3, 'three'), (3, 'drei');",
     )
@@ -435,6 +436,11 @@ fn a_file_source_is_read_by_every_process() {
         s.sql_ok(&sql);
         wait_ready(s, Duration::from_secs(60));
     }
+    // A sink writes from process 0, after the history read by every process is in.
+    c.server.sql_ok(&format!(
+        "CREATE SINK out FROM sv INTO FILE '{}' FORMAT JSON",
+        sink_path.display()
+    ));
     let expected = sqlite_rows(&db, view);
     let got = c.server.rows("sv");
     assert_eq!(
@@ -484,8 +490,42 @@ fn a_file_source_is_read_by_every_process() {
     sub.read_past(ts, &mut acc);
     let expected = sqlite_rows(&db, view);
     assert_eq!(acc, expected, "subscription:\n{}", diff(&expected, &acc));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let written = sink_rows(&sink_path);
+        if written == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sink file differs from the view:\n{}",
+            diff(&expected, &written)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(sub);
     c.stop();
+}
+
+/// The rows a JSON sink file adds up to (`{"row": […], "diff": n, "time": t}` lines; progress
+/// records skipped).
+fn sink_rows(path: &std::path::Path) -> Multiset {
+    let mut sum = Multiset::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v.get("row").is_none() {
+            continue;
+        }
+        let key = v["row"].to_string();
+        let e = sum.entry(key.clone()).or_default();
+        *e += v["diff"].as_i64().expect("diff");
+        if *e == 0 {
+            sum.remove(&key);
+        }
+    }
+    sum
 }
 
 #[test]
