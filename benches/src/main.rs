@@ -5,10 +5,16 @@
 //! (write → visible to a subscriber) and throughput of batched updates, for freshet and the
 //! baseline, with 1 and 2 workers, and reports the ratios. Results go to stdout as a Markdown
 //! table for `docs/benchmarks.md`.
+//!
+//! `freshet-bench server` measures the HTTP service; `freshet-bench sources` measures backfill
+//! from CSV and JSON files and a Kafka topic (on a `tansu` broker it starts) into an aggregate
+//! view, and Kafka produce → subscriber latency.
 
 mod baseline;
+mod durability;
 mod engine;
 mod server;
+mod sources;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -57,10 +63,57 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         subscribers: usize,
     },
+    /// Sources: CSV, JSON and Kafka backfill into an aggregate view; Kafka → subscriber latency.
+    Sources {
+        /// The freshet binary to run.
+        #[arg(long, default_value = "target/release/freshet")]
+        bin: String,
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+        /// Rows in each generated file (CSV and JSON lines).
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u64,
+        /// Messages produced to the Kafka topic for its backfill; 0 skips Kafka.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// Single Kafka messages timed from produce to the subscriber, per worker count.
+        #[arg(long, default_value_t = 2_000)]
+        live: usize,
+        /// Rate of those messages per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Where the generated files are written.
+        #[arg(long, default_value = "target/bench-sources")]
+        dir: std::path::PathBuf,
+        /// The tansu broker binary (default: $FRESHET_TANSU, else `scripts/test-deps tansu`).
+        #[arg(long)]
+        tansu: Option<std::path::PathBuf>,
+    },
+    /// Durability with fsync on: concurrent acknowledged writes per second, and recovery speed.
+    Durability {
+        /// The freshet binary to run.
+        #[arg(long, default_value = "target/release/freshet")]
+        bin: String,
+        /// Concurrent single-row writers.
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+        /// How long the writers run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Rows loaded before the recovery is timed.
+        #[arg(long, default_value_t = 2_000_000)]
+        recovery_rows: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Durability {
+            bin,
+            writers,
+            seconds,
+            recovery_rows,
+        } => durability::run(&bin, writers, seconds, recovery_rows)?,
         Command::Engine {
             keys,
             updates,
@@ -104,6 +157,25 @@ fn main() -> anyhow::Result<()> {
                 server::run(&bin, w, writes, subscribers)?;
             }
         }
+        Command::Sources {
+            bin,
+            workers,
+            rows,
+            messages,
+            live,
+            rate,
+            dir,
+            tansu,
+        } => sources::run(&sources::Options {
+            bin,
+            workers,
+            rows,
+            messages,
+            live,
+            rate,
+            dir,
+            tansu,
+        })?,
     }
     Ok(())
 }

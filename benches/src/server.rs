@@ -26,6 +26,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--workers",
                 &workers.to_string(),
+                // In memory: runs start empty and leave nothing behind (no data directory).
+                "--ephemeral",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -50,11 +52,28 @@ impl Server {
 
     pub fn sql(&self, sql: &str) -> anyhow::Result<serde_json::Value> {
         let body = serde_json::json!({ "sql": sql }).to_string();
-        let text = ureq::post(&format!("http://{}/v1/sql", self.addr))
-            .send(body)?
-            .into_body()
-            .read_to_string()?;
+        let response = ureq::post(&format!("http://{}/v1/sql", self.addr))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(body)?;
+        let status = response.status();
+        let text = response.into_body().read_to_string()?;
+        if !status.is_success() {
+            bail!("{sql}: {status}: {text}");
+        }
         Ok(serde_json::from_str(&text)?)
+    }
+
+    /// `GET path`: the status and the body, whatever the status.
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let response = ureq::get(&format!("http://{}{path}", self.addr))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()?;
+        let status = response.status().as_u16();
+        Ok((status, response.into_body().read_to_string()?))
     }
 
     pub fn ingest(&self, table: &str, ndjson: String) -> anyhow::Result<u64> {
@@ -78,7 +97,7 @@ impl Drop for Server {
 }
 
 /// CPU seconds (user + system) and resident bytes of a process.
-fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+pub fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let fields: Vec<&str> = stat
         .rsplit(')')

@@ -116,7 +116,16 @@ impl Catalog {
     }
 
     pub fn insert(&mut self, item: CatalogItem) -> Result<()> {
-        if let Some(existing) = self.by_exact_name(&item.name) {
+        if let Some(kind) = self.by_exact_name(&item.name).map(|e| e.kind) {
+            // Ids must not depend on failed statements: replay after a restart runs only
+            // the ones that succeeded and must hand out the same ids.
+            if item.id == self.next_id {
+                self.next_id -= 1;
+            }
+            let existing = CatalogItem {
+                kind,
+                ..item.clone()
+            };
             return Err(Error::AlreadyExists {
                 kind: existing.kind.name(),
                 name: item.name,

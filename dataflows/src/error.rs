@@ -68,6 +68,12 @@ pub enum Error {
     Future { requested: u64, latest: u64 },
     #[error("the engine is shut down")]
     Shutdown,
+    /// Durable storage failed (disk full, unwritable): the write was not applied.
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+    /// The engine is still replaying its data directory.
+    #[error("recovering: {0}")]
+    Recovering(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("{0}")]
@@ -90,6 +96,8 @@ impl Error {
             Error::Compacted { .. } => "compacted",
             Error::Future { .. } => "future_timestamp",
             Error::Shutdown => "shutting_down",
+            Error::Storage(_) => "storage_unavailable",
+            Error::Recovering(_) => "recovering",
             Error::Internal(_) => "internal",
             Error::Cluster(_) => "cluster",
         }

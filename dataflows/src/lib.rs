@@ -25,6 +25,7 @@ pub mod command;
 pub mod connector;
 pub mod engine;
 pub mod render;
+pub mod storage;
 pub mod subscribe;
 pub mod worker;
 

@@ -5,6 +5,7 @@
 //! those bytes into rows of a schema. The HTTP ingest endpoint is the first user of the
 //! formats; file and Kafka sources reuse them.
 
+pub mod durable;
 pub mod format;
 pub mod sink;
 pub mod source;

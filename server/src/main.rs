@@ -81,11 +81,17 @@ struct ServeArgs {
     /// Timely worker threads.
     #[arg(long, default_value_t = 1, env = "FRESHET_WORKERS")]
     workers: usize,
-    /// Directory for durable state (durability is not built yet: runs are ephemeral).
-    #[arg(long, env = "FRESHET_DATA_DIR", conflicts_with = "ephemeral")]
-    data_dir: Option<PathBuf>,
-    /// Keep everything in memory.
-    #[arg(long)]
+    /// Directory for durable state: the catalog, a write-ahead log of table writes, snapshots.
+    /// Created if missing; restarting on it recovers everything acknowledged.
+    #[arg(
+        long,
+        env = "FRESHET_DATA_DIR",
+        default_value = "freshet-data",
+        conflicts_with = "ephemeral"
+    )]
+    data_dir: PathBuf,
+    /// Keep everything in memory (nothing survives a restart).
+    #[arg(long, env = "FRESHET_EPHEMERAL")]
     ephemeral: bool,
     /// Require `Authorization: Bearer TOKEN` on /v1 and the console.
     #[arg(long, env = "FRESHET_AUTH_TOKEN")]
@@ -147,10 +153,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         return cluster::serve_worker_process(c.clone(), args.workers);
     }
     let clustered = cluster.is_some();
-    if let Some(dir) = &args.data_dir {
-        tracing::warn!(dir = %dir.display(), "durability is not built yet; this run is ephemeral");
-    }
+    let storage = if args.ephemeral {
+        tracing::info!("ephemeral: nothing is kept after the process exits");
+        None
+    } else {
+        let storage = freshet_inputs::durable::FileStorage::open(&args.data_dir)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(dir = %args.data_dir.display(), "data directory");
+        Some(freshet_dataflows::engine::StorageHandle(Arc::new(storage)))
+    };
     let engine = Engine::start(EngineConfig {
+        storage,
         workers: args.workers,
         retention: Duration::from_secs(args.retention_secs),
         subscriber_buffer: args.subscriber_buffer,

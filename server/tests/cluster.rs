@@ -32,7 +32,7 @@ impl Peer {
             .join(format!("freshet-peer-{}-{n}.log", std::process::id()));
         let child = Command::new(env!("CARGO_BIN_EXE_freshet"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--ephemeral"])
             .args(args)
             .env_remove("FRESHET_WORKERS")
             .env_remove("FRESHET_PROCESSES")
@@ -127,6 +127,11 @@ struct Cluster {
 }
 
 fn cluster(processes: usize, workers: usize) -> Cluster {
+    cluster_with(processes, workers, &[])
+}
+
+/// Like `cluster`, with extra flags for process 0.
+fn cluster_with(processes: usize, workers: usize, extra: &[&str]) -> Cluster {
     let hosts = hosts(processes);
     let peers = (1..processes)
         .map(|p| {
@@ -134,7 +139,8 @@ fn cluster(processes: usize, workers: usize) -> Cluster {
             Peer::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })
         .collect();
-    let args = peer_args(processes, 0, &hosts, workers);
+    let mut args = peer_args(processes, 0, &hosts, workers);
+    args.extend(extra.iter().map(|s| s.to_string()));
     let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     Cluster { server, peers }
 }
@@ -678,4 +684,43 @@ fn start_up_waits_for_peers_with_a_timeout_and_checks_flags() {
         "{}",
         bad.log_text()
     );
+}
+
+#[test]
+fn a_cluster_restarted_after_a_loss_recovers_from_process_0s_data_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let mut c = cluster_with(2, 1, &["--data-dir", data]);
+    c.server.sql_ok(
+        "CREATE TABLE t (k bigint, v bigint);
+         CREATE VIEW s AS SELECT k % 3 AS g, count(*) AS n, sum(v) AS total FROM t GROUP BY k % 3",
+    );
+    for i in 0..20 {
+        c.server
+            .ingest_ok("t", &format!("{{\"k\": {i}, \"v\": {}}}\n", i * i));
+    }
+    c.server.sql_ok("DELETE FROM t WHERE k = 4");
+    let before = c.server.rows("s");
+    let table = c.server.rows("t");
+    assert_eq!(table.len(), 19);
+
+    // Lose process 1: both go down.
+    c.peers[0].child.kill().expect("SIGKILL process 1");
+    let status = c
+        .server
+        .wait_exit(Duration::from_secs(10))
+        .expect("process 0 exits after losing process 1");
+    assert!(!status.success());
+    drop(c);
+
+    // The same cluster again, on new ports: process 0 replays its data directory.
+    let c = cluster_with(2, 1, &["--data-dir", data]);
+    wait_ready(&c.server, Duration::from_secs(60));
+    assert_eq!(c.server.rows("t"), table);
+    assert_eq!(c.server.rows("s"), before);
+    let ts = c.server.ingest_ok("t", "{\"k\": 100, \"v\": 1}\n");
+    assert!(ts > 0);
+    assert_eq!(c.server.rows("t").len(), 20);
+    c.stop();
 }

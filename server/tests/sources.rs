@@ -531,3 +531,49 @@ fn run_script_reads_sources_to_the_end_before_querying() {
         .collect();
     assert_eq!(got, oracle(&rows), "{}", diff(&oracle(&rows), &got));
 }
+
+/// A temporal filter over an event-time source: `now()` is the logical time, so rows whose
+/// event time has aged out of the window are gone once the source's frontier passes them.
+#[test]
+fn temporal_filter_over_event_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("e.csv");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    // Two rows that have aged out of the one-minute window and one still inside it.
+    let db = rusqlite::Connection::open_in_memory().expect("sqlite");
+    let text = |ms: i64| -> String {
+        db.query_row(
+            "SELECT strftime('%Y-%m-%d %H:%M:%f', ?1 / 1000.0, 'unixepoch')",
+            [ms],
+            |r| r.get(0),
+        )
+        .expect("format")
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "{},1\n{},2\n{},3\n",
+            text(now - 120_000),
+            text(now - 90_000),
+            text(now - 10_000)
+        ),
+    )
+    .expect("write");
+    let server = Server::start(&[]);
+    server.sql_ok(&format!(
+        "CREATE SOURCE e (ts timestamp, k bigint) FROM FILE '{}' FORMAT CSV
+           WITH (event_time = 'ts', idle_timeout = '200 milliseconds');
+         CREATE VIEW recent AS SELECT k FROM e WHERE ts + INTERVAL '1 minute' > now()",
+        path.display()
+    ));
+    let expected: Multiset = [(json!([3]).to_string(), 1)].into_iter().collect();
+    eventually(
+        "the temporal filter",
+        Duration::from_secs(20),
+        &expected,
+        || server.rows("recent"),
+    );
+}

@@ -98,6 +98,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 primary_key,
             )?;
             inner.send(Command::CreateTable { id, name })?;
+            inner.log_ddl(text)?;
             Ok(StatementResult::tag("CREATE TABLE"))
         }
         Statement::CreateView {
@@ -168,6 +169,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 plan,
                 deps,
             })?;
+            inner.log_ddl(text)?;
             Ok(StatementResult::tag("CREATE VIEW"))
         }
         Statement::Drop {
@@ -225,6 +227,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             }
             if !ids.is_empty() {
                 inner.send(Command::Drop { ids })?;
+                inner.log_ddl(text)?;
             }
             Ok(StatementResult::tag(format!(
                 "DROP {}",
@@ -282,7 +285,9 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 updates.push((Row::new(values), diff));
             }
             let n: Diff = updates.iter().map(|(_, d)| *d).sum();
-            let ts = write_rows(engine, &mut coord, &table, updates)?;
+            let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
+            drop(coord);
+            pending.wait()?;
             Ok(StatementResult::written(format!("INSERT {n}"), ts))
         }
         Statement::Delete { table, selection } => {
@@ -290,7 +295,9 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let (matching, _) = matching_rows(engine, &coord, &table, selection.as_ref())?;
             let n = matching.len();
             let updates = matching.into_iter().map(|r| (r, -1)).collect();
-            let ts = write_rows(engine, &mut coord, &table, updates)?;
+            let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
+            drop(coord);
+            pending.wait()?;
             Ok(StatementResult::written(format!("DELETE {n}"), ts))
         }
         Statement::Update {
@@ -327,7 +334,9 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 updates.push((old, -1));
                 updates.push((Row::new(values), 1));
             }
-            let ts = write_rows(engine, &mut coord, &table, updates)?;
+            let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
+            drop(coord);
+            pending.wait()?;
             Ok(StatementResult::written(format!("UPDATE {n}"), ts))
         }
         Statement::Select { query, as_of } => {
@@ -428,6 +437,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 .expect("lock")
                 .insert(id, Default::default());
             inner.send(Command::CreateSource { id, spec })?;
+            inner.log_ddl(text)?;
             Ok(StatementResult::tag("CREATE SOURCE"))
         }
         Statement::CreateSink {
@@ -482,6 +492,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 as_of,
                 sources,
             })?;
+            inner.log_ddl(text)?;
             Ok(StatementResult::tag("CREATE SINK"))
         }
         Statement::Show(kind) => {
@@ -569,6 +580,7 @@ fn replace_view_with_dependents(
             deps: item.dependencies.clone(),
         })?;
     }
+    engine.inner.log_ddl(text)?;
     Ok(StatementResult::tag("CREATE VIEW"))
 }
 
@@ -695,7 +707,7 @@ pub(crate) fn write_rows(
     coord: &mut Coord,
     table: &str,
     updates: Vec<(Row, Diff)>,
-) -> Result<Time> {
+) -> Result<(Time, super::durable::Pending)> {
     let item = table_item(coord, table)?.clone();
     let id = item.id;
     let schema = item.schema.clone();
@@ -728,25 +740,25 @@ pub(crate) fn write_rows(
         let pk = item.primary_key.clone();
         check_keys(coord, id, &pk, &schema, &checked)?;
     }
+    if let Some(d) = &engine.inner.durability {
+        d.check_writable()?;
+    }
     let ts = coord.write_ts();
     let n = checked.len() as u64;
-    engine.inner.send(Command::Write {
-        ts,
-        writes: vec![(id, checked)],
-    })?;
+    let pending = engine.inner.write(ts, id, checked)?;
     engine
         .inner
         .metrics
         .rows_written
         .fetch_add(n, Ordering::Relaxed);
     engine.inner.metrics.writes.fetch_add(1, Ordering::Relaxed);
-    Ok(ts)
+    Ok((ts, pending))
 }
 
 /// Enforces a primary key: after the write, no key may be present more than once. The key
 /// index lives with the coordinator, which sees every write; it is updated only if the write
 /// goes ahead.
-fn check_keys(
+pub(crate) fn check_keys(
     coord: &mut Coord,
     id: crate::plan::GlobalId,
     pk: &[usize],

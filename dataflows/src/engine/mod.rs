@@ -17,8 +17,11 @@
 //! (DELETE, UPDATE, INSERT … SELECT) are atomic. Reads and subscriptions only hold it while
 //! their command is sequenced.
 
+mod durable;
 mod execute;
 mod metrics;
+mod recovery;
+mod snapshot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -54,6 +57,18 @@ pub struct EngineConfig {
     /// Join other processes into one timely cluster (this must be process 0; the others run
     /// `cluster::WorkerProcess`). `workers` is then the number of threads per process.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Durable storage for the catalog and table writes; `None` keeps everything in memory.
+    pub storage: Option<StorageHandle>,
+}
+
+/// Durable storage, as the engine's configuration holds it.
+#[derive(Clone)]
+pub struct StorageHandle(pub Arc<dyn crate::storage::Storage>);
+
+impl std::fmt::Debug for StorageHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Storage")
+    }
 }
 
 impl Default for EngineConfig {
@@ -65,6 +80,7 @@ impl Default for EngineConfig {
             tick: Duration::from_millis(1000),
             connectors: None,
             cluster: None,
+            storage: None,
         }
     }
 }
@@ -163,6 +179,8 @@ pub(crate) struct Coord {
     /// Arrangements may have forgotten distinctions before `since`.
     pub since: Time,
     pub shutdown: bool,
+    /// Set while the data directory is replayed: requests are refused with `recovering`.
+    pub recovering: Option<String>,
     /// Keys present in each table with a primary key (the key columns of every row).
     pub keys: std::collections::HashMap<GlobalId, std::collections::HashMap<Row, Diff>>,
 }
@@ -201,7 +219,6 @@ impl Coord {
 pub(crate) struct Inner {
     config: EngineConfig,
     coord: Mutex<Coord>,
-    commands: crossbeam_channel::Sender<Command>,
     shared: Arc<Shared>,
     peers: usize,
     next_request: AtomicU64,
@@ -210,6 +227,13 @@ pub(crate) struct Inner {
     /// Running shared streams of views, joined by new subscribers at the latest time.
     hubs: Mutex<std::collections::HashMap<GlobalId, SubscriptionFeed>>,
     pub(crate) metrics: Metrics,
+    /// Commands in log order, held back until the writes before them are durable.
+    pipeline: Arc<durable::Pipeline>,
+    /// Hands a command to worker 0 now (used by the pipeline, also from the storage thread).
+    send_now: Arc<dyn Fn(Command) -> Result<()> + Send + Sync>,
+    pub(crate) durability: Option<Arc<durable::Durability>>,
+    /// Progress of the replay of the data directory.
+    pub(crate) recovery: recovery::Progress,
 }
 
 /// A handle on a running engine; clones share it.
@@ -226,15 +250,23 @@ pub(crate) struct PendingPeek {
 }
 
 impl Inner {
+    /// Sends a command to the workers, after any writes still waiting to be durable.
     fn send(&self, cmd: Command) -> Result<()> {
-        self.commands.send(cmd).map_err(|_| Error::Shutdown)?;
-        if let Some(t) = self.shared.worker0.lock().expect("lock").as_ref() {
-            t.unpark();
-        }
-        Ok(())
+        self.pipeline.send(cmd, &*self.send_now)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Coord>> {
+        let coord = self.lock_any()?;
+        if let Some(progress) = &coord.recovering {
+            if !recovery::on_recovery_thread() {
+                return Err(Error::Recovering(progress.clone()));
+            }
+        }
+        Ok(coord)
+    }
+
+    /// The coordinator, even while recovering (reads of the catalog and frontiers).
+    fn lock_any(&self) -> Result<MutexGuard<'_, Coord>> {
         let coord = self
             .coord
             .lock()
@@ -244,6 +276,49 @@ impl Inner {
         }
         self.check_alive()?;
         Ok(coord)
+    }
+
+    /// Logs a catalog change (under the coordinator lock) and waits until it is durable.
+    pub(crate) fn log_ddl(&self, sql: &str) -> Result<()> {
+        match &self.durability {
+            Some(d) if !recovery::on_recovery_thread() => {
+                d.check_writable()?;
+                d.log_ddl(sql)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Logs a write and queues its command; without storage the command goes at once.
+    pub(crate) fn write(
+        &self,
+        ts: Time,
+        table: GlobalId,
+        rows: Vec<(Row, Diff)>,
+    ) -> Result<durable::Pending> {
+        match &self.durability {
+            Some(d) if !recovery::on_recovery_thread() => {
+                d.check_writable()?;
+                // Rows are reference-counted: the record and the command share them.
+                let record = crate::storage::LogRecord::Write {
+                    ts,
+                    table,
+                    rows: rows.clone(),
+                };
+                let cmd = Command::Write {
+                    ts,
+                    writes: vec![(table, rows)],
+                };
+                Ok(d.log_write(&record, cmd, &self.pipeline, Arc::clone(&self.send_now)))
+            }
+            _ => {
+                self.send(Command::Write {
+                    ts,
+                    writes: vec![(table, rows)],
+                })?;
+                Ok(durable::Pending::none())
+            }
+        }
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -393,7 +468,31 @@ impl Engine {
         if config.cluster.is_some() {
             crate::cluster::watch_peers(&shared);
         }
-        let start = now_ms();
+        // What the data directory holds decides where time starts: at the earliest time to
+        // replay, so replayed writes keep their original timestamps.
+        let recovered = match &config.storage {
+            Some(h) => Some(h.0.recover().map_err(Error::Storage)?),
+            None => None,
+        };
+        let replay_from = recovered.as_ref().and_then(recovery::earliest);
+        let has_history = recovered
+            .as_ref()
+            .is_some_and(|r| r.snapshot.is_some() || !r.records.is_empty());
+        let last_seq = recovered
+            .as_ref()
+            .map(|r| {
+                r.records
+                    .last()
+                    .map(|(s, _)| *s)
+                    .or(r.snapshot.as_ref().map(|s| s.seq))
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let start = replay_from.unwrap_or_else(now_ms);
+        let snapshot_ts = recovered
+            .as_ref()
+            .and_then(|r| r.snapshot.as_ref().map(|s| s.ts))
+            .unwrap_or(0);
         let worker_shared = Arc::clone(&shared);
         let guards =
             crate::cluster::start_workers(workers, config.cluster.as_ref(), move |worker| {
@@ -407,16 +506,27 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        let send_now: Arc<dyn Fn(Command) -> Result<()> + Send + Sync> = {
+            let tx = tx.clone();
+            let shared = Arc::clone(&shared);
+            Arc::new(move |cmd| {
+                tx.send(cmd).map_err(|_| Error::Shutdown)?;
+                if let Some(t) = shared.worker0.lock().expect("lock").as_ref() {
+                    t.unpark();
+                }
+                Ok(())
+            })
+        };
         let inner = Arc::new(Inner {
             config: config.clone(),
             coord: Mutex::new(Coord {
                 catalog: Catalog::default(),
                 upper: start,
-                since: 0,
+                since: snapshot_ts,
                 shutdown: false,
+                recovering: has_history.then(|| "replaying the data directory".to_string()),
                 keys: Default::default(),
             }),
-            commands: tx,
             shared,
             peers: workers * processes,
             next_request: AtomicU64::new(1),
@@ -424,6 +534,13 @@ impl Engine {
             ticker: Mutex::new(None),
             hubs: Mutex::new(Default::default()),
             metrics: Metrics::default(),
+            pipeline: Default::default(),
+            send_now,
+            durability: config
+                .storage
+                .as_ref()
+                .map(|h| Arc::new(durable::Durability::new(Arc::clone(&h.0), last_seq))),
+            recovery: Default::default(),
         });
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let weak = Arc::downgrade(&inner);
@@ -438,7 +555,28 @@ impl Engine {
         // every worker where time starts.
         inner.send(Command::Advance { upper: start })?;
         tracing::info!(workers, processes, "engine started");
-        Ok(Engine { inner })
+        let engine = Engine { inner };
+        match recovered {
+            Some(r) if has_history => {
+                tracing::info!(
+                    records = r.records.len(),
+                    snapshot = r.snapshot.is_some(),
+                    "recovering from the data directory"
+                );
+                let replayer = engine.clone();
+                std::thread::Builder::new()
+                    .name("freshet-recovery".into())
+                    .stack_size(32 << 20)
+                    .spawn(move || recovery::replay(&replayer, r))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            _ => engine
+                .inner
+                .recovery
+                .finished
+                .store(true, Ordering::Release),
+        }
+        Ok(engine)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -447,6 +585,29 @@ impl Engine {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Replay of the data directory: `None` once done (or nothing to replay), else
+    /// (rows replayed, rows in all, records replayed, records in all).
+    pub fn recovery_progress(&self) -> Option<(u64, u64, u64, u64)> {
+        let p = &self.inner.recovery;
+        if p.finished.load(Ordering::Acquire) {
+            return None;
+        }
+        Some((
+            p.rows_done.load(Ordering::Relaxed),
+            p.rows_total.load(Ordering::Relaxed),
+            p.records_done.load(Ordering::Relaxed),
+            p.records_total.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Whether writes are refused because storage failed earlier.
+    pub fn storage_failed(&self) -> bool {
+        self.inner
+            .durability
+            .as_ref()
+            .is_some_and(|d| d.failed.load(Ordering::Acquire))
     }
 
     /// Whether the workers are running (false after a worker failed or a peer was lost).
@@ -505,8 +666,18 @@ impl Engine {
     /// Applies inserts (+1) and deletes (-1) to a table atomically at one new timestamp.
     /// Rows are checked against the table's columns; deletes must match existing rows.
     pub fn write(&self, table: &str, updates: Vec<(Row, Diff)>) -> Result<Time> {
-        let mut coord = self.inner.lock()?;
-        execute::write_rows(self, &mut coord, table, updates)
+        let (ts, pending) = {
+            let mut coord = self.inner.lock()?;
+            execute::write_rows(self, &mut coord, table, updates)?
+        };
+        pending.wait()?;
+        Ok(ts)
+    }
+
+    /// Takes a snapshot now (normally the clock does this when the log has grown); returns the
+    /// time it is exact at, or `None` without storage.
+    pub fn snapshot(&self) -> Result<Option<Time>> {
+        snapshot::take(&self.inner)
     }
 
     /// Reads a table or view as of `as_of` (default: the latest complete timestamp).
@@ -885,9 +1056,17 @@ impl Drop for Inner {
 /// waiting at ingestion time; lets arrangements compact past the retention on each tick.
 fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Duration) {
     let mut next_tick = std::time::Instant::now() + tick;
+    // Set while source rows wait for the clock to pass their time: check again soon rather
+    // than sleeping to the next tick (workers do not wake us again for the same rows).
+    let mut retry = false;
     loop {
-        let wait = next_tick.saturating_duration_since(std::time::Instant::now());
-        std::thread::park_timeout(wait);
+        if retry {
+            std::thread::sleep(Duration::from_micros(200));
+            retry = false;
+        } else {
+            let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+            std::thread::park_timeout(wait);
+        }
         if !matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Empty)) {
             return;
         }
@@ -899,13 +1078,18 @@ fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Durat
         if !ticked && !wanted {
             continue;
         }
-        let Ok(mut coord) = inner.lock() else { return };
+        let mut coord = match inner.lock() {
+            Ok(c) => c,
+            // Time stands still while the log is replayed at its own timestamps.
+            Err(Error::Recovering(_)) => continue,
+            Err(_) => return,
+        };
         let mut now = now_ms();
         if wanted && now < coord.upper {
             // Rows went in at `upper`, which is not yet past: wait for the clock to pass it.
             drop(coord);
-            std::thread::sleep(Duration::from_micros(300));
             inner.shared.advance_wanted.store(true, Ordering::Release);
+            retry = true;
             continue;
         }
         if now >= coord.upper {
@@ -921,6 +1105,8 @@ fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Durat
                 coord.since = since;
                 let _ = inner.send(Command::AllowCompaction { since });
             }
+            drop(coord);
+            snapshot::maybe_snapshot(&inner);
         }
     }
 }

@@ -11,6 +11,7 @@
 //! could fail was checked when the plan was made, because every worker must build exactly the
 //! same dataflow.
 
+mod accumulate;
 mod flat_map;
 mod join;
 mod recursive;

@@ -14,6 +14,9 @@ use crate::row::Row;
 use crate::value::{DataType, Value};
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
+    if super::accumulate::applies(r) {
+        return super::accumulate::render(ctx, r);
+    }
     let input = ctx.render(&r.input);
     let key = r.key.clone();
     let args: Vec<_> = r.aggregates.iter().map(|a| a.expr.clone()).collect();

@@ -197,6 +197,10 @@ pub(crate) fn start(spec: &SourceSpec, ctx: ReaderContext) -> Result<Box<dyn Sen
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "5")
+        // librdkafka's defaults pause fetching for a second once 100K messages are queued,
+        // which caps a backfill at about that many per second.
+        .set("queued.min.messages", "1000000")
+        .set("fetch.queue.backoff.ms", "1")
         .set("socket.nagle.disable", "true")
         .create()
         .map_err(|e| Error::plan(format!("Kafka source \"{}\": {e}", spec.name)))?;

@@ -27,6 +27,24 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Json(json!({"ready": false, "reason": message})),
         );
     }
+    if let Some((rows, total, records, records_total)) = state.engine.recovery_progress() {
+        let percent = if total > 0 {
+            (rows as f64 * 1000.0 / total as f64).round() / 10.0
+        } else {
+            0.0
+        };
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "ready": false,
+                "reason": "recovering from the data directory",
+                "recovery": {
+                    "rows": rows, "rows_total": total, "percent": percent,
+                    "records": records, "records_total": records_total,
+                },
+            })),
+        );
+    }
     let backfilling = state.engine.sources_backfilling();
     if !backfilling.is_empty() {
         return (

@@ -62,10 +62,18 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
+            // Durable only where a test asks for a data directory.
+            .args(if args.contains(&"--data-dir") {
+                &[][..]
+            } else {
+                &["--ephemeral"][..]
+            })
             .args(args)
             .env_remove("FRESHET_AUTH_TOKEN")
             .env_remove("FRESHET_LISTEN")
             .env_remove("FRESHET_WORKERS")
+            .env_remove("FRESHET_DATA_DIR")
+            .env_remove("FRESHET_EPHEMERAL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))

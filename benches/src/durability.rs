@@ -1,0 +1,193 @@
+//! Durability benchmarks against the real binary with a data directory (fsync on):
+//! acknowledged single-row writes per second and their latency under many concurrent writers
+//! (group commit), and recovery speed (rows replayed per second until `/readyz` is ready).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::stats::{fmt, percentile};
+
+struct Durable {
+    child: Child,
+    addr: String,
+}
+
+impl Durable {
+    fn start(bin: &str, dir: Option<&std::path::Path>, workers: usize) -> anyhow::Result<Durable> {
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            &workers.to_string(),
+        ]);
+        match dir {
+            Some(d) => cmd.arg("--data-dir").arg(d),
+            None => cmd.arg("--ephemeral"),
+        };
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {bin}"))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("no listening line: {line:?}"))?
+            .to_string();
+        Ok(Durable { child, addr })
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: String) -> anyhow::Result<String> {
+        let mut resp = ureq::post(&format!("http://{}{path}", self.addr))
+            .header("Content-Type", content_type)
+            .send(body)?;
+        Ok(resp.body_mut().read_to_string()?)
+    }
+
+    fn ready(&self) -> bool {
+        ureq::get(&format!("http://{}/readyz", self.addr))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("freshet-bench-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("| storage | writers | acknowledged writes/s | p50 | p99 | p99.9 |");
+    println!("|---|---|---|---|---|---|");
+    // The same writers against an in-memory server show what the log itself costs.
+    for durable in [true, false] {
+        writes(bin, durable.then_some(dir.as_path()), writers, seconds)?;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    recovery(bin, &dir, recovery_rows)
+}
+
+/// Concurrent single-row writers, each waiting for its acknowledgement.
+fn writes(
+    bin: &str,
+    dir: Option<&std::path::Path>,
+    writers: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let server = Durable::start(bin, dir, 1)?;
+    server.post(
+        "/v1/sql",
+        "application/json",
+        serde_json::json!({"sql": "CREATE TABLE w (writer bigint, n bigint)"}).to_string(),
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|i| {
+            let addr = server.addr.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let agent = ureq::Agent::new_with_defaults();
+                let url = format!("http://{addr}/v1/tables/w/rows");
+                let mut lat = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let ok = agent
+                        .post(&url)
+                        .header("Content-Type", "application/x-ndjson")
+                        .send(format!("{{\"writer\": {i}, \"n\": {n}}}"))
+                        .is_ok();
+                    if ok {
+                        lat.push(t.elapsed());
+                    }
+                    n += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort();
+    let n = lat.len();
+    println!(
+        "| {} | {writers} | {:.0} | {} | {} | {} |",
+        if dir.is_some() {
+            "data dir (fsync)"
+        } else {
+            "ephemeral"
+        },
+        n as f64 / elapsed,
+        fmt(percentile(&lat, 0.5)),
+        fmt(percentile(&lat, 0.99)),
+        fmt(percentile(&lat, 0.999)),
+    );
+    server.kill();
+    Ok(())
+}
+
+/// Recovery: load rows in bulk, kill, restart, time until ready.
+fn recovery(bin: &str, dir: &std::path::Path, recovery_rows: u64) -> anyhow::Result<()> {
+    let server = Durable::start(bin, Some(dir), 1)?;
+    server.post(
+        "/v1/sql",
+        "application/json",
+        serde_json::json!({"sql": "CREATE TABLE r (k bigint, v bigint, s text); CREATE VIEW rc AS SELECT count(*) FROM r"}).to_string(),
+    )?;
+    let batch = 100_000u64;
+    let mut loaded = 0;
+    while loaded < recovery_rows {
+        let body: String = (loaded..(loaded + batch).min(recovery_rows))
+            .map(|i| format!("{{\"k\": {i}, \"v\": {}, \"s\": \"row {i}\"}}\n", i % 1000))
+            .collect();
+        server.post("/v1/tables/r/rows", "application/x-ndjson", body)?;
+        loaded = (loaded + batch).min(recovery_rows);
+    }
+    let log_bytes: u64 = std::fs::read_dir(dir.join("log"))?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    server.kill();
+    let t = Instant::now();
+    let server = Durable::start(bin, Some(dir), 1)?;
+    while !server.ready() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!();
+    println!("| rows recovered | log size | time to ready | rows/s |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {recovery_rows} | {:.0} MB | {secs:.2} s | {:.0} |",
+        log_bytes as f64 / 1e6,
+        recovery_rows as f64 / secs
+    );
+    server.kill();
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Aggregates kept as sums in the difference: COUNT, and SUM and AVG of bigints.
+//!
+//! The general `reduce` recomputes a group's aggregates from all of its values whenever the
+//! group changes, which costs as much as the group is large. Counts and integer sums need
+//! none of that: each input row contributes numbers (1 for the row, 1 if an argument is not
+//! NULL, the argument itself) that can simply be added up. Those numbers travel as the
+//! *difference* of the record `(key)` ([`Accums`]), differential adds them up as it
+//! consolidates, and one `count` per group turns the totals into the aggregate values. A group
+//! change then costs the same whatever the group's size.
+//!
+//! Sums are kept in `i128`, so they cannot overflow while accumulating; a result outside
+//! `bigint` is reported as an evaluation error for that group, like the general path does.
+
+use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
+use serde::{Deserialize, Serialize};
+
+use super::{split, Bundle, Context, RenderTime};
+use crate::error::EvalError;
+use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
+use crate::row::Row;
+use crate::value::{DataType, Value};
+
+/// Running totals of one group: `[rows, then per aggregate its slots]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Accums(Vec<i128>);
+
+impl IsZero for Accums {
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(|x| *x == 0)
+    }
+}
+
+impl Semigroup for Accums {
+    fn plus_equals(&mut self, rhs: &Self) {
+        if self.0.len() < rhs.0.len() {
+            self.0.resize(rhs.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(&rhs.0) {
+            *a += *b;
+        }
+    }
+}
+
+impl Multiply<isize> for Accums {
+    type Output = Accums;
+    fn multiply(mut self, rhs: &isize) -> Accums {
+        for x in &mut self.0 {
+            *x *= *rhs as i128;
+        }
+        self
+    }
+}
+
+/// Slots each aggregate keeps: COUNT(*) uses the row count, COUNT one slot, SUM and AVG two
+/// (the sum and how many values were not NULL).
+fn slots(a: &AggregateExpr) -> usize {
+    match a.func {
+        AggFunc::CountStar => 0,
+        AggFunc::Count => 1,
+        _ => 2,
+    }
+}
+
+/// Whether every aggregate can be accumulated.
+pub fn applies(r: &ReducePlan) -> bool {
+    !r.aggregates.is_empty()
+        && r.aggregates.iter().all(|a| {
+            !a.distinct
+                && match a.func {
+                    AggFunc::CountStar | AggFunc::Count => true,
+                    AggFunc::Sum | AggFunc::Avg => a.arg_type == DataType::Int,
+                    _ => false,
+                }
+        })
+}
+
+pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
+    let input = ctx.render(&r.input);
+    let key = r.key.clone();
+    let aggs = r.aggregates.clone();
+    let width = 1 + aggs.iter().map(slots).sum::<usize>();
+    // Each row becomes its key, with its contributions as the difference (times its
+    // multiplicity, which `explode` applies).
+    let keyed = input.oks.flat_map(move |row| {
+        let row = row.as_slice();
+        let key: Result<Vec<Value>, EvalError> = key.iter().map(|e| e.eval(row)).collect();
+        let mut acc = Vec::with_capacity(width);
+        acc.push(1i128);
+        let mut error = None;
+        for a in &aggs {
+            let v = match a.func {
+                AggFunc::CountStar => continue,
+                _ => match a.expr.eval(row) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                },
+            };
+            match (a.func, &v) {
+                (AggFunc::Count, v) => acc.push(i128::from(!v.is_null())),
+                (_, Value::Int(x)) => {
+                    acc.push(*x as i128);
+                    acc.push(1);
+                }
+                _ => {
+                    acc.push(0);
+                    acc.push(0);
+                }
+            }
+        }
+        Some(match (key, error) {
+            (Ok(k), None) => Ok((Row::new(k), Accums(acc))),
+            (Err(e), _) | (_, Some(e)) => Err(e),
+        })
+    });
+    let (keyed, key_errs) = split(keyed);
+    let aggs = r.aggregates.clone();
+    let totals = keyed
+        .explode(|(key, acc)| Some((key, acc)))
+        .count()
+        .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.concat(&vals)));
+    let (mut oks, agg_errs) = split(totals);
+    if r.global {
+        let defaults = Row::new(
+            r.aggregates
+                .iter()
+                .map(|a| match a.func {
+                    AggFunc::Count | AggFunc::CountStar => Value::Int(0),
+                    _ => Value::Null,
+                })
+                .collect(),
+        );
+        let present = oks.clone().map(|_| Row::empty());
+        let missing = ctx
+            .constant(vec![(Row::empty(), 1)])
+            .concat(present.negate());
+        oks = oks.concat(missing.map(move |_| defaults.clone()));
+    }
+    Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
+}
+
+/// The aggregate values from a group's totals (`None` rows: the group is empty).
+fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Row, EvalError> {
+    let at = |i: usize| acc.0.get(i).copied().unwrap_or(0);
+    let rows = at(0);
+    if rows < 0 {
+        return Err(EvalError::InvalidArgument(
+            "aggregate input has a negative multiplicity".into(),
+        ));
+    }
+    let int = |x: i128| {
+        i64::try_from(x)
+            .map(Value::Int)
+            .map_err(|_| EvalError::Overflow("bigint".into()))
+    };
+    let mut out = Vec::with_capacity(aggs.len());
+    let mut slot = 1;
+    for a in aggs {
+        out.push(match a.func {
+            AggFunc::CountStar => int(rows)?,
+            AggFunc::Count => int(at(slot))?,
+            AggFunc::Sum | AggFunc::Avg => {
+                let (sum, n) = (at(slot), at(slot + 1));
+                if n == 0 {
+                    Value::Null
+                } else if a.func == AggFunc::Sum {
+                    int(sum)?
+                } else {
+                    Value::float(sum as f64 / n as f64)
+                }
+            }
+            _ => {
+                return Err(EvalError::InvalidArgument(
+                    "not an accumulable aggregate".into(),
+                ))
+            }
+        });
+        slot += slots(a);
+    }
+    Ok(Row::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::ScalarExpr;
+
+    fn agg(func: AggFunc) -> AggregateExpr {
+        AggregateExpr {
+            func,
+            expr: ScalarExpr::Column(0),
+            distinct: false,
+            arg_type: DataType::Int,
+        }
+    }
+
+    #[test]
+    fn totals_become_values() {
+        let aggs = [
+            agg(AggFunc::CountStar),
+            agg(AggFunc::Count),
+            agg(AggFunc::Sum),
+            agg(AggFunc::Avg),
+        ];
+        // Three rows, two non-NULL arguments summing to 7 (for both SUM and AVG).
+        let mut acc = Accums(vec![1, 1, 3, 1, 3, 1]);
+        acc.plus_equals(&Accums(vec![1, 1, 4, 1, 4, 1]).multiply(&1));
+        acc.plus_equals(&Accums(vec![1, 0, 0, 0, 0, 0]));
+        let row = finish(&aggs, &acc).unwrap();
+        assert_eq!(
+            row,
+            Row::new(vec![
+                Value::Int(3),
+                Value::Int(2),
+                Value::Int(7),
+                Value::float(3.5)
+            ])
+        );
+        // Only NULL arguments: SUM and AVG are NULL.
+        let row = finish(&aggs, &Accums(vec![2, 0, 0, 0, 0, 0])).unwrap();
+        assert_eq!(row.get(2), &Value::Null);
+        // A sum outside bigint is an error, not a wrapped number.
+        let big = Accums(vec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
+        assert_eq!(
+            finish(&aggs, &big),
+            Err(EvalError::Overflow("bigint".into()))
+        );
+        // Retractions cancel to zero.
+        let mut z = Accums(vec![1, 1, 5, 1, 5, 1]);
+        z.plus_equals(&Accums(vec![1, 1, 5, 1, 5, 1]).multiply(&-1));
+        assert!(z.is_zero());
+    }
+}

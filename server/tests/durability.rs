@@ -1,0 +1,337 @@
+//! Durability against the real binary: concurrent writers, SIGKILL at random points, restart
+//! on the same data directory, and checks that every acknowledged write is there, nothing
+//! unacknowledged is there by halves, views equal SQLite over the recovered table, history
+//! within retention reads the same after a restart, torn and corrupt log tails are cut, and a
+//! second process on the directory is refused.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{diff, sqlite_rows, Multiset, Server};
+
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const ROWS_PER_BATCH: i64 = 3;
+
+fn wait_ready(server: &Server, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = server.get("/readyz");
+        if r.status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {within:?}: {}",
+            r.text
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start(dir: &Path, workers: &str) -> Server {
+    let dir = dir.to_str().expect("utf-8 path");
+    let server = Server::start(&["--data-dir", dir, "--workers", workers]);
+    wait_ready(&server, Duration::from_secs(60));
+    server
+}
+
+fn kill(server: &mut Server) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.alive() {
+        assert!(Instant::now() < deadline, "SIGKILL did not stop the server");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Batches each writer had acknowledged: (writer, batch).
+type Acked = Arc<Mutex<BTreeSet<(i64, i64)>>>;
+
+/// Writes batches of rows `(writer, batch, part)` until told to stop or the server dies.
+fn writer(addr: String, w: i64, first: i64, acked: Acked, stop: Arc<AtomicBool>) -> i64 {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    );
+    let mut batch = first;
+    while !stop.load(Ordering::Relaxed) {
+        let body: String = (0..ROWS_PER_BATCH)
+            .map(|p| json!({"w": w, "b": batch, "p": p}).to_string() + "\n")
+            .collect();
+        let r = agent
+            .post(&format!("http://{addr}/v1/tables/t/rows"))
+            .header("content-type", "application/x-ndjson")
+            .send(body.as_bytes());
+        match r {
+            Ok(resp) if resp.status() == 200 => {
+                acked.lock().expect("lock").insert((w, batch));
+            }
+            Ok(resp) => panic!("write failed with {}", resp.status()),
+            Err(_) => break, // the server died under us
+        }
+        batch += 1;
+    }
+    batch
+}
+
+/// The recovered table, checked: whole batches only, and every acknowledged one present.
+fn check_table(server: &Server, acked: &BTreeSet<(i64, i64)>) -> Vec<(i64, i64, i64)> {
+    let rows = server.read("t")["rows"].as_array().expect("rows").clone();
+    let mut per_batch: BTreeMap<(i64, i64), BTreeSet<i64>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in &rows {
+        let (w, b, p) = (
+            r[0].as_i64().unwrap(),
+            r[1].as_i64().unwrap(),
+            r[2].as_i64().unwrap(),
+        );
+        assert!(
+            per_batch.entry((w, b)).or_default().insert(p),
+            "row {r} twice"
+        );
+        out.push((w, b, p));
+    }
+    for (k, parts) in &per_batch {
+        assert_eq!(
+            parts.len() as i64,
+            ROWS_PER_BATCH,
+            "batch {k:?} is there by halves"
+        );
+    }
+    for k in acked {
+        assert!(
+            per_batch.contains_key(k),
+            "acknowledged batch {k:?} was lost"
+        );
+    }
+    out
+}
+
+const VIEW: &str = "SELECT w, count(*) AS n, max(b) AS last FROM t GROUP BY w";
+
+fn check_view(server: &Server, rows: &[(i64, i64, i64)]) {
+    let db = rusqlite::Connection::open_in_memory().expect("sqlite");
+    db.execute_batch("CREATE TABLE t (w INTEGER, b INTEGER, p INTEGER)")
+        .expect("create");
+    let tx = db.unchecked_transaction().expect("tx");
+    for (w, b, p) in rows {
+        tx.execute("INSERT INTO t VALUES (?1, ?2, ?3)", (w, b, p))
+            .expect("insert");
+    }
+    tx.commit().expect("commit");
+    let expected = sqlite_rows(&db, VIEW);
+    let got = server.rows("per_writer");
+    assert_eq!(got, expected, "{}", diff(&expected, &got));
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = std::env::var("FRESHET_LONG_TESTS").is_ok();
+    let cycles = if long { 50 } else { 6 };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let acked: Acked = Arc::default();
+    let mut next_batch: BTreeMap<i64, i64> = BTreeMap::new();
+    {
+        let server = start(dir.path(), "2");
+        server.sql_ok(&format!(
+            "CREATE TABLE t (w bigint NOT NULL, b bigint NOT NULL, p bigint NOT NULL, PRIMARY KEY (w, b, p));
+             CREATE VIEW per_writer AS {VIEW}"
+        ));
+    }
+    for cycle in 0..cycles {
+        let workers = if cycle % 2 == 0 { "2" } else { "1" };
+        let mut server = start(dir.path(), workers);
+        let rows = check_table(&server, &acked.lock().expect("lock"));
+        check_view(&server, &rows);
+        // Concurrent writers, then a kill at a random moment.
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let (addr, acked, stop) =
+                    (server.addr.clone(), Arc::clone(&acked), Arc::clone(&stop));
+                // Batch numbers keep growing across cycles so no key repeats.
+                let first = next_batch.get(&w).copied().unwrap_or(0) + 1_000;
+                std::thread::spawn(move || writer(addr, w, first, acked, stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
+        kill(&mut server);
+        stop.store(true, Ordering::Relaxed);
+        for (w, h) in handles.into_iter().enumerate() {
+            let last = h.join().expect("writer");
+            next_batch.insert(w as i64, last);
+        }
+    }
+    let server = start(dir.path(), "2");
+    let rows = check_table(&server, &acked.lock().expect("lock"));
+    check_view(&server, &rows);
+    assert!(
+        acked.lock().expect("lock").len() > 20,
+        "too few writes to mean anything"
+    );
+}
+
+#[test]
+fn history_within_retention_reads_the_same_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), "1");
+    server.sql_ok(
+        "CREATE TABLE kv (k bigint, v bigint); CREATE VIEW s AS SELECT sum(v) AS total FROM kv",
+    );
+    let mut times = Vec::new();
+    for i in 0..20 {
+        let r = server.sql_ok(&format!("INSERT INTO kv VALUES ({i}, {})", i * i));
+        times.push(r[0]["timestamp"].as_u64().expect("timestamp"));
+    }
+    server.sql_ok("DELETE FROM kv WHERE k < 5");
+    let before: Vec<Value> = times
+        .iter()
+        .map(|t| server.get(&format!("/v1/views/s?as_of={t}")).json()["rows"].clone())
+        .collect();
+    // Resuming a subscription after the restart from a time before it replays the same changes.
+    let resume_from = times[10];
+    let mut expected_stream =
+        server.subscribe_ok(&format!("view=s&resume_from={resume_from}"), &[]);
+    let expected_msgs = changes_until(&mut expected_stream, times[19]);
+    drop(expected_stream);
+    kill(&mut server);
+
+    let server = start(dir.path(), "2");
+    for (t, rows) in times.iter().zip(&before) {
+        let now = server.get(&format!("/v1/views/s?as_of={t}")).json()["rows"].clone();
+        assert_eq!(&now, rows, "AS OF {t} differs after the restart");
+    }
+    let mut stream = server.subscribe_ok(&format!("view=s&resume_from={resume_from}"), &[]);
+    let msgs = changes_until(&mut stream, times[19]);
+    assert!(!msgs.is_empty(), "no changes replayed");
+    assert_eq!(msgs, expected_msgs, "resumed changes differ after restart");
+    // Time goes on after the recovered timestamps.
+    let r = server.sql_ok("INSERT INTO kv VALUES (100, 1)");
+    assert!(r[0]["timestamp"].as_u64().expect("ts") > *times.last().expect("times"));
+}
+
+/// The update messages of a resumed subscription up to the first progress past `ts`.
+fn changes_until(stream: &mut common::Stream, ts: u64) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let m = stream.expect();
+        match m.kind.as_str() {
+            "update" => out.push(m.data.clone()),
+            "progress" if m.time() > ts => return out,
+            "error" => panic!("subscription error: {}", m.data),
+            _ => {}
+        }
+    }
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segs.sort();
+    segs.pop().expect("a segment")
+}
+
+#[test]
+fn torn_and_corrupt_log_tails_are_cut_at_the_last_whole_record() {
+    for damage in ["truncate", "flip"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = start(dir.path(), "1");
+        server.sql_ok("CREATE TABLE x (i bigint)");
+        for i in 0..10 {
+            server.sql_ok(&format!("INSERT INTO x VALUES ({i})"));
+        }
+        kill(&mut server);
+        let seg = last_segment(dir.path());
+        let mut bytes = std::fs::read(&seg).expect("read segment");
+        match damage {
+            "truncate" => bytes.truncate(bytes.len() - 3),
+            _ => {
+                let n = bytes.len();
+                bytes[n - 2] ^= 0x40;
+            }
+        }
+        std::fs::write(&seg, &bytes).expect("write segment");
+        let server = start(dir.path(), "1");
+        // The damaged record (the last insert) is gone; everything before it is intact.
+        let rows = server.rows("x");
+        let expected: Multiset = (0..9).map(|i| (json!([i]).to_string(), 1)).collect();
+        assert_eq!(rows, expected, "{damage}: {}", diff(&expected, &rows));
+        // And the service takes writes again, after the cut.
+        server.sql_ok("INSERT INTO x VALUES (42)");
+        assert_eq!(server.rows("x").len(), 10);
+    }
+}
+
+#[test]
+fn a_second_process_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _server = start(dir.path(), "1");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_freshet"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run freshet");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another freshet process"), "{err}");
+}
+
+/// A disk that is full: the write fails with 507 and is not applied, reads go on, and the
+/// service says writes are refused until it is restarted.
+#[test]
+fn a_full_disk_fails_writes_cleanly_and_keeps_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), "1");
+    server.sql_ok("CREATE TABLE x (i bigint); INSERT INTO x VALUES (1), (2)");
+    kill(&mut server);
+    // The next segment the restarted service opens is /dev/full: every write fails ENOSPC.
+    let seg = last_segment(dir.path());
+    let bytes = std::fs::read(&seg).expect("read");
+    let records = {
+        // Count the records to know the next sequence number (frames: u32 len, u32 crc, body).
+        let mut at = 0;
+        let mut n = 0u64;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            at += 8 + len;
+            n += 1;
+        }
+        n
+    };
+    let first: u64 = seg
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("segment name");
+    let next = dir
+        .path()
+        .join("log")
+        .join(format!("{:020}.wal", first + records));
+    std::os::unix::fs::symlink("/dev/full", &next).expect("symlink");
+    let server = start(dir.path(), "1");
+    assert_eq!(server.rows("x").len(), 2);
+    let r = server.sql("INSERT INTO x VALUES (3)");
+    let e = r.expect_error(507, "storage_unavailable");
+    assert!(e["message"].as_str().unwrap_or("").contains("log"), "{e}");
+    // Not applied, and reads still work.
+    assert_eq!(server.rows("x").len(), 2);
+    let r = server.ingest("x", "application/x-ndjson", "{\"i\": 4}");
+    r.expect_error(507, "storage_unavailable");
+    assert_eq!(server.rows("x").len(), 2);
+    server.assert_healthy();
+}
