@@ -76,6 +76,8 @@ pub enum Error {
     Recovering(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl Error {
@@ -97,6 +99,7 @@ impl Error {
             Error::Storage(_) => "storage_unavailable",
             Error::Recovering(_) => "recovering",
             Error::Internal(_) => "internal",
+            Error::Cluster(_) => "cluster",
         }
     }
 

@@ -9,6 +9,7 @@
 //! - `worker`: the loop each timely worker runs: sequenced commands, peeks, subscriptions.
 //! - [`connector`]: the seam to sources and sinks (implemented in `freshet-inputs`).
 //! - [`engine`]: the embeddable API (start, execute SQL, write, read, subscribe, shut down).
+//! - [`cluster`]: one timely execution over many processes (connecting, lost peers).
 
 pub mod error;
 pub mod expr;
@@ -19,6 +20,7 @@ pub mod sql;
 pub mod value;
 
 pub mod catalog;
+pub mod cluster;
 pub mod command;
 pub mod connector;
 pub mod engine;

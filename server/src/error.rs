@@ -50,7 +50,7 @@ pub fn status_for(e: &EngineError) -> StatusCode {
         | EngineError::DependentObjects(_)
         | EngineError::UniqueViolation(_) => StatusCode::CONFLICT,
         EngineError::Compacted { .. } => StatusCode::GONE,
-        EngineError::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
+        EngineError::Shutdown | EngineError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
         EngineError::Recovering(_) => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,6 +3,7 @@
 mod app;
 mod auth;
 mod client;
+mod cluster;
 mod error;
 mod json;
 mod metrics;
@@ -104,15 +105,8 @@ struct ServeArgs {
     /// Events buffered per subscriber before it is cut off as lagging.
     #[arg(long, default_value_t = 1024)]
     subscriber_buffer: usize,
-    /// Number of processes in the cluster (multi-process clusters are not built yet).
-    #[arg(long, default_value_t = 1)]
-    processes: usize,
-    /// This process's index in the cluster.
-    #[arg(long, default_value_t = 0)]
-    process: usize,
-    /// host:port of every process, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    hosts: Vec<String>,
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -154,11 +148,11 @@ fn run_cli() -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.processes > 1 {
-        anyhow::bail!(
-            "--processes > 1 is not supported yet: run a single process with --workers N"
-        );
+    let cluster = args.cluster.config()?;
+    if let Some(c) = cluster.as_ref().filter(|c| c.process != 0) {
+        return cluster::serve_worker_process(c.clone(), args.workers);
     }
+    let clustered = cluster.is_some();
     let storage = if args.ephemeral {
         tracing::info!("ephemeral: nothing is kept after the process exits");
         None
@@ -174,6 +168,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention: Duration::from_secs(args.retention_secs),
         subscriber_buffer: args.subscriber_buffer,
         connectors: Some(freshet_inputs::connectors()),
+        cluster,
         ..Default::default()
     })?;
     // Planning recurses over the SQL tree; give request threads room for the deepest statement
@@ -190,6 +185,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         metrics: Arc::new(metrics::HttpMetrics::default()),
     };
+    let watchdog =
+        clustered.then(|| runtime.spawn(cluster::watchdog(engine.clone(), shutdown.clone())));
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -208,13 +205,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await?;
         anyhow::Ok(())
     })?;
+    let failure = match watchdog {
+        Some(w) => runtime.block_on(w).ok().flatten(),
+        None => None,
+    };
     engine.shutdown();
     // Requests still blocked on the engine now fail; do not wait long for their threads.
     runtime.shutdown_timeout(Duration::from_secs(5));
-    Ok(())
+    match failure {
+        Some(reason) => anyhow::bail!("the cluster failed: {reason}"),
+        None => Ok(()),
+    }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

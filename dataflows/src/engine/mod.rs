@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Sources and sinks (`freshet-inputs`); without them `CREATE SOURCE` is refused.
     pub connectors: Option<crate::connector::Connectors>,
+    /// Join other processes into one timely cluster (this must be process 0; the others run
+    /// `cluster::WorkerProcess`). `workers` is then the number of threads per process.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Durable storage for the catalog and table writes; `None` keeps everything in memory.
     pub storage: Option<StorageHandle>,
 }
@@ -76,6 +79,7 @@ impl Default for EngineConfig {
             subscriber_buffer: 1024,
             tick: Duration::from_millis(1000),
             connectors: None,
+            cluster: None,
             storage: None,
         }
     }
@@ -319,9 +323,12 @@ impl Inner {
 
     fn check_alive(&self) -> Result<()> {
         if self.shared.failed.load(Ordering::SeqCst) {
-            return Err(Error::Internal(
-                "a worker failed; the engine must be restarted (see the log)".into(),
-            ));
+            return Err(crate::cluster::ClusterError::Failed(
+                self.shared.cluster.failure().unwrap_or_else(|| {
+                    "a worker failed; the engine must be restarted (see the log)".into()
+                }),
+            )
+            .into());
         }
         if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(Error::Shutdown);
@@ -435,6 +442,14 @@ impl Engine {
     /// Starts the workers and the clock.
     pub fn start(config: EngineConfig) -> Result<Engine> {
         let workers = config.workers.max(1);
+        let processes = config.cluster.as_ref().map_or(1, |c| c.processes);
+        if let Some(c) = config.cluster.as_ref().filter(|c| c.process != 0) {
+            return Err(crate::cluster::ClusterError::Config(format!(
+                "process {} runs workers only (cluster::WorkerProcess); the engine runs in process 0",
+                c.process
+            ))
+            .into());
+        }
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             commands: rx,
@@ -448,7 +463,11 @@ impl Engine {
             connector_state: Default::default(),
             clock: Mutex::new(None),
             advance_wanted: Default::default(),
+            cluster: crate::cluster::ClusterState::coordinator(workers, processes),
         });
+        if config.cluster.is_some() {
+            crate::cluster::watch_peers(&shared);
+        }
         // What the data directory holds decides where time starts: at the earliest time to
         // replay, so replayed writes keep their original timestamps.
         let recovered = match &config.storage {
@@ -475,11 +494,10 @@ impl Engine {
             .and_then(|r| r.snapshot.as_ref().map(|s| s.ts))
             .unwrap_or(0);
         let worker_shared = Arc::clone(&shared);
-        let timely_config = timely::Config::process(workers);
-        let guards = timely::execute(timely_config, move |worker| {
-            crate::worker::run(worker, Arc::clone(&worker_shared), start);
-        })
-        .map_err(Error::Internal)?;
+        let guards =
+            crate::cluster::start_workers(workers, config.cluster.as_ref(), move |worker| {
+                crate::worker::run(worker, Arc::clone(&worker_shared), start);
+            })?;
         // Wait for worker 0 to say where it lives, so commands can wake it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while shared.worker0.lock().expect("lock").is_none() {
@@ -510,7 +528,7 @@ impl Engine {
                 keys: Default::default(),
             }),
             shared,
-            peers: workers,
+            peers: workers * processes,
             next_request: AtomicU64::new(1),
             guards: Mutex::new(Some(guards)),
             ticker: Mutex::new(None),
@@ -533,7 +551,10 @@ impl Engine {
             .map_err(|e| Error::Internal(e.to_string()))?;
         *inner.shared.clock.lock().expect("lock") = Some(handle.thread().clone());
         *inner.ticker.lock().expect("lock") = Some((stop_tx, handle));
-        tracing::info!(workers, "engine started");
+        // Workers of other processes started their clocks elsewhere: the first command tells
+        // every worker where time starts.
+        inner.send(Command::Advance { upper: start })?;
+        tracing::info!(workers, processes, "engine started");
         let engine = Engine { inner };
         match recovered {
             Some(r) if has_history => {
@@ -589,9 +610,29 @@ impl Engine {
             .is_some_and(|d| d.failed.load(Ordering::Acquire))
     }
 
-    /// Whether the workers are running (false after a worker failed).
+    /// Whether the workers are running (false after a worker failed or a peer was lost).
     pub fn healthy(&self) -> bool {
         !self.inner.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// Why the engine failed, once it has (a lost cluster peer, a worker panic).
+    pub fn failure(&self) -> Option<String> {
+        if self.healthy() {
+            return None;
+        }
+        Some(
+            self.inner
+                .shared
+                .cluster
+                .failure()
+                .unwrap_or_else(|| "a worker failed; restart the service".into()),
+        )
+    }
+
+    /// Processes in the cluster (1 without one) and worker threads per process.
+    pub fn topology(&self) -> (usize, usize) {
+        let c = &self.inner.shared.cluster;
+        (c.processes, c.local_workers)
     }
 
     /// Latest complete timestamp and earliest retained one.
@@ -997,7 +1038,7 @@ impl Inner {
         }
         let _ = self.send(Command::Shutdown);
         if let Some(guards) = self.guards.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            drop(guards.join());
+            crate::cluster::join_workers(guards, &self.shared, Duration::from_secs(30));
         }
         // Reads still waiting now will never be answered: let them fail.
         self.shared.stopped.store(true, Ordering::SeqCst);

@@ -6,6 +6,10 @@
 //! commands a worker steps its dataflows, answers reads whose timestamp its arrangements have
 //! passed, and otherwise parks until timely or the coordinator wakes it: idle workers use no
 //! CPU, which matters when workers share two cores.
+//!
+//! In a cluster the workers of other processes run this same loop; what they would have put in
+//! the coordinator's memory (read answers, statistics) goes to worker 0 through the "Gather"
+//! dataflow instead (`gather.rs`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -24,8 +28,11 @@ use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::scheduling::Activator;
 use timely::worker::Worker;
 
+mod gather;
 mod sink;
 mod source;
+
+pub use gather::{Report, SourceDelta};
 
 use crate::command::{Command, Target};
 use crate::connector::{
@@ -64,6 +71,32 @@ pub struct Shared {
     pub clock: Mutex<Option<std::thread::Thread>>,
     /// Set by a worker that inserted source rows at ingestion time: time should advance now.
     pub advance_wanted: std::sync::atomic::AtomicBool,
+    /// This process's place in the cluster (a cluster of one without `--processes`).
+    pub cluster: crate::cluster::ClusterState,
+}
+
+impl Shared {
+    /// The state of a process that runs workers only: no commands arrive here (worker 0,
+    /// in process 0, sequences them) and nobody reads `peeks` or `feeds`.
+    pub(crate) fn for_worker_process(
+        connectors: Option<Connectors>,
+        cluster: crate::cluster::ClusterState,
+    ) -> Shared {
+        Shared {
+            commands: crossbeam_channel::never(),
+            peeks: Mutex::new(Default::default()),
+            feeds: Mutex::new(Default::default()),
+            worker0: Mutex::new(None),
+            stats: Mutex::new(Default::default()),
+            failed: Default::default(),
+            stopped: Default::default(),
+            connectors,
+            connector_state: Default::default(),
+            clock: Mutex::new(None),
+            advance_wanted: Default::default(),
+            cluster,
+        }
+    }
 }
 
 /// Marks the engine failed if the worker thread unwinds (a bug, never user data).
@@ -72,9 +105,10 @@ struct FailureGuard(Arc<Shared>);
 impl Drop for FailureGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0
-                .failed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            crate::cluster::mark_failed(
+                &self.0,
+                "a worker panicked (see the log); the engine must be restarted",
+            );
             tracing::error!("a worker panicked; the engine stops answering");
         }
     }
@@ -142,6 +176,8 @@ struct WorkerState {
     /// Subscriptions whose consumer left or lagged (worker 0 only), to be unsubscribed.
     stopped: Rc<RefCell<Vec<u64>>>,
     shutdown: bool,
+    /// Reports to worker 0 from other processes.
+    gather: gather::Gather,
 }
 
 /// Runs one worker until the coordinator says to shut down.
@@ -170,8 +206,15 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         );
         (input, probe)
     });
+    let gather = gather::Gather::build(worker, &shared);
     let mut last_stats = std::time::Instant::now();
-    let mut cmd_input = if index == 0 { Some(cmd_input) } else { None };
+    // Only worker 0 sends commands; the others close their inputs at once.
+    let mut cmd_input = if index == 0 {
+        Some(cmd_input)
+    } else {
+        drop(cmd_input);
+        None
+    };
     let mut seq: u64 = 0;
 
     let mut state = WorkerState {
@@ -184,7 +227,9 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         sinks: BTreeMap::new(),
         stopped: Rc::new(RefCell::new(Vec::new())),
         shutdown: false,
+        gather,
     };
+    let mut stats_pending = false;
 
     loop {
         if let Some(input) = cmd_input.as_mut() {
@@ -209,13 +254,16 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         // Park only when nothing is waiting on us.
         let park = if sources_pending {
             Some(std::time::Duration::ZERO)
-        } else if state.peeks.is_empty() {
-            None
-        } else {
+        } else if !state.peeks.is_empty() {
             Some(std::time::Duration::from_millis(1))
+        } else if stats_pending {
+            Some(std::time::Duration::from_millis(20))
+        } else {
+            None
         };
         worker.step_or_park(park);
         if index == 0 {
+            state.gather.apply(&shared);
             state.report_source_frontiers();
         }
 
@@ -225,10 +273,13 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             state.apply(worker, &shared, cmd);
         }
         state.answer_peeks(worker, &shared);
-        if last_stats.elapsed() >= STATS_INTERVAL {
+        let items_due = last_stats.elapsed() >= STATS_INTERVAL;
+        if items_due {
             last_stats = std::time::Instant::now();
             state.update_stats(index == 0);
         }
+        stats_pending = state.gather.report_stats(&shared, items_due);
+        state.gather.flush();
         if state.shutdown {
             break;
         }
@@ -236,6 +287,7 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
 
     // Close inputs and drop everything so timely can wind down.
     drop(cmd_input.take());
+    state.gather.close();
     let dataflows: Vec<usize> = state
         .items
         .values()
@@ -249,6 +301,15 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
     for d in dataflows {
         worker.drop_dataflow(d);
     }
+    // Wind down the command and gather dataflows with the other workers (timely would do it
+    // after we return, but the process waits for this count before it exits).
+    while worker.has_dataflows() {
+        worker.step_or_park(Some(std::time::Duration::from_millis(100)));
+    }
+    shared
+        .cluster
+        .finished
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 impl WorkerState {
@@ -411,7 +472,7 @@ impl WorkerState {
                         errs: item.errs.clone(),
                         dataflow: None,
                     }),
-                    None => send_peek(shared, id, Ok(Vec::new())),
+                    None => self.send_peek(shared, id, Ok(Vec::new())),
                 },
                 Target::Plan { plan, deps } => {
                     let dataflow = worker.next_dataflow_index();
@@ -559,7 +620,11 @@ impl WorkerState {
             }
         }
         if ingested {
-            shared.want_advance();
+            if self.gather.remote() {
+                self.gather.send(Report::AdvanceWanted);
+            } else {
+                shared.want_advance();
+            }
         }
         pending
     }
@@ -633,9 +698,16 @@ impl WorkerState {
             ReaderContext::new(worker.index(), worker.peers(), Arc::clone(&stats), 16);
         let reader = match shared.connectors.as_ref() {
             Some(c) => {
+                // Worker 0 also counts the readers of other processes, which report when they
+                // catch up (`worker::gather`): the source is caught up once all have.
+                let remote = if worker.index() == 0 {
+                    worker.peers() - shared.cluster.local_workers.min(worker.peers())
+                } else {
+                    0
+                };
                 stats
                     .readers
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    .fetch_add(1 + remote as u64, std::sync::atomic::Ordering::AcqRel);
                 match c.sources.start(&spec, ctx) {
                     Ok(resources) => Some(ReaderGuard::new(stop, resources)),
                     Err(e) => {
@@ -752,6 +824,15 @@ impl WorkerState {
         self.sinks.insert(id, dataflow);
     }
 
+    /// Answers read `id`: directly in the coordinator's process, else through worker 0.
+    fn send_peek(&mut self, shared: &Arc<Shared>, id: u64, part: PeekPart) {
+        if self.gather.remote() {
+            self.gather.send(Report::Peek { id, part });
+        } else {
+            answer_locally(shared, id, part);
+        }
+    }
+
     /// Answers every read whose timestamp the arrangements have passed.
     fn answer_peeks(&mut self, worker: &mut Worker, shared: &Arc<Shared>) {
         let mut i = 0;
@@ -782,7 +863,7 @@ impl WorkerState {
                 Some((e, _)) => Err(e),
                 None => Ok(read_at(&mut p.oks, p.ts)),
             };
-            send_peek(shared, p.id, answer);
+            self.send_peek(shared, p.id, answer);
             if let Some(d) = p.dataflow {
                 drop(p);
                 worker.drop_dataflow(d);
@@ -800,7 +881,8 @@ fn count_updates(stats: &ItemStats, n: usize) {
         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn send_peek(shared: &Arc<Shared>, id: u64, part: PeekPart) {
+/// Hands a read's answer to the coordinator waiting for it in this process.
+fn answer_locally(shared: &Arc<Shared>, id: u64, part: PeekPart) {
     if let Some(tx) = shared.peeks.lock().expect("lock").get(&id) {
         let _ = tx.send(part);
     }

@@ -16,11 +16,19 @@ pub async fn get(State(state): State<AppState>) -> Json<Value> {
             .collect::<Vec<_>>()
     };
     let (latest, since) = state.engine.frontiers();
+    let (processes, workers) = state.engine.topology();
+    let failure = state.engine.failure();
     Json(json!({
         "tables": of_kind("table"),
         "views": of_kind("view"),
         "sources": of_kind("source"),
         "sinks": of_kind("sink"),
         "timestamps": {"latest": latest, "earliest_retained": since},
+        "cluster": {
+            "processes": processes,
+            "workers_per_process": workers,
+            "state": if failure.is_some() { "failed" } else { "running" },
+            "failure": failure,
+        },
     }))
 }

@@ -9,23 +9,22 @@ use serde_json::{json, Value};
 use crate::state::AppState;
 
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if state.engine.healthy() {
-        (StatusCode::OK, Json(json!({"status": "ok"})))
-    } else {
-        (
+    match state.engine.failure() {
+        None => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Some(message) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "failed", "message": "a worker failed; restart the service"})),
-        )
+            Json(json!({"status": "failed", "message": message})),
+        ),
     }
 }
 
 /// Ready once the engine runs and every source has read the history that existed when it
 /// started (a source still backfilling, or stalled on a missing broker, is named).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if !state.engine.healthy() {
+    if let Some(message) = state.engine.failure() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": "a worker failed"})),
+            Json(json!({"ready": false, "reason": message})),
         );
     }
     if let Some((rows, total, records, records_total)) = state.engine.recovery_progress() {

@@ -1,0 +1,317 @@
+//! The "Gather" dataflow: what workers in other processes owe the coordinator, sent to
+//! worker 0.
+//!
+//! The coordinator lives in process 0 and shares memory (`Shared`) with that process's workers
+//! only. A worker in another process cannot hand a read's answer to a channel or bump a
+//! statistic the coordinator can see, so it sends a [`Report`] instead: every worker builds
+//! the same small dataflow at start (right after "Commands"), whose input is exchanged to
+//! worker 0; worker 0 applies what arrives to its own `Shared` as if the sender were local.
+//!
+//! - **Read answers** of remote workers (`Report::Peek`); process 0's workers still answer
+//!   directly.
+//! - **Statistics**: the first worker of each remote process sends its process's item
+//!   counters (updates, arranged records) and source counters (rows, bytes, errors, readers
+//!   caught up, …) as differences since its last report, which worker 0 adds to process 0's
+//!   counters. Readiness, the catalog, `/metrics` and sinks waiting for a source's history
+//!   then see the whole cluster without knowing it is one.
+//! - **Time wanted**: a remote worker that inserted source rows at ingestion time asks the
+//!   coordinator's clock to advance, as process 0's workers do directly.
+//!
+//! Sending advances the input's time, which both flushes the data and keeps the sending worker
+//! from parking before timely has handed the bytes to its network thread.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Input;
+use timely::dataflow::InputHandle;
+use timely::worker::Worker;
+
+use super::{PeekPart, Shared};
+use crate::connector::SourceStats;
+use crate::plan::GlobalId;
+use crate::render::Time;
+
+/// What a worker in another process sends to worker 0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Report {
+    /// One worker's answer to read `id`.
+    Peek { id: u64, part: PeekPart },
+    /// Per item: updates produced and arranged records, since the last report.
+    Items(Vec<(GlobalId, u64, i64)>),
+    /// Per source: counters since the last report.
+    Sources(Vec<SourceDelta>),
+    /// Source rows went in at ingestion time: time should advance soon.
+    AdvanceWanted,
+}
+
+/// A remote process's source counters since its last report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceDelta {
+    pub id: GlobalId,
+    pub rows: u64,
+    pub bytes: u64,
+    pub total_bytes: u64,
+    pub errors: u64,
+    pub late: u64,
+    /// Readers that caught up.
+    pub caught_up: u64,
+    /// The latest time a reader's history went in at (a maximum, not a difference).
+    pub caught_up_time: Time,
+    /// Set when the process's readers started or stopped being stalled.
+    pub stalled: Option<bool>,
+    /// A new latest problem.
+    pub last_error: Option<String>,
+}
+
+/// What a remote process last reported about one source.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct SourceSeen {
+    rows: u64,
+    bytes: u64,
+    total_bytes: u64,
+    errors: u64,
+    late: u64,
+    caught_up: u64,
+    caught_up_time: Time,
+    stalled: bool,
+    last_error: Option<String>,
+}
+
+impl SourceSeen {
+    fn of(s: &SourceStats) -> SourceSeen {
+        SourceSeen {
+            rows: s.rows.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            total_bytes: s.total_bytes.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
+            late: s.late.load(Ordering::Relaxed),
+            caught_up: s.caught_up.load(Ordering::Acquire),
+            caught_up_time: s.caught_up_time.load(Ordering::Acquire),
+            stalled: s.stalled.load(Ordering::Relaxed),
+            last_error: s.last_error.lock().expect("lock").clone(),
+        }
+    }
+
+    fn delta(&self, before: &SourceSeen, id: GlobalId) -> SourceDelta {
+        SourceDelta {
+            id,
+            rows: self.rows.saturating_sub(before.rows),
+            bytes: self.bytes.saturating_sub(before.bytes),
+            total_bytes: self.total_bytes.saturating_sub(before.total_bytes),
+            errors: self.errors.saturating_sub(before.errors),
+            late: self.late.saturating_sub(before.late),
+            caught_up: self.caught_up.saturating_sub(before.caught_up),
+            caught_up_time: self.caught_up_time,
+            stalled: (self.stalled != before.stalled).then_some(self.stalled),
+            last_error: if self.last_error != before.last_error {
+                self.last_error.clone()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// How often a remote process's source counters may be reported (readiness waits on them).
+const SOURCE_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// One worker's end of the Gather dataflow.
+pub(super) struct Gather {
+    input: Option<InputHandle<u64, CapacityContainerBuilder<Vec<Report>>>>,
+    time: u64,
+    pending: bool,
+    /// Reports that reached worker 0, to apply after the step.
+    received: Rc<RefCell<Vec<Report>>>,
+    /// Whether this worker sends its process's statistics (the first worker of a remote
+    /// process).
+    reporter: bool,
+    /// Whether this worker is in a process without the coordinator.
+    remote: bool,
+    items_seen: BTreeMap<GlobalId, (u64, i64)>,
+    sources_seen: BTreeMap<GlobalId, SourceSeen>,
+    last_source_report: std::time::Instant,
+}
+
+impl Gather {
+    /// Builds the dataflow; every worker calls this at the same point.
+    pub fn build(worker: &mut Worker, shared: &Shared) -> Gather {
+        let received: Rc<RefCell<Vec<Report>>> = Rc::new(RefCell::new(Vec::new()));
+        let recv = Rc::clone(&received);
+        let input = worker.dataflow_named::<u64, _, _>("Gather", |scope| {
+            let (input, stream) = scope.new_input::<Report>();
+            stream.sink(
+                Exchange::new(|_: &Report| 0u64),
+                "GatherSink",
+                move |(input, _frontier)| {
+                    input.for_each(|_cap, data| recv.borrow_mut().append(data));
+                },
+            );
+            input
+        });
+        let remote = shared.cluster.worker_only;
+        Gather {
+            input: Some(input),
+            time: 0,
+            pending: false,
+            received,
+            reporter: remote && worker.index() == shared.cluster.first_worker,
+            remote,
+            items_seen: BTreeMap::new(),
+            sources_seen: BTreeMap::new(),
+            last_source_report: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether this worker must send answers through the dataflow.
+    pub fn remote(&self) -> bool {
+        self.remote
+    }
+
+    pub fn send(&mut self, report: Report) {
+        if let Some(input) = self.input.as_mut() {
+            input.send(report);
+            self.pending = true;
+        }
+    }
+
+    /// Sends what was queued: advancing the time flushes it and activates the input, so the
+    /// worker steps (and hands the bytes to the network) before it parks.
+    pub fn flush(&mut self) {
+        if self.pending {
+            self.pending = false;
+            self.time += 1;
+            if let Some(input) = self.input.as_mut() {
+                input.advance_to(self.time);
+            }
+        }
+    }
+
+    /// Closes the input so the dataflow can wind down.
+    pub fn close(&mut self) {
+        self.flush();
+        self.input = None;
+    }
+
+    /// Worker 0: applies what remote workers sent.
+    pub fn apply(&mut self, shared: &Arc<Shared>) {
+        let reports = std::mem::take(&mut *self.received.borrow_mut());
+        for report in reports {
+            match report {
+                Report::Peek { id, part } => super::answer_locally(shared, id, part),
+                Report::Items(items) => {
+                    let stats = shared.stats.lock().expect("lock");
+                    for (id, updates, records) in items {
+                        if let Some(s) = stats.get(&id) {
+                            s.updates.fetch_add(updates, Ordering::Relaxed);
+                            s.records.fetch_add(records, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Report::Sources(deltas) => {
+                    let sources = shared.connector_state.sources.lock().expect("lock");
+                    for d in deltas {
+                        if let Some(s) = sources.get(&d.id) {
+                            apply_source_delta(s, d);
+                        }
+                    }
+                }
+                Report::AdvanceWanted => shared.want_advance(),
+            }
+        }
+    }
+
+    /// A remote process's first worker: sends item statistics (when `items` is set) and
+    /// source statistics that changed. Returns whether source changes wait to be sent.
+    pub fn report_stats(&mut self, shared: &Shared, items: bool) -> bool {
+        if !self.reporter {
+            return false;
+        }
+        if items {
+            let mut out = Vec::new();
+            let stats = shared.stats.lock().expect("lock");
+            self.items_seen.retain(|id, _| stats.contains_key(id));
+            for (id, s) in stats.iter() {
+                let now = (
+                    s.updates.load(Ordering::Relaxed),
+                    s.records.load(Ordering::Relaxed),
+                );
+                let seen = self.items_seen.entry(*id).or_default();
+                if now != *seen {
+                    out.push((*id, now.0.saturating_sub(seen.0), now.1 - seen.1));
+                    *seen = now;
+                }
+            }
+            drop(stats);
+            if !out.is_empty() {
+                self.send(Report::Items(out));
+            }
+        }
+        let mut changed = Vec::new();
+        {
+            let sources = shared.connector_state.sources.lock().expect("lock");
+            self.sources_seen.retain(|id, _| sources.contains_key(id));
+            for (id, s) in sources.iter() {
+                let now = SourceSeen::of(s);
+                let before = self.sources_seen.get(id).cloned().unwrap_or_default();
+                if now != before {
+                    changed.push((*id, now, before));
+                }
+            }
+        }
+        if changed.is_empty() {
+            return false;
+        }
+        if self.last_source_report.elapsed() < SOURCE_REPORT_INTERVAL {
+            return true;
+        }
+        self.last_source_report = std::time::Instant::now();
+        let deltas = changed
+            .into_iter()
+            .map(|(id, now, before)| {
+                let d = now.delta(&before, id);
+                self.sources_seen.insert(id, now);
+                d
+            })
+            .collect();
+        self.send(Report::Sources(deltas));
+        false
+    }
+}
+
+/// Adds a remote process's source counters to process 0's.
+fn apply_source_delta(s: &SourceStats, d: SourceDelta) {
+    s.rows.fetch_add(d.rows, Ordering::Relaxed);
+    s.bytes.fetch_add(d.bytes, Ordering::Relaxed);
+    s.total_bytes.fetch_add(d.total_bytes, Ordering::Relaxed);
+    s.errors.fetch_add(d.errors, Ordering::Relaxed);
+    s.late.fetch_add(d.late, Ordering::Relaxed);
+    if let Some(e) = d.last_error {
+        *s.last_error.lock().expect("lock") = Some(e);
+    }
+    match d.stalled {
+        Some(true) => s.stalled.store(true, Ordering::Release),
+        Some(false) => s.stalled.store(false, Ordering::Release),
+        None => {}
+    }
+    if d.caught_up > 0 {
+        s.caught_up_time
+            .fetch_max(d.caught_up_time, Ordering::AcqRel);
+        s.caught_up.fetch_add(d.caught_up, Ordering::AcqRel);
+        let mut at = s.caught_up_at.lock().expect("lock");
+        if s.is_caught_up() && at.is_none() {
+            *at = Some(std::time::Instant::now());
+            tracing::info!(
+                rows = s.rows.load(Ordering::Relaxed),
+                "source caught up on every process"
+            );
+        }
+    }
+}
