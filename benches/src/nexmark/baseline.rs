@@ -184,10 +184,10 @@ pub fn run(
         let probe = ProbeHandle::new();
         let extract = worker.dataflow::<Time, _, _>(|scope| {
             let inputs = Inputs {
-                bids: bids.input.to_collection(scope.clone()),
-                auctions: auctions.input.to_collection(scope.clone()),
-                persons: persons.input.to_collection(scope.clone()),
-                side: side.to_collection(scope.clone()),
+                bids: bids.input.to_collection(scope),
+                auctions: auctions.input.to_collection(scope),
+                persons: persons.input.to_collection(scope),
+                side: side.to_collection(scope),
             };
             if query == "gen" {
                 let _ = inputs.bids.probe_with(&probe);

@@ -380,7 +380,8 @@ fn day_statistics<'s, G>(bids: Coll<'s, (G, Bid)>, with_minute: bool) -> Coll<'s
 where
     G: ExchangeData + std::hash::Hash,
 {
-    type Key<G> = (G, u64);
+    /// (group, day), price rank, bidder, auction, minute of the day.
+    type Ranked<G> = ((G, u64), u8, u64, u64, u64);
     let ranked = bids.map(|(g, b)| {
         let day = b.date_time / DAY * DAY;
         let minute = b.date_time % DAY / 60_000;
@@ -392,7 +393,7 @@ where
         .map(|(k, r, _, _, _)| (k, r))
         .count()
         .map(|((k, r), n)| (k, (2 + r, n as i64)));
-    let distinct = |column: fn(&(Key<G>, u8, u64, u64, u64)) -> u64, base: u8| {
+    let distinct = |column: fn(&Ranked<G>) -> u64, base: u8| {
         let per_rank = ranked
             .clone()
             .map(move |x| (x.0.clone(), x.1, column(&x)))

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::check::{self, RowWriter};
 use super::queries::{self, Query, SIDE_INPUT_KEYS};
-use super::Measured;
+use super::{Measured, Options};
 use crate::server::{peak_rss, usage, Server};
 
 /// How often `/readyz` is polled during a run.
@@ -24,16 +24,15 @@ const POLL: Duration = Duration::from_millis(2);
 
 /// Runs `q` over `events` events with `workers` workers; writes the view's rows to `out`.
 pub fn run(
-    bin: &str,
+    o: &Options,
     q: &Query,
     sql: &str,
     events: u64,
-    base_time: u64,
     workers: usize,
-    timeout: Duration,
     out: Option<&Path>,
 ) -> anyhow::Result<Measured> {
-    let server = Server::start(bin, workers)?;
+    let (base_time, timeout) = (o.base_time, o.timeout);
+    let server = Server::start(&o.bin, workers)?;
     if q.side_input {
         side_input(&server)?;
     }

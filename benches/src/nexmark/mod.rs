@@ -96,16 +96,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             let ours = o.dir.join(format!("{}-freshet-w{w}.txt", q.name));
             let theirs = o.dir.join(format!("{}-differential-w{w}.txt", q.name));
             let out = |p: &PathBuf| o.check.then(|| p.clone());
-            let freshet = freshet::run(
-                &o.bin,
-                q,
-                sql,
-                events,
-                o.base_time,
-                w,
-                o.timeout,
-                out(&ours).as_deref(),
-            );
+            let freshet = freshet::run(o, q, sql, events, w, out(&ours).as_deref());
             if let Err(e) = &freshet {
                 eprintln!("  freshet: {e:#}");
             }
