@@ -8,11 +8,13 @@
 //!
 //! `freshet-bench server` measures the HTTP service; `freshet-bench sources` measures backfill
 //! from CSV and JSON files and a Kafka topic (on a `tansu` broker it starts) into an aggregate
-//! view, and Kafka produce → subscriber latency.
+//! view, and Kafka produce → subscriber latency. `freshet-bench nexmark` runs the Nexmark
+//! queries as views beside the same queries hand-written in differential dataflow.
 
 mod baseline;
 mod durability;
 mod engine;
+mod nexmark;
 mod server;
 mod sources;
 mod stats;
@@ -89,6 +91,47 @@ enum Command {
         #[arg(long)]
         tansu: Option<std::path::PathBuf>,
     },
+    /// Nexmark: the queries as SQL views over generator sources, against hand-written
+    /// differential dataflow on the same events; results compared.
+    Nexmark {
+        /// The freshet binary to run.
+        #[arg(long, default_value = "target/release/freshet")]
+        bin: String,
+        /// Nexmark events in all (persons : auctions : bids = 1 : 3 : 46).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Queries to run, comma-separated, or `all`.
+        #[arg(long, value_delimiter = ',', default_value = "all")]
+        queries: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+        /// Event time of the first event (ms since the epoch), fixed so runs are repeatable.
+        #[arg(long, default_value_t = 1_700_000_000_000)]
+        base_time: u64,
+        /// Where result files are written.
+        #[arg(long, default_value = "target/bench-nexmark")]
+        dir: std::path::PathBuf,
+        /// Seconds one run may take before it is reported as not finished.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Compare the results of freshet and differential (reads and writes every row).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        check: bool,
+    },
+    /// One hand-written Nexmark query in this process (used by `nexmark`).
+    #[command(hide = true)]
+    NexmarkBaseline {
+        #[arg(long)]
+        query: String,
+        #[arg(long)]
+        events: u64,
+        #[arg(long)]
+        base_time: u64,
+        #[arg(long)]
+        workers: usize,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Durability with fsync on: concurrent acknowledged writes per second, and recovery speed.
     Durability {
         /// The freshet binary to run.
@@ -108,6 +151,32 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Nexmark {
+            bin,
+            events,
+            queries,
+            workers,
+            base_time,
+            dir,
+            timeout,
+            check,
+        } => nexmark::run(&nexmark::Options {
+            bin,
+            events,
+            queries,
+            workers,
+            base_time,
+            dir,
+            timeout: std::time::Duration::from_secs(timeout),
+            check,
+        })?,
+        Command::NexmarkBaseline {
+            query,
+            events,
+            base_time,
+            workers,
+            out,
+        } => nexmark::baseline_main(&query, events, base_time, workers, out.as_deref())?,
         Command::Durability {
             bin,
             writers,

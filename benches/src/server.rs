@@ -116,6 +116,18 @@ pub fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     Ok((ticks / 100.0, rss_kb * 1024))
 }
 
+/// Peak resident set size (VmHWM) of a process, bytes.
+pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("no VmHWM")?;
+    Ok(kb * 1024)
+}
+
 /// Opens an SSE subscription on a raw socket (headers sent, body left to the caller).
 fn open_sse(addr: &str, view: &str) -> anyhow::Result<TcpStream> {
     let mut s = TcpStream::connect(addr)?;

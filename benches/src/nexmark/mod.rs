@@ -1,0 +1,375 @@
+//! `freshet-bench nexmark`: the Nexmark queries as SQL views through `freshet serve`, beside
+//! the same queries hand-written in differential dataflow, on the same events, in one run.
+//!
+//! For each query and worker count: a fresh server gets bounded Nexmark generator sources
+//! (`events` events in all, split 1 : 3 : 46 into persons, auctions and bids, with a fixed
+//! `base_time`) and the query as a view, timed until the view has taken in every event
+//! (`freshet.rs`); then a child process (`freshet-bench nexmark-baseline`) runs the
+//! hand-written dataflow (`dataflows.rs`) on the same events set up the same way
+//! (`baseline.rs`). Both final results are written out and compared as multisets
+//! (`check.rs`). Queries freshet's SQL cannot express are reported with the server's error.
+
+mod baseline;
+mod check;
+mod dataflows;
+mod freshet;
+mod queries;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use check::RowWriter;
+use queries::{Query, QUERIES};
+
+/// What one timed run measured.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// Seconds until `/readyz` (freshet) or the end (baseline).
+    pub ready: f64,
+    /// Seconds until the result held every event.
+    pub complete: f64,
+    /// CPU seconds (user + system) of the process over the run.
+    pub cpu: f64,
+    /// Peak resident set size (VmHWM), bytes.
+    pub peak_rss: u64,
+    /// Rows generated for the query's sources.
+    pub rows_in: u64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.rows_in as f64 / self.complete
+    }
+}
+
+pub struct Options {
+    pub bin: String,
+    pub events: u64,
+    pub queries: Vec<String>,
+    pub workers: Vec<usize>,
+    pub base_time: u64,
+    pub dir: PathBuf,
+    pub timeout: Duration,
+    pub check: bool,
+}
+
+/// One query at one worker count.
+struct Outcome {
+    query: &'static Query,
+    workers: usize,
+    freshet: anyhow::Result<Measured>,
+    baseline: anyhow::Result<Measured>,
+    check: Option<anyhow::Result<check::Comparison>>,
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&o.dir)?;
+    let events = o.events / 50 * 50;
+    let selected: Vec<&'static Query> = if o.queries.iter().any(|q| q == "all") {
+        QUERIES.iter().collect()
+    } else {
+        o.queries
+            .iter()
+            .map(|n| queries::find(n).with_context(|| format!("unknown query {n}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let started = Instant::now();
+    let machine = machine();
+    let mut generators = Vec::new();
+    for &w in &o.workers {
+        eprintln!("generators alone, {w} worker(s)");
+        generators.push((w, child(o, "gen", events, w, None)));
+    }
+    let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
+    for q in &selected {
+        if let Some(original) = q.original {
+            let e = freshet::error_of(&o.bin, q, original)?;
+            errors.push((*q, e));
+        }
+        let Some(sql) = q.sql else { continue };
+        for &w in &o.workers {
+            eprintln!("{} ({}), {w} worker(s)", q.name, q.title);
+            let ours = o.dir.join(format!("{}-freshet-w{w}.txt", q.name));
+            let theirs = o.dir.join(format!("{}-differential-w{w}.txt", q.name));
+            let out = |p: &PathBuf| o.check.then(|| p.clone());
+            let freshet = freshet::run(o, q, sql, events, w, out(&ours).as_deref());
+            if let Err(e) = &freshet {
+                eprintln!("  freshet: {e:#}");
+            }
+            let baseline = child(o, q.name, events, w, out(&theirs).as_deref());
+            if let Err(e) = &baseline {
+                eprintln!("  differential: {e:#}");
+            }
+            let check = (o.check && freshet.is_ok() && baseline.is_ok())
+                .then(|| check::compare(&theirs, &ours));
+            outcomes.push(Outcome {
+                query: q,
+                workers: w,
+                freshet,
+                baseline,
+                check,
+            });
+        }
+    }
+    report(
+        o,
+        events,
+        &machine,
+        &selected,
+        &generators,
+        &outcomes,
+        &errors,
+    );
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs the hand-written `query` in a child process (`freshet-bench nexmark-baseline`).
+fn child(
+    o: &Options,
+    query: &str,
+    events: u64,
+    workers: usize,
+    out: Option<&Path>,
+) -> anyhow::Result<Measured> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["nexmark-baseline", "--query", query])
+        .args(["--events", &events.to_string()])
+        .args(["--base-time", &o.base_time.to_string()])
+        .args(["--workers", &workers.to_string()])
+        .stdout(Stdio::piped());
+    if let Some(out) = out {
+        cmd.arg("--out").arg(out);
+    }
+    let mut process = cmd.spawn()?;
+    let start = Instant::now();
+    loop {
+        if process.try_wait()?.is_some() {
+            break;
+        }
+        if start.elapsed() > o.timeout {
+            let _ = process.kill();
+            let _ = process.wait();
+            bail!("did not finish in {:.0} s", o.timeout.as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = process.wait_with_output()?;
+    if !output.status.success() {
+        bail!("the baseline process failed: {}", output.status);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let f = |k: &str| v[k].as_f64().with_context(|| format!("no {k} in {v}"));
+    Ok(Measured {
+        ready: f("seconds")?,
+        complete: f("seconds")?,
+        cpu: f("cpu")?,
+        peak_rss: f("peak_rss")? as u64,
+        rows_in: f("rows_in")? as u64,
+    })
+}
+
+/// `freshet-bench nexmark-baseline`: runs one hand-written query, prints what it measured as
+/// JSON and writes its result rows to `out`.
+pub fn baseline_main(
+    query: &str,
+    events: u64,
+    base_time: u64,
+    workers: usize,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (m, rows) = baseline::run(query, events, base_time, workers)?;
+    if let Some(out) = out {
+        let mut w = RowWriter::create(out)?;
+        for (row, diff) in rows {
+            let json: Vec<serde_json::Value> = row.iter().map(|v| v.to_json()).collect();
+            w.write(&check::row(&json), diff as i64)?;
+        }
+        w.finish()?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "seconds": m.complete, "cpu": m.cpu, "peak_rss": m.peak_rss, "rows_in": m.rows_in,
+        })
+    );
+    Ok(())
+}
+
+fn report(
+    o: &Options,
+    events: u64,
+    machine: &str,
+    selected: &[&'static Query],
+    generators: &[(usize, anyhow::Result<Measured>)],
+    outcomes: &[Outcome],
+    errors: &[(&'static Query, Option<String>)],
+) {
+    let command: Vec<String> = std::env::args().collect();
+    println!("`{}`", command.join(" "));
+    println!();
+    println!(
+        "{} Nexmark events ({} persons, {} auctions, {} bids), base_time {}; {}.",
+        thousands(events as f64),
+        thousands(queries::Stream::Person.rows(events) as f64),
+        thousands(queries::Stream::Auction.rows(events) as f64),
+        thousands(queries::Stream::Bid.rows(events) as f64),
+        o.base_time,
+        machine
+    );
+    println!();
+    println!("| query | workers | rows in | result rows | freshet: ready / complete | freshet rows/s | per worker | server CPU | peak RSS | differential: complete | differential rows/s | CPU | peak RSS | freshet / differential | results equal |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in outcomes {
+        let result_rows = match &r.check {
+            Some(Ok(c)) => thousands(c.right_rows as f64),
+            _ => "–".into(),
+        };
+        let (f, d) = (&r.freshet, &r.baseline);
+        let cells = |m: &anyhow::Result<Measured>, ready: bool| match m {
+            Ok(m) => vec![
+                if ready {
+                    format!("{} / {}", secs(m.ready), secs(m.complete))
+                } else {
+                    secs(m.complete)
+                },
+                thousands(m.rate()),
+                if ready {
+                    thousands(m.rate() / r.workers as f64)
+                } else {
+                    String::new()
+                },
+                format!("{:.2} s", m.cpu),
+                format!("{:.0} MB", m.peak_rss as f64 / 1e6),
+            ],
+            Err(e) => {
+                let mut v = vec![format!("failed: {e:#}")];
+                v.extend(std::iter::repeat_n("–".to_string(), 4));
+                v
+            }
+        };
+        let mut fc = cells(f, true);
+        let mut dc = cells(d, false);
+        dc.remove(2);
+        let ratio = match (f, d) {
+            (Ok(f), Ok(d)) => format!("**{:.2}**", d.complete / f.complete),
+            _ => "–".into(),
+        };
+        let equal = match &r.check {
+            None => "not checked".to_string(),
+            Some(Ok(c)) if c.equal() => "yes".to_string(),
+            Some(Ok(c)) => format!(
+                "**no**: {} distinct rows differ (differential {} rows, freshet {})",
+                c.differing, c.left_rows, c.right_rows
+            ),
+            Some(Err(e)) => format!("error: {e:#}"),
+        };
+        let rows_in = f
+            .as_ref()
+            .map(|m| m.rows_in)
+            .or_else(|_| d.as_ref().map(|m| m.rows_in))
+            .map(|n| thousands(n as f64))
+            .unwrap_or_default();
+        let mut line = vec![
+            r.query.name.to_string(),
+            r.workers.to_string(),
+            rows_in,
+            result_rows,
+        ];
+        line.append(&mut fc);
+        line.append(&mut dc);
+        line.push(ratio);
+        line.push(equal);
+        println!("| {} |", line.join(" | "));
+    }
+    println!();
+    for (w, g) in generators {
+        if let Ok(g) = g {
+            println!(
+                "- Generators alone ({w} worker{}, all three streams into differential inputs, no query): {} rows/s.",
+                if *w == 1 { "" } else { "s" },
+                thousands(g.rate())
+            );
+        }
+    }
+    for r in outcomes {
+        if let Some(Ok(c)) = &r.check {
+            if !c.equal() {
+                println!(
+                    "- {} with {} worker(s): only in differential e.g. {:?}; only in freshet e.g. {:?}",
+                    r.query.name, r.workers, c.only_left, c.only_right
+                );
+            }
+        }
+    }
+    println!();
+    println!("| query | runs as | freshet's error for the standard text |");
+    println!("|---|---|---|");
+    for q in selected {
+        let error = errors
+            .iter()
+            .find(|(e, _)| e.name == q.name)
+            .map(|(_, e)| match e {
+                Some(e) => format!("`{e}`"),
+                None => "(accepted)".into(),
+            })
+            .unwrap_or_default();
+        let runs = match (q.sql, q.rewrite) {
+            (None, _) => "**not run**: no equivalent SQL".to_string(),
+            (Some(_), "") => "standard text".to_string(),
+            (Some(_), rewrite) => format!("rewritten: {rewrite}"),
+        };
+        println!("| {} ({}) | {runs} | {error} |", q.name, q.title);
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// The machine, for the report: CPU model, cores, memory.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "{cores} vCPUs ({model}), {:.0} GiB, load average {} before the run",
+        mem_kb / 1024.0 / 1024.0,
+        load.split_whitespace().next().unwrap_or("?")
+    )
+}
+
+/// 1234567.8 → "1,234,568".
+fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 && c != '-' {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
