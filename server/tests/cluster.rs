@@ -25,6 +25,14 @@ struct Peer {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Cluster tests pick free ports, release them and hand them to processes that bind them a
+/// moment later; running them one at a time keeps two tests from picking the same port.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Peer {
     fn start(args: &[&str]) -> Peer {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -375,11 +383,13 @@ fn matches_single_process_and_sqlite(processes: usize, workers: usize, seed: u64
 
 #[test]
 fn two_processes_match_one_process_and_sqlite() {
+    let _serial = serial();
     matches_single_process_and_sqlite(2, 1, 7);
 }
 
 #[test]
 fn three_processes_match_one_process_and_sqlite() {
+    let _serial = serial();
     matches_single_process_and_sqlite(3, 1, 11);
 }
 
@@ -401,6 +411,7 @@ fn wait_ready(server: &Server, within: Duration) {
 
 #[test]
 fn a_file_source_is_read_by_every_process() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.csv");
     let db = rusqlite::Connection::open_in_memory().expect("sqlite");
@@ -536,6 +547,7 @@ fn sink_rows(path: &std::path::Path) -> Multiset {
 
 #[test]
 fn a_killed_process_stops_the_others_within_seconds() {
+    let _serial = serial();
     // Process 0 first this time: it waits for the others.
     let hosts = hosts(3);
     let args0 = peer_args(3, 0, &hosts, 1);
@@ -613,6 +625,7 @@ fn a_killed_process_stops_the_others_within_seconds() {
 
 #[test]
 fn start_up_waits_for_peers_with_a_timeout_and_checks_flags() {
+    let _serial = serial();
     // Alone: gives up after the timeout, naming who it waited for.
     let hosts2 = hosts(2);
     let p0_address = hosts2.split(',').next().expect("first").to_string();
@@ -688,6 +701,7 @@ fn start_up_waits_for_peers_with_a_timeout_and_checks_flags() {
 
 #[test]
 fn a_cluster_restarted_after_a_loss_recovers_from_process_0s_data_directory() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8 path");
