@@ -867,35 +867,25 @@ impl Engine {
 
     /// Statistics of every source, by name.
     pub fn source_stats(&self) -> Vec<(String, Arc<crate::connector::SourceStats>)> {
-        let coord = self.inner.coord.lock().expect("lock");
-        let sources = self
-            .inner
-            .shared
-            .connector_state
-            .sources
-            .lock()
-            .expect("lock");
-        coord
-            .catalog
-            .items()
-            .filter_map(|i| Some((i.name.clone(), Arc::clone(sources.get(&i.id)?))))
-            .collect()
+        self.named(&self.inner.shared.connector_state.sources)
     }
 
     /// Statistics of every sink, by name.
     pub fn sink_stats(&self) -> Vec<(String, Arc<crate::connector::SinkStats>)> {
+        self.named(&self.inner.shared.connector_state.sinks)
+    }
+
+    /// The entries of a per-item map, under the items' names, in catalog order.
+    fn named<S>(
+        &self,
+        map: &Mutex<std::collections::BTreeMap<GlobalId, Arc<S>>>,
+    ) -> Vec<(String, Arc<S>)> {
         let coord = self.inner.coord.lock().expect("lock");
-        let sinks = self
-            .inner
-            .shared
-            .connector_state
-            .sinks
-            .lock()
-            .expect("lock");
+        let map = map.lock().expect("lock");
         coord
             .catalog
             .items()
-            .filter_map(|i| Some((i.name.clone(), Arc::clone(sinks.get(&i.id)?))))
+            .filter_map(|i| Some((i.name.clone(), Arc::clone(map.get(&i.id)?))))
             .collect()
     }
 
