@@ -117,6 +117,22 @@ enum Command {
         /// Compare the results of freshet and differential (reads and writes every row).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         check: bool,
+        /// Queries run live (unbounded sources at a rate) for ingestion → subscriber latency.
+        #[arg(long, value_delimiter = ',', default_value = "q0,q4,q5")]
+        live_queries: Vec<String>,
+        /// Target rates of the live runs, events per second (all streams together).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "10000,50000,100000,200000,400000"
+        )]
+        rates: Vec<u64>,
+        /// Seconds measured per live run (after a 2 s warm-up).
+        #[arg(long, default_value_t = 4.0)]
+        live_seconds: f64,
+        /// Draw target/bench-nexmark/latency.png (matplotlib in a venv under target/).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        plot: bool,
     },
     /// One hand-written Nexmark query in this process (used by `nexmark`).
     #[command(hide = true)]
@@ -160,6 +176,10 @@ fn main() -> anyhow::Result<()> {
             dir,
             timeout,
             check,
+            live_queries,
+            rates,
+            live_seconds,
+            plot,
         } => nexmark::run(&nexmark::Options {
             bin,
             events,
@@ -169,6 +189,10 @@ fn main() -> anyhow::Result<()> {
             dir,
             timeout: std::time::Duration::from_secs(timeout),
             check,
+            live_queries,
+            rates,
+            live_seconds,
+            plot,
         })?,
         Command::NexmarkBaseline {
             query,

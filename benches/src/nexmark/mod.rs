@@ -13,6 +13,7 @@ mod baseline;
 mod check;
 mod dataflows;
 mod freshet;
+mod live;
 mod queries;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,12 @@ pub struct Options {
     pub dir: PathBuf,
     pub timeout: Duration,
     pub check: bool,
+    /// Queries run live for the latency table, and their rates (events per second).
+    pub live_queries: Vec<String>,
+    pub rates: Vec<u64>,
+    pub live_seconds: f64,
+    /// Draw the latency plot (a PNG, with matplotlib from `benches/scripts/bench-venv`).
+    pub plot: bool,
 }
 
 /// One query at one worker count.
@@ -124,7 +131,86 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         &outcomes,
         &errors,
     );
+    if !o.live_queries.is_empty() && !o.rates.is_empty() {
+        latency(o)?;
+    }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The live suite: each query at each rate and worker count; a table, a CSV and a plot.
+fn latency(o: &Options) -> anyhow::Result<()> {
+    let mut csv = String::from("query,workers,target,achieved,updates,p50_ms,p99_ms,max_ms\n");
+    println!();
+    println!(
+        "Live: unbounded sources at a target rate, ingestion → SSE subscriber latency over {:.0} s after a 2 s warm-up:",
+        o.live_seconds
+    );
+    println!();
+    println!(
+        "| query | workers | target events/s | achieved events/s | updates | p50 | p99 | max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for name in &o.live_queries {
+        let q = queries::find(name).with_context(|| format!("unknown query {name}"))?;
+        let Some(sql) = q.sql else { continue };
+        for &w in &o.workers {
+            for &rate in &o.rates {
+                eprintln!("live {} at {rate} events/s, {w} worker(s)", q.name);
+                let p = match live::run(&o.bin, q, sql, w, rate, o.live_seconds) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("  {e:#}");
+                        continue;
+                    }
+                };
+                println!(
+                    "| {} | {w} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                    q.name,
+                    thousands(p.target as f64),
+                    thousands(p.achieved),
+                    p.updates,
+                    p.p50,
+                    p.p99,
+                    p.max
+                );
+                csv += &format!(
+                    "{},{w},{},{:.0},{},{:.3},{:.3},{:.3}\n",
+                    q.name, p.target, p.achieved, p.updates, p.p50, p.p99, p.max
+                );
+            }
+        }
+    }
+    let csv_path = o.dir.join("latency.csv");
+    std::fs::write(&csv_path, csv)?;
+    if o.plot {
+        let png = o.dir.join("latency.png");
+        match plot(&csv_path, &png) {
+            Ok(()) => println!("\nPlot: `{}`.", png.display()),
+            Err(e) => eprintln!("no plot: {e:#}"),
+        }
+    }
+    Ok(())
+}
+
+/// Draws `latency.png` from the CSV with matplotlib (installed by `benches/scripts/bench-venv`).
+fn plot(csv: &Path, png: &Path) -> anyhow::Result<()> {
+    let venv = Command::new("benches/scripts/bench-venv")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("benches/scripts/bench-venv (run from the repository root)")?;
+    if !venv.status.success() {
+        bail!("benches/scripts/bench-venv failed");
+    }
+    let python = String::from_utf8(venv.stdout)?.trim().to_string();
+    let status = Command::new(python)
+        .arg("benches/scripts/plot_latency.py")
+        .arg(csv)
+        .arg(png)
+        .status()?;
+    if !status.success() {
+        bail!("plot_latency.py failed");
+    }
     Ok(())
 }
 
