@@ -130,6 +130,10 @@ enum Command {
         /// Seconds measured per live run (after a 2 s warm-up).
         #[arg(long, default_value_t = 4.0)]
         live_seconds: f64,
+        /// Run the queries in DuckDB too (from scratch, over the events as CSV; DuckDB from
+        /// PyPI in a venv under target/).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        duckdb: bool,
         /// Draw target/bench-nexmark/latency.png (matplotlib in a venv under target/).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         plot: bool,
@@ -179,6 +183,7 @@ fn main() -> anyhow::Result<()> {
             live_queries,
             rates,
             live_seconds,
+            duckdb,
             plot,
         } => nexmark::run(&nexmark::Options {
             bin,
@@ -192,6 +197,7 @@ fn main() -> anyhow::Result<()> {
             live_queries,
             rates,
             live_seconds,
+            duckdb,
             plot,
         })?,
         Command::NexmarkBaseline {

@@ -12,6 +12,7 @@
 mod baseline;
 mod check;
 mod dataflows;
+mod export;
 mod freshet;
 mod live;
 mod queries;
@@ -59,6 +60,8 @@ pub struct Options {
     pub live_queries: Vec<String>,
     pub rates: Vec<u64>,
     pub live_seconds: f64,
+    /// Run the queries in DuckDB too, from scratch over the same events in CSV files.
+    pub duckdb: bool,
     /// Draw the latency plot (a PNG, with matplotlib from `benches/scripts/bench-venv`).
     pub plot: bool,
 }
@@ -131,10 +134,96 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         &outcomes,
         &errors,
     );
-    if !o.live_queries.is_empty() && !o.rates.is_empty() {
+    if o.duckdb {
+        if let Err(e) = duckdb(o, events, &selected, &outcomes) {
+            eprintln!("no DuckDB figures: {e:#}");
+        }
+    }
+    if o.live_queries.iter().any(|q| !q.is_empty()) && !o.rates.is_empty() {
         latency(o)?;
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The Python of `benches/scripts/bench-venv` (created with DuckDB and matplotlib if missing).
+fn venv_python() -> anyhow::Result<String> {
+    let venv = Command::new("benches/scripts/bench-venv")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("benches/scripts/bench-venv (run from the repository root)")?;
+    if !venv.status.success() {
+        bail!("benches/scripts/bench-venv failed");
+    }
+    Ok(String::from_utf8(venv.stdout)?.trim().to_string())
+}
+
+/// DuckDB from scratch: the same events as CSV files, loaded once, then every query run over
+/// all of them (what a batch system does on each refresh).
+fn duckdb(
+    o: &Options,
+    events: u64,
+    selected: &[&'static Query],
+    outcomes: &[Outcome],
+) -> anyhow::Result<()> {
+    let python = venv_python()?;
+    let dir = o.dir.join("events");
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("writing the events as CSV to {}", dir.display());
+    export::write(&dir, events, o.base_time)?;
+    let names: Vec<&str> = selected.iter().map(|q| q.name).collect();
+    eprintln!("DuckDB: {}", names.join(","));
+    let output = Command::new(python)
+        .arg("benches/scripts/duckdb_nexmark.py")
+        .arg(&dir)
+        .args(&names)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("duckdb_nexmark.py failed");
+    }
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let head = lines.first().context("no output from duckdb_nexmark.py")?;
+    println!();
+    println!(
+        "DuckDB {} ({} threads), from scratch: loading the three CSV files took {}; then each query over all the events:",
+        head["version"].as_str().unwrap_or("?"),
+        head["threads"],
+        secs(head["load_s"].as_f64().unwrap_or(f64::NAN))
+    );
+    println!();
+    println!("| query | DuckDB query | rows in per second of query | DuckDB result rows | freshet result rows | freshet view complete (1 worker) |");
+    println!("|---|---|---|---|---|---|");
+    for l in &lines[1..] {
+        let name = l["query"].as_str().unwrap_or("?");
+        let Some(q) = queries::find(name) else {
+            continue;
+        };
+        let ours = outcomes
+            .iter()
+            .find(|r| r.query.name == name && r.workers == 1);
+        let ours_rows = match ours.and_then(|r| r.check.as_ref()) {
+            Some(Ok(c)) => thousands(c.right_rows as f64),
+            _ => "–".into(),
+        };
+        let ours_time = match ours.map(|r| &r.freshet) {
+            Some(Ok(m)) => secs(m.complete),
+            _ => "(not run)".into(),
+        };
+        let rows_in: u64 = q.streams.iter().map(|s| s.rows(events)).sum();
+        match l["seconds"].as_f64() {
+            Some(t) => println!(
+                "| {name} | {} | {} | {} | {ours_rows} | {ours_time} |",
+                secs(t),
+                thousands(rows_in as f64 / t),
+                thousands(l["rows"].as_f64().unwrap_or(f64::NAN)),
+            ),
+            None => println!("| {name} | error: {} | | | | |", l["error"]),
+        }
+    }
     Ok(())
 }
 
@@ -151,7 +240,7 @@ fn latency(o: &Options) -> anyhow::Result<()> {
         "| query | workers | target events/s | achieved events/s | updates | p50 | p99 | max |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for name in &o.live_queries {
+    for name in o.live_queries.iter().filter(|q| !q.is_empty()) {
         let q = queries::find(name).with_context(|| format!("unknown query {name}"))?;
         let Some(sql) = q.sql else { continue };
         for &w in &o.workers {
@@ -195,14 +284,7 @@ fn latency(o: &Options) -> anyhow::Result<()> {
 
 /// Draws `latency.png` from the CSV with matplotlib (installed by `benches/scripts/bench-venv`).
 fn plot(csv: &Path, png: &Path) -> anyhow::Result<()> {
-    let venv = Command::new("benches/scripts/bench-venv")
-        .stderr(Stdio::inherit())
-        .output()
-        .context("benches/scripts/bench-venv (run from the repository root)")?;
-    if !venv.status.success() {
-        bail!("benches/scripts/bench-venv failed");
-    }
-    let python = String::from_utf8(venv.stdout)?.trim().to_string();
+    let python = venv_python()?;
     let status = Command::new(python)
         .arg("benches/scripts/plot_latency.py")
         .arg(csv)
