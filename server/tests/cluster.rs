@@ -393,22 +393,6 @@ fn three_processes_match_one_process_and_sqlite() {
     matches_single_process_and_sqlite(3, 1, 11);
 }
 
-fn wait_ready(server: &Server, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let r = server.get("/readyz");
-        if r.status == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready within {within:?}: {}",
-            r.text
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_file_source_is_read_by_every_process() {
     let _serial = serial();
@@ -451,7 +435,7 @@ fn a_file_source_is_read_by_every_process() {
     .expect("names");
     for s in [&c.server, &single] {
         s.sql_ok(&sql);
-        wait_ready(s, Duration::from_secs(60));
+        s.wait_ready(Duration::from_secs(60));
     }
     // A sink writes from process 0, after the history read by every process is in.
     c.server.sql_ok(&format!(
@@ -730,7 +714,7 @@ fn a_cluster_restarted_after_a_loss_recovers_from_process_0s_data_directory() {
 
     // The same cluster again, on new ports: process 0 replays its data directory.
     let c = cluster_with(2, 1, &["--data-dir", data]);
-    wait_ready(&c.server, Duration::from_secs(60));
+    c.server.wait_ready(Duration::from_secs(60));
     assert_eq!(c.server.rows("t"), table);
     assert_eq!(c.server.rows("s"), before);
     let ts = c.server.ingest_ok("t", "{\"k\": 100, \"v\": 1}\n");
