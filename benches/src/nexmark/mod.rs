@@ -237,7 +237,7 @@ fn latency(o: &Options) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| query | workers | target events/s | achieved events/s | updates | p50 | p99 | max |"
+        "| query | workers | target events/s (all streams) | rows/s taken in (its sources) | updates | p50 | p99 | max |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for name in o.live_queries.iter().filter(|q| !q.is_empty()) {
