@@ -25,7 +25,7 @@ def main(src, dst):
         xs = [p[0] for p in pts]
         ax.plot(xs, [p[1] for p in pts], "o-", color=color, label=f"{key}: p50")
         ax.plot(xs, [p[2] for p in pts], "x--", color=color, label=f"{key}: p99")
-    ax.set_xlabel("achieved events/s (all Nexmark streams)")
+    ax.set_xlabel("rows/s taken in by the query's sources (bids: 92 % of events)")
     ax.set_ylabel("ingestion → SSE subscriber latency (ms)")
     ax.set_yscale("log")
     ax.set_title("freshet, Nexmark views: latency against throughput")

@@ -134,6 +134,10 @@ enum Command {
         /// PyPI in a venv under target/).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         duckdb: bool,
+        /// With `--duckdb`, run them in Flink SQL too (batch mode over the same files;
+        /// apache-flink from PyPI, about 850 MB, and a JDK 17 in JAVA_HOME).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        flink: bool,
         /// Draw target/bench-nexmark/latency.png (matplotlib in a venv under target/).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         plot: bool,
@@ -184,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             rates,
             live_seconds,
             duckdb,
+            flink,
             plot,
         } => nexmark::run(&nexmark::Options {
             bin,
@@ -198,6 +203,7 @@ fn main() -> anyhow::Result<()> {
             rates,
             live_seconds,
             duckdb,
+            flink,
             plot,
         })?,
         Command::NexmarkBaseline {

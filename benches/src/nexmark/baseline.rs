@@ -293,3 +293,71 @@ pub fn run(
         rows,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The hand-written dataflows against plain Rust over the same generated events.
+
+    use std::collections::{BTreeMap, HashMap};
+
+    use freshet_dataflows::Value;
+
+    use super::*;
+
+    const BASE: u64 = 1_700_000_000_000;
+
+    fn bids(events: u64) -> Vec<Bid> {
+        nexmark_generator(EventType::Bid, BASE, 0, 1)
+            .take(Stream::Bid.rows(events) as usize)
+            .filter_map(bid)
+            .collect()
+    }
+
+    fn sorted(rows: Rows) -> Vec<Vec<Value>> {
+        let mut out: Vec<Vec<Value>> = rows
+            .into_iter()
+            .flat_map(|(r, d)| std::iter::repeat_n(r, d as usize))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn q2_selects_the_same_bids_with_two_workers() {
+        let (_, rows) = run("q2", 20_000, BASE, 2).unwrap();
+        let mut expected: Vec<Vec<Value>> = bids(20_000)
+            .into_iter()
+            .filter(|b| b.auction % 123 == 0)
+            .map(|b| vec![Value::Int(b.auction as i64), Value::Int(b.price as i64)])
+            .collect();
+        expected.sort();
+        assert!(!expected.is_empty());
+        assert_eq!(sorted(rows), expected);
+    }
+
+    #[test]
+    fn q5_finds_the_hottest_auctions_of_each_hopping_window() {
+        let (_, rows) = run("q5", 50_000, BASE, 1).unwrap();
+        // Count per (window start, auction); a bid is in the five 10 s windows starting at
+        // multiples of 2 s that contain it.
+        let mut counts: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+        for b in bids(50_000) {
+            let last = b.date_time / 2000 * 2000;
+            for k in 0..5 {
+                *counts.entry((last - k * 2000, b.auction)).or_default() += 1;
+            }
+        }
+        let mut max: HashMap<u64, i64> = HashMap::new();
+        for (&(start, _), &n) in &counts {
+            let m = max.entry(start).or_default();
+            *m = (*m).max(n);
+        }
+        let mut expected: Vec<Vec<Value>> = counts
+            .iter()
+            .filter(|((start, _), n)| **n >= max[start])
+            .map(|((_, auction), n)| vec![Value::Int(*auction as i64), Value::Int(*n)])
+            .collect();
+        expected.sort();
+        assert_eq!(sorted(rows), expected);
+    }
+}

@@ -62,6 +62,8 @@ pub struct Options {
     pub live_seconds: f64,
     /// Run the queries in DuckDB too, from scratch over the same events in CSV files.
     pub duckdb: bool,
+    /// And in Flink SQL (batch mode, PyFlink's mini-cluster) over the same files.
+    pub flink: bool,
     /// Draw the latency plot (a PNG, with matplotlib from `benches/scripts/bench-venv`).
     pub plot: bool,
 }
@@ -147,8 +149,9 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
 }
 
 /// The Python of `benches/scripts/bench-venv` (created with DuckDB and matplotlib if missing).
-fn venv_python() -> anyhow::Result<String> {
+fn venv_python(extra: &[&str]) -> anyhow::Result<String> {
     let venv = Command::new("benches/scripts/bench-venv")
+        .args(extra)
         .stderr(Stdio::inherit())
         .output()
         .context("benches/scripts/bench-venv (run from the repository root)")?;
@@ -166,7 +169,7 @@ fn duckdb(
     selected: &[&'static Query],
     outcomes: &[Outcome],
 ) -> anyhow::Result<()> {
-    let python = venv_python()?;
+    let python = venv_python(&[])?;
     let dir = o.dir.join("events");
     std::fs::create_dir_all(&dir)?;
     eprintln!("writing the events as CSV to {}", dir.display());
@@ -186,6 +189,24 @@ fn duckdb(
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
+    let flink = if o.flink {
+        flink(&dir, &names).unwrap_or_else(|e| {
+            eprintln!("no Flink figures: {e:#}");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let flink_time = |name: &str| {
+        flink
+            .iter()
+            .find(|l| l["query"] == name)
+            .map(|l| match l["seconds"].as_f64() {
+                Some(t) => secs(t),
+                None => format!("error: {}", l["error"]),
+            })
+            .unwrap_or_else(|| "–".into())
+    };
     let head = lines.first().context("no output from duckdb_nexmark.py")?;
     println!();
     println!(
@@ -195,8 +216,15 @@ fn duckdb(
         secs(head["load_s"].as_f64().unwrap_or(f64::NAN))
     );
     println!();
-    println!("| query | DuckDB query | rows in per second of query | DuckDB result rows | freshet result rows | freshet view complete (1 worker) |");
-    println!("|---|---|---|---|---|---|");
+    if let Some(startup) = flink.first().and_then(|l| l["startup_s"].as_f64()) {
+        println!(
+            "Flink (PyFlink's local mini-cluster, batch mode, parallelism 2, each query into a blackhole sink; job startup {} once, then per query):",
+            secs(startup)
+        );
+        println!();
+    }
+    println!("| query | DuckDB query | rows in per second of query | Flink batch job | DuckDB result rows | freshet result rows | freshet view complete (1 worker) |");
+    println!("|---|---|---|---|---|---|---|");
     for l in &lines[1..] {
         let name = l["query"].as_str().unwrap_or("?");
         let Some(q) = queries::find(name) else {
@@ -216,15 +244,43 @@ fn duckdb(
         let rows_in: u64 = q.streams.iter().map(|s| s.rows(events)).sum();
         match l["seconds"].as_f64() {
             Some(t) => println!(
-                "| {name} | {} | {} | {} | {ours_rows} | {ours_time} |",
+                "| {name} | {} | {} | {} | {} | {ours_rows} | {ours_time} |",
                 secs(t),
                 thousands(rows_in as f64 / t),
+                flink_time(name),
                 thousands(l["rows"].as_f64().unwrap_or(f64::NAN)),
             ),
-            None => println!("| {name} | error: {} | | | | |", l["error"]),
+            None => println!("| {name} | error: {} | | | | | |", l["error"]),
         }
     }
     Ok(())
+}
+
+/// Flink SQL in batch mode over the same CSV files (`benches/scripts/flink_nexmark.py`);
+/// needs a JDK 17 (`JAVA_HOME`, else `/usr/lib/jvm/java-17-openjdk-amd64`).
+fn flink(dir: &Path, names: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let java_home = std::env::var("JAVA_HOME")
+        .unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64".to_string());
+    if !Path::new(&java_home).join("bin/java").exists() {
+        bail!("no JDK at {java_home} (set JAVA_HOME)");
+    }
+    let python = venv_python(&["flink"])?;
+    eprintln!("Flink: {}", names.join(","));
+    let output = Command::new(python)
+        .env("JAVA_HOME", &java_home)
+        .arg("benches/scripts/flink_nexmark.py")
+        .arg(dir)
+        .arg("2")
+        .args(names)
+        .stderr(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        bail!("flink_nexmark.py failed: {}", output.status);
+    }
+    Ok(String::from_utf8(output.stdout)?
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }
 
 /// The live suite: each query at each rate and worker count; a table, a CSV and a plot.
@@ -237,7 +293,7 @@ fn latency(o: &Options) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| query | workers | target events/s | achieved events/s | updates | p50 | p99 | max |"
+        "| query | workers | target events/s (all streams) | rows/s taken in (its sources) | updates | p50 | p99 | max |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for name in o.live_queries.iter().filter(|q| !q.is_empty()) {
@@ -284,7 +340,7 @@ fn latency(o: &Options) -> anyhow::Result<()> {
 
 /// Draws `latency.png` from the CSV with matplotlib (installed by `benches/scripts/bench-venv`).
 fn plot(csv: &Path, png: &Path) -> anyhow::Result<()> {
-    let python = venv_python()?;
+    let python = venv_python(&[])?;
     let status = Command::new(python)
         .arg("benches/scripts/plot_latency.py")
         .arg(csv)
