@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{SinkSpec, SourceSpec};
+use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::Time;
 use crate::row::Row;
@@ -17,7 +18,12 @@ use crate::row::Row;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Target {
     Item(GlobalId),
-    Plan { plan: Plan, deps: Vec<GlobalId> },
+    /// An item's errors, as one-column rows of their messages (for snapshots of sources).
+    Errors(GlobalId),
+    Plan {
+        plan: Plan,
+        deps: Vec<GlobalId>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,7 +38,23 @@ pub enum Command {
         deps: Vec<GlobalId>,
     },
     /// A source: every worker starts its reader, whose rows feed the source's arrangement.
-    CreateSource { id: GlobalId, spec: SourceSpec },
+    /// With `replay`, the source first takes the rows logged before a restart
+    /// ([`Command::ReplaySource`]) and reads on from its stored positions after
+    /// [`Command::Recovered`].
+    CreateSource {
+        id: GlobalId,
+        spec: SourceSpec,
+        replay: bool,
+    },
+    /// Rows a source read before a restart, at their original times (dealt out like writes).
+    ReplaySource {
+        id: GlobalId,
+        rows: Vec<(Row, Time, Diff)>,
+        errors: Vec<(EvalError, Time, Diff)>,
+    },
+    /// Replay is done: sources close their replay inputs and read on. `latest` is, per
+    /// source, the latest time it had rows at before the restart.
+    Recovered { latest: Vec<(GlobalId, Time)> },
     /// A sink: the changes of `from` from `as_of` on, gathered on worker 0 for its writer.
     /// Its first output waits until the `sources` under `from` have read their history.
     CreateSink {
@@ -81,13 +103,7 @@ impl Command {
                     .map(|_| Vec::with_capacity(writes.len()))
                     .collect();
                 for (id, rows) in writes {
-                    let mut parts: Vec<Vec<(Row, Diff)>> = (0..peers)
-                        .map(|_| Vec::with_capacity(rows.len() / peers + 1))
-                        .collect();
-                    for (i, r) in rows.into_iter().enumerate() {
-                        parts[i % peers].push(r);
-                    }
-                    for (share, part) in shares.iter_mut().zip(parts) {
+                    for (share, part) in shares.iter_mut().zip(deal(rows, peers)) {
                         share.push((id, part));
                     }
                 }
@@ -96,7 +112,26 @@ impl Command {
                     .map(|writes| Command::Write { ts, writes })
                     .collect()
             }
+            Command::ReplaySource { id, rows, errors } => {
+                let rows = deal(rows, peers);
+                let errors = deal(errors, peers);
+                rows.into_iter()
+                    .zip(errors)
+                    .map(|(rows, errors)| Command::ReplaySource { id, rows, errors })
+                    .collect()
+            }
             other => vec![other; peers],
         }
     }
+}
+
+/// Deals `items` round-robin into `peers` shares.
+fn deal<T>(items: Vec<T>, peers: usize) -> Vec<Vec<T>> {
+    let mut parts: Vec<Vec<T>> = (0..peers)
+        .map(|_| Vec::with_capacity(items.len() / peers + 1))
+        .collect();
+    for (i, x) in items.into_iter().enumerate() {
+        parts[i % peers].push(x);
+    }
+    parts
 }

@@ -109,6 +109,20 @@ pub struct SinkSpec {
 /// Where a reader resumes: per part (file, partition), the offset to read from next.
 pub type Positions = BTreeMap<u64, u64>;
 
+/// Where a reader resumes after a restart: the positions stored with the last batches logged
+/// before it. Rows read up to them are already back (replayed from the data directory), so a
+/// reader must start exactly there, neither before (rows counted twice) nor after (lost).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// This worker's own positions, when the source was read by as many workers as now (parts
+    /// that depend on the division of work, such as byte ranges of one file); `None` when the
+    /// number of workers changed.
+    pub own: Option<Positions>,
+    /// Every worker's positions merged: for parts that mean the same whoever reads them
+    /// (Kafka partitions, the files of a directory).
+    pub all: Positions,
+}
+
 /// Decoded records from one reader, in the order read.
 #[derive(Debug, Default)]
 pub struct SourceBatch {
@@ -266,8 +280,8 @@ impl Drop for ReaderGuard {
 pub struct ReaderContext {
     pub worker: usize,
     pub peers: usize,
-    /// Where to resume, if the source was read before.
-    pub resume: Option<Positions>,
+    /// Where to resume, if the source was read before a restart.
+    pub resume: Option<Resume>,
     pub output: SourceOutput,
 }
 

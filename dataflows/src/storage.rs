@@ -1,16 +1,23 @@
 //! The seam to durable storage: what the engine logs and what it gets back after a restart.
 //!
-//! The engine decides *what* must survive: every catalog change (as the SQL that made it) and
-//! every table write (rows with their timestamp), in the one order the coordinator gave them
-//! a sequence number. Where and how it is kept (files, checksums, group commit, snapshots) is
+//! The engine decides *what* must survive: every catalog change (as the SQL that made it),
+//! every table write (rows with their timestamp), and every batch a source's reader handed a
+//! worker (rows with the times the worker gave them, and the reader's positions after it), in
+//! one order of sequence numbers. Where and how it is kept (files, checksums, group commit, snapshots) is
 //! the business of `freshet-inputs`, which implements [`Storage`].
 //!
 //! Recovery replays the same statements and writes at their original timestamps, so the
 //! history within the retention window is the same after a restart as before it: reads
-//! `AS OF` a retained time and subscriptions resumed from one get the same answers.
+//! `AS OF` a retained time and subscriptions resumed from one get the same answers. Sources
+//! resume reading from the positions stored with their last logged batch, so nothing they
+//! read before the crash is read (and counted) twice.
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::connector::Positions;
+use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId};
 use crate::render::Time;
 use crate::row::Row;
@@ -26,6 +33,104 @@ pub enum LogRecord {
         table: GlobalId,
         rows: Vec<(Row, Diff)>,
     },
+    /// A batch one worker took from a source's reader, with the times it gave the rows.
+    Source {
+        source: GlobalId,
+        /// The worker that read it, and how many workers there were (positions are per
+        /// worker: they can be resumed only by the same share of the source).
+        worker: u32,
+        peers: u32,
+        rows: Vec<(Row, Time, Diff)>,
+        errors: Vec<(EvalError, Time, Diff)>,
+        /// The reader's positions after this batch (only the parts that moved).
+        positions: Positions,
+    },
+}
+
+impl LogRecord {
+    /// The latest time this record writes at, if it writes anything.
+    pub fn max_time(&self) -> Option<Time> {
+        match self {
+            LogRecord::Ddl { .. } => None,
+            LogRecord::Write { ts, .. } => Some(*ts),
+            LogRecord::Source { rows, errors, .. } => rows
+                .iter()
+                .map(|(_, t, _)| *t)
+                .chain(errors.iter().map(|(_, t, _)| *t))
+                .max(),
+        }
+    }
+
+    /// The earliest time this record writes at, if it writes anything.
+    pub fn min_time(&self) -> Option<Time> {
+        match self {
+            LogRecord::Ddl { .. } => None,
+            LogRecord::Write { ts, .. } => Some(*ts),
+            LogRecord::Source { rows, errors, .. } => rows
+                .iter()
+                .map(|(_, t, _)| *t)
+                .chain(errors.iter().map(|(_, t, _)| *t))
+                .min(),
+        }
+    }
+}
+
+/// Where each worker's reader of one source stands.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SourcePositions {
+    /// The number of workers that read the source.
+    pub peers: u32,
+    /// Per worker, its reader's positions (merged over all its batches).
+    pub workers: BTreeMap<u32, Positions>,
+    /// Positions from before the number of workers last changed, merged over workers.
+    pub carried: Positions,
+}
+
+impl SourcePositions {
+    /// Takes in a batch's positions (later batches win, part by part).
+    pub fn merge(&mut self, worker: u32, peers: u32, positions: &Positions) {
+        if self.peers != peers {
+            // Per-worker positions of another division of the source mean nothing to this
+            // one; merged, they still say where shared parts (partitions, files) stand.
+            self.carried = self.all();
+            self.workers.clear();
+            self.peers = peers;
+        }
+        let mine = self.workers.entry(worker).or_default();
+        for (part, offset) in positions {
+            mine.insert(*part, *offset);
+        }
+    }
+
+    /// Where worker `worker` of `peers` resumes.
+    pub fn resume_for(&self, worker: u32, peers: u32) -> crate::connector::Resume {
+        crate::connector::Resume {
+            own: (self.peers == peers)
+                .then(|| self.workers.get(&worker).cloned().unwrap_or_default()),
+            all: self.all(),
+        }
+    }
+
+    /// Every worker's positions merged (the furthest per part).
+    fn all(&self) -> Positions {
+        let mut all = self.carried.clone();
+        for positions in self.workers.values() {
+            for (part, offset) in positions {
+                let o = all.entry(*part).or_insert(*offset);
+                *o = (*o).max(*offset);
+            }
+        }
+        all
+    }
+}
+
+/// A source's contents at a snapshot's time, and where its readers stood.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SourceSnapshot {
+    pub source: GlobalId,
+    pub rows: Vec<(Row, Diff)>,
+    pub errors: Vec<(EvalError, Diff)>,
+    pub positions: SourcePositions,
 }
 
 /// Table contents at one time, from which the log after it is replayed.
@@ -39,6 +144,10 @@ pub struct Snapshot {
     pub ddl: Vec<String>,
     /// Each table's rows at `ts`.
     pub tables: Vec<(GlobalId, Vec<(Row, Diff)>)>,
+    /// Each source's rows at `ts`, with the positions of the batches logged up to `seq`.
+    /// Log records after `seq` may still hold rows at or before `ts` (sources log out of
+    /// time order): replay skips those, as they are here.
+    pub sources: Vec<SourceSnapshot>,
 }
 
 /// What storage holds after a restart.

@@ -105,6 +105,10 @@ struct ServeArgs {
     /// Events buffered per subscriber before it is cut off as lagging.
     #[arg(long, default_value_t = 1024)]
     subscriber_buffer: usize,
+    /// Longest time between snapshots of the data directory while something was logged, in
+    /// seconds (one is also taken whenever the log passes 256 MiB).
+    #[arg(long, default_value_t = 600)]
+    snapshot_interval_secs: u64,
     #[command(flatten)]
     cluster: cluster::ClusterArgs,
 }
@@ -167,6 +171,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers,
         retention: Duration::from_secs(args.retention_secs),
         subscriber_buffer: args.subscriber_buffer,
+        snapshot_interval: Duration::from_secs(args.snapshot_interval_secs),
         connectors: Some(freshet_inputs::connectors()),
         cluster,
         ..Default::default()

@@ -11,14 +11,31 @@
 //!
 //! Catalog changes are rarer: they are logged and waited for while the coordinator lock is
 //! still held, right after they are applied.
+//!
+//! Sources log from the workers: each batch a worker takes from a reader is logged with the
+//! times it gave the rows and the reader's positions, and the worker holds the source's
+//! frontier at those times until the record is durable (`worker::source`). Sequence numbers
+//! are handed out and records queued under one lock, so the log's order is the order of the
+//! numbers whichever thread logs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeMap;
+
 use crate::command::Command;
 use crate::error::{Error, Result};
-use crate::storage::{LogRecord, Storage};
+use crate::plan::GlobalId;
+use crate::render::Time;
+use crate::storage::{Done, LogRecord, SourcePositions, Storage};
+
+/// A logged record as snapshots see it: the latest time it writes at, its number, and (for a
+/// source's batch) where that batch left its reader.
+type Logged = (Time, u64, Option<SourceMark>);
+
+/// A source batch's (source, worker, peers, positions).
+type SourceMark = (GlobalId, u32, u32, crate::connector::Positions);
 
 enum Entry {
     /// A command that waits only for the entries before it.
@@ -92,12 +109,14 @@ impl Pipeline {
 /// The engine's end of durable storage.
 pub(crate) struct Durability {
     pub storage: Arc<dyn Storage>,
-    /// The last sequence number handed out.
+    /// The last sequence number handed out; held while a record is queued.
     pub seq: Mutex<u64>,
     /// Set once storage failed: writes are refused until a restart.
     pub failed: AtomicBool,
-    /// (timestamp, sequence number) of logged writes not yet covered by a snapshot.
-    writes: Mutex<VecDeque<(crate::render::Time, u64)>>,
+    /// Logged writes and source batches not yet covered by a snapshot, in log order.
+    writes: Mutex<VecDeque<Logged>>,
+    /// Source positions of the batches already covered by a snapshot.
+    covered: Mutex<BTreeMap<GlobalId, SourcePositions>>,
     /// Every catalog statement with its sequence number (small; kept for snapshots).
     ddl: Mutex<Vec<(u64, String)>>,
     /// When the last snapshot finished (ms), and whether one is being taken.
@@ -137,6 +156,7 @@ impl Durability {
             seq: Mutex::new(last_seq),
             failed: AtomicBool::new(false),
             writes: Mutex::new(VecDeque::new()),
+            covered: Mutex::new(BTreeMap::new()),
             ddl: Mutex::new(Vec::new()),
             last_snapshot: std::sync::atomic::AtomicU64::new(super::now_ms()),
             snapshotting: AtomicBool::new(false),
@@ -147,23 +167,52 @@ impl Durability {
     pub fn note_recovered(&self, seq: u64, record: &LogRecord) {
         match record {
             LogRecord::Ddl { sql } => self.ddl.lock().expect("lock").push((seq, sql.clone())),
-            LogRecord::Write { ts, .. } => self.writes.lock().expect("lock").push_back((*ts, seq)),
+            _ => self.note_logged(seq, record),
         }
     }
 
+    /// Remembers the positions a recovered snapshot holds.
+    pub fn note_snapshot_positions(&self, id: GlobalId, positions: SourcePositions) {
+        self.covered.lock().expect("lock").insert(id, positions);
+    }
+
+    fn note_logged(&self, seq: u64, record: &LogRecord) {
+        let mark = match record {
+            LogRecord::Source {
+                source,
+                worker,
+                peers,
+                positions,
+                ..
+            } => Some((*source, *worker, *peers, positions.clone())),
+            _ => None,
+        };
+        // A batch with no rows (positions only) is at no time: any snapshot may cover it.
+        let t = record.max_time().unwrap_or(0);
+        self.writes.lock().expect("lock").push_back((t, seq, mark));
+    }
+
     /// Where a snapshot at `ts` cuts the log: the last sequence number whose records are all
-    /// at or before `ts`, and the catalog statements up to it.
-    pub fn cut_at(&self, ts: crate::render::Time) -> (u64, Vec<String>) {
+    /// at or before `ts`, the catalog statements up to it, and the source positions of the
+    /// batches up to it.
+    pub fn cut_at(&self, ts: Time) -> (u64, Vec<String>, Vec<(GlobalId, SourcePositions)>) {
         let last = *self.seq.lock().expect("lock");
         let mut writes = self.writes.lock().expect("lock");
         let seq = writes
             .iter()
-            .find(|(t, _)| *t > ts)
-            .map(|(_, s)| s - 1)
+            .find(|(t, _, _)| *t > ts)
+            .map(|(_, s, _)| s - 1)
             .unwrap_or(last);
-        while writes.front().is_some_and(|(_, s)| *s <= seq) {
-            writes.pop_front();
+        let mut covered = self.covered.lock().expect("lock");
+        while writes.front().is_some_and(|(_, s, _)| *s <= seq) {
+            if let Some((_, _, Some((id, worker, peers, positions)))) = writes.pop_front() {
+                covered
+                    .entry(id)
+                    .or_default()
+                    .merge(worker, peers, &positions);
+            }
         }
+        let positions = covered.iter().map(|(k, v)| (*k, v.clone())).collect();
         let ddl = self
             .ddl
             .lock()
@@ -172,7 +221,7 @@ impl Durability {
             .filter(|(s, _)| *s <= seq)
             .map(|(_, sql)| sql.clone())
             .collect();
-        (seq, ddl)
+        (seq, ddl, positions)
     }
 
     pub fn check_writable(&self) -> Result<()> {
@@ -185,10 +234,26 @@ impl Durability {
         Ok(())
     }
 
-    fn next_seq(&self) -> u64 {
-        let mut s = self.seq.lock().expect("lock");
-        *s += 1;
-        *s
+    /// Numbers `record` and queues it for storage, in one step under the sequence lock (so
+    /// records reach storage in the order of their numbers). `done_for` makes the callback
+    /// from the number, before the record is queued.
+    fn append(&self, record: &LogRecord, done_for: impl FnOnce(u64) -> Done) {
+        let mut last = self.seq.lock().expect("lock");
+        *last += 1;
+        let seq = *last;
+        match record {
+            LogRecord::Ddl { sql } => self.ddl.lock().expect("lock").push((seq, sql.clone())),
+            _ => self.note_logged(seq, record),
+        }
+        let done = done_for(seq);
+        self.storage.append(seq, record, done);
+    }
+
+    /// Marks storage failed (once, with a log line).
+    fn fail(&self, e: &str) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!("storage failed; refusing writes until restart: {e}");
+        }
     }
 
     /// Logs a write and queues its command; call under the coordinator lock.
@@ -199,48 +264,50 @@ impl Durability {
         pipeline: &Arc<Pipeline>,
         send_now: Arc<dyn Fn(Command) -> Result<()> + Send + Sync>,
     ) -> Pending {
-        let seq = self.next_seq();
-        if let LogRecord::Write { ts, .. } = record {
-            self.writes.lock().expect("lock").push_back((*ts, seq));
-        }
-        pipeline.push_logged(seq, cmd);
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let pipeline = Arc::clone(pipeline);
         let me = Arc::clone(self);
-        self.storage.append(
-            seq,
-            record,
+        self.append(record, |seq| {
+            pipeline.push_logged(seq, cmd);
+            let pipeline = Arc::clone(pipeline);
             Box::new(move |result| {
                 if let Err(e) = &result {
-                    if !me.failed.swap(true, Ordering::AcqRel) {
-                        tracing::error!("storage failed; refusing writes until restart: {e}");
-                    }
+                    me.fail(e);
                 }
                 pipeline.complete(seq, result.is_ok(), &*send_now);
                 let _ = tx.send(result);
-            }),
-        );
+            })
+        });
         Pending { rx: Some(rx) }
     }
 
     /// Logs a catalog change and waits until it is durable.
     pub fn log_ddl(self: &Arc<Self>, sql: &str) -> Result<()> {
-        let seq = self.next_seq();
-        self.ddl.lock().expect("lock").push((seq, sql.to_string()));
         let (tx, rx) = crossbeam_channel::bounded(1);
         let me = Arc::clone(self);
-        self.storage.append(
-            seq,
-            &LogRecord::Ddl {
-                sql: sql.to_string(),
-            },
+        let record = LogRecord::Ddl {
+            sql: sql.to_string(),
+        };
+        self.append(&record, |_| {
             Box::new(move |result| {
-                if result.is_err() {
-                    me.failed.store(true, Ordering::Release);
+                if let Err(e) = &result {
+                    me.fail(e);
                 }
                 let _ = tx.send(result);
-            }),
-        );
+            })
+        });
         Pending { rx: Some(rx) }.wait()
+    }
+
+    /// Logs a source's batch from a worker; `done` runs once it is durable or failed.
+    pub fn log_source(self: &Arc<Self>, record: &LogRecord, done: Done) {
+        let me = Arc::clone(self);
+        self.append(record, |_| {
+            Box::new(move |result| {
+                if let Err(e) = &result {
+                    me.fail(e);
+                }
+                done(result);
+            })
+        });
     }
 }

@@ -436,8 +436,16 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 .lock()
                 .expect("lock")
                 .insert(id, Default::default());
-            inner.send(Command::CreateSource { id, spec })?;
-            inner.log_ddl(text)?;
+            // Logged before the workers start reading: their batches are logged after it, so
+            // replay meets the source before its rows.
+            if let Err(e) = inner.log_ddl(text) {
+                coord.catalog.remove(id);
+                return Err(e);
+            }
+            // While the data directory is replayed, the source takes its logged rows first
+            // and reads on only once replay is done (`worker::source`).
+            let replay = coord.recovering.is_some();
+            inner.send(Command::CreateSource { id, spec, replay })?;
             Ok(StatementResult::tag("CREATE SOURCE"))
         }
         Statement::CreateSink {

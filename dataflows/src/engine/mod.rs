@@ -17,7 +17,7 @@
 //! (DELETE, UPDATE, INSERT … SELECT) are atomic. Reads and subscriptions only hold it while
 //! their command is sequenced.
 
-mod durable;
+pub(crate) mod durable;
 mod execute;
 mod metrics;
 mod recovery;
@@ -57,8 +57,12 @@ pub struct EngineConfig {
     /// Join other processes into one timely cluster (this must be process 0; the others run
     /// `cluster::WorkerProcess`). `workers` is then the number of threads per process.
     pub cluster: Option<crate::cluster::ClusterConfig>,
-    /// Durable storage for the catalog and table writes; `None` keeps everything in memory.
+    /// Durable storage for the catalog, table writes and source batches; `None` keeps
+    /// everything in memory.
     pub storage: Option<StorageHandle>,
+    /// Longest time between snapshots while something was logged (one is also taken when the
+    /// log passes 256 MiB).
+    pub snapshot_interval: Duration,
 }
 
 /// Durable storage, as the engine's configuration holds it.
@@ -81,6 +85,7 @@ impl Default for EngineConfig {
             connectors: None,
             cluster: None,
             storage: None,
+            snapshot_interval: Duration::from_secs(600),
         }
     }
 }
@@ -451,23 +456,6 @@ impl Engine {
             .into());
         }
         let (tx, rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared {
-            commands: rx,
-            peeks: Mutex::new(Default::default()),
-            feeds: Mutex::new(Default::default()),
-            worker0: Mutex::new(None),
-            stats: Mutex::new(Default::default()),
-            failed: Default::default(),
-            stopped: Default::default(),
-            connectors: config.connectors.clone(),
-            connector_state: Default::default(),
-            clock: Mutex::new(None),
-            advance_wanted: Default::default(),
-            cluster: crate::cluster::ClusterState::coordinator(workers, processes),
-        });
-        if config.cluster.is_some() {
-            crate::cluster::watch_peers(&shared);
-        }
         // What the data directory holds decides where time starts: at the earliest time to
         // replay, so replayed writes keep their original timestamps.
         let recovered = match &config.storage {
@@ -493,6 +481,33 @@ impl Engine {
             .as_ref()
             .and_then(|r| r.snapshot.as_ref().map(|s| s.ts))
             .unwrap_or(0);
+        let durability = config
+            .storage
+            .as_ref()
+            .map(|h| Arc::new(durable::Durability::new(Arc::clone(&h.0), last_seq)));
+        let resume = recovered
+            .as_ref()
+            .map(recovery::source_positions)
+            .unwrap_or_default();
+        let shared = Arc::new(Shared {
+            commands: rx,
+            peeks: Mutex::new(Default::default()),
+            feeds: Mutex::new(Default::default()),
+            worker0: Mutex::new(None),
+            stats: Mutex::new(Default::default()),
+            failed: Default::default(),
+            stopped: Default::default(),
+            connectors: config.connectors.clone(),
+            connector_state: Default::default(),
+            clock: Mutex::new(None),
+            advance_wanted: Default::default(),
+            cluster: crate::cluster::ClusterState::coordinator(workers, processes),
+            durability: durability.clone(),
+            resume: Mutex::new(resume),
+        });
+        if config.cluster.is_some() {
+            crate::cluster::watch_peers(&shared);
+        }
         let worker_shared = Arc::clone(&shared);
         let guards =
             crate::cluster::start_workers(workers, config.cluster.as_ref(), move |worker| {
@@ -536,10 +551,7 @@ impl Engine {
             metrics: Metrics::default(),
             pipeline: Default::default(),
             send_now,
-            durability: config
-                .storage
-                .as_ref()
-                .map(|h| Arc::new(durable::Durability::new(Arc::clone(&h.0), last_seq))),
+            durability,
             recovery: Default::default(),
         });
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -756,7 +768,7 @@ impl Engine {
 
         // Subscribers of a view at its latest time share one stream (and one dataflow).
         let deps = match &target {
-            Target::Item(id) => vec![*id],
+            Target::Item(id) | Target::Errors(id) => vec![*id],
             Target::Plan { deps, .. } => deps.clone(),
         };
         let latest = self.inner.read_ts_for(&coord, &deps);

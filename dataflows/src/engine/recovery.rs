@@ -1,10 +1,14 @@
 //! Replaying the data directory after a restart.
 //!
 //! The workers start with their inputs at the earliest time to replay. The snapshot's catalog
-//! statements run again, its table contents go in at the snapshot's time, and then every
-//! logged statement and write follows in log order, writes at their original timestamps. The
-//! retained history is therefore the same as before the restart. Time then continues after
-//! the last recovered timestamp (or the clock, if later).
+//! statements run again, its table and source contents go in at the snapshot's time, and then
+//! every logged statement, write and source batch follows in log order, at its original
+//! timestamps. The retained history is therefore the same as before the restart. Time then
+//! continues after the last recovered timestamp (or the clock, if later), and sources read on
+//! from the positions stored with their last logged batches.
+//!
+//! Sources log from the workers, so a record after the snapshot's cut may hold rows at or
+//! before the snapshot's time; the snapshot already has those, and replay skips them.
 //!
 //! Replay runs on its own thread while the service is already listening: requests get
 //! `recovering` (503) until it is done, and `/readyz` reports its progress.
@@ -13,10 +17,13 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+
 use super::{now_ms, Engine};
 use crate::command::Command;
+use crate::plan::GlobalId;
 use crate::render::Time;
-use crate::storage::{LogRecord, Recovered};
+use crate::storage::{LogRecord, Recovered, SourcePositions};
 
 thread_local! {
     static REPLAYING: Cell<bool> = const { Cell::new(false) };
@@ -41,14 +48,40 @@ pub struct Progress {
 /// The earliest time replay will write at, if there is anything to replay.
 pub(crate) fn earliest(recovered: &Recovered) -> Option<Time> {
     let snap = recovered.snapshot.as_ref().map(|s| s.ts);
-    let first_write = recovered.records.iter().find_map(|(_, r)| match r {
-        LogRecord::Write { ts, .. } => Some(*ts),
-        LogRecord::Ddl { .. } => None,
-    });
+    let first_write = recovered
+        .records
+        .iter()
+        .filter_map(|(_, r)| r.min_time())
+        .min();
     match (snap, first_write) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// Where each source's readers stood at the end of the log.
+pub(crate) fn source_positions(recovered: &Recovered) -> BTreeMap<GlobalId, SourcePositions> {
+    let mut out: BTreeMap<GlobalId, SourcePositions> = BTreeMap::new();
+    if let Some(snap) = &recovered.snapshot {
+        for s in &snap.sources {
+            out.insert(s.source, s.positions.clone());
+        }
+    }
+    for (_, r) in &recovered.records {
+        if let LogRecord::Source {
+            source,
+            worker,
+            peers,
+            positions,
+            ..
+        } = r
+        {
+            out.entry(*source)
+                .or_default()
+                .merge(*worker, *peers, positions);
+        }
+    }
+    out
 }
 
 /// Replays everything; call on a thread of its own.
@@ -63,10 +96,18 @@ pub(crate) fn replay(engine: &Engine, recovered: Recovered) {
         total_rows += s.tables.iter().map(|(_, r)| rows_in(r)).sum::<u64>();
     }
     for (_, r) in &recovered.records {
-        if let LogRecord::Write { rows, .. } = r {
-            total_rows += rows_in(rows);
+        match r {
+            LogRecord::Write { rows, .. } => total_rows += rows_in(rows),
+            LogRecord::Source { rows, .. } => total_rows += rows.len() as u64,
+            LogRecord::Ddl { .. } => {}
         }
     }
+    // Rows at or before the snapshot's time are in the snapshot.
+    let covered = recovered.snapshot.as_ref().map(|s| s.ts);
+    let after = |t: Time| covered.is_none_or(|c| t > c);
+    // The latest time each source had rows at: event-time sources resume with their frontier
+    // no earlier than it less their lateness, so no new row lands at a time already complete.
+    let mut source_max: BTreeMap<GlobalId, Time> = BTreeMap::new();
     progress.rows_total.store(total_rows, Ordering::Relaxed);
     progress
         .records_total
@@ -85,6 +126,19 @@ pub(crate) fn replay(engine: &Engine, recovered: Recovered) {
             write(engine, snap.ts, table, rows);
             progress.rows_done.fetch_add(n, Ordering::Relaxed);
         }
+        for s in snap.sources {
+            if let Some(d) = &durability {
+                d.note_snapshot_positions(s.source, s.positions.clone());
+            }
+            let n = rows_in(&s.rows);
+            if !s.rows.is_empty() {
+                source_max.insert(s.source, snap.ts);
+            }
+            let rows = s.rows.into_iter().map(|(r, d)| (r, snap.ts, d)).collect();
+            let errors = s.errors.into_iter().map(|(e, d)| (e, snap.ts, d)).collect();
+            replay_source(engine, s.source, rows, errors);
+            progress.rows_done.fetch_add(n, Ordering::Relaxed);
+        }
         last_ts = snap.ts;
     }
     for (seq, record) in recovered.records {
@@ -95,8 +149,34 @@ pub(crate) fn replay(engine: &Engine, recovered: Recovered) {
             LogRecord::Ddl { sql } => run_ddl(engine, &sql),
             LogRecord::Write { ts, table, rows } => {
                 let n = rows_in(&rows);
-                write(engine, ts, table, rows);
-                last_ts = last_ts.max(ts);
+                if after(ts) {
+                    write(engine, ts, table, rows);
+                    last_ts = last_ts.max(ts);
+                }
+                progress.rows_done.fetch_add(n, Ordering::Relaxed);
+            }
+            LogRecord::Source {
+                source,
+                rows,
+                errors,
+                ..
+            } => {
+                let n = rows.len() as u64;
+                if let Some(t) = rows.iter().map(|(_, t, _)| *t).max() {
+                    let m = source_max.entry(source).or_default();
+                    *m = (*m).max(t);
+                }
+                let rows: Vec<_> = rows.into_iter().filter(|(_, t, _)| after(*t)).collect();
+                let errors: Vec<_> = errors.into_iter().filter(|(_, t, _)| after(*t)).collect();
+                let latest = rows
+                    .iter()
+                    .map(|(_, t, _)| *t)
+                    .chain(errors.iter().map(|(_, t, _)| *t))
+                    .max();
+                if let Some(t) = latest {
+                    last_ts = last_ts.max(t);
+                    replay_source(engine, source, rows, errors);
+                }
                 progress.rows_done.fetch_add(n, Ordering::Relaxed);
             }
         }
@@ -107,6 +187,10 @@ pub(crate) fn replay(engine: &Engine, recovered: Recovered) {
         let upper = coord.upper.max(last_ts + 1).max(now_ms());
         coord.upper = upper;
         let _ = inner.send(Command::Advance { upper });
+        // Sources close their replay inputs and read on from their positions.
+        let _ = inner.send(Command::Recovered {
+            latest: source_max.into_iter().collect(),
+        });
         coord.recovering = None;
     }
     REPLAYING.with(|r| r.set(false));
@@ -150,4 +234,27 @@ fn write(
     }
     coord.upper = coord.upper.max(ts + 1);
     let _ = inner.write(ts, table, rows);
+}
+
+/// Hands a source's logged rows back to its workers, at their original times.
+fn replay_source(
+    engine: &Engine,
+    source: GlobalId,
+    rows: Vec<(crate::row::Row, Time, crate::plan::Diff)>,
+    errors: Vec<(crate::error::EvalError, Time, crate::plan::Diff)>,
+) {
+    let inner = &engine.inner;
+    let Ok(coord) = inner.lock() else { return };
+    if coord.catalog.get(source).is_none() {
+        tracing::warn!(
+            source,
+            "logged rows name a source that no longer exists; skipped"
+        );
+        return;
+    }
+    let _ = inner.send(Command::ReplaySource {
+        id: source,
+        rows,
+        errors,
+    });
 }

@@ -73,6 +73,10 @@ pub struct Shared {
     pub advance_wanted: std::sync::atomic::AtomicBool,
     /// This process's place in the cluster (a cluster of one without `--processes`).
     pub cluster: crate::cluster::ClusterState,
+    /// Where sources log the batches they read (process 0 of an engine with storage).
+    pub(crate) durability: Option<Arc<crate::engine::durable::Durability>>,
+    /// Where each source's readers stood before a restart (from the data directory).
+    pub(crate) resume: Mutex<BTreeMap<GlobalId, crate::storage::SourcePositions>>,
 }
 
 impl Shared {
@@ -95,6 +99,8 @@ impl Shared {
             clock: Mutex::new(None),
             advance_wanted: Default::default(),
             cluster,
+            durability: None,
+            resume: Default::default(),
         }
     }
 }
@@ -161,6 +167,8 @@ struct PendingPeek {
     oks: RowTrace,
     errs: Option<ErrTrace>,
     dataflow: Option<usize>,
+    /// Answer with the errors (as rows of their messages) instead of the rows.
+    errors_only: bool,
 }
 
 struct WorkerState {
@@ -441,7 +449,20 @@ impl WorkerState {
                 self.advance(ts + 1);
             }
             Command::Advance { upper } => self.advance(upper),
-            Command::CreateSource { id, spec } => self.create_source(worker, shared, id, spec),
+            Command::CreateSource { id, spec, replay } => {
+                self.create_source(worker, shared, id, spec, replay)
+            }
+            Command::ReplaySource { id, rows, errors } => {
+                if let Some(src) = self.sources.get_mut(&id) {
+                    src.replay(rows, errors);
+                }
+            }
+            Command::Recovered { latest } => {
+                let latest: BTreeMap<GlobalId, Time> = latest.into_iter().collect();
+                for (id, src) in self.sources.iter_mut() {
+                    src.end_replay(latest.get(id).copied());
+                }
+            }
             Command::CreateSink {
                 id,
                 spec,
@@ -464,13 +485,14 @@ impl WorkerState {
                 }
             }
             Command::Peek { id, target, ts } => match target {
-                Target::Item(gid) => match self.items.get(&gid) {
+                Target::Item(gid) | Target::Errors(gid) => match self.items.get(&gid) {
                     Some(item) => self.peeks.push(PendingPeek {
                         id,
                         ts,
                         oks: item.oks.clone(),
                         errs: item.errs.clone(),
                         dataflow: None,
+                        errors_only: matches!(target, Target::Errors(_)),
                     }),
                     None => self.send_peek(shared, id, Ok(Vec::new())),
                 },
@@ -492,6 +514,7 @@ impl WorkerState {
                         oks,
                         errs: Some(errs),
                         dataflow: Some(dataflow),
+                        errors_only: false,
                     });
                 }
             },
@@ -515,7 +538,7 @@ impl WorkerState {
                 worker.dataflow_named::<Time, _, _>(&format!("subscribe {id}"), |scope| {
                     let mut ctx = Context::new(scope);
                     let bundle = match target {
-                        Target::Item(gid) => {
+                        Target::Item(gid) | Target::Errors(gid) => {
                             import(&mut ctx, items, &[gid]);
                             ctx.gets.remove(&gid).unwrap_or_else(|| {
                                 Bundle::new(ctx.constant(vec![]), ctx.no_errors())
@@ -612,6 +635,8 @@ impl WorkerState {
         let mut pending = false;
         let mut ingested = false;
         for src in self.sources.values_mut() {
+            // Batches that became durable let the frontier on (the storage thread wakes us).
+            src.settle();
             let (n, more) = src.drain(self.upper);
             pending |= more;
             if n > 0 && !src.event_time() {
@@ -651,6 +676,7 @@ impl WorkerState {
         shared: &Arc<Shared>,
         id: GlobalId,
         spec: SourceSpec,
+        replay: bool,
     ) {
         let name = spec.name.clone();
         let stats = Arc::clone(
@@ -664,21 +690,26 @@ impl WorkerState {
         );
         let mut oks_in = InputSession::new();
         let mut errs_in = InputSession::new();
+        // Rows logged before a restart come back through inputs of their own, held at the
+        // earliest time until recovery is done.
+        let mut replay_in: Option<source::ReplayInputs> =
+            replay.then(|| (InputSession::new(), InputSession::new()));
         let dataflow = worker.next_dataflow_index();
         let item_stats = shared.stats_for(id);
         let counter = Arc::clone(&item_stats);
         let (mut oks, mut errs) =
             worker.dataflow_named::<Time, _, _>(&format!("source {name}"), |scope| {
+                let mut oks = oks_in.to_collection(scope);
+                let mut errs = errs_in.to_collection(scope);
+                if let Some((r_oks, r_errs)) = replay_in.as_mut() {
+                    oks = oks.concat(r_oks.to_collection(scope));
+                    errs = errs.concat(r_errs.to_collection(scope));
+                }
                 (
-                    oks_in
-                        .to_collection(scope)
-                        .inspect_batch(move |_t, data| count_updates(&counter, data.len()))
+                    oks.inspect_batch(move |_t, data| count_updates(&counter, data.len()))
                         .arrange_by_self_named(&format!("arrange {name}"))
                         .trace,
-                    errs_in
-                        .to_collection(scope)
-                        .arrange_by_self_named(&format!("errors {name}"))
-                        .trace,
+                    errs.arrange_by_self_named(&format!("errors {name}")).trace,
                 )
             });
         let start = if spec.event_time.is_some() {
@@ -694,8 +725,26 @@ impl WorkerState {
         oks.set_physical_compaction(AntichainRef::new(&[self.since]));
         errs.set_logical_compaction(AntichainRef::new(&[self.since]));
         errs.set_physical_compaction(AntichainRef::new(&[self.since]));
-        let (ctx, batches, stop) =
+        let (mut ctx, batches, stop) =
             ReaderContext::new(worker.index(), worker.peers(), Arc::clone(&stats), 16);
+        if replay {
+            ctx.resume = shared
+                .resume
+                .lock()
+                .expect("lock")
+                .get(&id)
+                .map(|p| p.resume_for(worker.index() as u32, worker.peers() as u32));
+        }
+        let log = shared.durability.as_ref().map(|d| source::SourceLog {
+            durability: Arc::clone(d),
+            id,
+            worker: worker.index() as u32,
+            peers: worker.peers() as u32,
+            logged: 0,
+            durable: Default::default(),
+            failed: Default::default(),
+            pending: Default::default(),
+        });
         let reader = match shared.connectors.as_ref() {
             Some(c) => {
                 // Worker 0 also counts the readers of other processes, which report when they
@@ -730,6 +779,9 @@ impl WorkerState {
                 frontier: start,
                 max_seen: 0,
                 last_data: self.upper,
+                target: start,
+                log,
+                replay: replay_in,
             },
         );
         self.items.insert(
@@ -859,9 +911,22 @@ impl WorkerState {
                 .as_mut()
                 .map(|e| read_at(e, p.ts))
                 .unwrap_or_default();
-            let answer = match errors.into_iter().find(|(_, d)| *d > 0) {
-                Some((e, _)) => Err(e),
-                None => Ok(read_at(&mut p.oks, p.ts)),
+            let answer = if p.errors_only {
+                Ok(errors
+                    .into_iter()
+                    .map(|(e, d)| {
+                        let message = match e {
+                            EvalError::Source(m) => m,
+                            other => other.to_string(),
+                        };
+                        (Row::new(vec![crate::value::Value::text(&message)]), d)
+                    })
+                    .collect())
+            } else {
+                match errors.into_iter().find(|(_, d)| *d > 0) {
+                    Some((e, _)) => Err(e),
+                    None => Ok(read_at(&mut p.oks, p.ts)),
+                }
             };
             self.send_peek(shared, p.id, answer);
             if let Some(d) = p.dataflow {

@@ -11,17 +11,26 @@
 //!   its frontier follow the clock (less `lateness`), so a quiet partition or a worker with no
 //!   partitions does not hold every view back. The source's frontier is the least of its
 //!   workers' frontiers, which timely computes for us.
+//!
+//! With a data directory, every batch is logged with the times its rows got and the reader's
+//! positions after it, and the worker holds the source's frontier at the earliest time of a
+//! batch not yet durable. No read, view or subscriber therefore sees a source row that a
+//! crash could lose; after a restart the logged rows come back at their times (through a
+//! replay input that closes when recovery is done) and the reader resumes after them.
 
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use differential_dataflow::input::InputSession;
 
 use crate::connector::{ReaderGuard, SourceBatch, SourceSpec, SourceStats};
+use crate::engine::durable::Durability;
 use crate::error::EvalError;
-use crate::plan::Diff;
+use crate::plan::{Diff, GlobalId};
 use crate::render::Time;
 use crate::row::Row;
+use crate::storage::LogRecord;
 
 /// Batches taken from one source per worker iteration, so one busy source cannot starve
 /// commands, reads and other sources.
@@ -40,6 +49,44 @@ pub(super) struct SourceInput {
     pub max_seen: Time,
     /// The clock's time when this worker last received a row (event time idleness).
     pub last_data: Time,
+    /// The frontier the inputs would be at if nothing waited to be durable.
+    pub target: Time,
+    /// Where batches are logged, with a data directory.
+    pub log: Option<SourceLog>,
+    /// Inputs for the rows logged before a restart, open until recovery is done; the reader's
+    /// batches wait meanwhile (they must come after every recovered time).
+    pub replay: Option<ReplayInputs>,
+}
+
+/// A source's inputs for rows logged before a restart (rows, errors).
+pub(super) type ReplayInputs = (
+    InputSession<Time, Row, Diff>,
+    InputSession<Time, EvalError, Diff>,
+);
+
+/// One worker's log of one source's batches.
+pub(super) struct SourceLog {
+    pub durability: Arc<Durability>,
+    pub id: GlobalId,
+    pub worker: u32,
+    pub peers: u32,
+    /// Batches logged by this worker so far, and the number known durable.
+    pub logged: u64,
+    pub durable: Arc<AtomicU64>,
+    pub failed: Arc<AtomicBool>,
+    /// (batch number, earliest time) of batches not yet known durable.
+    pub pending: VecDeque<(u64, Time)>,
+}
+
+impl SourceLog {
+    /// The earliest time of a batch that is not yet durable.
+    fn hold(&mut self) -> Option<Time> {
+        let durable = self.durable.load(Ordering::Acquire);
+        while self.pending.front().is_some_and(|(n, _)| *n <= durable) {
+            self.pending.pop_front();
+        }
+        self.pending.iter().map(|(_, t)| *t).min()
+    }
 }
 
 impl SourceInput {
@@ -49,6 +96,9 @@ impl SourceInput {
 
     /// Inserts what the reader has sent; returns (rows inserted, whether batches remain).
     pub fn drain(&mut self, clock: Time) -> (usize, bool) {
+        if self.replaying() {
+            return (0, false);
+        }
         let mut inserted = 0;
         for _ in 0..BATCHES_PER_STEP {
             let Ok(batch) = self.batches.try_recv() else {
@@ -61,6 +111,7 @@ impl SourceInput {
 
     fn insert(&mut self, batch: SourceBatch, clock: Time) -> usize {
         let n = batch.rows.len();
+        let mut errors = Vec::new();
         if !batch.errors.is_empty() {
             self.stats.record_errors(&batch.errors);
             if self.spec.errors_to_stream {
@@ -70,18 +121,48 @@ impl SourceInput {
                 } else {
                     at
                 };
-                for message in batch.errors {
+                for message in &batch.errors {
                     let e = EvalError::Source(format!("source \"{}\": {message}", self.spec.name));
-                    self.errs.update_at(e, at, 1);
+                    errors.push((e, at, 1));
                 }
             }
         }
+        let (rows, frontier) = self.stamp(batch.rows);
+        if let Some(log) = self.log.as_mut() {
+            if !rows.is_empty() || !errors.is_empty() || !batch.positions.is_empty() {
+                log_batch(log, &rows, &errors, batch.positions);
+            }
+        }
+        for (e, t, d) in errors {
+            self.errs.update_at(e, t, d);
+        }
+        for (row, t, diff) in rows {
+            self.oks.update_at(row, t, diff);
+        }
+        if let Some(frontier) = frontier {
+            if n > 0 {
+                self.last_data = clock;
+            }
+            self.advance_event_time(frontier);
+        }
+        self.stats.rows.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
+        if batch.caught_up {
+            self.caught_up();
+        }
+        n
+    }
+
+    /// Gives rows their times; with event time, also the frontier after them.
+    #[allow(clippy::type_complexity)]
+    fn stamp(&mut self, rows: Vec<(Row, Diff)>) -> (Vec<(Row, Time, Diff)>, Option<Time>) {
         if self.event_time() {
             // Lateness is judged record by record, against the frontier as it stands after
             // the records before (so it does not depend on how records were batched).
             let mut late = 0u64;
             let mut frontier = self.frontier;
-            for (row, diff) in batch.rows {
+            let mut out = Vec::with_capacity(rows.len());
+            for (row, diff) in rows {
                 let t = match self.spec.event_time_of(&row) {
                     Some(t) if t >= frontier => {
                         self.max_seen = self.max_seen.max(t);
@@ -93,52 +174,76 @@ impl SourceInput {
                         frontier
                     }
                 };
-                self.oks.update_at(row, t, diff);
+                out.push((row, t, diff));
             }
             if late > 0 {
                 self.stats.late.fetch_add(late, Ordering::Relaxed);
             }
-            if n > 0 {
-                self.last_data = clock;
-            }
-            self.advance_event_time(frontier);
+            (out, Some(frontier))
         } else {
-            for (row, diff) in batch.rows {
-                self.oks.update(row, diff);
-            }
+            let t = *self.oks.time();
+            (rows.into_iter().map(|(r, d)| (r, t, d)).collect(), None)
         }
-        self.stats.rows.fetch_add(n as u64, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
-        if batch.caught_up {
-            let at = if self.event_time() {
-                self.max_seen
-            } else {
-                *self.oks.time()
-            };
-            self.stats.caught_up_time.fetch_max(at, Ordering::AcqRel);
-            self.stats.caught_up.fetch_add(1, Ordering::AcqRel);
-            let mut at = self.stats.caught_up_at.lock().expect("lock");
-            if self.stats.is_caught_up() && at.is_none() {
-                *at = Some(std::time::Instant::now());
-                tracing::info!(
-                    source = self.spec.name,
-                    rows = self.stats.rows.load(Ordering::Relaxed),
-                    "source caught up"
-                );
-            }
+    }
+
+    fn caught_up(&mut self) {
+        let at = if self.event_time() {
+            self.max_seen
+        } else {
+            *self.oks.time()
+        };
+        self.stats.caught_up_time.fetch_max(at, Ordering::AcqRel);
+        self.stats.caught_up.fetch_add(1, Ordering::AcqRel);
+        let mut at = self.stats.caught_up_at.lock().expect("lock");
+        if self.stats.is_caught_up() && at.is_none() {
+            *at = Some(std::time::Instant::now());
+            tracing::info!(
+                source = self.spec.name,
+                rows = self.stats.rows.load(Ordering::Relaxed),
+                "source caught up"
+            );
         }
-        n
     }
 
     /// Event time: moves this worker's frontier forward to `target` (never back).
     fn advance_event_time(&mut self, target: Time) {
         if target > self.frontier {
             self.frontier = target;
-            self.oks.advance_to(target);
-            self.errs.advance_to(target);
+        }
+        self.advance_inputs(target);
+    }
+
+    /// Moves the inputs towards `target`, but not past a batch that is not yet durable.
+    fn advance_inputs(&mut self, target: Time) {
+        self.target = self.target.max(target);
+        let mut to = self.target;
+        if let Some(hold) = self.log.as_mut().and_then(|l| l.hold()) {
+            to = to.min(hold);
+        }
+        if to > *self.oks.time() {
+            self.oks.advance_to(to);
+        }
+        if to > *self.errs.time() {
+            self.errs.advance_to(to);
         }
         self.oks.flush();
         self.errs.flush();
+    }
+
+    /// Lets the frontier on past batches that became durable; returns whether some still wait.
+    pub fn settle(&mut self) -> bool {
+        if self.log.as_ref().is_none_or(|l| l.pending.is_empty()) {
+            return false;
+        }
+        self.advance_inputs(self.target);
+        let log = self.log.as_mut().expect("checked");
+        if log.failed.load(Ordering::Acquire) {
+            self.stats.stall(format!(
+                "source \"{}\": storage failed; rows read since are not applied until a restart",
+                self.spec.name
+            ));
+        }
+        !log.pending.is_empty()
     }
 
     /// Time passes on the clock: ingestion-time inputs follow it; event-time inputs follow it
@@ -149,10 +254,39 @@ impl SourceInput {
                 self.advance_event_time(upper.saturating_sub(self.spec.lateness));
             }
         } else {
-            self.oks.advance_to(upper);
-            self.errs.advance_to(upper);
-            self.oks.flush();
-            self.errs.flush();
+            self.advance_inputs(upper);
+        }
+    }
+
+    /// Whether the reader's batches must wait (rows from before a restart are still coming).
+    pub fn replaying(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// Rows (and errors) this source read before a restart, at their original times.
+    pub fn replay(&mut self, rows: Vec<(Row, Time, Diff)>, errors: Vec<(EvalError, Time, Diff)>) {
+        if let Some((oks, errs)) = self.replay.as_mut() {
+            for (row, t, d) in rows {
+                oks.update_at(row, t, d);
+            }
+            for (e, t, d) in errors {
+                errs.update_at(e, t, d);
+            }
+            oks.flush();
+            errs.flush();
+        }
+    }
+
+    /// Recovery is done: the replay inputs close and the reader's batches flow. An
+    /// event-time source takes up where its rows before the restart had brought it.
+    pub fn end_replay(&mut self, latest: Option<Time>) {
+        if let Some((oks, errs)) = self.replay.take() {
+            oks.close();
+            errs.close();
+        }
+        if let (true, Some(t)) = (self.event_time(), latest) {
+            self.max_seen = self.max_seen.max(t);
+            self.advance_event_time(t.saturating_sub(self.spec.lateness));
         }
     }
 
@@ -161,4 +295,41 @@ impl SourceInput {
         self.oks.flush();
         self.errs.flush();
     }
+}
+
+/// Logs one stamped batch; the worker is woken when it is durable.
+fn log_batch(
+    log: &mut SourceLog,
+    rows: &[(Row, Time, Diff)],
+    errors: &[(EvalError, Time, Diff)],
+    positions: crate::connector::Positions,
+) {
+    let record = LogRecord::Source {
+        source: log.id,
+        worker: log.worker,
+        peers: log.peers,
+        rows: rows.to_vec(),
+        errors: errors.to_vec(),
+        positions,
+    };
+    log.logged += 1;
+    let number = log.logged;
+    if let Some(t) = record.min_time() {
+        log.pending.push_back((number, t));
+    }
+    let durable = Arc::clone(&log.durable);
+    let failed = Arc::clone(&log.failed);
+    let worker = std::thread::current();
+    log.durability.log_source(
+        &record,
+        Box::new(move |result| {
+            match result {
+                Ok(()) => {
+                    durable.fetch_max(number, Ordering::AcqRel);
+                }
+                Err(_) => failed.store(true, Ordering::Release),
+            }
+            worker.unpark();
+        }),
+    );
 }

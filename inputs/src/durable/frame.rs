@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The format of frame bodies. Readers refuse bodies of another version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Largest body accepted when reading (a corrupt length must not allocate gigabytes).
 pub const MAX_BODY: usize = 1 << 30;

@@ -115,12 +115,25 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
             return batcher.caught_up();
         }
     }
-    let data = len.saturating_sub(start_of_data);
-    let share = data.div_ceil(ctx.peers as u64);
-    let lo = start_of_data + share * ctx.worker as u64;
-    let hi = (lo + share).min(len);
-    let lo = lo.min(len);
-    out.stats.total_bytes.fetch_add(hi - lo, Ordering::Relaxed);
+    // This worker's byte range of the backfill, and where following appends starts. After a
+    // restart they come from the stored positions: part 0 is where this worker's reader
+    // stands, 1 the end of its range, 2 the file's length when the backfill began.
+    let (lo, hi, tail_from) = match resume_range(config, ctx, path, len)? {
+        Some(range) => range,
+        None => {
+            let data = len.saturating_sub(start_of_data);
+            let share = data.div_ceil(ctx.peers as u64);
+            let lo = start_of_data + share * ctx.worker as u64;
+            let hi = (lo + share).min(len);
+            (lo.min(len), hi, len)
+        }
+    };
+    batcher.position(0, lo);
+    batcher.position(1, hi);
+    batcher.position(2, tail_from);
+    out.stats
+        .total_bytes
+        .fetch_add(hi.saturating_sub(lo), Ordering::Relaxed);
     let mut reader = match LineReader::open(file, lo, lo == start_of_data, start_of_data) {
         Ok(r) => r,
         Err(e) => {
@@ -137,8 +150,12 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
     if !config.tail || ctx.worker != 0 {
         return Ok(());
     }
-    // Worker 0 follows what is appended after the backfill.
-    let mut reader = LineReader::open(reader.into_file(), len, false, 0).map_err(|_| Closed)?;
+    // Worker 0 follows what is appended after the backfill (a resumed reader that was already
+    // following stands at a line's start).
+    let at_line_start = reader.offset >= tail_from;
+    let from = reader.offset.max(tail_from);
+    let mut reader =
+        LineReader::open(reader.into_file(), from, at_line_start, 0).map_err(|_| Closed)?;
     let mut identity = identity;
     // After a truncation or rotation, a CSV header must be skipped again once it is complete.
     let mut header_pending = false;
@@ -206,6 +223,47 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
     }
 }
 
+/// This worker's (range start, range end, tail start) from the positions stored before a
+/// restart; `None` to divide the file afresh (no restart, or this worker stored nothing).
+fn resume_range(
+    config: &Config,
+    ctx: &ReaderContext,
+    path: &Path,
+    len: u64,
+) -> std::result::Result<Option<(u64, u64, u64)>, Closed> {
+    let Some(resume) = &ctx.resume else {
+        return Ok(None);
+    };
+    let Some(own) = &resume.own else {
+        // Byte ranges were cut for another number of workers: reading on from them would
+        // read rows twice or skip some. Say so and wait (the source stays unready).
+        ctx.output.stats.stall(format!(
+            "source \"{}\": {} was being read by a different number of workers before the \
+             restart; restart with that number of workers, or drop and create the source again",
+            config.name,
+            path.display()
+        ));
+        loop {
+            wait(&ctx.output, Duration::from_secs(1))?;
+        }
+    };
+    let (Some(&at), Some(&hi), Some(&tail)) = (own.get(&0), own.get(&1), own.get(&2)) else {
+        return Ok(None);
+    };
+    if at > len {
+        tracing::warn!(
+            source = config.name,
+            path = %path.display(),
+            size = len,
+            position = at,
+            "file is shorter than where reading stopped before the restart (truncated while \
+             down); following it from its end"
+        );
+        return Ok(Some((len, len, len)));
+    }
+    Ok(Some((at, hi, tail)))
+}
+
 /// Length of a CSV file's header line.
 fn header_len(path: &Path) -> u64 {
     File::open(path)
@@ -269,7 +327,24 @@ fn read_directory(
                 }
             }
             let part = part_of(&path);
-            let Ok(mut reader) = LineReader::open(file, skip, true, skip) else {
+            // After a restart, a file read before goes on from its stored position.
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let from = match ctx.resume.as_ref().and_then(|r| r.all.get(&part)) {
+                Some(&at) if at <= len => at.max(skip),
+                Some(&at) => {
+                    tracing::warn!(
+                        source = config.name,
+                        path = %path.display(),
+                        size = len,
+                        position = at,
+                        "file is shorter than where reading stopped before the restart; \
+                         reading it again from its start"
+                    );
+                    skip
+                }
+                None => skip,
+            };
+            let Ok(mut reader) = LineReader::open(file, from, true, skip) else {
                 continue;
             };
             reader.read(&decoder, &mut batcher, &path, part, None)?;

@@ -264,6 +264,12 @@ impl Reader {
             .collect())
     }
 
+    /// The stored position of partition `p`, after a restart.
+    fn resumed(&self, p: i32) -> Option<i64> {
+        let resume = self.ctx.resume.as_ref()?;
+        resume.all.get(&(p as u64)).map(|o| *o as i64)
+    }
+
     fn run(self) -> std::result::Result<(), Closed> {
         let out = &self.ctx.output;
         let stats = &out.stats;
@@ -298,8 +304,11 @@ impl Reader {
                     }
                 }
             };
-            let from = match (self.offsets.get(&p), self.start) {
-                (Some(o), _) => Offset::Offset(*o),
+            // After a restart, the stored position wins over the `start` options: rows
+            // before it are back from the data directory already.
+            let resumed = self.resumed(p);
+            let from = match (resumed.or(self.offsets.get(&p).copied()), self.start) {
+                (Some(o), _) => Offset::Offset(o),
                 (None, Start::Earliest) => Offset::Beginning,
                 (None, Start::Latest) => Offset::End,
             };
@@ -311,6 +320,9 @@ impl Reader {
             if first < high {
                 targets.insert(p, high);
             }
+            // Stored with the first batch, so a restart resumes here even if nothing has
+            // been read (with `start = 'latest'`, what arrives while down is not lost).
+            batcher.position(p as u64, first.max(0) as u64);
             let _ = assignment.add_partition_offset(&self.topic, p, from);
         }
         stats.unstall();
@@ -389,7 +401,8 @@ impl Reader {
                         );
                         let mut more = TopicPartitionList::new();
                         for &p in &new {
-                            let _ = more.add_partition_offset(&self.topic, p, Offset::Beginning);
+                            let from = self.resumed(p).map_or(Offset::Beginning, Offset::Offset);
+                            let _ = more.add_partition_offset(&self.topic, p, from);
                         }
                         if self.consumer.incremental_assign(&more).is_ok() {
                             mine.extend(new);
