@@ -334,10 +334,7 @@ fn append_rows(
 }
 
 fn oracle(sums: &BTreeMap<i64, (i64, i64)>) -> Multiset {
-    let rows: Vec<Value> = sums
-        .iter()
-        .map(|(k, (n, s))| json!([k, n, s]))
-        .collect();
+    let rows: Vec<Value> = sums.iter().map(|(k, (n, s))| json!([k, n, s])).collect();
     common::multiset(&rows)
 }
 
@@ -371,7 +368,10 @@ fn sources_resume_from_stored_positions_with_the_same_history() {
             || server.rows("per_k"),
         );
         let read = server.read("per_k");
-        history.push((read["timestamp"].as_u64().expect("ts"), read["rows"].clone()));
+        history.push((
+            read["timestamp"].as_u64().expect("ts"),
+            read["rows"].clone(),
+        ));
         // More rows, and a kill while they may still be on their way in.
         append_rows(&csv, &mut rng, 3000, &mut sums);
         total += 3000;
@@ -398,7 +398,11 @@ fn sources_resume_from_stored_positions_with_the_same_history() {
         for (t, rows) in &history {
             let now = server.get(&format!("/v1/views/per_k?as_of={t}"));
             assert_eq!(now.status, 200, "AS OF {t}: {}", now.text);
-            assert_eq!(&now.json()["rows"], rows, "AS OF {t} differs after the restart");
+            assert_eq!(
+                &now.json()["rows"],
+                rows,
+                "AS OF {t} differs after the restart"
+            );
         }
     }
 }

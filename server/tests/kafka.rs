@@ -257,3 +257,96 @@ fn kafka_sink_holds_each_change_once_across_kills() {
     );
     assert_eq!(server.rows("agg"), expected);
 }
+
+/// A Kafka source on a data directory, killed twice: after each restart it reads on from its
+/// stored offsets (only the messages produced while it was down; not the topic again), none
+/// is counted twice, and a subscriber that resumes from the last progress it saw gets every
+/// change exactly once. (`start = 'latest'` is not exercised here: tansu under-reports high
+/// watermarks for batched produces, so "latest" there is not the end of the topic.)
+#[test]
+fn kafka_source_resumes_from_stored_offsets_across_kills() {
+    let broker = Broker::start();
+    broker.create_topic("bids", 2);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_string();
+    let start = || {
+        let s = Server::start(&["--data-dir", &data, "--workers", "2"]);
+        s.wait_ready(Duration::from_secs(60));
+        s
+    };
+    let mut server = start();
+    server.sql_ok(&format!(
+        "CREATE SOURCE bids (auction bigint, price bigint)
+           FROM KAFKA BROKERS '{}' TOPIC 'bids' FORMAT JSON;
+         CREATE VIEW agg AS {AGG}",
+        broker.addr
+    ));
+    server.wait_ready(Duration::from_secs(60));
+    let mut all: Vec<(i64, i64)> = Vec::new();
+    // What a subscriber has accumulated, and the last progress it saw.
+    let mut acc = Multiset::new();
+    let mut seen = 0u64;
+    for round in 0..2 {
+        for p in 0..2 {
+            let rows = bids(&mut rng, 400);
+            broker.produce("bids", p, &payloads(&rows));
+            all.extend(rows);
+        }
+        let expected = oracle(&all);
+        let query = if round == 0 {
+            "view=agg".to_string()
+        } else {
+            format!("view=agg&resume_from={}", seen)
+        };
+        let mut stream = server.subscribe_ok(&query, &[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acc != expected {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: subscriber did not reach the oracle (source {}):\n{}",
+                server.connector_status("sources", "bids"),
+                diff(&expected, &acc)
+            );
+            let (next, _) = stream.read_past(seen, &mut acc);
+            seen = next;
+        }
+        drop(stream);
+        server.kill_hard();
+        // Produced while the service is down.
+        for p in 0..2 {
+            let rows = bids(&mut rng, 150);
+            broker.produce("bids", p, &payloads(&rows));
+            all.extend(rows);
+        }
+        server = start();
+        let expected = oracle(&all);
+        common::eventually(
+            &format!("round {round}: view after the restart"),
+            Duration::from_secs(30),
+            &expected,
+            || server.rows("agg"),
+        );
+        let read = server.connector_status("sources", "bids")["rows"]
+            .as_u64()
+            .expect("rows");
+        assert_eq!(
+            read, 300,
+            "round {round}: after the restart the source should read only the 300 messages \
+             produced while it was down"
+        );
+    }
+    // The resumed subscription continues exactly where it stopped.
+    let mut stream = server.subscribe_ok(&format!("view=agg&resume_from={seen}"), &[]);
+    let expected = oracle(&all);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acc != expected {
+        assert!(
+            Instant::now() < deadline,
+            "resumed subscriber differs:\n{}",
+            diff(&expected, &acc)
+        );
+        let (next, _) = stream.read_past(seen, &mut acc);
+        seen = next;
+    }
+}

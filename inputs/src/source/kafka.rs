@@ -310,7 +310,10 @@ impl Reader {
             let from = match (resumed.or(self.offsets.get(&p).copied()), self.start) {
                 (Some(o), _) => Offset::Offset(o),
                 (None, Start::Earliest) => Offset::Beginning,
-                (None, Start::Latest) => Offset::End,
+                // The end as the watermarks gave it just now (rather than `Offset::End`,
+                // resolved later by the client), so the position stored is where reading
+                // really starts.
+                (None, Start::Latest) => Offset::Offset(high),
             };
             let first = match from {
                 Offset::Offset(o) => o.max(low),
