@@ -90,6 +90,10 @@ enum Command {
         /// The tansu broker binary (default: $FRESHET_TANSU, else `scripts/test-deps tansu`).
         #[arg(long)]
         tansu: Option<std::path::PathBuf>,
+        /// Also time each file backfill with a data directory (every batch logged and
+        /// fsynced before it is visible), beside the in-memory run.
+        #[arg(long)]
+        durable: bool,
     },
     /// Nexmark: the queries as SQL views over generator sources, against hand-written
     /// differential dataflow on the same events; results compared.
@@ -271,6 +275,7 @@ fn main() -> anyhow::Result<()> {
             rate,
             dir,
             tansu,
+            durable,
         } => sources::run(&sources::Options {
             bin,
             workers,
@@ -280,6 +285,7 @@ fn main() -> anyhow::Result<()> {
             rate,
             dir,
             tansu,
+            durable,
         })?,
     }
     Ok(())

@@ -19,6 +19,21 @@ pub struct Server {
 
 impl Server {
     pub fn start(bin: &str, workers: usize) -> anyhow::Result<Server> {
+        // In memory: runs start empty and leave nothing behind (no data directory).
+        Server::start_with(bin, workers, &["--ephemeral"])
+    }
+
+    /// A server keeping its state in `dir` (which should start empty).
+    pub fn start_durable(
+        bin: &str,
+        workers: usize,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Server> {
+        let dir = dir.to_str().context("data directory path is not UTF-8")?;
+        Server::start_with(bin, workers, &["--data-dir", dir])
+    }
+
+    fn start_with(bin: &str, workers: usize, extra: &[&str]) -> anyhow::Result<Server> {
         let mut child = Command::new(bin)
             .args([
                 "serve",
@@ -26,9 +41,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--workers",
                 &workers.to_string(),
-                // In memory: runs start empty and leave nothing behind (no data directory).
-                "--ephemeral",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -36,6 +36,8 @@ pub struct Options {
     /// Where the generated files go.
     pub dir: PathBuf,
     pub tansu: Option<PathBuf>,
+    /// Also time file backfills with a data directory.
+    pub durable: bool,
 }
 
 /// How often readiness and the view are polled while a backfill runs.
@@ -93,16 +95,27 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for &w in &o.workers {
         for (name, path, _, clause) in &files {
-            eprintln!("{name} file backfill, {w} worker(s)");
-            let server = Server::start(&o.bin, w)?;
             let sql = format!(
                 "CREATE SOURCE s ({}) FROM FILE '{}' {clause}; {}",
                 data::COLUMNS,
                 path.display(),
                 data::VIEW
             );
+            eprintln!("{name} file backfill, {w} worker(s)");
+            let server = Server::start(&o.bin, w)?;
             let b = backfill(&server, &sql, &expected)?;
             results.push((format!("{name} file"), w, b, None));
+            drop(server);
+            if o.durable {
+                eprintln!("{name} file backfill with a data directory, {w} worker(s)");
+                let data_dir = o.dir.join(format!("data-{name}-{w}"));
+                let _ = std::fs::remove_dir_all(&data_dir);
+                let server = Server::start_durable(&o.bin, w, &data_dir)?;
+                let b = backfill(&server, &sql, &expected)?;
+                results.push((format!("{name} file, data directory"), w, b, None));
+                drop(server);
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
         }
         eprintln!("reference: the same rows through HTTP ingest, {w} worker(s)");
         let server = Server::start(&o.bin, w)?;
