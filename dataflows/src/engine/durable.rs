@@ -124,27 +124,45 @@ pub(crate) struct Durability {
     pub snapshotting: AtomicBool,
 }
 
-/// Waits for a write to be durable.
-pub(crate) struct Pending {
-    pub rx: Option<crossbeam_channel::Receiver<std::result::Result<(), String>>>,
+/// A write that was given its timestamp and queued: wait on it (blocking or async) to learn
+/// that it is durable. Dropping it does not undo the write.
+#[must_use = "a write is acknowledged only once it is durable"]
+pub struct PendingWrite {
+    rx: Option<async_channel::Receiver<std::result::Result<(), String>>>,
 }
 
-impl Pending {
-    pub fn none() -> Pending {
-        Pending { rx: None }
+pub(crate) type Pending = PendingWrite;
+
+impl PendingWrite {
+    pub(crate) fn none() -> PendingWrite {
+        PendingWrite { rx: None }
+    }
+
+    fn outcome(
+        r: std::result::Result<std::result::Result<(), String>, async_channel::RecvError>,
+    ) -> Result<()> {
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Storage(e)),
+            Err(_) => Err(Error::Storage(
+                "storage stopped before the write was durable".into(),
+            )),
+        }
     }
 
     /// Returns once the write is durable; an error if storage failed.
     pub fn wait(self) -> Result<()> {
         match self.rx {
             None => Ok(()),
-            Some(rx) => match rx.recv() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Error::Storage(e)),
-                Err(_) => Err(Error::Storage(
-                    "storage stopped before the write was durable".into(),
-                )),
-            },
+            Some(rx) => Self::outcome(rx.recv_blocking()),
+        }
+    }
+
+    /// The same, without blocking a thread.
+    pub async fn durable(self) -> Result<()> {
+        match self.rx {
+            None => Ok(()),
+            Some(rx) => Self::outcome(rx.recv().await),
         }
     }
 }
@@ -264,7 +282,7 @@ impl Durability {
         pipeline: &Arc<Pipeline>,
         send_now: Arc<dyn Fn(Command) -> Result<()> + Send + Sync>,
     ) -> Pending {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = async_channel::bounded(1);
         let me = Arc::clone(self);
         self.append(record, |seq| {
             pipeline.push_logged(seq, cmd);
@@ -274,7 +292,7 @@ impl Durability {
                     me.fail(e);
                 }
                 pipeline.complete(seq, result.is_ok(), &*send_now);
-                let _ = tx.send(result);
+                let _ = tx.try_send(result);
             })
         });
         Pending { rx: Some(rx) }
@@ -282,7 +300,7 @@ impl Durability {
 
     /// Logs a catalog change and waits until it is durable.
     pub fn log_ddl(self: &Arc<Self>, sql: &str) -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = async_channel::bounded(1);
         let me = Arc::clone(self);
         let record = LogRecord::Ddl {
             sql: sql.to_string(),
@@ -292,7 +310,7 @@ impl Durability {
                 if let Err(e) = &result {
                     me.fail(e);
                 }
-                let _ = tx.send(result);
+                let _ = tx.try_send(result);
             })
         });
         Pending { rx: Some(rx) }.wait()

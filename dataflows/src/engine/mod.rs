@@ -38,6 +38,7 @@ use crate::schema::{Column, Schema};
 use crate::subscribe::{Member, SubscribeEvent, SubscriptionFeed, SubscriptionState};
 use crate::worker::{PeekPart, Shared};
 
+pub use durable::PendingWrite;
 pub use execute::{ExecuteError, StatementResult};
 pub use metrics::Metrics;
 
@@ -678,12 +679,22 @@ impl Engine {
     /// Applies inserts (+1) and deletes (-1) to a table atomically at one new timestamp.
     /// Rows are checked against the table's columns; deletes must match existing rows.
     pub fn write(&self, table: &str, updates: Vec<(Row, Diff)>) -> Result<Time> {
-        let (ts, pending) = {
-            let mut coord = self.inner.lock()?;
-            execute::write_rows(self, &mut coord, table, updates)?
-        };
+        let (ts, pending) = self.start_write(table, updates)?;
         pending.wait()?;
         Ok(ts)
+    }
+
+    /// Checks and queues a write and gives it its timestamp, without waiting for it to be
+    /// durable: the caller waits on the returned [`PendingWrite`] (blocking or async) before
+    /// acknowledging it. Inserts take the coordinator lock only briefly; a write with deletes
+    /// first reads the table to check them, which waits for the workers.
+    pub fn start_write(
+        &self,
+        table: &str,
+        updates: Vec<(Row, Diff)>,
+    ) -> Result<(Time, PendingWrite)> {
+        let mut coord = self.inner.lock()?;
+        execute::write_rows(self, &mut coord, table, updates)
     }
 
     /// Takes a snapshot now (normally the clock does this when the log has grown); returns the
