@@ -83,7 +83,75 @@ pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyho
         writes(bin, durable.then_some(dir.as_path()), writers, seconds)?;
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // The same writers calling the engine in-process (the embedded API): the storage and
+    // engine path without HTTP, the 64 client threads still on the same cores.
+    for durable in [true, false] {
+        in_process(durable.then_some(dir.as_path()), writers, seconds)?;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     recovery(bin, &dir, recovery_rows)
+}
+
+/// Concurrent single-row writers through `Engine::write` in this process.
+fn in_process(dir: Option<&std::path::Path>, writers: usize, seconds: u64) -> anyhow::Result<()> {
+    use freshet_dataflows::engine::{Engine, EngineConfig, StorageHandle};
+    use freshet_dataflows::{Row, Value};
+    let storage = match dir {
+        Some(d) => Some(StorageHandle(Arc::new(
+            freshet_inputs::durable::FileStorage::open(d).map_err(|e| anyhow::anyhow!(e))?,
+        ))),
+        None => None,
+    };
+    let engine = Engine::start(EngineConfig {
+        storage,
+        ..Default::default()
+    })?;
+    engine
+        .execute("CREATE TABLE w (writer bigint, n bigint)")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|i| {
+            let engine = engine.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut n = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let row = Row::new(vec![Value::Int(i as i64), Value::Int(n)]);
+                    if engine.write("w", vec![(row, 1)]).is_ok() {
+                        lat.push(t.elapsed());
+                    }
+                    n += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort();
+    println!(
+        "| {}, in-process `Engine::write` | {writers} | {:.0} | {} | {} | {} |",
+        if dir.is_some() {
+            "data dir (fsync)"
+        } else {
+            "ephemeral"
+        },
+        lat.len() as f64 / elapsed,
+        fmt(percentile(&lat, 0.5)),
+        fmt(percentile(&lat, 0.99)),
+        fmt(percentile(&lat, 0.999)),
+    );
+    engine.shutdown();
+    Ok(())
 }
 
 /// Concurrent single-row writers, each waiting for its acknowledgement.
