@@ -1616,6 +1616,71 @@ fn top_k_in_cte() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ranking window functions. ROW_NUMBER's orders cover every selected column, so rows that tie
+// are identical and the numbered multiset is unique; RANK and DENSE_RANK are unique anyway.
+
+const ROW_NUMBER_TOP_PER_GROUP: Case = Case::new(
+    "row_number_top_per_group",
+    "SELECT a, b, c FROM (SELECT a, b, c, row_number() OVER \
+       (PARTITION BY c ORDER BY b DESC NULLS LAST, a NULLS FIRST) AS rn FROM t1) AS x \
+     WHERE rn <= 2",
+    &[&T1],
+);
+
+const ROW_NUMBER_ALL_ROWS: Case = Case::new(
+    "row_number_all_rows",
+    "SELECT a, b, c, row_number() OVER (ORDER BY a NULLS LAST, b NULLS LAST, c NULLS LAST) AS rn \
+     FROM t1",
+    &[&T1],
+);
+
+const RANK_WITH_TIES: Case = Case::new(
+    "rank_with_ties",
+    "SELECT a, c, rank() OVER (PARTITION BY a ORDER BY c NULLS FIRST) AS r FROM t1 WHERE b > 0",
+    &[&T1],
+);
+
+const DENSE_RANK_TOP: Case = Case::new(
+    "dense_rank_top",
+    "SELECT * FROM (SELECT a, b, dense_rank() OVER (PARTITION BY a ORDER BY b DESC NULLS LAST) AS d \
+       FROM t1) AS x WHERE d <= 2",
+    &[&T1],
+);
+
+const ROW_NUMBER_OVER_JOIN: Case = Case::new(
+    "row_number_over_join",
+    "SELECT a, d, b FROM (SELECT t2.a, t2.d, t1.b, row_number() OVER \
+       (PARTITION BY t2.a ORDER BY t1.b DESC NULLS LAST, t2.d NULLS LAST) AS rn \
+       FROM t1 JOIN t2 ON t1.a = t2.a) AS w WHERE rn = 1",
+    &[&T1, &T2],
+);
+
+#[test]
+fn row_number_top_per_group() {
+    run_case(&ROW_NUMBER_TOP_PER_GROUP);
+}
+
+#[test]
+fn row_number_all_rows() {
+    run_case(&ROW_NUMBER_ALL_ROWS);
+}
+
+#[test]
+fn rank_with_ties() {
+    run_case(&RANK_WITH_TIES);
+}
+
+#[test]
+fn dense_rank_top() {
+    run_case(&DENSE_RANK_TOP);
+}
+
+#[test]
+fn row_number_over_join() {
+    run_case(&ROW_NUMBER_OVER_JOIN);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Subscriptions, checked at every progress message.
 
 #[test]

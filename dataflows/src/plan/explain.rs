@@ -152,9 +152,13 @@ impl Plan {
                     .iter()
                     .map(|k| format!("#{}{}", k.column, if k.desc { " desc" } else { "" }))
                     .collect();
+                let what = match t.rank {
+                    Some(k) => format!("Rank {}", k.name()),
+                    None => "TopK".to_string(),
+                };
                 writeln!(
                     out,
-                    "{pad}TopK group ({}) order ({}) limit {} offset {}",
+                    "{pad}{what} group ({}) order ({}) limit {} offset {}",
                     t.group_key
                         .iter()
                         .map(|c| format!("#{c}"))

@@ -6,6 +6,8 @@
 //!   choice that avoids cross joins); single-input predicates are pushed to their input;
 //!   the rest become keys or residuals. A final projection restores the column order.
 //! - Outer joins keep their shape; equalities in their `ON` become keys.
+//! - A filter that bounds a ranking window function's result (`rn <= k`, `rn < k`, `rn = 1`)
+//!   becomes the ranking's limit, so only the top k rows per partition are kept.
 
 use super::join::{JoinKind, JoinPlan};
 use super::{Mfp, Plan};
@@ -130,6 +132,24 @@ fn as_mfp(p: Plan) -> (usize, Plan, Mfp) {
 }
 
 fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
+    let input = match input {
+        Plan::TopK(mut t) if t.rank.is_some() => {
+            let rank_col = t.input.arity();
+            for step in &mfp.steps {
+                if let super::mfp::MfpStep::Filter(p) = step {
+                    let mut conjuncts = Vec::new();
+                    p.clone().into_conjuncts(&mut conjuncts);
+                    for c in &conjuncts {
+                        if let Some(k) = rank_bound(c, rank_col) {
+                            t.limit = Some(t.limit.map_or(k, |l| l.min(k)));
+                        }
+                    }
+                }
+            }
+            Plan::TopK(t)
+        }
+        other => other,
+    };
     if mfp.is_identity(input.arity()) {
         input
     } else {
@@ -315,4 +335,32 @@ fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
 
 fn is_equality(p: &ScalarExpr) -> bool {
     matches!(p, ScalarExpr::Binary(BinaryFunc::Eq, _, _))
+}
+
+/// The largest rank `pred` lets through, if it is a bound on column `col`: `col <= k`,
+/// `col < k`, `col = k` (and the same written the other way round).
+fn rank_bound(pred: &ScalarExpr, col: usize) -> Option<usize> {
+    use crate::value::Value;
+    let ScalarExpr::Binary(f, a, b) = pred else {
+        return None;
+    };
+    let (f, k) = match (a.as_ref(), b.as_ref()) {
+        (ScalarExpr::Column(c), ScalarExpr::Literal(Value::Int(k))) if *c == col => (f.clone(), *k),
+        (ScalarExpr::Literal(Value::Int(k)), ScalarExpr::Column(c)) if *c == col => {
+            let flipped = match f {
+                BinaryFunc::Gte => BinaryFunc::Lte,
+                BinaryFunc::Gt => BinaryFunc::Lt,
+                BinaryFunc::Eq => BinaryFunc::Eq,
+                _ => return None,
+            };
+            (flipped, *k)
+        }
+        _ => return None,
+    };
+    let bound = match f {
+        BinaryFunc::Lte | BinaryFunc::Eq => k,
+        BinaryFunc::Lt => k - 1,
+        _ => return None,
+    };
+    Some(bound.max(0) as usize)
 }

@@ -108,7 +108,7 @@ impl Plan {
             Plan::Join(j) => j.left.arity() + j.right.arity(),
             Plan::Reduce(r) => r.key.len() + r.aggregates.len(),
             Plan::Union { inputs } => inputs.first().map(Plan::arity).unwrap_or(0),
-            Plan::TopK(t) => t.input.arity(),
+            Plan::TopK(t) => t.input.arity() + usize::from(t.rank.is_some()),
             Plan::LetRec { body, .. } => body.arity(),
         }
     }

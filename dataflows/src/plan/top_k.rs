@@ -1,4 +1,6 @@
-//! ORDER BY … LIMIT kept incrementally.
+//! ORDER BY … LIMIT kept incrementally, and the ranking window functions (ROW_NUMBER, RANK,
+//! DENSE_RANK OVER (PARTITION BY … ORDER BY …)), which are the same per-group ordering with
+//! the rank appended as a column.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +14,30 @@ pub struct OrderKey {
     pub nulls_first: bool,
 }
 
-/// Per group of `group_key`, the rows ranked `offset .. offset + limit` by `order`.
+/// Which rank a ranking window function gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RankKind {
+    /// 1, 2, 3, … : every row its own number (ties in an order fixed by the whole row).
+    RowNumber,
+    /// 1, 1, 3, … : ties share a rank, and the next rank skips past them.
+    Rank,
+    /// 1, 1, 2, … : ties share a rank, with no gaps.
+    DenseRank,
+}
+
+impl RankKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RankKind::RowNumber => "row_number",
+            RankKind::Rank => "rank",
+            RankKind::DenseRank => "dense_rank",
+        }
+    }
+}
+
+/// Per group of `group_key`, the rows ranked `offset .. offset + limit` by `order`. With
+/// `rank`, every row of the group is kept (up to `limit`: ranks ≤ limit) with its rank
+/// appended as a last column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopKPlan {
     pub input: Box<Plan>,
@@ -20,6 +45,7 @@ pub struct TopKPlan {
     pub order: Vec<OrderKey>,
     pub limit: Option<usize>,
     pub offset: usize,
+    pub rank: Option<RankKind>,
 }
 
 /// Compares two rows by `order` with SQL NULL placement.

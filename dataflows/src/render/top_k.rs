@@ -4,10 +4,14 @@
 //! from a hierarchy of partial top-k's (as Materialize builds); the benchmark says when.
 
 use super::{Bundle, Context, RenderTime};
-use crate::plan::top_k::{compare_rows, TopKPlan};
+use crate::plan::top_k::{compare_rows, OrderKey, RankKind, TopKPlan};
 use crate::row::Row;
+use crate::value::Value;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bundle<'s, T> {
+    if let Some(kind) = t.rank {
+        return render_rank(ctx, t, kind);
+    }
     let input = ctx.render(&t.input);
     let group_key = t.group_key.clone();
     let order = t.order.clone();
@@ -49,4 +53,88 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
         )
         .map(|(_key, row)| row);
     Bundle::new(oks, input.errs)
+}
+
+/// A ranking window function: each group's rows sorted, numbered, and (with a limit) cut to
+/// the ranks up to it.
+fn render_rank<'s, T: RenderTime>(
+    ctx: &mut Context<'s, T>,
+    t: &TopKPlan,
+    kind: RankKind,
+) -> Bundle<'s, T> {
+    let input = ctx.render(&t.input);
+    let group_key = t.group_key.clone();
+    let order = t.order.clone();
+    let limit = t.limit.map(|l| l as i64).unwrap_or(i64::MAX);
+    let oks = input
+        .oks
+        .map(move |row| (row.project(&group_key), row))
+        .reduce_named(
+            "Rank",
+            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+                let mut rows: Vec<(&Row, isize)> = vals
+                    .iter()
+                    .filter(|(_, m)| *m > 0)
+                    .map(|(r, m)| (*r, *m))
+                    .collect();
+                rows.sort_by(|a, b| {
+                    compare_rows(a.0.as_slice(), b.0.as_slice(), &order).then_with(|| a.0.cmp(b.0))
+                });
+                rank_rows(&rows, &order, kind, limit, out);
+            },
+        )
+        .map(|(_key, row)| row);
+    Bundle::new(oks, input.errs)
+}
+
+/// Appends ranks to `rows` (sorted, positive multiplicities), keeping ranks up to `limit`.
+fn rank_rows(
+    rows: &[(&Row, isize)],
+    order: &[OrderKey],
+    kind: RankKind,
+    limit: i64,
+    out: &mut Vec<(Row, isize)>,
+) {
+    let with = |row: &Row, rank: i64| {
+        let mut values = row.as_slice().to_vec();
+        values.push(Value::Int(rank));
+        Row::new(values)
+    };
+    // Rows before this one (with multiplicity), distinct orderings before it, and the rank
+    // of the current run of ties.
+    let (mut before, mut distinct, mut tie_rank) = (0i64, 0i64, 0i64);
+    let mut previous: Option<&Row> = None;
+    for (row, m) in rows {
+        let m = *m as i64;
+        let tied = previous.is_some_and(|p| {
+            compare_rows(p.as_slice(), row.as_slice(), order) == std::cmp::Ordering::Equal
+        });
+        if !tied {
+            distinct += 1;
+            tie_rank = before + 1;
+        }
+        match kind {
+            RankKind::RowNumber => {
+                for n in (before + 1)..=(before + m).min(limit) {
+                    out.push((with(row, n), 1));
+                }
+                if before + m >= limit {
+                    return;
+                }
+            }
+            RankKind::Rank | RankKind::DenseRank => {
+                let rank = if kind == RankKind::Rank {
+                    tie_rank
+                } else {
+                    distinct
+                };
+                if rank > limit {
+                    return;
+                }
+                out.push((with(row, rank), m as isize));
+            }
+        }
+        before += m;
+        previous = Some(row);
+    }
 }

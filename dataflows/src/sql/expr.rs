@@ -33,6 +33,8 @@ pub struct ExprBinder<'a> {
     pub scope: &'a Scope,
     pub agg: Option<&'a mut AggContext>,
     depth: usize,
+    /// Window function calls already computed, and the columns that hold them.
+    windows: &'a [(ast::Function, usize)],
 }
 
 type Bound = (ScalarExpr, ColumnType);
@@ -92,7 +94,14 @@ impl<'a> ExprBinder<'a> {
             scope,
             agg: None,
             depth: 0,
+            windows: &[],
         }
+    }
+
+    /// Reads the given window function calls from their columns (`sql::ranking`).
+    pub fn with_windows(mut self, windows: &'a [(ast::Function, usize)]) -> Self {
+        self.windows = windows;
+        self
     }
 
     pub fn with_aggregates(scope: &'a Scope, agg: &'a mut AggContext) -> Self {
@@ -100,6 +109,7 @@ impl<'a> ExprBinder<'a> {
             scope,
             agg: Some(agg),
             depth: 0,
+            windows: &[],
         }
     }
 
@@ -688,8 +698,11 @@ impl<'a> ExprBinder<'a> {
     fn function(&mut self, f: &ast::Function) -> Result<Bound> {
         let name = function_name(&f.name);
         if f.over.is_some() {
-            return Err(Error::unsupported(format!(
-                "window function {name}(…) OVER"
+            if let Some((_, col)) = self.windows.iter().find(|(w, _)| w == f) {
+                return Ok((ScalarExpr::Column(*col), ct(DataType::Int, false)));
+            }
+            return Err(Error::plan(format!(
+                "window function {name}(…) OVER is allowed only in the select list and ORDER BY of a SELECT without GROUP BY"
             )));
         }
         if is_aggregate_name(&name) {

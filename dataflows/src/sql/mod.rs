@@ -8,6 +8,7 @@
 pub mod connector;
 pub mod expr;
 pub mod query;
+pub mod ranking;
 pub mod scope;
 pub mod subquery;
 pub mod temporal;

@@ -6,7 +6,7 @@ use sqlparser::ast::{self, Expr, SetExpr, SetOperator, SetQuantifier, TableFacto
 use super::expr::{contains_aggregate, AggContext, ExprBinder};
 use super::scope::Scope;
 use super::types::{coerce, common_type};
-use super::{temporal, window};
+use super::{ranking, temporal, window};
 use crate::error::{Error, Result};
 use crate::expr::{ColumnType, ScalarExpr};
 use crate::plan::join::JoinPlan;
@@ -181,6 +181,7 @@ impl<'a> QueryPlanner<'a> {
                 order: order.clone(),
                 limit,
                 offset,
+                rank: None,
             });
         }
         for (id, base, step, distinct) in recursive.into_iter().rev() {
@@ -577,6 +578,22 @@ impl<'a> QueryPlanner<'a> {
         let out_scope_for_items = scope.clone();
         let mut scope = scope;
         let mut hops = window::Hops::default();
+        // Ranking window functions: a ranking stage per call, whose rank column the items read.
+        let window_calls = ranking::calls(
+            items
+                .iter()
+                .filter_map(|(e, _, _)| e.as_ref())
+                .chain(order_by.iter().map(|o| &o.expr)),
+        );
+        let mut windows = Vec::new();
+        if !window_calls.is_empty() {
+            if aggregating {
+                return Err(Error::unsupported(
+                    "window functions in a SELECT with GROUP BY or aggregates (aggregate in a subquery and rank over it)",
+                ));
+            }
+            (plan, windows) = ranking::plan(plan, &mut scope, window_calls)?;
+        }
         if aggregating {
             for g in &group_exprs {
                 // GROUP BY position or output alias.
@@ -624,7 +641,9 @@ impl<'a> QueryPlanner<'a> {
                 if aggregating {
                     ExprBinder::with_aggregates(&out_scope_for_items, agg).bind(e)
                 } else {
-                    ExprBinder::new(&out_scope_for_items).bind(e)
+                    ExprBinder::new(&out_scope_for_items)
+                        .with_windows(&windows)
+                        .bind(e)
                 }
             };
             for (e, col, _) in &items {
@@ -1001,7 +1020,7 @@ fn equality(ls: &Scope, l: usize, rs: &Scope, r: usize, left_arity: usize) -> Re
     ))
 }
 
-fn order_key(column: usize, o: &ast::OrderByExpr) -> OrderKey {
+pub(super) fn order_key(column: usize, o: &ast::OrderByExpr) -> OrderKey {
     let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
     // PostgreSQL: NULLs are larger than every value (last ascending, first descending).
     let nulls_first = o.options.nulls_first.unwrap_or(desc);
