@@ -114,7 +114,8 @@ QUERIES = {
 
 def headerless(directory, table):
     """Flink's CSV format has no header option: a copy without the first line."""
-    out_dir = os.path.join(directory, "flink")
+    # Absolute: the filesystem connector reads `file://` URLs.
+    out_dir = os.path.join(os.path.abspath(directory), "flink")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, f"{table}.csv")
     with open(os.path.join(directory, f"{table}.csv")) as src, open(out, "w") as dst:
@@ -122,6 +123,14 @@ def headerless(directory, table):
         for line in src:
             dst.write(line)
     return out
+
+
+def root_cause(e):
+    """The innermost cause of a failed job: the Java exception's last "Caused by" line."""
+    text = str(e)
+    causes = [l.strip() for l in text.splitlines() if l.strip().startswith("Caused by:")]
+    line = causes[-1] if causes else text.splitlines()[0]
+    return line[:300]
 
 
 def main(directory, parallelism, names):
@@ -162,7 +171,7 @@ def main(directory, parallelism, names):
             table.execute_insert(sink).wait()
             print(json.dumps({"query": name, "seconds": time.perf_counter() - start}), flush=True)
         except Exception as e:  # noqa: BLE001 — report any failure as the query's result
-            print(json.dumps({"query": name, "error": str(e).splitlines()[0][:300]}), flush=True)
+            print(json.dumps({"query": name, "error": root_cause(e)}), flush=True)
 
 
 if __name__ == "__main__":

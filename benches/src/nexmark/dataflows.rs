@@ -256,6 +256,118 @@ pub fn build<'s>(query: &str, i: Inputs<'s>, probe: &ProbeHandle<Time>) -> Optio
             let out = persons.join_map(sellers, |&(id, start), name, ()| (id, name.clone(), start));
             finish(out, probe, |(id, n, s)| vec![int(*id), text(n), ts(*s)])
         }
+        "q9" => {
+            // Per auction, the bid in its lifetime with the highest price (then the earliest,
+            // then the least bidder and extra): the least (u64::MAX - price, time, bidder,
+            // extra) among the auction's bids.
+            type Winner = ((u64, u64, u64, String), u64);
+            let auctions = i.auctions.map(|a| (a.id, a));
+            let bids = i.bids.map(|b| (b.auction, b));
+            let winners = auctions
+                .join_map(bids, |_, a, b| {
+                    (a.date_time <= b.date_time && b.date_time <= a.expires).then(|| {
+                        let key = (u64::MAX - b.price, b.date_time, b.bidder, b.extra.clone());
+                        (a.clone(), (key, b.auction))
+                    })
+                })
+                .flat_map(|x| x)
+                .reduce(
+                    |_, vals: &[(&Winner, Diff)], out: &mut Vec<(Winner, Diff)>| {
+                        out.push((vals[0].0.clone(), 1))
+                    },
+                );
+            finish(winners, probe, |(a, ((inv, t, bidder, extra), auction))| {
+                vec![
+                    int(a.id),
+                    text(&a.item_name),
+                    text(&a.description),
+                    int(a.initial_bid),
+                    int(a.reserve),
+                    ts(a.date_time),
+                    ts(a.expires),
+                    int(a.seller),
+                    int(a.category),
+                    text(&a.extra),
+                    int(*auction),
+                    int(*bidder),
+                    int(u64::MAX - inv),
+                    ts(*t),
+                    text(extra),
+                ]
+            })
+        }
+        "q18" => {
+            // Per (bidder, auction), the greatest (time, price, channel, url, extra).
+            type Last = (u64, u64, String, String, String);
+            let last = i
+                .bids
+                .map(|b| {
+                    (
+                        (b.bidder, b.auction),
+                        (b.date_time, b.price, b.channel, b.url, b.extra),
+                    )
+                })
+                .reduce(|_, vals: &[(&Last, Diff)], out: &mut Vec<(Last, Diff)>| {
+                    out.push((vals[vals.len() - 1].0.clone(), 1))
+                });
+            finish(
+                last,
+                probe,
+                |((bidder, auction), (t, price, channel, url, extra))| {
+                    vec![
+                        int(*auction),
+                        int(*bidder),
+                        int(*price),
+                        text(channel),
+                        text(url),
+                        ts(*t),
+                        text(extra),
+                    ]
+                },
+            )
+        }
+        "q19" => {
+            // Per auction, the 10 greatest (price, bidder, time, channel, url, extra), numbered.
+            type Ranked = (u64, u64, u64, String, String, String);
+            let top = i
+                .bids
+                .map(|b| {
+                    (
+                        b.auction,
+                        (b.price, b.bidder, b.date_time, b.channel, b.url, b.extra),
+                    )
+                })
+                .reduce(
+                    |_, vals: &[(&Ranked, Diff)], out: &mut Vec<((Ranked, u64), Diff)>| {
+                        let mut n = 0u64;
+                        for (v, m) in vals.iter().rev() {
+                            for _ in 0..*m {
+                                if n == 10 {
+                                    return;
+                                }
+                                n += 1;
+                                out.push((((*v).clone(), n), 1));
+                            }
+                        }
+                    },
+                );
+            finish(
+                top,
+                probe,
+                |(auction, ((price, bidder, t, channel, url, extra), n))| {
+                    vec![
+                        int(*auction),
+                        int(*bidder),
+                        int(*price),
+                        text(channel),
+                        text(url),
+                        ts(*t),
+                        text(extra),
+                        int(*n),
+                    ]
+                },
+            )
+        }
         "q13" => {
             let bids = i.bids.map(|b| {
                 (

@@ -171,7 +171,17 @@ pub const QUERIES: &[Query] = &[
         title: "winning bids",
         streams: &[Auction, Bid],
         side_input: false,
-        sql: None,
+        sql: Some(
+            "SELECT id, item_name, description, initial_bid, reserve, date_time, expires, seller, \
+               category, extra, auction, bidder, price, bid_date_time, bid_extra \
+             FROM (SELECT A.*, B.auction, B.bidder, B.price, B.date_time AS bid_date_time, \
+                     B.extra AS bid_extra, \
+                     ROW_NUMBER() OVER (PARTITION BY A.id \
+                       ORDER BY B.price DESC, B.date_time ASC, B.bidder ASC, B.extra ASC) AS rownum \
+                   FROM auction A, bid B \
+                   WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires) AS T \
+             WHERE rownum <= 1",
+        ),
         original: Some(
             "SELECT id, item_name, description, initial_bid, reserve, date_time, expires, seller, \
                category, extra, auction, bidder, price, bid_date_time, bid_extra \
@@ -182,7 +192,7 @@ pub const QUERIES: &[Query] = &[
                    WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires) AS T \
              WHERE rownum <= 1",
         ),
-        rewrite: "",
+        rewrite: "`B.bidder, B.extra` added to the window's ORDER BY, so ties have one answer to compare",
     },
     Query {
         name: "q13",
@@ -278,28 +288,40 @@ pub const QUERIES: &[Query] = &[
         title: "last bid per bidder and auction",
         streams: &[Bid],
         side_input: false,
-        sql: None,
+        sql: Some(
+            "SELECT auction, bidder, price, channel, url, date_time, extra \
+             FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction \
+                     ORDER BY date_time DESC, price DESC, channel DESC, url DESC, extra DESC) AS rank_number \
+                   FROM bid) AS T \
+             WHERE rank_number <= 1",
+        ),
         original: Some(
             "SELECT auction, bidder, price, channel, url, date_time, extra \
              FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY date_time DESC) AS rank_number \
                    FROM bid) AS T \
              WHERE rank_number <= 1",
         ),
-        rewrite: "",
+        rewrite: "the other columns added to the window's ORDER BY, so ties have one answer to compare",
     },
     Query {
         name: "q19",
         title: "top 10 bids per auction",
         streams: &[Bid],
         side_input: false,
-        sql: None,
+        sql: Some(
+            "SELECT * FROM \
+               (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction \
+                  ORDER BY price DESC, bidder DESC, date_time DESC, channel DESC, url DESC, extra DESC) AS rank_number \
+                FROM bid) AS T \
+             WHERE rank_number <= 10",
+        ),
         original: Some(
             "SELECT * FROM \
                (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rank_number \
                 FROM bid) AS T \
              WHERE rank_number <= 10",
         ),
-        rewrite: "",
+        rewrite: "the other columns added to the window's ORDER BY, so ties have one answer to compare",
     },
     Query {
         name: "q20",
