@@ -189,17 +189,19 @@ fn duckdb(
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    let flink = if o.flink {
-        flink(&dir, &names).unwrap_or_else(|e| {
-            eprintln!("no Flink figures: {e:#}");
+    let run_flink = |mode: &str| {
+        if !o.flink {
+            return Vec::new();
+        }
+        flink(&dir, &names, mode).unwrap_or_else(|e| {
+            eprintln!("no Flink {mode} figures: {e:#}");
             Vec::new()
         })
-    } else {
-        Vec::new()
     };
-    let flink_time = |name: &str| {
-        flink
-            .iter()
+    let flink = run_flink("batch");
+    let flink_streaming = run_flink("streaming");
+    let time_in = |runs: &[serde_json::Value], name: &str| {
+        runs.iter()
             .find(|l| l["query"] == name)
             .map(|l| match l["seconds"].as_f64() {
                 Some(t) => secs(t),
@@ -207,6 +209,8 @@ fn duckdb(
             })
             .unwrap_or_else(|| "–".into())
     };
+    let flink_time = |name: &str| time_in(&flink, name);
+    let flink_streaming_time = |name: &str| time_in(&flink_streaming, name);
     let head = lines.first().context("no output from duckdb_nexmark.py")?;
     println!();
     println!(
@@ -218,13 +222,13 @@ fn duckdb(
     println!();
     if let Some(startup) = flink.first().and_then(|l| l["startup_s"].as_f64()) {
         println!(
-            "Flink (PyFlink's local mini-cluster, batch mode, parallelism 2, each query into a blackhole sink; job startup {} once, then per query):",
+            "Flink (PyFlink's local mini-cluster, parallelism 2, each query into a blackhole sink; batch mode, and streaming mode with `date_time` as event time and a 5 s watermark delay; job startup {} once, then per query):",
             secs(startup)
         );
         println!();
     }
-    println!("| query | DuckDB query | rows in per second of query | Flink batch job | DuckDB result rows | freshet result rows | freshet view complete (1 worker) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| query | DuckDB query | rows in per second of query | Flink batch job | Flink streaming job | DuckDB result rows | freshet result rows | freshet view complete (1 worker) |");
+    println!("|---|---|---|---|---|---|---|---|");
     for l in &lines[1..] {
         let name = l["query"].as_str().unwrap_or("?");
         let Some(q) = queries::find(name) else {
@@ -244,33 +248,35 @@ fn duckdb(
         let rows_in: u64 = q.streams.iter().map(|s| s.rows(events)).sum();
         match l["seconds"].as_f64() {
             Some(t) => println!(
-                "| {name} | {} | {} | {} | {} | {ours_rows} | {ours_time} |",
+                "| {name} | {} | {} | {} | {} | {} | {ours_rows} | {ours_time} |",
                 secs(t),
                 thousands(rows_in as f64 / t),
                 flink_time(name),
+                flink_streaming_time(name),
                 thousands(l["rows"].as_f64().unwrap_or(f64::NAN)),
             ),
-            None => println!("| {name} | error: {} | | | | | |", l["error"]),
+            None => println!("| {name} | error: {} | | | | | | |", l["error"]),
         }
     }
     Ok(())
 }
 
-/// Flink SQL in batch mode over the same CSV files (`benches/scripts/flink_nexmark.py`);
+/// Flink SQL in `mode` (batch or streaming) over the same CSV files (`benches/scripts/flink_nexmark.py`);
 /// needs a JDK 17 (`JAVA_HOME`, else `/usr/lib/jvm/java-17-openjdk-amd64`).
-fn flink(dir: &Path, names: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+fn flink(dir: &Path, names: &[&str], mode: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let java_home = std::env::var("JAVA_HOME")
         .unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64".to_string());
     if !Path::new(&java_home).join("bin/java").exists() {
         bail!("no JDK at {java_home} (set JAVA_HOME)");
     }
     let python = venv_python(&["flink"])?;
-    eprintln!("Flink: {}", names.join(","));
+    eprintln!("Flink ({mode}): {}", names.join(","));
     let output = Command::new(python)
         .env("JAVA_HOME", &java_home)
         .arg("benches/scripts/flink_nexmark.py")
         .arg(dir)
         .arg("2")
+        .arg(mode)
         .args(names)
         .stderr(Stdio::null())
         .output()?;
