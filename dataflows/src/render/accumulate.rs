@@ -117,9 +117,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     });
     let (keyed, key_errs) = split(keyed);
     let aggs = r.aggregates.clone();
-    let totals = keyed
-        .explode(|(key, acc)| Some((key, acc)))
-        .count()
+    let totals = T::count_keys(keyed.explode(|(key, acc)| Some((key, acc))))
         .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.concat(&vals)));
     let (mut oks, agg_errs) = split(totals);
     if r.global {
