@@ -206,7 +206,13 @@ impl Row {
 
     /// This row followed by `other` (one allocation).
     pub fn concat(&self, other: &Row) -> Row {
-        Row::from_arc(self.values.iter().chain(other.values.iter()).cloned().collect())
+        Row::from_arc(
+            self.values
+                .iter()
+                .chain(other.values.iter())
+                .cloned()
+                .collect(),
+        )
     }
 
     /// The values at `cols`, in that order.
@@ -282,7 +288,16 @@ mod tests {
             v.push(Value::float(f));
         }
         for t in [
-            "", "a", "a\0", "ab", "abcdef", "abcdefg", "abcdefg\0", "abcdefgh", "abcdefgz", "b",
+            "",
+            "a",
+            "a\0",
+            "ab",
+            "abcdef",
+            "abcdefg",
+            "abcdefg\0",
+            "abcdefgh",
+            "abcdefgz",
+            "b",
             "é",
         ] {
             v.push(Value::text(t));
@@ -296,7 +311,12 @@ mod tests {
         let mut rows: Vec<Vec<Value>> = vec![vec![]];
         for a in &values {
             rows.push(vec![a.clone()]);
-            for b in [Value::Null, Value::Int(1), Value::text("x"), Value::float(0.5)] {
+            for b in [
+                Value::Null,
+                Value::Int(1),
+                Value::text("x"),
+                Value::float(0.5),
+            ] {
                 rows.push(vec![a.clone(), b.clone()]);
                 rows.push(vec![a.clone(), b.clone(), Value::Int(0)]);
             }

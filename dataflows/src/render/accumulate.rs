@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{split, Bundle, Context, RenderTime};
 use crate::error::EvalError;
+use crate::expr::RowExprs;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::row::Row;
 use crate::value::{DataType, Value};
@@ -76,14 +77,14 @@ pub fn applies(r: &ReducePlan) -> bool {
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
     let input = ctx.render(&r.input);
-    let key = r.key.clone();
+    let key = RowExprs::new(r.key.clone());
     let aggs = r.aggregates.clone();
     let width = 1 + aggs.iter().map(slots).sum::<usize>();
     // Each row becomes its key, with its contributions as the difference (times its
     // multiplicity, which `explode` applies).
     let keyed = input.oks.flat_map(move |row| {
+        let key = key.eval(&row);
         let row = row.as_slice();
-        let key: Result<Vec<Value>, EvalError> = key.iter().map(|e| e.eval(row)).collect();
         let mut acc = Vec::with_capacity(width);
         acc.push(1i128);
         let mut error = None;
@@ -111,14 +112,16 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             }
         }
         Some(match (key, error) {
-            (Ok(k), None) => Ok((Row::new(k), Accums(acc))),
+            (Ok(k), None) => Ok((k, Accums(acc))),
             (Err(e), _) | (_, Some(e)) => Err(e),
         })
     });
     let (keyed, key_errs) = split(keyed);
     let aggs = r.aggregates.clone();
-    let totals = T::count_keys(keyed.explode(|(key, acc)| Some((key, acc))))
-        .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.concat(&vals)));
+    let totals =
+        T::count_keys(keyed.explode(|(key, acc)| Some((key, acc)))).map(move |(key, acc)| {
+            finish(&aggs, &acc).map(|vals| key.iter().cloned().chain(vals).collect())
+        });
     let (mut oks, agg_errs) = split(totals);
     if r.global {
         let defaults = Row::new(
@@ -139,8 +142,8 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
 }
 
-/// The aggregate values from a group's totals (`None` rows: the group is empty).
-fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Row, EvalError> {
+/// The aggregate values from a group's totals.
+fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>, EvalError> {
     let at = |i: usize| acc.0.get(i).copied().unwrap_or(0);
     let rows = at(0);
     if rows < 0 {
@@ -177,7 +180,7 @@ fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Row, EvalError> {
         });
         slot += slots(a);
     }
-    Ok(Row::new(out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -209,16 +212,16 @@ mod tests {
         let row = finish(&aggs, &acc).unwrap();
         assert_eq!(
             row,
-            Row::new(vec![
+            vec![
                 Value::Int(3),
                 Value::Int(2),
                 Value::Int(7),
                 Value::float(3.5)
-            ])
+            ]
         );
         // Only NULL arguments: SUM and AVG are NULL.
         let row = finish(&aggs, &Accums(vec![2, 0, 0, 0, 0, 0])).unwrap();
-        assert_eq!(row.get(2), &Value::Null);
+        assert_eq!(row[2], Value::Null);
         // A sum outside bigint is an error, not a wrapped number.
         let big = Accums(vec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
         assert_eq!(
