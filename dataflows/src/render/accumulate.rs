@@ -13,6 +13,7 @@
 
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::{split, Bundle, Context, RenderTime};
 use crate::error::EvalError;
@@ -21,9 +22,11 @@ use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::row::Row;
 use crate::value::{DataType, Value};
 
-/// Running totals of one group: `[rows, then per aggregate its slots]`.
+/// Running totals of one group: `[rows, then per aggregate its slots]`. Up to three slots
+/// (`count(*)` with one `sum`) are kept inline: the totals travel as the difference of every
+/// update, so a heap allocation each would cost as much as the rest of the row.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Accums(Vec<i128>);
+pub struct Accums(SmallVec<[i128; 3]>);
 
 impl IsZero for Accums {
     fn is_zero(&self) -> bool {
@@ -85,7 +88,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     let keyed = input.oks.flat_map(move |row| {
         let key = key.eval(&row);
         let row = row.as_slice();
-        let mut acc = Vec::with_capacity(width);
+        let mut acc = SmallVec::with_capacity(width);
         acc.push(1i128);
         let mut error = None;
         for a in &aggs {
@@ -206,9 +209,9 @@ mod tests {
             agg(AggFunc::Avg),
         ];
         // Three rows, two non-NULL arguments summing to 7 (for both SUM and AVG).
-        let mut acc = Accums(vec![1, 1, 3, 1, 3, 1]);
-        acc.plus_equals(&Accums(vec![1, 1, 4, 1, 4, 1]).multiply(&1));
-        acc.plus_equals(&Accums(vec![1, 0, 0, 0, 0, 0]));
+        let mut acc = Accums(smallvec::smallvec![1, 1, 3, 1, 3, 1]);
+        acc.plus_equals(&Accums(smallvec::smallvec![1, 1, 4, 1, 4, 1]).multiply(&1));
+        acc.plus_equals(&Accums(smallvec::smallvec![1, 0, 0, 0, 0, 0]));
         let row = finish(&aggs, &acc).unwrap();
         assert_eq!(
             row,
@@ -220,17 +223,17 @@ mod tests {
             ]
         );
         // Only NULL arguments: SUM and AVG are NULL.
-        let row = finish(&aggs, &Accums(vec![2, 0, 0, 0, 0, 0])).unwrap();
+        let row = finish(&aggs, &Accums(smallvec::smallvec![2, 0, 0, 0, 0, 0])).unwrap();
         assert_eq!(row[2], Value::Null);
         // A sum outside bigint is an error, not a wrapped number.
-        let big = Accums(vec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
+        let big = Accums(smallvec::smallvec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
         assert_eq!(
             finish(&aggs, &big),
             Err(EvalError::Overflow("bigint".into()))
         );
         // Retractions cancel to zero.
-        let mut z = Accums(vec![1, 1, 5, 1, 5, 1]);
-        z.plus_equals(&Accums(vec![1, 1, 5, 1, 5, 1]).multiply(&-1));
+        let mut z = Accums(smallvec::smallvec![1, 1, 5, 1, 5, 1]);
+        z.plus_equals(&Accums(smallvec::smallvec![1, 1, 5, 1, 5, 1]).multiply(&-1));
         assert!(z.is_zero());
     }
 }
