@@ -10,10 +10,12 @@
 //! from CSV and JSON files and a Kafka topic (on a `tansu` broker it starts) into an aggregate
 //! view, and Kafka produce → subscriber latency. `freshet-bench nexmark` runs the Nexmark
 //! queries as views beside the same queries hand-written in differential dataflow.
+//! `freshet-bench memory` measures arranged state per row against the rows' raw bytes.
 
 mod baseline;
 mod durability;
 mod engine;
+mod memory;
 mod nexmark;
 mod server;
 mod sources;
@@ -50,6 +52,23 @@ enum Command {
         /// Worker counts to run, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         workers: Vec<usize>,
+    },
+    /// Arranged state: RSS per row against the raw bytes, freshet and hand-written differential.
+    Memory {
+        /// Rows per table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        workers: Vec<usize>,
+    },
+    /// One case of `memory`, in a process of its own (used by `memory`).
+    #[command(hide = true)]
+    MemoryCase {
+        case: String,
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        workers: usize,
     },
     /// The HTTP service: write → subscriber latency, bulk ingest, idle subscribers.
     Server {
@@ -254,6 +273,12 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Memory { rows, workers } => memory::run(rows, &workers)?,
+        Command::MemoryCase {
+            case,
+            rows,
+            workers,
+        } => memory::case(&case, rows, workers)?,
         Command::Server {
             bin,
             workers,

@@ -7,11 +7,13 @@
 
 mod func;
 mod like;
+mod row_exprs;
 
 use serde::{Deserialize, Serialize};
 
 pub use func::{BinaryFunc, UnaryFunc, VariadicFunc};
 pub use like::like_match;
+pub use row_exprs::RowExprs;
 
 use crate::error::EvalError;
 use crate::value::{DataType, Value};

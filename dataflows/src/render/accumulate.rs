@@ -13,16 +13,20 @@
 
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::{split, Bundle, Context, RenderTime};
 use crate::error::EvalError;
+use crate::expr::RowExprs;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::row::Row;
 use crate::value::{DataType, Value};
 
-/// Running totals of one group: `[rows, then per aggregate its slots]`.
+/// Running totals of one group: `[rows, then per aggregate its slots]`. Up to three slots
+/// (`count(*)` with one `sum`) are kept inline: the totals travel as the difference of every
+/// update, so a heap allocation each would cost as much as the rest of the row.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Accums(Vec<i128>);
+pub struct Accums(SmallVec<[i128; 3]>);
 
 impl IsZero for Accums {
     fn is_zero(&self) -> bool {
@@ -76,15 +80,15 @@ pub fn applies(r: &ReducePlan) -> bool {
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
     let input = ctx.render(&r.input);
-    let key = r.key.clone();
+    let key = RowExprs::new(r.key.clone());
     let aggs = r.aggregates.clone();
     let width = 1 + aggs.iter().map(slots).sum::<usize>();
     // Each row becomes its key, with its contributions as the difference (times its
     // multiplicity, which `explode` applies).
     let keyed = input.oks.flat_map(move |row| {
+        let key = key.eval(&row);
         let row = row.as_slice();
-        let key: Result<Vec<Value>, EvalError> = key.iter().map(|e| e.eval(row)).collect();
-        let mut acc = Vec::with_capacity(width);
+        let mut acc = SmallVec::with_capacity(width);
         acc.push(1i128);
         let mut error = None;
         for a in &aggs {
@@ -111,16 +115,16 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             }
         }
         Some(match (key, error) {
-            (Ok(k), None) => Ok((Row::new(k), Accums(acc))),
+            (Ok(k), None) => Ok((k, Accums(acc))),
             (Err(e), _) | (_, Some(e)) => Err(e),
         })
     });
     let (keyed, key_errs) = split(keyed);
     let aggs = r.aggregates.clone();
-    let totals = keyed
-        .explode(|(key, acc)| Some((key, acc)))
-        .count()
-        .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.concat(&vals)));
+    let totals =
+        T::count_keys(keyed.explode(|(key, acc)| Some((key, acc)))).map(move |(key, acc)| {
+            finish(&aggs, &acc).map(|vals| key.iter().cloned().chain(vals).collect())
+        });
     let (mut oks, agg_errs) = split(totals);
     if r.global {
         let defaults = Row::new(
@@ -141,8 +145,8 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
 }
 
-/// The aggregate values from a group's totals (`None` rows: the group is empty).
-fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Row, EvalError> {
+/// The aggregate values from a group's totals.
+fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>, EvalError> {
     let at = |i: usize| acc.0.get(i).copied().unwrap_or(0);
     let rows = at(0);
     if rows < 0 {
@@ -179,7 +183,7 @@ fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Row, EvalError> {
         });
         slot += slots(a);
     }
-    Ok(Row::new(out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -205,31 +209,31 @@ mod tests {
             agg(AggFunc::Avg),
         ];
         // Three rows, two non-NULL arguments summing to 7 (for both SUM and AVG).
-        let mut acc = Accums(vec![1, 1, 3, 1, 3, 1]);
-        acc.plus_equals(&Accums(vec![1, 1, 4, 1, 4, 1]).multiply(&1));
-        acc.plus_equals(&Accums(vec![1, 0, 0, 0, 0, 0]));
+        let mut acc = Accums(smallvec::smallvec![1, 1, 3, 1, 3, 1]);
+        acc.plus_equals(&Accums(smallvec::smallvec![1, 1, 4, 1, 4, 1]).multiply(&1));
+        acc.plus_equals(&Accums(smallvec::smallvec![1, 0, 0, 0, 0, 0]));
         let row = finish(&aggs, &acc).unwrap();
         assert_eq!(
             row,
-            Row::new(vec![
+            vec![
                 Value::Int(3),
                 Value::Int(2),
                 Value::Int(7),
                 Value::float(3.5)
-            ])
+            ]
         );
         // Only NULL arguments: SUM and AVG are NULL.
-        let row = finish(&aggs, &Accums(vec![2, 0, 0, 0, 0, 0])).unwrap();
-        assert_eq!(row.get(2), &Value::Null);
+        let row = finish(&aggs, &Accums(smallvec::smallvec![2, 0, 0, 0, 0, 0])).unwrap();
+        assert_eq!(row[2], Value::Null);
         // A sum outside bigint is an error, not a wrapped number.
-        let big = Accums(vec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
+        let big = Accums(smallvec::smallvec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
         assert_eq!(
             finish(&aggs, &big),
             Err(EvalError::Overflow("bigint".into()))
         );
         // Retractions cancel to zero.
-        let mut z = Accums(vec![1, 1, 5, 1, 5, 1]);
-        z.plus_equals(&Accums(vec![1, 1, 5, 1, 5, 1]).multiply(&-1));
+        let mut z = Accums(smallvec::smallvec![1, 1, 5, 1, 5, 1]);
+        z.plus_equals(&Accums(smallvec::smallvec![1, 1, 5, 1, 5, 1]).multiply(&-1));
         assert!(z.is_zero());
     }
 }

@@ -8,11 +8,9 @@
 use differential_dataflow::lattice::Lattice;
 
 use super::{split, Bundle, Context, RenderTime, Rows};
-use crate::error::EvalError;
-use crate::expr::ScalarExpr;
+use crate::expr::{RowExprs, ScalarExpr};
 use crate::plan::join::{JoinKind, JoinPlan};
 use crate::row::Row;
-use crate::value::Value;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bundle<'s, T> {
     let left = ctx.render(&j.left);
@@ -75,17 +73,8 @@ fn keyed<'s, T: RenderTime>(
     differential_dataflow::VecCollection<'s, T, (Row, Row), isize>,
     super::Errs<'s, T>,
 ) {
-    let results = rows.flat_map(move |row| {
-        let mut k = Vec::with_capacity(key.len());
-        for e in &key {
-            match e.eval(row.as_slice()) {
-                Ok(Value::Null) => return None,
-                Ok(v) => k.push(v),
-                Err(e) => return Some(Err::<(Row, Row), EvalError>(e)),
-            }
-        }
-        Some(Ok((Row::new(k), row)))
-    });
+    let key = RowExprs::new(key);
+    let results = rows.flat_map(move |row| key.eval_not_null(&row).map(|k| k.map(|k| (k, row))));
     split(results)
 }
 

@@ -7,23 +7,43 @@
 //! Recursion is one level deep: a recursive CTE inside another is rejected when planning.
 
 use differential_dataflow::collection::AsCollection;
+use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::iterate::Variable;
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::VecCollection;
 use timely::dataflow::operators::core::OkErr;
 use timely::order::Product;
 
 use super::{Bundle, Context, Time};
 use crate::error::EvalError;
 use crate::plan::{LocalId, Plan};
+use crate::row::Row;
 
 /// Rounds of recursion before a query is declared divergent.
 pub const MAX_ITERATIONS: u64 = 10_000;
 
-/// Timestamps a plan can be rendered at; `render_letrec` is where they differ.
+/// Timestamps a plan can be rendered at. They differ in `render_letrec`, and in counting and
+/// thresholds: outside a loop times are totally ordered, so differential's `*_total` operators
+/// apply, which emit changes straight from the input arrangement instead of keeping an output
+/// arrangement and replaying each key's history (the general `count` and `threshold`).
 pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeData + Ord {
     /// The earliest time at logical time `ms` (iteration 0 inside a loop): temporal filters
     /// join it with an update's time to move the update to `ms`.
     fn from_millis(ms: Time) -> Self;
+
+    /// Each key with its accumulated difference (`count`).
+    fn count_keys<'s, R>(
+        keys: VecCollection<'s, Self, Row, R>,
+    ) -> VecCollection<'s, Self, (Row, R), isize>
+    where
+        R: Semigroup + differential_dataflow::ExchangeData + Ord;
+
+    /// `rows` with each multiplicity mapped by `f` (`threshold`).
+    fn threshold_rows<'s>(
+        rows: VecCollection<'s, Self, Row, isize>,
+        f: fn(&Row, &isize) -> isize,
+    ) -> VecCollection<'s, Self, Row, isize>;
 
     fn render_letrec<'s>(
         ctx: &mut Context<'s, Self>,
@@ -37,6 +57,22 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
 impl RenderTime for Time {
     fn from_millis(ms: Time) -> Self {
         ms
+    }
+
+    fn count_keys<'s, R>(
+        keys: VecCollection<'s, Self, Row, R>,
+    ) -> VecCollection<'s, Self, (Row, R), isize>
+    where
+        R: Semigroup + differential_dataflow::ExchangeData + Ord,
+    {
+        keys.count_total()
+    }
+
+    fn threshold_rows<'s>(
+        rows: VecCollection<'s, Self, Row, isize>,
+        f: fn(&Row, &isize) -> isize,
+    ) -> VecCollection<'s, Self, Row, isize> {
+        rows.threshold_total(f)
     }
 
     fn render_letrec<'s>(
@@ -100,6 +136,22 @@ impl RenderTime for Time {
 impl RenderTime for Product<Time, u64> {
     fn from_millis(ms: Time) -> Self {
         Product::new(ms, 0)
+    }
+
+    fn count_keys<'s, R>(
+        keys: VecCollection<'s, Self, Row, R>,
+    ) -> VecCollection<'s, Self, (Row, R), isize>
+    where
+        R: Semigroup + differential_dataflow::ExchangeData + Ord,
+    {
+        keys.count()
+    }
+
+    fn threshold_rows<'s>(
+        rows: VecCollection<'s, Self, Row, isize>,
+        f: fn(&Row, &isize) -> isize,
+    ) -> VecCollection<'s, Self, Row, isize> {
+        rows.threshold_named("Threshold", f)
     }
 
     fn render_letrec<'s>(
