@@ -80,9 +80,12 @@ enum Command {
         /// Single-row writes timed for latency.
         #[arg(long, default_value_t = 2_000)]
         writes: usize,
-        /// Idle subscribers to open.
-        #[arg(long, default_value_t = 1_000)]
-        subscribers: usize,
+        /// Idle subscribers to open, one measurement per count.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        subscribers: Vec<usize>,
+        /// Write rates (writes per second) for the write → subscriber latency sweep.
+        #[arg(long, value_delimiter = ',', default_value = "500,2000,5000")]
+        rates: Vec<f64>,
     },
     /// Sources: CSV, JSON and Kafka backfill into an aggregate view; Kafka → subscriber latency.
     Sources {
@@ -284,11 +287,12 @@ fn main() -> anyhow::Result<()> {
             workers,
             writes,
             subscribers,
+            rates,
         } => {
             println!("| benchmark | result | | | notes |");
             println!("|---|---|---|---|---|");
             for w in workers {
-                server::run(&bin, w, writes, subscribers)?;
+                server::run(&bin, w, writes, &subscribers, &rates)?;
             }
         }
         Command::Sources {

@@ -149,7 +149,13 @@ fn open_sse(addr: &str, view: &str) -> anyhow::Result<TcpStream> {
     Ok(s)
 }
 
-pub fn run(bin: &str, workers: usize, writes: usize, subscribers: usize) -> anyhow::Result<()> {
+pub fn run(
+    bin: &str,
+    workers: usize,
+    writes: usize,
+    subscribers: &[usize],
+    rates: &[f64],
+) -> anyhow::Result<()> {
     let server = Server::start(bin, workers)?;
     server.sql("CREATE TABLE bids (auction bigint NOT NULL, price bigint NOT NULL); CREATE VIEW best AS SELECT auction, max(price) AS top, count(*) AS n FROM bids GROUP BY auction")?;
 
@@ -195,7 +201,118 @@ pub fn run(bin: &str, workers: usize, writes: usize, subscribers: usize) -> anyh
         fmt(percentile(&lat, 0.999))
     );
 
+    // 1b. The same latency with writes arriving at a rate (open loop), rate after rate.
+    for &rate in rates {
+        rate_sweep(&server, workers, rate)?;
+    }
+
     // 2. Idle subscribers: CPU and memory of the server with many open, idle subscriptions.
+    for &n in subscribers {
+        idle_subscribers(&server, workers, n)?;
+    }
+
+    // 3. Bulk NDJSON ingest into the table behind the aggregate view.
+    bulk(&server, workers)
+}
+
+/// Writes for this long at each rate.
+const SWEEP: Duration = Duration::from_secs(4);
+/// Writer threads sharing a rate (one thread's serial requests cannot reach the higher rates).
+const SWEEP_WRITERS: usize = 8;
+
+/// Single-row writes at `rate` per second from several writers, each scheduled at a fixed
+/// time whether or not earlier ones were answered; each write's latency is from its scheduled
+/// time until a subscriber saw progress past its timestamp (so queueing counts).
+fn rate_sweep(server: &Server, workers: usize, rate: f64) -> anyhow::Result<()> {
+    let stream = open_sse(&server.addr, "best")?;
+    let (tx, rx) = mpsc::channel::<(u64, Instant)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let Some(t) = line.strip_prefix("id: ").and_then(|t| t.trim().parse().ok()) {
+                if tx.send((t, Instant::now())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let start = Instant::now() + Duration::from_millis(200);
+    let per_writer = rate / SWEEP_WRITERS as f64;
+    let handles: Vec<_> = (0..SWEEP_WRITERS)
+        .map(|w| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || -> Vec<(u64, Instant)> {
+                let agent = ureq::Agent::new_with_defaults();
+                let url = format!("http://{addr}/v1/tables/bids/rows");
+                let mut out = Vec::new();
+                for i in 0.. {
+                    let due = start
+                        + Duration::from_secs_f64((i as f64 + w as f64 / SWEEP_WRITERS as f64) / per_writer);
+                    if due > start + SWEEP {
+                        break;
+                    }
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let body = format!("{{\"auction\": {}, \"price\": {i}}}\n", (i * 7 + w) % 100);
+                    let Ok(mut r) = agent
+                        .post(&url)
+                        .header("Content-Type", "application/x-ndjson")
+                        .send(body)
+                    else {
+                        continue;
+                    };
+                    let text = r.body_mut().read_to_string().unwrap_or_default();
+                    let ts = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v["timestamp"].as_u64());
+                    if let Some(ts) = ts {
+                        out.push((ts, due));
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut sent: Vec<(u64, Instant)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    sent.sort();
+    let last = sent.last().map(|(t, _)| *t).unwrap_or(0);
+    let mut progress: Vec<(u64, Instant)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while progress.last().is_none_or(|(t, _)| *t <= last) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(p) => progress.push(p),
+            Err(_) => bail!("the subscriber stopped reporting progress"),
+        }
+    }
+    // The first progress past each write's timestamp (both lists are in time order).
+    let mut lat = Vec::with_capacity(sent.len());
+    let mut j = 0;
+    for (ts, due) in &sent {
+        while progress[j].0 <= *ts {
+            j += 1;
+        }
+        lat.push(progress[j].1.saturating_duration_since(*due));
+    }
+    lat.sort();
+    println!(
+        "| write → SSE subscriber at {rate:.0} writes/s ({workers} worker{}) | p50 {} | p99 {} | p99.9 {} | {} writes in {:.0} s ({:.0}/s achieved), {SWEEP_WRITERS} writers, latency from each write's scheduled time |",
+        if workers == 1 { "" } else { "s" },
+        fmt(percentile(&lat, 0.5)),
+        fmt(percentile(&lat, 0.99)),
+        fmt(percentile(&lat, 0.999)),
+        sent.len(),
+        SWEEP.as_secs_f64(),
+        sent.len() as f64 / SWEEP.as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// CPU and memory of the server with `subscribers` open, idle subscriptions.
+fn idle_subscribers(server: &Server, workers: usize, subscribers: usize) -> anyhow::Result<()> {
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(1));
     let (cpu0, rss0) = usage(pid)?;
@@ -232,8 +349,14 @@ pub fn run(bin: &str, workers: usize, writes: usize, subscribers: usize) -> anyh
         (rss2.saturating_sub(rss0)) as f64 / 1e3 / subscribers as f64
     );
     drop(socks);
+    // Let the server notice the closed connections before the next measurement.
+    std::thread::sleep(Duration::from_secs(2));
+    Ok(())
+}
 
-    // 3. Bulk NDJSON ingest into the table behind the aggregate view.
+/// Bulk NDJSON ingest into the table behind the aggregate view.
+fn bulk(server: &Server, workers: usize) -> anyhow::Result<()> {
+    let pid = server.pid();
     let rows_per_request = 100_000;
     let requests = 10;
     let bodies: Vec<String> = (0..requests)
