@@ -92,6 +92,57 @@ pub fn run(bin: &str, writers: usize, seconds: u64, recovery_rows: u64) -> anyho
     recovery(bin, &dir, recovery_rows)
 }
 
+fn storage_label(dir: Option<&std::path::Path>) -> &'static str {
+    if dir.is_some() {
+        "data dir (fsync)"
+    } else {
+        "ephemeral"
+    }
+}
+
+/// Runs `writers` threads for `seconds`, thread `i` calling `writer(i)(n)` for n = 0, 1, …
+/// (each call one acknowledged write, true if it succeeded); prints a row of the table.
+fn drive<W>(label: &str, writers: usize, seconds: u64, writer: impl Fn(usize) -> W)
+where
+    W: FnMut(u64) -> bool + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|i| {
+            let mut write = writer(i);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if write(n) {
+                        lat.push(t.elapsed());
+                    }
+                    n += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort();
+    println!(
+        "| {label} | {writers} | {:.0} | {} | {} | {} |",
+        lat.len() as f64 / elapsed,
+        fmt(percentile(&lat, 0.5)),
+        fmt(percentile(&lat, 0.99)),
+        fmt(percentile(&lat, 0.999)),
+    );
+}
+
 /// Concurrent single-row writers through `Engine::write` in this process.
 fn in_process(dir: Option<&std::path::Path>, writers: usize, seconds: u64) -> anyhow::Result<()> {
     use freshet_dataflows::engine::{Engine, EngineConfig, StorageHandle};
@@ -109,47 +160,15 @@ fn in_process(dir: Option<&std::path::Path>, writers: usize, seconds: u64) -> an
     engine
         .execute("CREATE TABLE w (writer bigint, n bigint)")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..writers)
-        .map(|i| {
-            let engine = engine.clone();
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                let mut n = 0i64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let row = Row::new(vec![Value::Int(i as i64), Value::Int(n)]);
-                    if engine.write("w", vec![(row, 1)]).is_ok() {
-                        lat.push(t.elapsed());
-                    }
-                    n += 1;
-                }
-                lat
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut lat: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap_or_default())
-        .collect();
-    let elapsed = started.elapsed().as_secs_f64();
-    lat.sort();
-    println!(
-        "| {}, in-process `Engine::write` | {writers} | {:.0} | {} | {} | {} |",
-        if dir.is_some() {
-            "data dir (fsync)"
-        } else {
-            "ephemeral"
-        },
-        lat.len() as f64 / elapsed,
-        fmt(percentile(&lat, 0.5)),
-        fmt(percentile(&lat, 0.99)),
-        fmt(percentile(&lat, 0.999)),
-    );
+    let label = format!("{}, in-process `Engine::write`", storage_label(dir));
+    let writer = |i: usize| {
+        let engine = engine.clone();
+        move |n: u64| {
+            let row = Row::new(vec![Value::Int(i as i64), Value::Int(n as i64)]);
+            engine.write("w", vec![(row, 1)]).is_ok()
+        }
+    };
+    drive(&label, writers, seconds, writer);
     engine.shutdown();
     Ok(())
 }
@@ -167,53 +186,22 @@ fn writes(
         "application/json",
         serde_json::json!({"sql": "CREATE TABLE w (writer bigint, n bigint)"}).to_string(),
     )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..writers)
-        .map(|i| {
-            let addr = server.addr.clone();
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let agent = ureq::Agent::new_with_defaults();
-                let url = format!("http://{addr}/v1/tables/w/rows");
-                let mut lat = Vec::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let ok = agent
-                        .post(&url)
-                        .header("Content-Type", "application/x-ndjson")
-                        .send(format!("{{\"writer\": {i}, \"n\": {n}}}"))
-                        .is_ok();
-                    if ok {
-                        lat.push(t.elapsed());
-                    }
-                    n += 1;
-                }
-                lat
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut lat: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap_or_default())
-        .collect();
-    let elapsed = started.elapsed().as_secs_f64();
-    lat.sort();
-    let n = lat.len();
-    println!(
-        "| {} | {writers} | {:.0} | {} | {} | {} |",
-        if dir.is_some() {
-            "data dir (fsync)"
-        } else {
-            "ephemeral"
-        },
-        n as f64 / elapsed,
-        fmt(percentile(&lat, 0.5)),
-        fmt(percentile(&lat, 0.99)),
-        fmt(percentile(&lat, 0.999)),
+    let writer = |i: usize| {
+        let agent = ureq::Agent::new_with_defaults();
+        let url = format!("http://{}/v1/tables/w/rows", server.addr);
+        move |n: u64| {
+            agent
+                .post(&url)
+                .header("Content-Type", "application/x-ndjson")
+                .send(format!("{{\"writer\": {i}, \"n\": {n}}}"))
+                .is_ok()
+        }
+    };
+    drive(
+        &format!("{}, HTTP", storage_label(dir)),
+        writers,
+        seconds,
+        writer,
     );
     server.kill();
     Ok(())

@@ -228,7 +228,10 @@ fn rate_sweep(server: &Server, workers: usize, rate: f64) -> anyhow::Result<()> 
     let (tx, rx) = mpsc::channel::<(u64, Instant)>();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if let Some(t) = line.strip_prefix("id: ").and_then(|t| t.trim().parse().ok()) {
+            if let Some(t) = line
+                .strip_prefix("id: ")
+                .and_then(|t| t.trim().parse().ok())
+            {
                 if tx.send((t, Instant::now())).is_err() {
                     return;
                 }
@@ -246,7 +249,9 @@ fn rate_sweep(server: &Server, workers: usize, rate: f64) -> anyhow::Result<()> 
                 let mut out = Vec::new();
                 for i in 0.. {
                     let due = start
-                        + Duration::from_secs_f64((i as f64 + w as f64 / SWEEP_WRITERS as f64) / per_writer);
+                        + Duration::from_secs_f64(
+                            (i as f64 + w as f64 / SWEEP_WRITERS as f64) / per_writer,
+                        );
                     if due > start + SWEEP {
                         break;
                     }

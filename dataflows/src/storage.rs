@@ -48,30 +48,27 @@ pub enum LogRecord {
 }
 
 impl LogRecord {
+    /// The times this record writes at (none for a catalog statement).
+    fn times(&self) -> Box<dyn Iterator<Item = Time> + '_> {
+        match self {
+            LogRecord::Ddl { .. } => Box::new(std::iter::empty()),
+            LogRecord::Write { ts, .. } => Box::new(std::iter::once(*ts)),
+            LogRecord::Source { rows, errors, .. } => Box::new(
+                rows.iter()
+                    .map(|(_, t, _)| *t)
+                    .chain(errors.iter().map(|(_, t, _)| *t)),
+            ),
+        }
+    }
+
     /// The latest time this record writes at, if it writes anything.
     pub fn max_time(&self) -> Option<Time> {
-        match self {
-            LogRecord::Ddl { .. } => None,
-            LogRecord::Write { ts, .. } => Some(*ts),
-            LogRecord::Source { rows, errors, .. } => rows
-                .iter()
-                .map(|(_, t, _)| *t)
-                .chain(errors.iter().map(|(_, t, _)| *t))
-                .max(),
-        }
+        self.times().max()
     }
 
     /// The earliest time this record writes at, if it writes anything.
     pub fn min_time(&self) -> Option<Time> {
-        match self {
-            LogRecord::Ddl { .. } => None,
-            LogRecord::Write { ts, .. } => Some(*ts),
-            LogRecord::Source { rows, errors, .. } => rows
-                .iter()
-                .map(|(_, t, _)| *t)
-                .chain(errors.iter().map(|(_, t, _)| *t))
-                .min(),
-        }
+        self.times().min()
     }
 }
 

@@ -22,14 +22,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
         .reduce_named(
             "TopK",
             move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-                let mut rows: Vec<(&Row, isize)> = vals
-                    .iter()
-                    .filter(|(_, m)| *m > 0)
-                    .map(|(r, m)| (*r, *m))
-                    .collect();
-                rows.sort_by(|a, b| {
-                    compare_rows(a.0.as_slice(), b.0.as_slice(), &order).then_with(|| a.0.cmp(b.0))
-                });
+                let rows = sorted(vals, &order);
                 let mut skip = offset.min(isize::MAX as usize) as isize;
                 let mut take = limit
                     .map(|l| l.min(isize::MAX as usize) as isize)
@@ -72,14 +65,7 @@ fn render_rank<'s, T: RenderTime>(
         .reduce_named(
             "Rank",
             move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-                let mut rows: Vec<(&Row, isize)> = vals
-                    .iter()
-                    .filter(|(_, m)| *m > 0)
-                    .map(|(r, m)| (*r, *m))
-                    .collect();
-                rows.sort_by(|a, b| {
-                    compare_rows(a.0.as_slice(), b.0.as_slice(), &order).then_with(|| a.0.cmp(b.0))
-                });
+                let rows = sorted(vals, &order);
                 rank_rows(&rows, &order, kind, limit, out);
             },
         )
@@ -137,4 +123,18 @@ fn rank_rows(
         before += m;
         previous = Some(row);
     }
+}
+
+/// A group's rows with positive multiplicity, in `order` (ties broken by the whole row, so the
+/// order is total).
+fn sorted<'a>(vals: &[(&'a Row, isize)], order: &[OrderKey]) -> Vec<(&'a Row, isize)> {
+    let mut rows: Vec<(&Row, isize)> = vals
+        .iter()
+        .filter(|(_, m)| *m > 0)
+        .map(|(r, m)| (*r, *m))
+        .collect();
+    rows.sort_by(|a, b| {
+        compare_rows(a.0.as_slice(), b.0.as_slice(), order).then_with(|| a.0.cmp(b.0))
+    });
+    rows
 }

@@ -51,11 +51,23 @@ pub fn is_aggregate_name(name: &str) -> bool {
 /// Whether `e` contains an aggregate call (not looking into subqueries, which aggregate on
 /// their own).
 pub fn contains_aggregate(e: &Expr) -> bool {
-    struct Finder {
+    let mut found = false;
+    visit_functions(e, &mut |f| {
+        if is_aggregate_name(&function_name(&f.name)) && f.over.is_none() {
+            found = true;
+        }
+    });
+    found
+}
+
+/// Calls `f` on every function call in `e`, outside subqueries (which are planned on their
+/// own), outer calls before the calls in their arguments.
+pub fn visit_functions(e: &Expr, f: &mut dyn FnMut(&ast::Function)) {
+    struct Finder<'f> {
         depth: usize,
-        found: bool,
+        f: &'f mut dyn FnMut(&ast::Function),
     }
-    impl ast::Visitor for Finder {
+    impl ast::Visitor for Finder<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, _q: &ast::Query) -> std::ops::ControlFlow<()> {
             self.depth += 1;
@@ -66,22 +78,15 @@ pub fn contains_aggregate(e: &Expr) -> bool {
             std::ops::ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, x: &Expr) -> std::ops::ControlFlow<()> {
-            if let Expr::Function(f) = x {
-                if self.depth == 0 && is_aggregate_name(&function_name(&f.name)) && f.over.is_none()
-                {
-                    self.found = true;
-                    return std::ops::ControlFlow::Break(());
+            if let Expr::Function(func) = x {
+                if self.depth == 0 {
+                    (self.f)(func);
                 }
             }
             std::ops::ControlFlow::Continue(())
         }
     }
-    let mut finder = Finder {
-        depth: 0,
-        found: false,
-    };
-    let _ = ast::Visit::visit(e, &mut finder);
-    finder.found
+    let _ = ast::Visit::visit(e, &mut Finder { depth: 0, f });
 }
 
 pub fn function_name(name: &ast::ObjectName) -> String {

@@ -12,7 +12,7 @@
 
 use sqlparser::ast::{self, Expr};
 
-use super::expr::{function_name, ExprBinder};
+use super::expr::{function_name, visit_functions, ExprBinder};
 use super::scope::{Scope, ScopeColumn};
 use crate::error::{Error, Result};
 use crate::plan::top_k::{RankKind, TopKPlan};
@@ -21,37 +21,15 @@ use crate::value::DataType;
 
 /// Every window function call in `exprs` (not looking into subqueries), each once.
 pub fn calls<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Vec<ast::Function> {
-    struct Finder {
-        depth: usize,
-        found: Vec<ast::Function>,
-    }
-    impl ast::Visitor for Finder {
-        type Break = ();
-        fn pre_visit_query(&mut self, _q: &ast::Query) -> std::ops::ControlFlow<()> {
-            self.depth += 1;
-            std::ops::ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _q: &ast::Query) -> std::ops::ControlFlow<()> {
-            self.depth -= 1;
-            std::ops::ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, x: &Expr) -> std::ops::ControlFlow<()> {
-            if let Expr::Function(f) = x {
-                if self.depth == 0 && f.over.is_some() && !self.found.contains(f) {
-                    self.found.push(f.clone());
-                }
-            }
-            std::ops::ControlFlow::Continue(())
-        }
-    }
-    let mut finder = Finder {
-        depth: 0,
-        found: Vec::new(),
-    };
+    let mut found: Vec<ast::Function> = Vec::new();
     for e in exprs {
-        let _ = ast::Visit::visit(e, &mut finder);
+        visit_functions(e, &mut |f| {
+            if f.over.is_some() && !found.contains(f) {
+                found.push(f.clone());
+            }
+        });
     }
-    finder.found
+    found
 }
 
 /// Adds a ranking stage for each call over `plan`; returns the plan and, per call, the column
