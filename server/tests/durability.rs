@@ -473,3 +473,56 @@ fn snapshots_hold_source_contents_and_positions() {
         "the source read {read_now} of {total} rows again after the restart"
     );
 }
+
+/// A single file's byte ranges are per worker: restarted with another number of workers, the
+/// source says why it cannot resume instead of reading rows twice or skipping some.
+#[test]
+fn a_file_source_restarted_with_other_workers_stalls_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let csv = dir.path().join("events.csv");
+    std::fs::write(&csv, "k,v\n").expect("csv");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let mut sums = BTreeMap::new();
+    append_rows(&csv, &mut rng, 1000, &mut sums);
+    let mut server = start(&data, "2");
+    server.sql_ok(&EVENTS_SOURCE.replace("{path}", csv.to_str().expect("utf-8")));
+    common::eventually(
+        "view before the kill",
+        Duration::from_secs(30),
+        &oracle(&sums),
+        || server.rows("per_k"),
+    );
+    server.kill_hard();
+    let data_arg = data.to_str().expect("utf-8");
+    let server = Server::start(&["--data-dir", data_arg, "--workers", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // The catalog answers 503 while the data directory is replayed.
+        if server.get("/v1/catalog").status != 200 {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let status = server.connector_status("sources", "ev");
+        if status["state"] == "stalled" {
+            let reason = status["last_error"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains("different number of workers"),
+                "unexpected reason: {status}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source did not report why it cannot resume: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What was read before the restart is still there, exactly once.
+    assert_eq!(server.rows("per_k"), oracle(&sums));
+    assert_eq!(
+        server.get("/readyz").status,
+        503,
+        "an unresumable source is not ready"
+    );
+}
