@@ -5,6 +5,10 @@
 //! timeout and a clear message.
 
 mod common;
+// Only the broker and producing are used here.
+#[allow(dead_code)]
+#[path = "common/kafka.rs"]
+mod kafka;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -720,5 +724,62 @@ fn a_cluster_restarted_after_a_loss_recovers_from_process_0s_data_directory() {
     let ts = c.server.ingest_ok("t", "{\"k\": 100, \"v\": 1}\n");
     assert!(ts > 0);
     assert_eq!(c.server.rows("t").len(), 20);
+    c.stop();
+}
+
+/// A Kafka topic with event time, read by every process of a 2-process cluster: each process
+/// reads its partitions, the view equals one process's and the oracle, and no record is late.
+#[test]
+fn a_kafka_event_time_source_is_read_across_processes() {
+    let _serial = serial();
+    let broker = kafka::Broker::start();
+    broker.create_topic("ev", 4);
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut sums: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    // Event times just before now, so that none is behind the frontier, which follows the
+    // clock (less lateness) while a reader is idle.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 1_000;
+    for p in 0..4 {
+        let payloads: Vec<String> = (0..500)
+            .map(|i| {
+                let (k, v) = (rng.random_range(0..30i64), rng.random_range(-50..500i64));
+                let e = sums.entry(k).or_default();
+                e.0 += 1;
+                e.1 += v;
+                serde_json::json!({"k": k, "v": v, "ts": base + i + p as i64}).to_string()
+            })
+            .collect();
+        broker.produce("ev", p, &payloads);
+    }
+    let expected: Multiset = sums
+        .iter()
+        .map(|(k, (n, s))| (serde_json::json!([k, n, s]).to_string(), 1))
+        .collect();
+    let sql = format!(
+        "CREATE SOURCE ev (k bigint, v bigint, ts bigint) FROM KAFKA BROKERS '{}' TOPIC 'ev'
+           FORMAT JSON WITH (event_time = 'ts', lateness = '5 seconds', idle_timeout = '200 milliseconds');
+         CREATE VIEW per_k AS SELECT k, count(*) AS n, sum(v) AS total FROM ev GROUP BY k",
+        broker.addr
+    );
+    let c = cluster(2, 1);
+    let single = Server::start(&[]);
+    for (name, s) in [("one process", &single), ("2-process cluster", &c.server)] {
+        s.sql_ok(&sql);
+        s.wait_ready(Duration::from_secs(60));
+        // Rows show once the frontier (the clock less lateness, when idle) passes them.
+        common::eventually(
+            &format!("the view over the topic, {name}"),
+            Duration::from_secs(60),
+            &expected,
+            || s.rows("per_k"),
+        );
+        let status = s.connector_status("sources", "ev");
+        assert_eq!(status["late"], 0, "{status}");
+        assert_eq!(status["errors"], 0, "{status}");
+    }
     c.stop();
 }

@@ -1113,7 +1113,24 @@ fn clock(engine: Weak<Inner>, stop: crossbeam_channel::Receiver<()>, tick: Durat
         if ticked {
             next_tick = std::time::Instant::now() + tick;
             let retention = inner.config.retention.as_millis() as Time;
-            let since = coord.read_ts().saturating_sub(retention);
+            let mut since = coord.read_ts().saturating_sub(retention);
+            // An event-time source that trails the clock by more than the retention window
+            // (a large `lateness`, or a backlog) holds compaction back: reads of views over
+            // it are answered at its frontier, which must stay readable.
+            {
+                let stats = inner.shared.stats.lock().expect("lock");
+                for item in coord
+                    .catalog
+                    .items()
+                    .filter(|i| i.source.as_ref().is_some_and(|s| s.event_time.is_some()))
+                {
+                    let f = stats
+                        .get(&item.id)
+                        .map(|st| st.frontier.load(Ordering::Relaxed))
+                        .unwrap_or(0);
+                    since = since.min(f.saturating_sub(1));
+                }
+            }
             if since > coord.since {
                 coord.since = since;
                 let _ = inner.send(Command::AllowCompaction { since });
