@@ -309,33 +309,72 @@ fn a_full_disk_fails_writes_cleanly_and_keeps_reads() {
     server.assert_healthy();
 }
 
-/// Appends CSV rows `k,v` to `path`, and to the oracle `sums` (per k: count, sum of v).
-fn append_rows(
-    path: &Path,
-    rng: &mut rand::rngs::StdRng,
-    n: usize,
-    sums: &mut BTreeMap<i64, (i64, i64)>,
-) {
-    use std::io::Write as _;
-    let mut text = String::new();
-    for _ in 0..n {
-        let (k, v) = (rng.random_range(0..20i64), rng.random_range(-50..100i64));
-        text.push_str(&format!("{k},{v}\n"));
-        let e = sums.entry(k).or_default();
-        e.0 += 1;
-        e.1 += v;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open csv");
-    f.write_all(text.as_bytes()).expect("append");
-    f.sync_all().expect("sync");
+/// A CSV file of rows `k,v` that a test appends to, the oracle of what it holds (per k: count
+/// and sum of v), and a data directory beside it.
+struct Events {
+    /// Kept for its lifetime: the directory goes when the test ends.
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    csv: PathBuf,
+    rng: rand::rngs::StdRng,
+    sums: BTreeMap<i64, (i64, i64)>,
 }
 
-fn oracle(sums: &BTreeMap<i64, (i64, i64)>) -> Multiset {
-    let rows: Vec<Value> = sums.iter().map(|(k, (n, s))| json!([k, n, s])).collect();
-    common::multiset(&rows)
+impl Events {
+    fn new(seed: u64) -> Events {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let csv = dir.path().join("events.csv");
+        std::fs::write(&csv, "k,v\n").expect("csv");
+        Events {
+            _dir: dir,
+            data,
+            csv,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            sums: BTreeMap::new(),
+        }
+    }
+
+    /// Appends `n` random rows (synced) and counts them into the oracle.
+    fn append(&mut self, n: usize) {
+        use std::io::Write as _;
+        let mut text = String::new();
+        for _ in 0..n {
+            let (k, v) = (
+                self.rng.random_range(0..20i64),
+                self.rng.random_range(-50..100i64),
+            );
+            text.push_str(&format!("{k},{v}\n"));
+            let e = self.sums.entry(k).or_default();
+            e.0 += 1;
+            e.1 += v;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.csv)
+            .expect("open csv");
+        f.write_all(text.as_bytes()).expect("append");
+        f.sync_all().expect("sync");
+    }
+
+    /// The view `per_k` as it must be over every row appended.
+    fn oracle(&self) -> Multiset {
+        let rows: Vec<Value> = self
+            .sums
+            .iter()
+            .map(|(k, (n, s))| json!([k, n, s]))
+            .collect();
+        common::multiset(&rows)
+    }
+
+    /// The statements that create the source over the file and the view `per_k`.
+    fn sql(&self) -> String {
+        EVENTS_SOURCE.replace("{path}", self.csv.to_str().expect("utf-8"))
+    }
+
+    fn data_arg(&self) -> &str {
+        self.data.to_str().expect("utf-8")
+    }
 }
 
 const EVENTS_SOURCE: &str = "CREATE SOURCE ev (k bigint, v bigint) FROM FILE '{path}' \
@@ -347,16 +386,11 @@ const EVENTS_SOURCE: &str = "CREATE SOURCE ev (k bigint, v bigint) FROM FILE '{p
 /// down are taken in, no row is counted twice, and the view's history reads the same.
 #[test]
 fn sources_resume_from_stored_positions_with_the_same_history() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let csv = dir.path().join("events.csv");
-    std::fs::write(&csv, "k,v\n").expect("csv");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let mut sums = BTreeMap::new();
-    append_rows(&csv, &mut rng, 5000, &mut sums);
+    let mut ev = Events::new(11);
+    ev.append(5000);
     let mut total = 5000;
-    let mut server = start(&data, "2");
-    server.sql_ok(&EVENTS_SOURCE.replace("{path}", csv.to_str().expect("utf-8")));
+    let mut server = start(&ev.data, "2");
+    server.sql_ok(&ev.sql());
     // (time, view at that time) read before each kill, checked after every later restart.
     let mut history: Vec<(u64, Value)> = Vec::new();
     for round in 0..3 {
@@ -364,7 +398,7 @@ fn sources_resume_from_stored_positions_with_the_same_history() {
         common::eventually(
             &format!("round {round}: view over the file"),
             Duration::from_secs(30),
-            &oracle(&sums),
+            &ev.oracle(),
             || server.rows("per_k"),
         );
         let read = server.read("per_k");
@@ -373,18 +407,18 @@ fn sources_resume_from_stored_positions_with_the_same_history() {
             read["rows"].clone(),
         ));
         // More rows, and a kill while they may still be on their way in.
-        append_rows(&csv, &mut rng, 3000, &mut sums);
+        ev.append(3000);
         total += 3000;
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
+        std::thread::sleep(Duration::from_millis(ev.rng.random_range(0..40)));
         server.kill_hard();
-        append_rows(&csv, &mut rng, 1000, &mut sums);
+        ev.append(1000);
         total += 1000;
 
-        server = start(&data, "2");
+        server = start(&ev.data, "2");
         common::eventually(
             &format!("round {round}: view after the restart"),
             Duration::from_secs(30),
-            &oracle(&sums),
+            &ev.oracle(),
             || server.rows("per_k"),
         );
         let read_now = server.connector_status("sources", "ev")["rows"]
@@ -411,16 +445,11 @@ fn sources_resume_from_stored_positions_with_the_same_history() {
 /// restart rebuilds the source from the snapshot plus the log after it, and reads on.
 #[test]
 fn snapshots_hold_source_contents_and_positions() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let csv = dir.path().join("events.csv");
-    std::fs::write(&csv, "k,v\n").expect("csv");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
-    let mut sums = BTreeMap::new();
-    let data_arg = data.to_str().expect("utf-8");
+    let mut ev = Events::new(12);
+    let data_arg = ev.data_arg().to_string();
     let args = [
         "--data-dir",
-        data_arg,
+        &data_arg,
         "--workers",
         "2",
         "--retention-secs",
@@ -430,13 +459,13 @@ fn snapshots_hold_source_contents_and_positions() {
     ];
     let mut server = Server::start(&args);
     server.wait_ready(Duration::from_secs(60));
-    server.sql_ok(&EVENTS_SOURCE.replace("{path}", csv.to_str().expect("utf-8")));
+    server.sql_ok(&ev.sql());
     let mut total = 0;
-    let snapshot = data.join("snapshot.bin");
+    let snapshot = ev.data.join("snapshot.bin");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     // Keep appending until a snapshot has been taken after some of the rows.
     loop {
-        append_rows(&csv, &mut rng, 500, &mut sums);
+        ev.append(500);
         total += 500;
         std::thread::sleep(Duration::from_millis(300));
         let grown = std::fs::metadata(&snapshot).map(|m| m.len()).unwrap_or(0);
@@ -451,18 +480,18 @@ fn snapshots_hold_source_contents_and_positions() {
     common::eventually(
         "view before the kill",
         Duration::from_secs(30),
-        &oracle(&sums),
+        &ev.oracle(),
         || server.rows("per_k"),
     );
     server.kill_hard();
-    append_rows(&csv, &mut rng, 700, &mut sums);
+    ev.append(700);
     total += 700;
     let server = Server::start(&args);
     server.wait_ready(Duration::from_secs(60));
     common::eventually(
         "view after the restart",
         Duration::from_secs(30),
-        &oracle(&sums),
+        &ev.oracle(),
         || server.rows("per_k"),
     );
     let read_now = server.connector_status("sources", "ev")["rows"]
@@ -478,24 +507,18 @@ fn snapshots_hold_source_contents_and_positions() {
 /// source says why it cannot resume instead of reading rows twice or skipping some.
 #[test]
 fn a_file_source_restarted_with_other_workers_stalls_with_the_reason() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let csv = dir.path().join("events.csv");
-    std::fs::write(&csv, "k,v\n").expect("csv");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
-    let mut sums = BTreeMap::new();
-    append_rows(&csv, &mut rng, 1000, &mut sums);
-    let mut server = start(&data, "2");
-    server.sql_ok(&EVENTS_SOURCE.replace("{path}", csv.to_str().expect("utf-8")));
+    let mut ev = Events::new(13);
+    ev.append(1000);
+    let mut server = start(&ev.data, "2");
+    server.sql_ok(&ev.sql());
     common::eventually(
         "view before the kill",
         Duration::from_secs(30),
-        &oracle(&sums),
+        &ev.oracle(),
         || server.rows("per_k"),
     );
     server.kill_hard();
-    let data_arg = data.to_str().expect("utf-8");
-    let server = Server::start(&["--data-dir", data_arg, "--workers", "1"]);
+    let server = Server::start(&["--data-dir", ev.data_arg(), "--workers", "1"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         // The catalog answers 503 while the data directory is replayed.
@@ -519,7 +542,7 @@ fn a_file_source_restarted_with_other_workers_stalls_with_the_reason() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // What was read before the restart is still there, exactly once.
-    assert_eq!(server.rows("per_k"), oracle(&sums));
+    assert_eq!(server.rows("per_k"), ev.oracle());
     assert_eq!(
         server.get("/readyz").status,
         503,
