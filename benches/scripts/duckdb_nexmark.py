@@ -12,22 +12,9 @@ import time
 
 import duckdb
 
+from nexmark_sql import DISTINCTS, RANKS
+
 SIDE = "CREATE TABLE side_input AS SELECT range AS key, 'v' || range AS value FROM range(10000)"
-
-RANKS = """
-  count(*) FILTER (WHERE price < 10000) AS rank1_bids,
-  count(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
-  count(*) FILTER (WHERE price >= 1000000) AS rank3_bids"""
-
-DISTINCTS = """
-  count(DISTINCT bidder) AS total_bidders,
-  count(DISTINCT bidder) FILTER (WHERE price < 10000) AS rank1_bidders,
-  count(DISTINCT bidder) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bidders,
-  count(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders,
-  count(DISTINCT auction) AS total_auctions,
-  count(DISTINCT auction) FILTER (WHERE price < 10000) AS rank1_auctions,
-  count(DISTINCT auction) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_auctions,
-  count(DISTINCT auction) FILTER (WHERE price >= 1000000) AS rank3_auctions"""
 
 QUERIES = {
     "q0": "SELECT auction, bidder, price, date_time, extra FROM bid",

@@ -18,6 +18,8 @@ import time
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
+from nexmark_sql import DISTINCTS, RANKS
+
 SCHEMAS = {
     "person": "id BIGINT, name STRING, email_address STRING, credit_card STRING, city STRING, "
     "state STRING, date_time TIMESTAMP(3), extra STRING",
@@ -27,21 +29,6 @@ SCHEMAS = {
     "bid": "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, "
     "date_time TIMESTAMP(3), extra STRING",
 }
-
-RANKS = """
-  count(*) FILTER (WHERE price < 10000) AS rank1_bids,
-  count(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
-  count(*) FILTER (WHERE price >= 1000000) AS rank3_bids"""
-
-DISTINCTS = """
-  count(DISTINCT bidder) AS total_bidders,
-  count(DISTINCT bidder) FILTER (WHERE price < 10000) AS rank1_bidders,
-  count(DISTINCT bidder) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bidders,
-  count(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders,
-  count(DISTINCT auction) AS total_auctions,
-  count(DISTINCT auction) FILTER (WHERE price < 10000) AS rank1_auctions,
-  count(DISTINCT auction) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_auctions,
-  count(DISTINCT auction) FILTER (WHERE price >= 1000000) AS rank3_auctions"""
 
 QUERIES = {
     "q0": "SELECT auction, bidder, price, date_time, extra FROM bid",
