@@ -2,74 +2,18 @@
 //! acknowledged single-row writes per second and their latency under many concurrent writers
 //! (group commit), and recovery speed (rows replayed per second until `/readyz` is ready).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
+use crate::server::Server;
 use crate::stats::{fmt, percentile};
 
-struct Durable {
-    child: Child,
-    addr: String,
-}
-
-impl Durable {
-    fn start(bin: &str, dir: Option<&std::path::Path>, workers: usize) -> anyhow::Result<Durable> {
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            &workers.to_string(),
-        ]);
-        match dir {
-            Some(d) => cmd.arg("--data-dir").arg(d),
-            None => cmd.arg("--ephemeral"),
-        };
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {bin}"))?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .with_context(|| format!("no listening line: {line:?}"))?
-            .to_string();
-        Ok(Durable { child, addr })
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: String) -> anyhow::Result<String> {
-        let mut resp = ureq::post(&format!("http://{}{path}", self.addr))
-            .header("Content-Type", content_type)
-            .send(body)?;
-        Ok(resp.body_mut().read_to_string()?)
-    }
-
-    fn ready(&self) -> bool {
-        ureq::get(&format!("http://{}/readyz", self.addr))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Durable {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The server under test: with a data directory, or in memory.
+fn start(bin: &str, dir: Option<&std::path::Path>) -> anyhow::Result<Server> {
+    match dir {
+        Some(d) => Server::start_durable(bin, 1, d),
+        None => Server::start(bin, 1),
     }
 }
 
@@ -180,12 +124,8 @@ fn writes(
     writers: usize,
     seconds: u64,
 ) -> anyhow::Result<()> {
-    let server = Durable::start(bin, dir, 1)?;
-    server.post(
-        "/v1/sql",
-        "application/json",
-        serde_json::json!({"sql": "CREATE TABLE w (writer bigint, n bigint)"}).to_string(),
-    )?;
+    let server = start(bin, dir)?;
+    server.sql("CREATE TABLE w (writer bigint, n bigint)")?;
     let writer = |i: usize| {
         let agent = ureq::Agent::new_with_defaults();
         let url = format!("http://{}/v1/tables/w/rows", server.addr);
@@ -203,17 +143,15 @@ fn writes(
         seconds,
         writer,
     );
-    server.kill();
+    drop(server);
     Ok(())
 }
 
 /// Recovery: load rows in bulk, kill, restart, time until ready.
 fn recovery(bin: &str, dir: &std::path::Path, recovery_rows: u64) -> anyhow::Result<()> {
-    let server = Durable::start(bin, Some(dir), 1)?;
-    server.post(
-        "/v1/sql",
-        "application/json",
-        serde_json::json!({"sql": "CREATE TABLE r (k bigint, v bigint, s text); CREATE VIEW rc AS SELECT count(*) FROM r"}).to_string(),
+    let server = start(bin, Some(dir))?;
+    server.sql(
+        "CREATE TABLE r (k bigint, v bigint, s text); CREATE VIEW rc AS SELECT count(*) FROM r",
     )?;
     let batch = 100_000u64;
     let mut loaded = 0;
@@ -221,17 +159,18 @@ fn recovery(bin: &str, dir: &std::path::Path, recovery_rows: u64) -> anyhow::Res
         let body: String = (loaded..(loaded + batch).min(recovery_rows))
             .map(|i| format!("{{\"k\": {i}, \"v\": {}, \"s\": \"row {i}\"}}\n", i % 1000))
             .collect();
-        server.post("/v1/tables/r/rows", "application/x-ndjson", body)?;
+        server.ingest("r", body)?;
         loaded = (loaded + batch).min(recovery_rows);
     }
     let log_bytes: u64 = std::fs::read_dir(dir.join("log"))?
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    server.kill();
+    // Dropping the server kills it (SIGKILL) and waits for it.
+    drop(server);
     let t = Instant::now();
-    let server = Durable::start(bin, Some(dir), 1)?;
-    while !server.ready() {
+    let server = start(bin, Some(dir))?;
+    while server.get("/readyz")?.0 != 200 {
         std::thread::sleep(Duration::from_millis(10));
     }
     let secs = t.elapsed().as_secs_f64();
@@ -243,7 +182,7 @@ fn recovery(bin: &str, dir: &std::path::Path, recovery_rows: u64) -> anyhow::Res
         log_bytes as f64 / 1e6,
         recovery_rows as f64 / secs
     );
-    server.kill();
+    drop(server);
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

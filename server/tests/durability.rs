@@ -372,6 +372,17 @@ impl Events {
         EVENTS_SOURCE.replace("{path}", self.csv.to_str().expect("utf-8"))
     }
 
+    /// After a restart: waits for `per_k` to equal the oracle, and returns how many rows the
+    /// source has read since the server started.
+    fn caught_up_after_restart(&self, server: &Server, what: &str) -> u64 {
+        common::eventually(what, Duration::from_secs(30), &self.oracle(), || {
+            server.rows("per_k")
+        });
+        server.connector_status("sources", "ev")["rows"]
+            .as_u64()
+            .expect("rows")
+    }
+
     fn data_arg(&self) -> &str {
         self.data.to_str().expect("utf-8")
     }
@@ -415,15 +426,8 @@ fn sources_resume_from_stored_positions_with_the_same_history() {
         total += 1000;
 
         server = start(&ev.data, "2");
-        common::eventually(
-            &format!("round {round}: view after the restart"),
-            Duration::from_secs(30),
-            &ev.oracle(),
-            || server.rows("per_k"),
-        );
-        let read_now = server.connector_status("sources", "ev")["rows"]
-            .as_u64()
-            .expect("rows");
+        let read_now =
+            ev.caught_up_after_restart(&server, &format!("round {round}: view after the restart"));
         assert!(
             read_now < total as u64,
             "round {round}: the source read {read_now} rows after the restart, of {total} in \
@@ -488,15 +492,7 @@ fn snapshots_hold_source_contents_and_positions() {
     total += 700;
     let server = Server::start(&args);
     server.wait_ready(Duration::from_secs(60));
-    common::eventually(
-        "view after the restart",
-        Duration::from_secs(30),
-        &ev.oracle(),
-        || server.rows("per_k"),
-    );
-    let read_now = server.connector_status("sources", "ev")["rows"]
-        .as_u64()
-        .expect("rows");
+    let read_now = ev.caught_up_after_restart(&server, "view after the restart");
     assert!(
         read_now < total as u64,
         "the source read {read_now} of {total} rows again after the restart"

@@ -124,6 +124,21 @@ fn rank(price: u64) -> u8 {
     }
 }
 
+/// An auction's columns after `id`, in the table's order (q9 and q20 select them all).
+fn auction_values(a: &Auction) -> [Value; 9] {
+    [
+        text(&a.item_name),
+        text(&a.description),
+        int(a.initial_bid),
+        int(a.reserve),
+        ts(a.date_time),
+        ts(a.expires),
+        int(a.seller),
+        int(a.category),
+        text(&a.extra),
+    ]
+}
+
 /// PostgreSQL's `split_part(s, delimiter, n)`, `n` counted from 1.
 fn split_part(s: &str, delimiter: char, n: usize) -> String {
     s.split(delimiter).nth(n - 1).unwrap_or("").to_string()
@@ -277,23 +292,16 @@ pub fn build<'s>(query: &str, i: Inputs<'s>, probe: &ProbeHandle<Time>) -> Optio
                     },
                 );
             finish(winners, probe, |(a, ((inv, t, bidder, extra), auction))| {
-                vec![
-                    int(a.id),
-                    text(&a.item_name),
-                    text(&a.description),
-                    int(a.initial_bid),
-                    int(a.reserve),
-                    ts(a.date_time),
-                    ts(a.expires),
-                    int(a.seller),
-                    int(a.category),
-                    text(&a.extra),
+                let mut row = vec![int(a.id)];
+                row.extend(auction_values(a));
+                row.extend([
                     int(*auction),
                     int(*bidder),
                     int(u64::MAX - inv),
                     ts(*t),
                     text(extra),
-                ]
+                ]);
+                row
             })
         }
         "q18" => {
@@ -438,7 +446,7 @@ pub fn build<'s>(query: &str, i: Inputs<'s>, probe: &ProbeHandle<Time>) -> Optio
                 bids.join_map(auctions, |_, b, a| (b.clone(), a.clone())),
                 probe,
                 |(b, a)| {
-                    vec![
+                    let mut row = vec![
                         int(b.auction),
                         int(b.bidder),
                         int(b.price),
@@ -446,16 +454,9 @@ pub fn build<'s>(query: &str, i: Inputs<'s>, probe: &ProbeHandle<Time>) -> Optio
                         text(&b.url),
                         ts(b.date_time),
                         text(&b.extra),
-                        text(&a.item_name),
-                        text(&a.description),
-                        int(a.initial_bid),
-                        int(a.reserve),
-                        ts(a.date_time),
-                        ts(a.expires),
-                        int(a.seller),
-                        int(a.category),
-                        text(&a.extra),
-                    ]
+                    ];
+                    row.extend(auction_values(a));
+                    row
                 },
             )
         }
