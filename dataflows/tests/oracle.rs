@@ -1109,6 +1109,24 @@ const GROUP_BY_COUNTS: Case = Case::new(
     &[&T1],
 );
 
+// DISTINCT aggregates of expressions beside plain ones: the shape of Nexmark q15's counts.
+const GROUP_BY_DISTINCT_EXPRESSIONS: Case = Case::new(
+    "group_by_distinct_expressions",
+    "SELECT c, count(DISTINCT CASE WHEN b < 3 THEN a END) AS dlow, count(DISTINCT a) AS da, \
+     sum(DISTINCT a % 3) AS sm, avg(DISTINCT b) AS ab, count(*) AS n, sum(b) AS s \
+     FROM t1 GROUP BY c",
+    &[&T1],
+);
+
+// The same subquery twice (rendered once and shared): groups with the most rows, as q5.
+const REPEATED_SUBQUERY: Case = Case::new(
+    "repeated_subquery",
+    "SELECT s1.a, s1.n FROM (SELECT a, count(*) AS n FROM t1 GROUP BY a) AS s1 \
+     JOIN (SELECT max(s2.n) AS m FROM (SELECT a, count(*) AS n FROM t1 GROUP BY a) AS s2) AS s3 \
+     ON s1.n = s3.m",
+    &[&T1],
+);
+
 const GROUP_BY_MIN_MAX: Case = Case::new(
     "group_by_min_max",
     "SELECT a, min(b) AS lo, max(b) AS hi, count(*) AS n FROM t1 GROUP BY a",
@@ -1198,6 +1216,16 @@ fn group_by_min_max() {
 #[test]
 fn group_by_min_max_of_text() {
     run_case(&GROUP_BY_MIN_MAX_TEXT);
+}
+
+#[test]
+fn group_by_distinct_expressions() {
+    run_case(&GROUP_BY_DISTINCT_EXPRESSIONS);
+}
+
+#[test]
+fn repeated_subquery() {
+    run_case(&REPEATED_SUBQUERY);
 }
 
 #[test]

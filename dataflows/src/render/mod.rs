@@ -68,6 +68,9 @@ pub struct Context<'s, T: Timestamp> {
     pub scope: Scope<'s, T>,
     pub gets: BTreeMap<GlobalId, Bundle<'s, T>>,
     pub locals: BTreeMap<LocalId, Bundle<'s, T>>,
+    /// Subplans already rendered in this dataflow, shared when one appears again (a query
+    /// that names the same subquery twice, as Nexmark q5 does, computes it once).
+    rendered: Vec<(Plan, Bundle<'s, T>)>,
 }
 
 impl<'s, T: RenderTime> Context<'s, T> {
@@ -76,6 +79,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
             scope,
             gets: BTreeMap::new(),
             locals: BTreeMap::new(),
+            rendered: Vec::new(),
         }
     }
 
@@ -99,8 +103,24 @@ impl<'s, T: RenderTime> Context<'s, T> {
             .as_collection()
     }
 
-    /// Renders `plan`.
+    /// Renders `plan`, or returns the collections of an equal subplan rendered before.
+    ///
+    /// Only self-contained subplans are shared: one that refers to a recursive binding means
+    /// different collections inside and outside its `WITH RECURSIVE`. Leaves are cheap to
+    /// render again and are left out so the list stays short.
     pub fn render(&mut self, plan: &Plan) -> Bundle<'s, T> {
+        if !shareable(plan) {
+            return self.render_node(plan);
+        }
+        if let Some((_, bundle)) = self.rendered.iter().find(|(p, _)| p == plan) {
+            return bundle.clone();
+        }
+        let bundle = self.render_node(plan);
+        self.rendered.push((plan.clone(), bundle.clone()));
+        bundle
+    }
+
+    fn render_node(&mut self, plan: &Plan) -> Bundle<'s, T> {
         match plan {
             Plan::Get { id, .. } => self.gets.get(id).cloned().unwrap_or_else(|| {
                 // Unreachable when the coordinator checked dependencies; stay empty rather
@@ -177,6 +197,19 @@ impl<'s, T: RenderTime> Context<'s, T> {
             }
         }
     }
+}
+
+/// Whether `plan` is worth sharing and means the same wherever it appears in a dataflow.
+fn shareable(plan: &Plan) -> bool {
+    if matches!(
+        plan,
+        Plan::Get { .. } | Plan::LocalGet { .. } | Plan::Constant { .. }
+    ) {
+        return false;
+    }
+    let mut local = false;
+    plan.visit(&mut |p| local |= matches!(p, Plan::LocalGet { .. } | Plan::LetRec { .. }));
+    !local
 }
 
 /// Splits a collection of results into rows and errors.
