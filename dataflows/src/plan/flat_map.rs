@@ -69,6 +69,24 @@ impl TableFunc {
         Ok(TableFunc::Hop { ts, size, slide })
     }
 
+    /// Column positions of the input row the function reads.
+    pub fn support(&self, out: &mut Vec<usize>) {
+        match self {
+            TableFunc::Hop { ts, .. } => ts.support(out),
+        }
+    }
+
+    /// The same function with its column references rewritten through `map`.
+    pub fn substitute(&self, map: &impl Fn(usize) -> ScalarExpr) -> TableFunc {
+        match self {
+            TableFunc::Hop { ts, size, slide } => TableFunc::Hop {
+                ts: ts.substitute(map),
+                size: *size,
+                slide: *slide,
+            },
+        }
+    }
+
     /// The values for one row, in ascending order.
     pub fn eval(&self, row: &Row) -> Result<Vec<Value>, EvalError> {
         match self {
