@@ -141,22 +141,41 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     });
     let (evaluated, key_errs) = split(evaluated);
     let mut contributions = evaluated.clone().explode(|(key, acc, _)| Some((key, acc)));
-    for (nth, &i) in distinct.iter().enumerate() {
-        let a = r.aggregates[i].clone();
-        let slot = 1 + r.aggregates[..i].iter().map(slots).sum::<usize>();
+    if !distinct.is_empty() {
+        // (key…, which DISTINCT aggregate, argument) once per group, aggregate and distinct
+        // non-NULL argument: one threshold for all of them.
         let n = r.key.len();
-        // (key…, argument) once per group and distinct non-NULL argument.
         let pairs = evaluated.clone().flat_map(move |(key, _, args)| {
-            let v = args.get(nth);
-            (!v.is_null()).then(|| key.iter().chain([v]).cloned().collect::<Row>())
+            args.into_values()
+                .into_iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_null())
+                .map(move |(nth, v)| {
+                    key.iter()
+                        .cloned()
+                        .chain([Value::Int(nth as i64), v])
+                        .collect::<Row>()
+                })
         });
+        // Where each DISTINCT aggregate's slots start, and its function.
+        let targets: Vec<(usize, AggFunc)> = distinct
+            .iter()
+            .map(|&i| {
+                let slot = 1 + r.aggregates[..i].iter().map(slots).sum::<usize>();
+                (slot, r.aggregates[i].func)
+            })
+            .collect();
         let once = super::threshold::distinct(pairs);
-        contributions = contributions.concat(once.explode(move |pair| {
+        contributions = contributions.concat(once.explode(move |row| {
+            let Value::Int(nth) = row.get(n) else {
+                return None;
+            };
+            let (slot, func) = *targets.get(*nth as usize)?;
             let mut acc: SmallVec<[i128; 3]> = smallvec::smallvec![0; width];
             let mut own = SmallVec::<[i128; 3]>::new();
-            contribution(a.func, pair.get(n), &mut own);
+            contribution(func, row.get(n + 1), &mut own);
             acc[slot..slot + own.len()].copy_from_slice(&own);
-            Some((pair.iter().take(n).cloned().collect::<Row>(), Accums(acc)))
+            Some((row.iter().take(n).cloned().collect::<Row>(), Accums(acc)))
         }));
     }
     let aggs = r.aggregates.clone();
