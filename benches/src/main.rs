@@ -167,6 +167,12 @@ enum Command {
         /// Draw target/bench-nexmark/latency.png (matplotlib in a venv under target/).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         plot: bool,
+        /// Read the sources to their end first, then create the view and time it alone: no
+        /// generator runs beside the workers, so the figures are the dataflow's (worker
+        /// scaling). The hand-written dataflow still runs, for the result check, but times
+        /// its generators too, so no ratio is given.
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+        view_after_sources: bool,
     },
     /// One hand-written Nexmark query in this process (used by `nexmark`).
     #[command(hide = true)]
@@ -216,6 +222,7 @@ fn main() -> anyhow::Result<()> {
             duckdb,
             flink,
             plot,
+            view_after_sources,
         } => nexmark::run(&nexmark::Options {
             bin,
             events,
@@ -231,6 +238,7 @@ fn main() -> anyhow::Result<()> {
             duckdb,
             flink,
             plot,
+            view_after_sources,
         })?,
         Command::NexmarkBaseline {
             query,
