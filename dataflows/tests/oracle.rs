@@ -1118,6 +1118,21 @@ const GROUP_BY_DISTINCT_EXPRESSIONS: Case = Case::new(
     &[&T1],
 );
 
+// GROUP BY without aggregates (a threshold on the keys), with NULL keys and expressions.
+const GROUP_BY_KEYS_ONLY: Case = Case::new(
+    "group_by_keys_only",
+    "SELECT c, b % 2 AS parity, a FROM t1 GROUP BY c, b % 2, a",
+    &[&T1],
+);
+
+// DISTINCT running totals without GROUP BY: one row even over no rows.
+const GLOBAL_DISTINCT_TOTALS: Case = Case::new(
+    "global_distinct_totals",
+    "SELECT count(DISTINCT a) AS da, count(DISTINCT c) AS dc, sum(DISTINCT b) AS sb, \
+     avg(DISTINCT a) AS aa, count(*) AS n FROM t1",
+    &[&T1],
+);
+
 // The same subquery twice (rendered once and shared): groups with the most rows, as q5.
 const REPEATED_SUBQUERY: Case = Case::new(
     "repeated_subquery",
@@ -1221,6 +1236,16 @@ fn group_by_min_max_of_text() {
 #[test]
 fn group_by_distinct_expressions() {
     run_case(&GROUP_BY_DISTINCT_EXPRESSIONS);
+}
+
+#[test]
+fn group_by_keys_only() {
+    run_case(&GROUP_BY_KEYS_ONLY);
+}
+
+#[test]
+fn global_distinct_totals() {
+    run_case(&GLOBAL_DISTINCT_TOTALS);
 }
 
 #[test]
