@@ -12,6 +12,7 @@ use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::Time;
 use crate::row::Row;
+use crate::storage::SourcePositions;
 
 /// What to read or subscribe to: a catalog item's arrangement, or a plan rendered for the
 /// purpose (reusing existing arrangements).
@@ -39,13 +40,19 @@ pub enum Command {
     },
     /// A source: every worker starts its reader, whose rows feed the source's arrangement.
     /// With `replay`, the source first takes the rows logged before a restart
-    /// ([`Command::ReplaySource`]) and reads on from its stored positions after
-    /// [`Command::Recovered`].
+    /// ([`Command::ReplaySource`]) and reads on after [`Command::Recovered`] from `resume`,
+    /// where its readers stood (every worker takes its own share). With `log`, every worker
+    /// logs its batches: process 0's workers to storage, the others through worker 0.
     CreateSource {
         id: GlobalId,
         spec: SourceSpec,
         replay: bool,
+        log: bool,
+        resume: Option<SourcePositions>,
     },
+    /// Source batches that workers of other processes sent to be logged are durable (or
+    /// failed): each worker takes the acknowledgements of its own batches.
+    SourceDurable { acks: Vec<SourceAck> },
     /// Rows a source read before a restart, at their original times (dealt out like writes).
     ReplaySource {
         id: GlobalId,
@@ -88,6 +95,16 @@ pub enum Command {
     Unsubscribe { id: u64 },
     /// Stop the workers.
     Shutdown,
+}
+
+/// Worker `worker`'s batches of `source` up to number `upto` are durable (`ok`), or storage
+/// failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceAck {
+    pub source: GlobalId,
+    pub worker: u32,
+    pub upto: u64,
+    pub ok: bool,
 }
 
 /// Rows to write, per table.

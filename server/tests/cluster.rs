@@ -2,7 +2,8 @@
 //! same views, reads and subscriptions as one process and as SQLite (views created before and
 //! after the writes, a file source read by every process); a killed process must take the
 //! others down within seconds, saying why; start-up waits for peers in any order, with a
-//! timeout and a clear message.
+//! timeout and a clear message; a cluster restarted from process 0's data directory has the
+//! same tables, views and source history (every process's share of a source is logged).
 
 mod common;
 // Only the broker and producing are used here.
@@ -781,5 +782,87 @@ fn a_kafka_event_time_source_is_read_across_processes() {
         assert_eq!(status["late"], 0, "{status}");
         assert_eq!(status["errors"], 0, "{status}");
     }
+    c.stop();
+}
+
+/// With a data directory, every process's share of a source is logged (process 1's through
+/// process 0): after the cluster is lost and started again, the source's history reads the
+/// same at a time before the loss, and what was produced while it was down is read once.
+#[test]
+fn every_process_share_of_a_source_survives_a_cluster_restart() {
+    let _serial = serial();
+    let broker = kafka::Broker::start();
+    broker.create_topic("ev", 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut sums: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let mut produce = |sums: &mut BTreeMap<i64, (i64, i64)>| {
+        for p in 0..4 {
+            let payloads: Vec<String> = (0..300)
+                .map(|_| {
+                    let (k, v) = (rng.random_range(0..20i64), rng.random_range(-50..500i64));
+                    let e = sums.entry(k).or_default();
+                    e.0 += 1;
+                    e.1 += v;
+                    serde_json::json!({"k": k, "v": v}).to_string()
+                })
+                .collect();
+            broker.produce("ev", p, &payloads);
+        }
+    };
+    let expected = |sums: &BTreeMap<i64, (i64, i64)>| -> Multiset {
+        sums.iter()
+            .map(|(k, (n, s))| (serde_json::json!([k, n, s]).to_string(), 1))
+            .collect()
+    };
+    produce(&mut sums);
+    let mut c = cluster_with(2, 1, &["--data-dir", data]);
+    c.server.sql_ok(&format!(
+        "CREATE SOURCE ev (k bigint, v bigint) FROM KAFKA BROKERS '{}' TOPIC 'ev' FORMAT JSON;
+         CREATE VIEW per_k AS SELECT k, count(*) AS n, sum(v) AS total FROM ev GROUP BY k",
+        broker.addr
+    ));
+    c.server.wait_ready(Duration::from_secs(60));
+    let before = expected(&sums);
+    common::eventually(
+        "the view before the loss",
+        Duration::from_secs(60),
+        &before,
+        || c.server.rows("per_k"),
+    );
+    let read = c.server.read("per_k");
+    let t = read["timestamp"].as_u64().expect("timestamp");
+    assert_eq!(
+        common::multiset(read["rows"].as_array().expect("rows")),
+        before
+    );
+
+    // Lose process 1; produce more while the cluster is down.
+    c.peers[0].child.kill().expect("SIGKILL process 1");
+    c.server
+        .wait_exit(Duration::from_secs(10))
+        .expect("process 0 exits after losing process 1");
+    drop(c);
+    produce(&mut sums);
+
+    let c = cluster_with(2, 1, &["--data-dir", data]);
+    c.server.wait_ready(Duration::from_secs(60));
+    let r = c.server.get(&format!("/v1/views/per_k?as_of={t}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let then = common::multiset(r.json()["rows"].as_array().expect("rows"));
+    assert_eq!(
+        then,
+        before,
+        "the view as of {t} differs after the restart:\n{}",
+        diff(&before, &then)
+    );
+    common::eventually(
+        "the view after the restart (every record once)",
+        Duration::from_secs(60),
+        &expected(&sums),
+        || c.server.rows("per_k"),
+    );
     c.stop();
 }

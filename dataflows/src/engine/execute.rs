@@ -445,7 +445,18 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             // While the data directory is replayed, the source takes its logged rows first
             // and reads on only once replay is done (`worker::source`).
             let replay = coord.recovering.is_some();
-            inner.send(Command::CreateSource { id, spec, replay })?;
+            // Where the readers stood travels with the command: workers of other processes
+            // have no data directory to learn it from.
+            let resume = replay
+                .then(|| inner.shared.resume.lock().expect("lock").get(&id).cloned())
+                .flatten();
+            inner.send(Command::CreateSource {
+                id,
+                spec,
+                replay,
+                log: inner.durability.is_some(),
+                resume,
+            })?;
             Ok(StatementResult::tag("CREATE SOURCE"))
         }
         Statement::CreateSink {

@@ -505,6 +505,7 @@ impl Engine {
             cluster: crate::cluster::ClusterState::coordinator(workers, processes),
             durability: durability.clone(),
             resume: Mutex::new(resume),
+            source_acks: Default::default(),
         });
         if config.cluster.is_some() {
             crate::cluster::watch_peers(&shared);

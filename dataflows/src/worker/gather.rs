@@ -16,6 +16,10 @@
 //!   then see the whole cluster without knowing it is one.
 //! - **Time wanted**: a remote worker that inserted source rows at ingestion time asks the
 //!   coordinator's clock to advance, as process 0's workers do directly.
+//! - **Source batches to log**: with a data directory (which only process 0 keeps), a remote
+//!   worker sends each batch it read, with the rows' times and its reader's positions. Worker
+//!   0 logs it and, once it is durable, sends `Command::SourceDurable` back; the reading
+//!   worker holds its source's frontier until then.
 //!
 //! Sending advances the input's time, which both flushes the data and keeps the sending worker
 //! from parking before timely has handed the bytes to its network thread.
@@ -35,9 +39,11 @@ use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 
 use super::{PeekPart, Shared};
+use crate::command::SourceAck;
 use crate::connector::SourceStats;
 use crate::plan::GlobalId;
 use crate::render::Time;
+use crate::storage::LogRecord;
 
 /// What a worker in another process sends to worker 0.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,6 +56,9 @@ pub enum Report {
     Sources(Vec<SourceDelta>),
     /// Source rows went in at ingestion time: time should advance soon.
     AdvanceWanted,
+    /// A source batch to log (process 0 keeps the data directory), numbered by the worker
+    /// that read it; worker 0 acknowledges it once it is durable.
+    SourceBatch { number: u64, record: LogRecord },
 }
 
 /// A remote process's source counters since its last report.
@@ -224,6 +233,7 @@ impl Gather {
                     }
                 }
                 Report::AdvanceWanted => shared.want_advance(),
+                Report::SourceBatch { number, record } => log_for_peer(shared, number, record),
             }
         }
     }
@@ -284,6 +294,41 @@ impl Gather {
         self.send(Report::Sources(deltas));
         false
     }
+}
+
+/// Worker 0: logs a batch another process's worker read. Once it is durable (or storage
+/// failed) the acknowledgement waits in `Shared::source_acks` for worker 0, woken here, to
+/// send it back as a command.
+fn log_for_peer(shared: &Arc<Shared>, number: u64, record: LogRecord) {
+    let LogRecord::Source { source, worker, .. } = &record else {
+        return;
+    };
+    let (source, worker) = (*source, *worker);
+    let ack = move |shared: &Shared, ok: bool| {
+        shared.source_acks.lock().expect("lock").push(SourceAck {
+            source,
+            worker,
+            upto: number,
+            ok,
+        });
+    };
+    let Some(durability) = shared.durability.as_ref() else {
+        // Nothing to log to (the command said to log, so this is not expected): let the
+        // batch go rather than hold the source forever.
+        ack(shared, true);
+        return;
+    };
+    let weak = Arc::downgrade(shared);
+    let worker0 = std::thread::current();
+    durability.log_source(
+        &record,
+        Box::new(move |result| {
+            if let Some(shared) = weak.upgrade() {
+                ack(&shared, result.is_ok());
+            }
+            worker0.unpark();
+        }),
+    );
 }
 
 /// Adds a remote process's source counters to process 0's.

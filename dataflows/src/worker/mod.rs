@@ -77,6 +77,9 @@ pub struct Shared {
     pub(crate) durability: Option<Arc<crate::engine::durable::Durability>>,
     /// Where each source's readers stood before a restart (from the data directory).
     pub(crate) resume: Mutex<BTreeMap<GlobalId, crate::storage::SourcePositions>>,
+    /// Process 0: acknowledgements of source batches that other processes' workers sent to be
+    /// logged, for worker 0 to send back to them as a command.
+    pub(crate) source_acks: Mutex<Vec<crate::command::SourceAck>>,
 }
 
 impl Shared {
@@ -101,6 +104,7 @@ impl Shared {
             cluster,
             durability: None,
             resume: Default::default(),
+            source_acks: Default::default(),
         }
     }
 }
@@ -243,7 +247,11 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         if let Some(input) = cmd_input.as_mut() {
             let mut sent = false;
             let stopped: Vec<u64> = state.stopped.borrow_mut().drain(..).collect();
-            let internal = stopped.into_iter().map(|id| Command::Unsubscribe { id });
+            let acks = std::mem::take(&mut *shared.source_acks.lock().expect("lock"));
+            let internal = stopped
+                .into_iter()
+                .map(|id| Command::Unsubscribe { id })
+                .chain((!acks.is_empty()).then_some(Command::SourceDurable { acks }));
             let external = std::iter::from_fn(|| shared.commands.try_recv().ok());
             for cmd in internal.chain(external) {
                 seq += 1;
@@ -449,8 +457,27 @@ impl WorkerState {
                 self.advance(ts + 1);
             }
             Command::Advance { upper } => self.advance(upper),
-            Command::CreateSource { id, spec, replay } => {
-                self.create_source(worker, shared, id, spec, replay)
+            Command::CreateSource {
+                id,
+                spec,
+                replay,
+                log,
+                resume,
+            } => {
+                let start = source::Start {
+                    replay,
+                    log,
+                    resume,
+                };
+                self.create_source(worker, shared, id, spec, start)
+            }
+            Command::SourceDurable { acks } => {
+                let me = worker.index() as u32;
+                for ack in acks.into_iter().filter(|a| a.worker == me) {
+                    if let Some(src) = self.sources.get_mut(&ack.source) {
+                        src.acknowledged(ack.upto, ack.ok);
+                    }
+                }
             }
             Command::ReplaySource { id, rows, errors } => {
                 if let Some(src) = self.sources.get_mut(&id) {
@@ -639,6 +666,9 @@ impl WorkerState {
             src.settle();
             let (n, more) = src.drain(self.upper);
             pending |= more;
+            for (number, record) in src.outbox() {
+                self.gather.send(Report::SourceBatch { number, record });
+            }
             if n > 0 && !src.event_time() {
                 src.flush();
                 ingested = true;
@@ -676,8 +706,13 @@ impl WorkerState {
         shared: &Arc<Shared>,
         id: GlobalId,
         spec: SourceSpec,
-        replay: bool,
+        start: source::Start,
     ) {
+        let source::Start {
+            replay,
+            log,
+            resume,
+        } = start;
         let name = spec.name.clone();
         let stats = Arc::clone(
             shared
@@ -728,22 +763,17 @@ impl WorkerState {
         let (mut ctx, batches, stop) =
             ReaderContext::new(worker.index(), worker.peers(), Arc::clone(&stats), 16);
         if replay {
-            ctx.resume = shared
-                .resume
-                .lock()
-                .expect("lock")
-                .get(&id)
+            ctx.resume = resume
+                .as_ref()
                 .map(|p| p.resume_for(worker.index() as u32, worker.peers() as u32));
         }
-        let log = shared.durability.as_ref().map(|d| source::SourceLog {
-            durability: Arc::clone(d),
-            id,
-            worker: worker.index() as u32,
-            peers: worker.peers() as u32,
-            logged: 0,
-            durable: Default::default(),
-            failed: Default::default(),
-            pending: Default::default(),
+        // Process 0's workers log to storage themselves; the others through worker 0.
+        let log = log.then(|| {
+            let to = match shared.durability.as_ref() {
+                Some(d) => source::LogTo::Storage(Arc::clone(d)),
+                None => source::LogTo::Coordinator(Vec::new()),
+            };
+            source::SourceLog::new(to, id, worker.index() as u32, worker.peers() as u32)
         });
         let reader = match shared.connectors.as_ref() {
             Some(c) => {

@@ -17,6 +17,7 @@
 //! batch not yet durable. No read, view or subscriber therefore sees a source row that a
 //! crash could lose; after a restart the logged rows come back at their times (through a
 //! replay input that closes when recovery is done) and the reader resumes after them.
+//! Workers of other processes in a cluster log the same way through worker 0 (`LogTo`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,9 +65,29 @@ pub(super) type ReplayInputs = (
     InputSession<Time, EvalError, Diff>,
 );
 
+/// How a worker starts its share of a source (from [`crate::command::Command::CreateSource`]).
+pub(super) struct Start {
+    /// Rows logged before a restart come first.
+    pub replay: bool,
+    /// Batches are logged (the engine has a data directory).
+    pub log: bool,
+    /// Where the readers stood before a restart.
+    pub resume: Option<crate::storage::SourcePositions>,
+}
+
+/// Where a worker's source batches are logged.
+pub(super) enum LogTo {
+    /// Process 0's workers append to storage and learn of durability from its callback.
+    Storage(Arc<Durability>),
+    /// Workers of other processes send each batch to worker 0 (batch number, record), which
+    /// logs it and acknowledges it with [`crate::command::Command::SourceDurable`]. The
+    /// worker loop drains this outbox into the Gather dataflow.
+    Coordinator(Vec<(u64, LogRecord)>),
+}
+
 /// One worker's log of one source's batches.
 pub(super) struct SourceLog {
-    pub durability: Arc<Durability>,
+    pub to: LogTo,
     pub id: GlobalId,
     pub worker: u32,
     pub peers: u32,
@@ -79,6 +100,19 @@ pub(super) struct SourceLog {
 }
 
 impl SourceLog {
+    pub fn new(to: LogTo, id: GlobalId, worker: u32, peers: u32) -> SourceLog {
+        SourceLog {
+            to,
+            id,
+            worker,
+            peers,
+            logged: 0,
+            durable: Default::default(),
+            failed: Default::default(),
+            pending: Default::default(),
+        }
+    }
+
     /// The earliest time of a batch that is not yet durable.
     fn hold(&mut self) -> Option<Time> {
         let durable = self.durable.load(Ordering::Acquire);
@@ -290,6 +324,25 @@ impl SourceInput {
         }
     }
 
+    /// Worker 0 says this worker's batches up to `upto` are durable (or that storage failed).
+    pub fn acknowledged(&mut self, upto: u64, ok: bool) {
+        if let Some(log) = self.log.as_ref() {
+            if ok {
+                log.durable.fetch_max(upto, Ordering::AcqRel);
+            } else {
+                log.failed.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Batches waiting to be sent to worker 0 for logging (workers of other processes).
+    pub fn outbox(&mut self) -> Vec<(u64, LogRecord)> {
+        match self.log.as_mut().map(|l| &mut l.to) {
+            Some(LogTo::Coordinator(outbox)) => std::mem::take(outbox),
+            _ => Vec::new(),
+        }
+    }
+
     /// Ingestion time: sends what was inserted so far (it is sealed by the next advance).
     pub fn flush(&mut self) {
         self.oks.flush();
@@ -297,7 +350,8 @@ impl SourceInput {
     }
 }
 
-/// Logs one stamped batch; the worker is woken when it is durable.
+/// Logs one stamped batch; the worker is woken when it is durable (by storage's callback, or
+/// by worker 0's acknowledgement).
 fn log_batch(
     log: &mut SourceLog,
     rows: &[(Row, Time, Diff)],
@@ -317,10 +371,17 @@ fn log_batch(
     if let Some(t) = record.min_time() {
         log.pending.push_back((number, t));
     }
+    let durability = match &mut log.to {
+        LogTo::Storage(d) => Arc::clone(d),
+        LogTo::Coordinator(outbox) => {
+            outbox.push((number, record));
+            return;
+        }
+    };
     let durable = Arc::clone(&log.durable);
     let failed = Arc::clone(&log.failed);
     let worker = std::thread::current();
-    log.durability.log_source(
+    durability.log_source(
         &record,
         Box::new(move |result| {
             match result {
