@@ -11,12 +11,14 @@
 //! view, and Kafka produce → subscriber latency. `freshet-bench nexmark` runs the Nexmark
 //! queries as views beside the same queries hand-written in differential dataflow.
 //! `freshet-bench memory` measures arranged state per row against the rows' raw bytes.
+//! `freshet-bench reads` measures reads of a view after many single-row writes.
 
 mod baseline;
 mod durability;
 mod engine;
 mod memory;
 mod nexmark;
+mod reads;
 mod server;
 mod sources;
 mod stats;
@@ -52,6 +54,17 @@ enum Command {
         /// Worker counts to run, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         workers: Vec<usize>,
+    },
+    /// Reads of a view after many single-row writes (inside the retention window).
+    Reads {
+        /// Write counts to try, comma-separated (a fresh engine for each).
+        #[arg(long, value_delimiter = ',', default_value = "200,2000,20000")]
+        writes: Vec<usize>,
+        /// Reads timed after the writes.
+        #[arg(long, default_value_t = 200)]
+        reads: usize,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
     },
     /// Arranged state: RSS per row against the raw bytes, freshet and hand-written differential.
     Memory {
@@ -284,6 +297,11 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Reads {
+            writes,
+            reads,
+            workers,
+        } => reads::run(workers, &writes, reads)?,
         Command::Memory { rows, workers } => memory::run(rows, &workers)?,
         Command::MemoryCase {
             case,

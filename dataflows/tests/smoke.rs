@@ -155,3 +155,64 @@ fn dropping_the_engine_stops_it() {
     rx.recv_timeout(std::time::Duration::from_secs(20))
         .expect("drop returned");
 }
+
+/// A thousand and more single-row writes inside the retention window leave each arrangement with a
+/// few dozen batches per worker (not one per write), and reads at the latest time and at an
+/// early time still give the exact answers.
+#[test]
+fn many_small_writes_leave_few_batches() {
+    for workers in [1, 2] {
+        let engine = Engine::start(EngineConfig {
+            workers,
+            ..Default::default()
+        })
+        .unwrap();
+        engine
+            .execute(
+                "CREATE TABLE t (k bigint, v bigint);
+                 CREATE VIEW s AS SELECT k % 3 AS g, count(*) AS n FROM t GROUP BY k % 3",
+            )
+            .unwrap();
+        let writes = 1500i64;
+        let mut times = Vec::new();
+        for i in 0..writes {
+            let row = freshet_dataflows::Row::new(vec![Value::Int(i), Value::Int(i)]);
+            let ts = engine.write("t", vec![(row, 1)]).unwrap();
+            // A read at the write's time waits for it, so each write is its own batch.
+            engine.read("s", Some(ts)).unwrap();
+            times.push(ts);
+        }
+        let counts = |upto: i64| -> Vec<Vec<Value>> {
+            (0..3)
+                .map(|g| {
+                    let n = (0..upto).filter(|i| i % 3 == g).count() as i64;
+                    vec![Value::Int(g), Value::Int(n)]
+                })
+                .collect()
+        };
+        assert_eq!(rows(&engine, "SELECT * FROM s ORDER BY g"), counts(writes));
+        assert_eq!(
+            rows(
+                &engine,
+                &format!("SELECT * FROM s ORDER BY g AS OF {}", times[99])
+            ),
+            counts(100)
+        );
+        // Statistics are gathered every half second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stats = engine.item_stats();
+            let of = |name: &str| stats.iter().find(|s| s.name == name).unwrap().clone();
+            let (t, s) = (of("t"), of("s"));
+            if t.records == writes as u64 {
+                let bound = 80 * workers as u64;
+                assert!(t.batches <= bound, "table t: {t:?}");
+                assert!(s.batches <= bound, "view s: {s:?}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{t:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        engine.shutdown();
+    }
+}

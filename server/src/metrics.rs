@@ -30,6 +30,7 @@ pub struct HttpMetrics {
     frontier_lag_ms: Gauge,
     item_updates: Family<Labels, Counter>,
     item_records: Family<Labels, Gauge>,
+    item_batches: Family<Labels, Gauge>,
     item_lag_ms: Family<Labels, Gauge>,
     source_rows: Family<Labels, Counter>,
     source_bytes: Family<Labels, Counter>,
@@ -101,6 +102,12 @@ impl Default for HttpMetrics {
             "Updates held in each table's and view's arrangement",
             item_records.clone(),
         );
+        let item_batches = Family::<Labels, Gauge>::default();
+        registry.register(
+            "arrangement_batches",
+            "Batches with data in each table's and view's arrangement, merged or waiting to be",
+            item_batches.clone(),
+        );
         let item_lag_ms = Family::<Labels, Gauge>::default();
         registry.register(
             "relation_frontier_lag_ms",
@@ -151,6 +158,7 @@ impl Default for HttpMetrics {
             sink_messages,
             item_updates,
             item_records,
+            item_batches,
             item_lag_ms,
             registry,
             requests,
@@ -186,6 +194,7 @@ impl HttpMetrics {
             .set(freshet_dataflows::engine::now_ms().saturating_sub(latest) as i64);
         let now = freshet_dataflows::engine::now_ms();
         self.item_records.clear();
+        self.item_batches.clear();
         self.item_lag_ms.clear();
         for item in engine.item_stats() {
             let labels = vec![
@@ -196,6 +205,9 @@ impl HttpMetrics {
             self.item_records
                 .get_or_create(&labels)
                 .set(item.records as i64);
+            self.item_batches
+                .get_or_create(&labels)
+                .set(item.batches as i64);
             if item.frontier > 0 && item.frontier != u64::MAX {
                 self.item_lag_ms
                     .get_or_create(&labels)

@@ -166,6 +166,9 @@ pub struct ItemStatsSnapshot {
     pub updates: u64,
     /// Updates held in its arrangement.
     pub records: u64,
+    /// Batches with data in its arrangement (summed over workers): a few dozen per worker at
+    /// most, however many writes the retention window holds.
+    pub batches: u64,
     /// Every time before this is complete (0 until first reported).
     pub frontier: Time,
 }
@@ -868,6 +871,7 @@ impl Engine {
                     kind: i.kind.name(),
                     updates: s.updates.load(Ordering::Relaxed),
                     records: s.records.load(Ordering::Relaxed).max(0) as u64,
+                    batches: s.batches.load(Ordering::Relaxed).max(0) as u64,
                     frontier: s.frontier.load(Ordering::Relaxed),
                 })
             })

@@ -50,8 +50,8 @@ use crate::storage::LogRecord;
 pub enum Report {
     /// One worker's answer to read `id`.
     Peek { id: u64, part: PeekPart },
-    /// Per item: updates produced and arranged records, since the last report.
-    Items(Vec<(GlobalId, u64, i64)>),
+    /// Per item: updates produced, arranged records and batches, since the last report.
+    Items(Vec<(GlobalId, u64, i64, i64)>),
     /// Per source: counters since the last report.
     Sources(Vec<SourceDelta>),
     /// Source rows went in at ingestion time: time should advance soon.
@@ -144,7 +144,7 @@ pub(super) struct Gather {
     reporter: bool,
     /// Whether this worker is in a process without the coordinator.
     remote: bool,
-    items_seen: BTreeMap<GlobalId, (u64, i64)>,
+    items_seen: BTreeMap<GlobalId, (u64, i64, i64)>,
     sources_seen: BTreeMap<GlobalId, SourceSeen>,
     last_source_report: std::time::Instant,
 }
@@ -217,10 +217,11 @@ impl Gather {
                 Report::Peek { id, part } => super::answer_locally(shared, id, part),
                 Report::Items(items) => {
                     let stats = shared.stats.lock().expect("lock");
-                    for (id, updates, records) in items {
+                    for (id, updates, records, batches) in items {
                         if let Some(s) = stats.get(&id) {
                             s.updates.fetch_add(updates, Ordering::Relaxed);
                             s.records.fetch_add(records, Ordering::Relaxed);
+                            s.batches.fetch_add(batches, Ordering::Relaxed);
                         }
                     }
                 }
@@ -252,10 +253,16 @@ impl Gather {
                 let now = (
                     s.updates.load(Ordering::Relaxed),
                     s.records.load(Ordering::Relaxed),
+                    s.batches.load(Ordering::Relaxed),
                 );
                 let seen = self.items_seen.entry(*id).or_default();
                 if now != *seen {
-                    out.push((*id, now.0.saturating_sub(seen.0), now.1 - seen.1));
+                    out.push((
+                        *id,
+                        now.0.saturating_sub(seen.0),
+                        now.1 - seen.1,
+                        now.2 - seen.2,
+                    ));
                     *seen = now;
                 }
             }

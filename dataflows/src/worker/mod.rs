@@ -131,6 +131,8 @@ pub struct ItemStats {
     pub updates: std::sync::atomic::AtomicU64,
     /// Updates held in the item's arrangement (after compaction), all workers.
     pub records: std::sync::atomic::AtomicI64,
+    /// Batches with data in the item's arrangement, all workers (merged or waiting to be).
+    pub batches: std::sync::atomic::AtomicI64,
     /// The arrangement's frontier: every time before it is complete.
     pub frontier: std::sync::atomic::AtomicU64,
 }
@@ -161,8 +163,12 @@ struct Item {
     dataflow: usize,
     name: String,
     stats: Arc<ItemStats>,
-    /// This worker's last contribution to `stats.records`.
+    /// This worker's last contributions to `stats.records` and `stats.batches`.
     records: i64,
+    batches: i64,
+    /// The physical compaction frontiers last set on `oks` and `errs` (see
+    /// [`WorkerState::release_physical`]).
+    physical: (Time, Time),
 }
 
 struct PendingPeek {
@@ -278,6 +284,7 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             None
         };
         worker.step_or_park(park);
+        state.release_physical();
         if index == 0 {
             state.gather.apply(&shared);
             state.report_source_frontiers();
@@ -358,6 +365,8 @@ impl WorkerState {
                         name,
                         stats,
                         records: 0,
+                        batches: 0,
+                        physical: (self.since, self.since),
                     },
                 );
             }
@@ -402,6 +411,8 @@ impl WorkerState {
                         name,
                         stats,
                         records: 0,
+                        batches: 0,
+                        physical: (self.since, self.since),
                     },
                 );
             }
@@ -501,12 +512,11 @@ impl WorkerState {
                 if since > self.since {
                     self.since = since;
                     let f = [since];
+                    // Physical compaction follows in `release_physical`.
                     for item in self.items.values_mut() {
                         item.oks.set_logical_compaction(AntichainRef::new(&f));
-                        item.oks.set_physical_compaction(AntichainRef::new(&f));
                         if let Some(e) = item.errs.as_mut() {
                             e.set_logical_compaction(AntichainRef::new(&f));
-                            e.set_physical_compaction(AntichainRef::new(&f));
                         }
                     }
                 }
@@ -617,19 +627,35 @@ impl WorkerState {
     }
 
     /// Refreshes arrangement sizes (this worker's share) and, on worker 0, frontiers.
+    /// Moves every arrangement's physical compaction frontier (see [`follow_upper`]).
+    fn release_physical(&mut self) {
+        let since = self.since;
+        for item in self.items.values_mut() {
+            follow_upper(&mut item.oks, &mut item.physical.0, since);
+            if let Some(e) = item.errs.as_mut() {
+                follow_upper(e, &mut item.physical.1, since);
+            }
+        }
+    }
+
     fn update_stats(&mut self, report_frontier: bool) {
         use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
         for item in self.items.values_mut() {
-            let mut records = 0i64;
+            let (mut records, mut batches) = (0i64, 0i64);
             item.oks.map_spans(|span| {
                 if let Some(b) = &span.inner {
                     records += b.len() as i64;
+                    batches += 1;
                 }
             });
             item.stats
                 .records
                 .fetch_add(records - item.records, std::sync::atomic::Ordering::Relaxed);
+            item.stats
+                .batches
+                .fetch_add(batches - item.batches, std::sync::atomic::Ordering::Relaxed);
             item.records = records;
+            item.batches = batches;
             if report_frontier {
                 let mut upper = Antichain::new();
                 item.oks.read_upper(&mut upper);
@@ -824,6 +850,8 @@ impl WorkerState {
                 name,
                 stats: item_stats,
                 records: 0,
+                batches: 0,
+                physical: (self.since, self.since),
             },
         );
     }
@@ -1005,6 +1033,52 @@ fn import<'s>(
             None => ctx.no_errors(),
         };
         ctx.gets.insert(*id, Bundle::new(oks, errs));
+    }
+}
+
+/// Batches with data an arrangement may hold unmerged before its physical compaction frontier
+/// jumps to its upper.
+const MAX_UNMERGED: usize = 32;
+
+/// Moves `trace`'s physical compaction frontier (never back), kept in `physical`.
+///
+/// Differential merges no batch beyond that frontier ("pending"), so that a reader could still
+/// cut the trace there. No reader of ours does: reads accumulate every batch up to their time
+/// (`read_at`), and views and subscriptions import whole arrangements. Held at `since` (the
+/// start of the retention window), as it once was, the frontier kept every batch of the window
+/// apart, and a read after 20,000 single-row writes walked 20,000 batches (hundreds of
+/// milliseconds). Merging at once has its own cost: a merge compacts only times before
+/// `since`, so history that leaves the window later (a temporal filter's retractions) stays
+/// until the batch is merged again. So the frontier follows `since` while few batches wait,
+/// and jumps to the upper once more than [`MAX_UNMERGED`] do.
+fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
+    trace: &mut differential_dataflow::operators::arrange::TraceAgent<
+        differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>,
+    >,
+    physical: &mut Time,
+    since: Time,
+) {
+    let mut target = since;
+    let mut unmerged = 0;
+    trace.map_spans(|span| {
+        let beyond = span
+            .desc
+            .upper()
+            .elements()
+            .first()
+            .is_none_or(|u| *u > *physical);
+        if beyond && span.inner.is_some() {
+            unmerged += 1;
+        }
+    });
+    if unmerged > MAX_UNMERGED {
+        let mut upper = Antichain::new();
+        trace.read_upper(&mut upper);
+        target = target.max(upper.elements().first().copied().unwrap_or(Time::MAX));
+    }
+    if target > *physical {
+        *physical = target;
+        trace.set_physical_compaction(AntichainRef::new(&[target]));
     }
 }
 
