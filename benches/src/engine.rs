@@ -18,7 +18,7 @@ fn row(k: u64, v: u64) -> Row {
 }
 
 /// Waits until the subscription reports progress past `ts`.
-fn wait_past(events: &async_channel::Receiver<SubscribeEvent>, ts: u64) -> anyhow::Result<()> {
+pub fn wait_past(events: &async_channel::Receiver<SubscribeEvent>, ts: u64) -> anyhow::Result<()> {
     loop {
         match events.recv_blocking().context("subscription ended")? {
             SubscribeEvent::Progress { upper } if upper > ts => return Ok(()),

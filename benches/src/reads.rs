@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use freshet_dataflows::engine::{Engine, EngineConfig};
+use freshet_dataflows::engine::{Engine, EngineConfig, SubscribeOptions, SubscribeTarget};
 use freshet_dataflows::{Row, Value};
 
 use crate::stats::{fmt, percentile};
@@ -26,12 +26,23 @@ pub fn run(workers: usize, writes: &[usize], reads: usize) -> anyhow::Result<()>
             ..Default::default()
         })?;
         engine.execute(SQL).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Each write is seen by a subscriber before the next, as when writes come one by one
+        // (otherwise the workers take several in one step, as one batch).
+        let sub = engine.subscribe(
+            SubscribeTarget::Name("s".into()),
+            SubscribeOptions {
+                snapshot: false,
+                ..Default::default()
+            },
+        )?;
         let mut first = None;
         for i in 0..n as i64 {
             let row = Row::new(vec![Value::Int(i), Value::Int(i % 97)]);
             let ts = engine.write("t", vec![(row, 1)])?;
+            crate::engine::wait_past(&sub.events, ts)?;
             first.get_or_insert(ts);
         }
+        drop(sub);
         let time = |as_of: Option<u64>| -> anyhow::Result<Vec<std::time::Duration>> {
             let mut lat = Vec::with_capacity(reads);
             for _ in 0..reads {
