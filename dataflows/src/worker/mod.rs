@@ -166,9 +166,8 @@ struct Item {
     /// This worker's last contributions to `stats.records` and `stats.batches`.
     records: i64,
     batches: i64,
-    /// The physical compaction frontiers last set on `oks` and `errs` (see
-    /// [`WorkerState::release_physical`]).
-    physical: (Time, Time),
+    /// Physical compaction of `oks` and `errs` (see [`follow_upper`]).
+    physical: (Physical, Physical),
 }
 
 struct PendingPeek {
@@ -366,7 +365,7 @@ impl WorkerState {
                         stats,
                         records: 0,
                         batches: 0,
-                        physical: (self.since, self.since),
+                        physical: (Physical::at(self.since), Physical::at(self.since)),
                     },
                 );
             }
@@ -412,7 +411,7 @@ impl WorkerState {
                         stats,
                         records: 0,
                         batches: 0,
-                        physical: (self.since, self.since),
+                        physical: (Physical::at(self.since), Physical::at(self.since)),
                     },
                 );
             }
@@ -851,7 +850,7 @@ impl WorkerState {
                 stats: item_stats,
                 records: 0,
                 batches: 0,
-                physical: (self.since, self.since),
+                physical: (Physical::at(self.since), Physical::at(self.since)),
             },
         );
     }
@@ -1040,7 +1039,24 @@ fn import<'s>(
 /// jumps to its upper.
 const MAX_UNMERGED: usize = 32;
 
-/// Moves `trace`'s physical compaction frontier (never back), kept in `physical`.
+/// A trace's physical compaction frontier as last set, and its upper as last seen.
+#[derive(Clone, Copy)]
+struct Physical {
+    frontier: Time,
+    seen_upper: Time,
+}
+
+impl Physical {
+    fn at(frontier: Time) -> Physical {
+        Physical {
+            frontier,
+            seen_upper: 0,
+        }
+    }
+}
+
+/// Moves `trace`'s physical compaction frontier (never back). The batches are looked at only
+/// when the trace's upper has moved (this runs on every turn of the worker loop).
 ///
 /// Differential merges no batch beyond that frontier ("pending"), so that a reader could still
 /// cut the trace there. No reader of ours does: reads accumulate every batch up to their time
@@ -1055,10 +1071,17 @@ fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
     trace: &mut differential_dataflow::operators::arrange::TraceAgent<
         differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>,
     >,
-    physical: &mut Time,
+    physical: &mut Physical,
     since: Time,
 ) {
-    let mut target = since;
+    let mut upper = Antichain::new();
+    trace.read_upper(&mut upper);
+    let upper = upper.elements().first().copied().unwrap_or(Time::MAX);
+    if upper == physical.seen_upper && since <= physical.frontier {
+        return;
+    }
+    physical.seen_upper = upper;
+    let current = physical.frontier;
     let mut unmerged = 0;
     trace.map_spans(|span| {
         let beyond = span
@@ -1066,18 +1089,18 @@ fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
             .upper()
             .elements()
             .first()
-            .is_none_or(|u| *u > *physical);
+            .is_none_or(|u| *u > current);
         if beyond && span.inner.is_some() {
             unmerged += 1;
         }
     });
-    if unmerged > MAX_UNMERGED {
-        let mut upper = Antichain::new();
-        trace.read_upper(&mut upper);
-        target = target.max(upper.elements().first().copied().unwrap_or(Time::MAX));
-    }
-    if target > *physical {
-        *physical = target;
+    let target = if unmerged > MAX_UNMERGED {
+        since.max(upper)
+    } else {
+        since
+    };
+    if target > physical.frontier {
+        physical.frontier = target;
         trace.set_physical_compaction(AntichainRef::new(&[target]));
     }
 }
