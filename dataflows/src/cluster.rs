@@ -180,10 +180,21 @@ pub(crate) fn mark_failed(shared: &Shared, reason: &str) {
     shared
         .failed
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    for t in [&shared.worker0, &shared.clock] {
-        if let Some(t) = t.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            t.unpark();
-        }
+    if let Some(w) = shared
+        .worker0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        w.wake();
+    }
+    if let Some(t) = shared
+        .clock
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        t.unpark();
     }
 }
 
@@ -239,6 +250,11 @@ fn lost_peer(info: &std::panic::PanicHookInfo<'_>) -> Option<String> {
     }
 }
 
+/// How workers of either kind of execution behave: they poll a while before parking.
+fn worker_config() -> timely::WorkerConfig {
+    timely::WorkerConfig::default().idle_spin(crate::wake::IDLE_SPIN)
+}
+
 /// Starts `workers` timely worker threads in this process: alone, or joined to the other
 /// processes of `cluster` (waiting for them to connect first).
 pub(crate) fn start_workers<F>(
@@ -250,8 +266,11 @@ where
     F: Fn(&mut Worker) + Send + Sync + 'static,
 {
     let Some(cluster) = cluster else {
-        return timely::execute(timely::Config::process(workers), func)
-            .map_err(ClusterError::Network);
+        let config = timely::Config {
+            communication: timely::CommunicationConfig::Process(workers),
+            worker: worker_config(),
+        };
+        return timely::execute(config, func).map_err(ClusterError::Network);
     };
     cluster.validate()?;
     let sockets = connect(cluster, workers)?;
@@ -269,7 +288,7 @@ where
     timely::execute::execute_from(
         builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
         Box::new(comms),
-        timely::WorkerConfig::default(),
+        worker_config(),
         func,
     )
     .map_err(ClusterError::Network)

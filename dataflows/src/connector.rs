@@ -222,7 +222,7 @@ impl SourceStats {
 /// What a reader holds to hand batches to its worker.
 pub struct SourceOutput {
     tx: crossbeam_channel::Sender<SourceBatch>,
-    worker: std::thread::Thread,
+    worker: crate::wake::Waker,
     pub stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
 }
@@ -248,13 +248,13 @@ impl SourceOutput {
                     if self.is_closed() {
                         return Err(Closed);
                     }
-                    self.worker.unpark();
+                    self.worker.wake();
                     batch = b;
                 }
                 Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return Err(Closed),
             }
         }
-        self.worker.unpark();
+        self.worker.wake();
         Ok(())
     }
 
@@ -290,6 +290,7 @@ impl ReaderContext {
     pub fn new(
         worker: usize,
         peers: usize,
+        waker: crate::wake::Waker,
         stats: Arc<SourceStats>,
         capacity: usize,
     ) -> (
@@ -305,7 +306,7 @@ impl ReaderContext {
             resume: None,
             output: SourceOutput {
                 tx,
-                worker: std::thread::current(),
+                worker: waker,
                 stats,
                 stop: Arc::clone(&stop),
             },

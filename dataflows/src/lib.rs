@@ -27,6 +27,7 @@ pub mod engine;
 pub mod render;
 pub mod storage;
 pub mod subscribe;
+pub mod wake;
 pub mod worker;
 
 pub use error::{Error, EvalError, Result};

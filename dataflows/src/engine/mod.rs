@@ -166,8 +166,8 @@ pub struct ItemStatsSnapshot {
     pub updates: u64,
     /// Updates held in its arrangement.
     pub records: u64,
-    /// Batches with data in its arrangement (summed over workers): a few dozen per worker at
-    /// most, however many writes the retention window holds.
+    /// Batches in its arrangement, empty ones included (summed over workers): a few dozen per
+    /// worker at most, however many writes or advances of time the retention window holds.
     pub batches: u64,
     /// Every time before this is complete (0 until first reported).
     pub frontier: Time,
@@ -531,8 +531,8 @@ impl Engine {
             let shared = Arc::clone(&shared);
             Arc::new(move |cmd| {
                 tx.send(cmd).map_err(|_| Error::Shutdown)?;
-                if let Some(t) = shared.worker0.lock().expect("lock").as_ref() {
-                    t.unpark();
+                if let Some(w) = shared.worker0.lock().expect("lock").as_ref() {
+                    w.wake();
                 }
                 Ok(())
             })

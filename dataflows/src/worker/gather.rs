@@ -326,14 +326,15 @@ fn log_for_peer(shared: &Arc<Shared>, number: u64, record: LogRecord) {
         return;
     };
     let weak = Arc::downgrade(shared);
-    let worker0 = std::thread::current();
     durability.log_source(
         &record,
         Box::new(move |result| {
             if let Some(shared) = weak.upgrade() {
                 ack(&shared, result.is_ok());
+                if let Some(w) = shared.worker0.lock().expect("lock").as_ref() {
+                    w.wake();
+                }
             }
-            worker0.unpark();
         }),
     );
 }

@@ -55,8 +55,8 @@ pub struct Shared {
     pub peeks: Mutex<HashMap<u64, crossbeam_channel::Sender<PeekPart>>>,
     /// Feeds of subscriptions not yet picked up by worker 0's sink.
     pub feeds: Mutex<HashMap<u64, SubscriptionFeed>>,
-    /// Worker 0's thread, to wake it when a command arrives.
-    pub worker0: Mutex<Option<std::thread::Thread>>,
+    /// Wakes worker 0 when a command arrives.
+    pub worker0: Mutex<Option<crate::wake::Waker>>,
     /// Per-item statistics, summed over workers.
     pub stats: Mutex<HashMap<GlobalId, Arc<ItemStats>>>,
     /// Set when a worker stopped by panicking: the engine can no longer answer.
@@ -131,7 +131,7 @@ pub struct ItemStats {
     pub updates: std::sync::atomic::AtomicU64,
     /// Updates held in the item's arrangement (after compaction), all workers.
     pub records: std::sync::atomic::AtomicI64,
-    /// Batches with data in the item's arrangement, all workers (merged or waiting to be).
+    /// Batches in the item's arrangement, empty ones too, all workers (merged or waiting to be).
     pub batches: std::sync::atomic::AtomicI64,
     /// The arrangement's frontier: every time before it is complete.
     pub frontier: std::sync::atomic::AtomicU64,
@@ -166,8 +166,8 @@ struct Item {
     /// This worker's last contributions to `stats.records` and `stats.batches`.
     records: i64,
     batches: i64,
-    /// Physical compaction of `oks` and `errs` (see [`follow_upper`]).
-    physical: (Physical, Physical),
+    /// The physical compaction frontiers last set on `oks` and `errs` (see [`follow_upper`]).
+    physical: (Time, Time),
 }
 
 struct PendingPeek {
@@ -203,7 +203,7 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
     let peers = worker.peers();
     let _failure = FailureGuard(Arc::clone(&shared));
     if index == 0 {
-        *shared.worker0.lock().expect("lock") = Some(std::thread::current());
+        *shared.worker0.lock().expect("lock") = Some(crate::wake::Waker::for_worker(worker));
     }
 
     let received: Rc<RefCell<Vec<(u64, Command)>>> = Rc::new(RefCell::new(Vec::new()));
@@ -225,6 +225,7 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
     });
     let gather = gather::Gather::build(worker, &shared);
     let mut last_stats = std::time::Instant::now();
+    let mut last_physical = std::time::Instant::now();
     // Only worker 0 sends commands; the others close their inputs at once.
     let mut cmd_input = if index == 0 {
         Some(cmd_input)
@@ -283,7 +284,10 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             None
         };
         worker.step_or_park(park);
-        state.release_physical();
+        if last_physical.elapsed() >= PHYSICAL_EVERY {
+            last_physical = std::time::Instant::now();
+            state.release_physical();
+        }
         if index == 0 {
             state.gather.apply(&shared);
             state.report_source_frontiers();
@@ -365,7 +369,7 @@ impl WorkerState {
                         stats,
                         records: 0,
                         batches: 0,
-                        physical: (Physical::at(self.since), Physical::at(self.since)),
+                        physical: (self.since, self.since),
                     },
                 );
             }
@@ -411,7 +415,7 @@ impl WorkerState {
                         stats,
                         records: 0,
                         batches: 0,
-                        physical: (Physical::at(self.since), Physical::at(self.since)),
+                        physical: (self.since, self.since),
                     },
                 );
             }
@@ -644,8 +648,8 @@ impl WorkerState {
             item.oks.map_spans(|span| {
                 if let Some(b) = &span.inner {
                     records += b.len() as i64;
-                    batches += 1;
                 }
+                batches += 1;
             });
             item.stats
                 .records
@@ -785,8 +789,13 @@ impl WorkerState {
         oks.set_physical_compaction(AntichainRef::new(&[self.since]));
         errs.set_logical_compaction(AntichainRef::new(&[self.since]));
         errs.set_physical_compaction(AntichainRef::new(&[self.since]));
-        let (mut ctx, batches, stop) =
-            ReaderContext::new(worker.index(), worker.peers(), Arc::clone(&stats), 16);
+        let (mut ctx, batches, stop) = ReaderContext::new(
+            worker.index(),
+            worker.peers(),
+            crate::wake::Waker::for_worker(worker),
+            Arc::clone(&stats),
+            16,
+        );
         if replay {
             ctx.resume = resume
                 .as_ref()
@@ -798,7 +807,7 @@ impl WorkerState {
                 Some(d) => source::LogTo::Storage(Arc::clone(d)),
                 None => source::LogTo::Coordinator(Vec::new()),
             };
-            source::SourceLog::new(to, id, worker.index() as u32, worker.peers() as u32)
+            source::SourceLog::new(to, id, worker)
         });
         let reader = match shared.connectors.as_ref() {
             Some(c) => {
@@ -850,7 +859,7 @@ impl WorkerState {
                 stats: item_stats,
                 records: 0,
                 batches: 0,
-                physical: (Physical::at(self.since), Physical::at(self.since)),
+                physical: (self.since, self.since),
             },
         );
     }
@@ -1035,72 +1044,58 @@ fn import<'s>(
     }
 }
 
-/// Batches with data an arrangement may hold unmerged before its physical compaction frontier
-/// jumps to its upper.
+/// Batches (with data or empty) an arrangement may hold unmerged before its physical
+/// compaction frontier jumps to its upper.
 const MAX_UNMERGED: usize = 32;
 
-/// A trace's physical compaction frontier as last set, and its upper as last seen.
-#[derive(Clone, Copy)]
-struct Physical {
-    frontier: Time,
-    seen_upper: Time,
-}
+/// How often the worker loop looks at its arrangements' batches (see [`follow_upper`]).
+const PHYSICAL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
-impl Physical {
-    fn at(frontier: Time) -> Physical {
-        Physical {
-            frontier,
-            seen_upper: 0,
-        }
-    }
-}
-
-/// Moves `trace`'s physical compaction frontier (never back). The batches are looked at only
-/// when the trace's upper has moved (this runs on every turn of the worker loop).
+/// Moves `trace`'s physical compaction frontier (never back), kept in `physical`.
 ///
 /// Differential merges no batch beyond that frontier ("pending"), so that a reader could still
 /// cut the trace there. No reader of ours does: reads accumulate every batch up to their time
 /// (`read_at`), and views and subscriptions import whole arrangements. Held at `since` (the
 /// start of the retention window), as it once was, the frontier kept every batch of the window
 /// apart, and a read after 20,000 single-row writes walked 20,000 batches (hundreds of
-/// milliseconds). Merging at once has its own cost: a merge compacts only times before
-/// `since`, so history that leaves the window later (a temporal filter's retractions) stays
-/// until the batch is merged again. So the frontier follows `since` while few batches wait,
-/// and jumps to the upper once more than [`MAX_UNMERGED`] do.
+/// milliseconds). Empty batches count too: every advance of time adds one to every
+/// arrangement, written to or not, and walking the batches (which differential does even to
+/// read a trace's upper) cost the worker loop more the longer it ran. Merging at once has its
+/// own cost: a merge compacts only times before `since`, so history that leaves the window
+/// later (a temporal filter's retractions) stays until the batch is merged again. So the
+/// frontier follows `since` while few batches wait, and jumps to the upper once more than
+/// [`MAX_UNMERGED`] do.
 fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
     trace: &mut differential_dataflow::operators::arrange::TraceAgent<
         differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>,
     >,
-    physical: &mut Physical,
+    physical: &mut Time,
     since: Time,
 ) {
-    let mut upper = Antichain::new();
-    trace.read_upper(&mut upper);
-    let upper = upper.elements().first().copied().unwrap_or(Time::MAX);
-    if upper == physical.seen_upper && since <= physical.frontier {
-        return;
-    }
-    physical.seen_upper = upper;
-    let current = physical.frontier;
-    let mut unmerged = 0;
+    let current = *physical;
+    let mut waiting = 0;
+    // The spans come oldest first: the last one's upper is the trace's.
+    let mut upper = since;
     trace.map_spans(|span| {
-        let beyond = span
+        let end = span
             .desc
             .upper()
             .elements()
             .first()
-            .is_none_or(|u| *u > current);
-        if beyond && span.inner.is_some() {
-            unmerged += 1;
+            .copied()
+            .unwrap_or(Time::MAX);
+        if end > current {
+            waiting += 1;
         }
+        upper = end;
     });
-    let target = if unmerged > MAX_UNMERGED {
+    let target = if waiting > MAX_UNMERGED {
         since.max(upper)
     } else {
         since
     };
-    if target > physical.frontier {
-        physical.frontier = target;
+    if target > *physical {
+        *physical = target;
         trace.set_physical_compaction(AntichainRef::new(&[target]));
     }
 }

@@ -97,15 +97,18 @@ pub(super) struct SourceLog {
     pub failed: Arc<AtomicBool>,
     /// (batch number, earliest time) of batches not yet known durable.
     pub pending: VecDeque<(u64, Time)>,
+    /// Wakes this worker when storage has a batch.
+    waker: crate::wake::Waker,
 }
 
 impl SourceLog {
-    pub fn new(to: LogTo, id: GlobalId, worker: u32, peers: u32) -> SourceLog {
+    pub fn new(to: LogTo, id: GlobalId, worker: &timely::worker::Worker) -> SourceLog {
         SourceLog {
             to,
             id,
-            worker,
-            peers,
+            worker: worker.index() as u32,
+            peers: worker.peers() as u32,
+            waker: crate::wake::Waker::for_worker(worker),
             logged: 0,
             durable: Default::default(),
             failed: Default::default(),
@@ -380,7 +383,7 @@ fn log_batch(
     };
     let durable = Arc::clone(&log.durable);
     let failed = Arc::clone(&log.failed);
-    let worker = std::thread::current();
+    let worker = log.waker.clone();
     durability.log_source(
         &record,
         Box::new(move |result| {
@@ -390,7 +393,7 @@ fn log_batch(
                 }
                 Err(_) => failed.store(true, Ordering::Release),
             }
-            worker.unpark();
+            worker.wake();
         }),
     );
 }
