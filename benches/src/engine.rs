@@ -34,11 +34,14 @@ pub fn run(
     updates: usize,
     batch: usize,
     batches: usize,
+    idle_spin: Option<Duration>,
 ) -> anyhow::Result<Outcome> {
+    let defaults = EngineConfig::default();
     let engine = Engine::start(EngineConfig {
+        idle_spin: idle_spin.unwrap_or(defaults.idle_spin),
         workers,
         tick: Duration::from_secs(3600),
-        ..Default::default()
+        ..defaults
     })?;
     engine.execute(VIEW).map_err(|e| anyhow::anyhow!("{e}"))?;
     let a: Vec<(Row, isize)> = (0..keys).map(|k| (row(k, k), 1)).collect();

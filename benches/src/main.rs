@@ -54,6 +54,10 @@ enum Command {
         /// Worker counts to run, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         workers: Vec<usize>,
+        /// How long freshet's idle workers poll before parking, in microseconds (default: the
+        /// engine's).
+        #[arg(long)]
+        idle_spin_us: Option<u64>,
     },
     /// Reads of a view after many single-row writes (inside the retention window).
     Reads {
@@ -272,10 +276,12 @@ fn main() -> anyhow::Result<()> {
             batch,
             batches,
             workers,
+            idle_spin_us,
         } => {
+            let idle_spin = idle_spin_us.map(std::time::Duration::from_micros);
             let mut rows = Vec::new();
             for w in workers {
-                let ours = engine::run(w, keys, updates, batch, batches)?;
+                let ours = engine::run(w, keys, updates, batch, batches, idle_spin)?;
                 let base = baseline::run(w, keys, updates, batch, batches);
                 rows.push((w, ours, base));
             }

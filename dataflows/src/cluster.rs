@@ -251,15 +251,17 @@ fn lost_peer(info: &std::panic::PanicHookInfo<'_>) -> Option<String> {
 }
 
 /// How workers of either kind of execution behave: they poll a while before parking.
-fn worker_config() -> timely::WorkerConfig {
-    timely::WorkerConfig::default().idle_spin(crate::wake::IDLE_SPIN)
+fn worker_config(idle_spin: Duration) -> timely::WorkerConfig {
+    timely::WorkerConfig::default().idle_spin(idle_spin)
 }
 
 /// Starts `workers` timely worker threads in this process: alone, or joined to the other
-/// processes of `cluster` (waiting for them to connect first).
+/// processes of `cluster` (waiting for them to connect first). Idle workers poll for
+/// `idle_spin` before parking.
 pub(crate) fn start_workers<F>(
     workers: usize,
     cluster: Option<&ClusterConfig>,
+    idle_spin: Duration,
     func: F,
 ) -> Result<WorkerGuards<()>, ClusterError>
 where
@@ -268,7 +270,7 @@ where
     let Some(cluster) = cluster else {
         let config = timely::Config {
             communication: timely::CommunicationConfig::Process(workers),
-            worker: worker_config(),
+            worker: worker_config(idle_spin),
         };
         return timely::execute(config, func).map_err(ClusterError::Network);
     };
@@ -288,7 +290,7 @@ where
     timely::execute::execute_from(
         builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
         Box::new(comms),
-        worker_config(),
+        worker_config(idle_spin),
         func,
     )
     .map_err(ClusterError::Network)
@@ -666,11 +668,13 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Connects to the other processes (waiting up to `cluster.peer_timeout`) and starts
     /// `workers` worker threads. `connectors` must be the same kind of sources and sinks as
-    /// process 0's, since every worker reads its share of every source.
+    /// process 0's, since every worker reads its share of every source. Idle workers poll for
+    /// `idle_spin` before parking (as `EngineConfig::idle_spin`).
     pub fn start(
         cluster: ClusterConfig,
         workers: usize,
         connectors: Option<Connectors>,
+        idle_spin: Duration,
     ) -> Result<WorkerProcess, ClusterError> {
         cluster.validate()?;
         if cluster.process == 0 {
@@ -686,7 +690,7 @@ impl WorkerProcess {
         watch_peers(&shared);
         let worker_shared = Arc::clone(&shared);
         // Worker 0 (in process 0) sends the starting time as its first command.
-        let guards = start_workers(workers, Some(&cluster), move |worker| {
+        let guards = start_workers(workers, Some(&cluster), idle_spin, move |worker| {
             crate::worker::run(worker, Arc::clone(&worker_shared), 0);
         })?;
         tracing::info!(

@@ -16,10 +16,12 @@ use std::time::Duration;
 use timely::scheduling::activate::SyncActivations;
 use timely::worker::Worker;
 
-/// How long an idle worker polls before parking: long enough to cover the gap between one
-/// small write's result and the client's next write, short enough that a worker idle between
-/// bursts costs at most this much CPU each time it runs dry.
-pub const IDLE_SPIN: Duration = Duration::from_micros(200);
+/// How long an idle worker polls before parking, by default (`EngineConfig::idle_spin`,
+/// `--idle-spin-us`): timely's own default. Longer polls (200 µs) cut the embedded engine's
+/// single-write latency by a third on a 2-vCPU virtual machine, but cost the HTTP server more
+/// than they gain there: the polling worker takes a core the request and subscriber threads
+/// need (docs/benchmarks.md).
+pub const IDLE_SPIN: Duration = Duration::from_micros(10);
 
 /// A dataflow index timely never hands out: activating it schedules nothing.
 const NO_DATAFLOW: usize = usize::MAX;

@@ -32,7 +32,9 @@ fn cluster(processes: usize, workers: usize) -> (Engine, Vec<WorkerProcess>) {
     let others: Vec<_> = (1..processes)
         .map(|p| {
             let c = config(p);
-            std::thread::spawn(move || WorkerProcess::start(c, workers, None))
+            std::thread::spawn(move || {
+                WorkerProcess::start(c, workers, None, freshet_dataflows::wake::IDLE_SPIN)
+            })
         })
         .collect();
     let engine = Engine::start(EngineConfig {

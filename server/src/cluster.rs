@@ -91,9 +91,18 @@ fn parse_process(text: &str) -> anyhow::Result<usize> {
 }
 
 /// Runs a process other than 0 until the cluster stops.
-pub fn serve_worker_process(config: ClusterConfig, workers: usize) -> anyhow::Result<()> {
+pub fn serve_worker_process(
+    config: ClusterConfig,
+    workers: usize,
+    idle_spin: std::time::Duration,
+) -> anyhow::Result<()> {
     let index = config.process;
-    let process = WorkerProcess::start(config, workers, Some(freshet_inputs::connectors()))?;
+    let process = WorkerProcess::start(
+        config,
+        workers,
+        Some(freshet_inputs::connectors()),
+        idle_spin,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

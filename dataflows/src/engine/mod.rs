@@ -64,6 +64,8 @@ pub struct EngineConfig {
     /// Longest time between snapshots while something was logged (one is also taken when the
     /// log passes 256 MiB).
     pub snapshot_interval: Duration,
+    /// How long an idle worker polls before it parks (see [`crate::wake`]).
+    pub idle_spin: Duration,
 }
 
 /// Durable storage, as the engine's configuration holds it.
@@ -87,6 +89,7 @@ impl Default for EngineConfig {
             cluster: None,
             storage: None,
             snapshot_interval: Duration::from_secs(600),
+            idle_spin: crate::wake::IDLE_SPIN,
         }
     }
 }
@@ -514,10 +517,14 @@ impl Engine {
             crate::cluster::watch_peers(&shared);
         }
         let worker_shared = Arc::clone(&shared);
-        let guards =
-            crate::cluster::start_workers(workers, config.cluster.as_ref(), move |worker| {
+        let guards = crate::cluster::start_workers(
+            workers,
+            config.cluster.as_ref(),
+            config.idle_spin,
+            move |worker| {
                 crate::worker::run(worker, Arc::clone(&worker_shared), start);
-            })?;
+            },
+        )?;
         // Wait for worker 0 to say where it lives, so commands can wake it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while shared.worker0.lock().expect("lock").is_none() {
