@@ -15,14 +15,19 @@ fn rows(engine: &Engine, sql: &str) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// An engine with `workers` threads and every other setting at its default.
+fn start(workers: usize) -> Engine {
+    Engine::start(EngineConfig {
+        workers,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 #[test]
 fn tables_views_and_reads() {
     for workers in [1, 2] {
-        let engine = Engine::start(EngineConfig {
-            workers,
-            ..Default::default()
-        })
-        .unwrap();
+        let engine = start(workers);
         engine
             .execute(
                 "CREATE TABLE t (k bigint, v text); CREATE TABLE u (k bigint, w bigint);
@@ -163,11 +168,7 @@ fn dropping_the_engine_stops_it() {
 #[test]
 fn many_small_writes_leave_few_batches() {
     for workers in [1, 2] {
-        let engine = Engine::start(EngineConfig {
-            workers,
-            ..Default::default()
-        })
-        .unwrap();
+        let engine = start(workers);
         engine
             .execute(
                 "CREATE TABLE t (k bigint, v bigint);
