@@ -97,6 +97,57 @@ fn csv_file_backfills_then_follows_appends_and_truncation() {
     server.assert_healthy();
 }
 
+/// A file appended to while its source starts: every worker divides the backfill by the same
+/// length, so no bytes fall between two workers' ranges, and every row is read once.
+#[test]
+fn a_file_growing_while_its_source_starts_is_read_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("growing.csv");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let row = |rng: &mut rand::rngs::StdRng| (rng.random_range(0..20), rng.random_range(-50..100));
+    let mut rows: Vec<(i64, i64)> = (0..5_000).map(|_| row(&mut rng)).collect();
+    let mut text = String::from("k,v\n");
+    for (k, v) in &rows {
+        text.push_str(&format!("{k},{v}\n"));
+    }
+    std::fs::write(&path, text).expect("write");
+
+    let server = Server::start(&["--workers", "2"]);
+    // Appends run before, during and after CREATE SOURCE, each a few complete lines.
+    let appender = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut appended = Vec::new();
+            for _ in 0..400 {
+                let mut text = String::new();
+                for _ in 0..20 {
+                    let (k, v) = row(&mut rng);
+                    text.push_str(&format!("{k},{v}\n"));
+                    appended.push((k, v));
+                }
+                append(&path, &text);
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            appended
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    server.sql_ok(&format!(
+        "CREATE SOURCE s (k bigint, v bigint) FROM FILE '{}' FORMAT CSV WITH (header = true, tail = true);
+         CREATE VIEW agg AS {AGG}",
+        path.display()
+    ));
+    rows.extend(appender.join().expect("appender"));
+    let expected = oracle(&rows);
+    common::eventually(
+        "every row of the grown file",
+        Duration::from_secs(30),
+        &expected,
+        || server.rows("agg"),
+    );
+    server.assert_healthy();
+}
+
 #[test]
 fn json_directory_with_deletes_and_bad_records() {
     let dir = tempfile::tempdir().expect("tempdir");

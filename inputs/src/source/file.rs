@@ -25,6 +25,12 @@ use crate::format::record::RecordDecoder;
 /// How often a tailed file is checked for growth.
 const POLL: Duration = Duration::from_millis(5);
 
+/// Set by `prepare`, never by users (it is not a known option): the file's length when the
+/// source was created. Every worker divides the backfill by this one length; each measuring the
+/// file itself, workers that started around an append cut different ranges and left bytes
+/// between them unread.
+const BACKFILL_END: &str = "freshet.backfill_end";
+
 pub(crate) fn prepare(spec: &mut SourceSpec) -> Result<()> {
     check_options(spec, &["header", "tail"])?;
     bool_option(spec, "header", false)?;
@@ -36,6 +42,10 @@ pub(crate) fn prepare(spec: &mut SourceSpec) -> Result<()> {
             spec.name,
             path.display()
         )));
+    }
+    if let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_file()) {
+        spec.options
+            .insert(BACKFILL_END.to_string(), meta.len().to_string());
     }
     Ok(())
 }
@@ -51,6 +61,8 @@ struct Config {
     name: String,
     header: bool,
     tail: bool,
+    /// Where the backfill of a single file ends ([`BACKFILL_END`]).
+    backfill_end: Option<u64>,
     decoder: RecordDecoder,
 }
 
@@ -59,6 +71,7 @@ pub(crate) fn start(spec: &SourceSpec, ctx: ReaderContext) -> Result<Box<dyn Sen
         name: spec.name.clone(),
         header: bool_option(spec, "header", false)? && spec.format == Some(Format::Csv),
         tail: bool_option(spec, "tail", false)?,
+        backfill_end: spec.options.get(BACKFILL_END).and_then(|v| v.parse().ok()),
         decoder: RecordDecoder::new(spec.schema.clone(), spec.format.unwrap_or(Format::Json)),
     };
     let path = path_of(spec);
@@ -121,11 +134,13 @@ fn read_file(config: &Config, path: &Path, ctx: &ReaderContext) -> std::result::
     let (lo, hi, tail_from) = match resume_range(config, ctx, path, len)? {
         Some(range) => range,
         None => {
-            let data = len.saturating_sub(start_of_data);
+            // One length for all workers (a shorter file was truncated since).
+            let end = config.backfill_end.map_or(len, |e| e.min(len));
+            let data = end.saturating_sub(start_of_data);
             let share = data.div_ceil(ctx.peers as u64);
             let lo = start_of_data + share * ctx.worker as u64;
-            let hi = (lo + share).min(len);
-            (lo.min(len), hi, len)
+            let hi = (lo + share).min(end);
+            (lo.min(end), hi, end)
         }
     };
     batcher.position(0, lo);
