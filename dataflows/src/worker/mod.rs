@@ -195,6 +195,8 @@ struct WorkerState {
     shutdown: bool,
     /// Reports to worker 0 from other processes.
     gather: gather::Gather,
+    /// Wakes this worker from other threads (source readers, storage acknowledgements).
+    waker: crate::wake::Waker,
 }
 
 /// Runs one worker until the coordinator says to shut down.
@@ -202,8 +204,9 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
     let index = worker.index();
     let peers = worker.peers();
     let _failure = FailureGuard(Arc::clone(&shared));
+    let waker = crate::wake::Waker::for_worker(worker);
     if index == 0 {
-        *shared.worker0.lock().expect("lock") = Some(crate::wake::Waker::for_worker(worker));
+        *shared.worker0.lock().expect("lock") = Some(waker.clone());
     }
 
     let received: Rc<RefCell<Vec<(u64, Command)>>> = Rc::new(RefCell::new(Vec::new()));
@@ -246,6 +249,7 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
         stopped: Rc::new(RefCell::new(Vec::new())),
         shutdown: false,
         gather,
+        waker,
     };
     let mut stats_pending = false;
 
@@ -792,7 +796,7 @@ impl WorkerState {
         let (mut ctx, batches, stop) = ReaderContext::new(
             worker.index(),
             worker.peers(),
-            crate::wake::Waker::for_worker(worker),
+            self.waker.clone(),
             Arc::clone(&stats),
             16,
         );
@@ -807,7 +811,13 @@ impl WorkerState {
                 Some(d) => source::LogTo::Storage(Arc::clone(d)),
                 None => source::LogTo::Coordinator(Vec::new()),
             };
-            source::SourceLog::new(to, id, worker)
+            source::SourceLog::new(
+                to,
+                id,
+                worker.index() as u32,
+                worker.peers() as u32,
+                self.waker.clone(),
+            )
         });
         let reader = match shared.connectors.as_ref() {
             Some(c) => {

@@ -102,13 +102,19 @@ pub(super) struct SourceLog {
 }
 
 impl SourceLog {
-    pub fn new(to: LogTo, id: GlobalId, worker: &timely::worker::Worker) -> SourceLog {
+    pub fn new(
+        to: LogTo,
+        id: GlobalId,
+        worker: u32,
+        peers: u32,
+        waker: crate::wake::Waker,
+    ) -> SourceLog {
         SourceLog {
             to,
             id,
-            worker: worker.index() as u32,
-            peers: worker.peers() as u32,
-            waker: crate::wake::Waker::for_worker(worker),
+            worker,
+            peers,
+            waker,
             logged: 0,
             durable: Default::default(),
             failed: Default::default(),
