@@ -351,13 +351,49 @@ pub enum SinkEvent {
     Progress { upper: Time },
 }
 
-/// Statistics and status of one sink.
+/// Which of a sink's writers this is. A sink whose destination takes many writers (Kafka) has
+/// one per worker, each writing the rows [`SinkWriterId::owns`] gives it; a file has one writer
+/// (`count` 1) on worker 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkWriterId {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl SinkWriterId {
+    /// The only writer of a sink.
+    pub const SOLE: SinkWriterId = SinkWriterId { index: 0, count: 1 };
+
+    /// The writer that writes `row`'s changes, out of `count`. Rows, not workers, are divided:
+    /// a restarted sink with another number of writers still finds each row's earlier records
+    /// with the one writer that now owns it. (Stable within one binary, which is all that is
+    /// needed: every writer of one run uses the same function.)
+    pub fn writer_of(row: &Row, count: usize) -> usize {
+        use std::hash::{Hash, Hasher};
+        if count <= 1 {
+            return 0;
+        }
+        let mut h = std::hash::DefaultHasher::new();
+        row.hash(&mut h);
+        (h.finish() % count as u64) as usize
+    }
+
+    /// Whether this writer writes `row`.
+    pub fn owns(&self, row: &Row) -> bool {
+        SinkWriterId::writer_of(row, self.count) == self.index
+    }
+}
+
+/// Statistics and status of one sink, summed over its writers (on process 0, over every
+/// process's writers).
 #[derive(Debug, Default)]
 pub struct SinkStats {
     /// Update messages written (acknowledged by the destination).
     pub messages: AtomicU64,
-    /// The last progress written.
-    pub upper: AtomicU64,
+    /// The last progress each writer wrote, by writer index.
+    pub uppers: Mutex<BTreeMap<usize, Time>>,
+    /// How many writers the sink has (0 until it starts).
+    pub writers: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub stalled: AtomicBool,
 }
@@ -374,6 +410,23 @@ impl SinkStats {
     pub fn unstall(&self) {
         self.stalled.store(false, Ordering::Release);
     }
+
+    /// Writer `writer` made `messages` more messages and progress `upper` durable.
+    pub fn wrote(&self, writer: usize, messages: u64, upper: Time) {
+        self.messages.fetch_add(messages, Ordering::Relaxed);
+        self.uppers.lock().expect("lock").insert(writer, upper);
+    }
+
+    /// Every time before this has been written by every writer (0 until each has written
+    /// progress).
+    pub fn upper(&self) -> Time {
+        let uppers = self.uppers.lock().expect("lock");
+        let writers = self.writers.load(Ordering::Relaxed) as usize;
+        if uppers.len() < writers.max(1) {
+            return 0;
+        }
+        uppers.values().copied().min().unwrap_or(0)
+    }
 }
 
 /// A running sink writer: events go in, in order.
@@ -387,10 +440,19 @@ pub trait SinkFactory: Send + Sync {
     /// Checks a declaration when it is created.
     fn prepare(&self, spec: &SinkSpec) -> Result<()>;
 
-    /// Starts the writer. It first reads back what an earlier run already wrote, so that it
-    /// can write only the difference between that and the snapshot (nothing lost, nothing
-    /// twice across restarts).
-    fn start(&self, spec: &SinkSpec, stats: Arc<SinkStats>) -> Result<Box<dyn SinkWriter>>;
+    /// Whether the destination takes one writer per worker (each writing its share of the
+    /// rows) rather than one writer for the whole sink.
+    fn parallel(&self, spec: &SinkSpec) -> bool;
+
+    /// Starts writer `writer`. It first reads back what an earlier run already wrote (of its
+    /// rows), so that it can write only the difference between that and its snapshot (nothing
+    /// lost, nothing twice across restarts).
+    fn start(
+        &self,
+        spec: &SinkSpec,
+        writer: SinkWriterId,
+        stats: Arc<SinkStats>,
+    ) -> Result<Box<dyn SinkWriter>>;
 }
 
 /// The sources and sinks an engine can create.

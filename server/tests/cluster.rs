@@ -3,15 +3,16 @@
 //! after the writes, a file source read by every process); a killed process must take the
 //! others down within seconds, saying why; start-up waits for peers in any order, with a
 //! timeout and a clear message; a cluster restarted from process 0's data directory has the
-//! same tables, views and source history (every process's share of a source is logged).
+//! same tables, views and source history (every process's share of a source is logged), and a
+//! Kafka sink written by every process's worker holds each change once across that restart.
 
 mod common;
-// Only the broker and producing are used here.
+// Not every helper is used here.
 #[allow(dead_code)]
 #[path = "common/kafka.rs"]
 mod kafka;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -516,8 +517,31 @@ fn a_file_source_is_read_by_every_process() {
 /// The rows a JSON sink file adds up to (`{"row": […], "diff": n, "time": t}` lines; progress
 /// records skipped).
 fn sink_rows(path: &std::path::Path) -> Multiset {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    sum_records(text.lines())
+}
+
+/// What a sink topic adds up to, and the (partition, writer) of each progress record in it.
+fn sink_topic(broker: &kafka::Broker, topic: &str) -> (Multiset, BTreeSet<(usize, i64)>) {
+    let partitions = broker.consume_partitions(topic);
+    let mut writers = BTreeSet::new();
+    for (p, records) in partitions.iter().enumerate() {
+        for r in records {
+            let v: serde_json::Value = serde_json::from_str(r).expect("record");
+            if v.get("progress").is_some() {
+                assert_eq!(v["writers"], 2, "{r}");
+                writers.insert((p, v["writer"].as_i64().expect("writer")));
+            }
+        }
+    }
+    let sum = sum_records(partitions.iter().flatten().map(String::as_str));
+    (sum, writers)
+}
+
+/// Data records (`{"row": […], "diff": n, "time": t}`) summed per row; progress skipped.
+fn sum_records<'a>(records: impl Iterator<Item = &'a str>) -> Multiset {
     let mut sum = Multiset::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+    for line in records {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
@@ -821,7 +845,8 @@ fn every_process_share_of_a_source_survives_a_cluster_restart() {
     let mut c = cluster_with(2, 1, &["--data-dir", data]);
     c.server.sql_ok(&format!(
         "CREATE SOURCE ev (k bigint, v bigint) FROM KAFKA BROKERS '{}' TOPIC 'ev' FORMAT JSON;
-         CREATE VIEW per_k AS SELECT k, count(*) AS n, sum(v) AS total FROM ev GROUP BY k",
+         CREATE VIEW per_k AS SELECT k, count(*) AS n, sum(v) AS total FROM ev GROUP BY k;
+         CREATE SINK out FROM per_k INTO KAFKA BROKERS '{0}' TOPIC 'out' FORMAT JSON",
         broker.addr
     ));
     c.server.wait_ready(Duration::from_secs(60));
@@ -832,6 +857,21 @@ fn every_process_share_of_a_source_survives_a_cluster_restart() {
         &before,
         || c.server.rows("per_k"),
     );
+    // Each process's worker writes its share of the sink, on its own partition.
+    let both = BTreeSet::from([(0, 0), (1, 1)]);
+    common::eventually_eq(
+        "the sink topic before the loss",
+        Duration::from_secs(60),
+        &(before.clone(), both.clone()),
+        || sink_topic(&broker, "out"),
+    );
+    // Process 0's catalog counts process 1's writer too: progress needs both writers.
+    common::eventually_eq("the sink's status", Duration::from_secs(30), &true, || {
+        let catalog = c.server.get("/v1/catalog").json();
+        let status = &catalog["sinks"][0]["status"];
+        status["upper"].as_u64().unwrap_or(0) > 0
+            && status["messages"].as_u64().unwrap_or(0) >= before.len() as u64
+    });
     let read = c.server.read("per_k");
     let t = read["timestamp"].as_u64().expect("timestamp");
     assert_eq!(
@@ -858,11 +898,19 @@ fn every_process_share_of_a_source_survives_a_cluster_restart() {
         "the view as of {t} differs after the restart:\n{}",
         diff(&before, &then)
     );
+    let after = expected(&sums);
     common::eventually(
         "the view after the restart (every record once)",
         Duration::from_secs(60),
-        &expected(&sums),
+        &after,
         || c.server.rows("per_k"),
+    );
+    // The sink came back with the catalog: summed, its topic is the view, each row once.
+    common::eventually_eq(
+        "the sink topic after the restart",
+        Duration::from_secs(60),
+        &(after, both),
+        || sink_topic(&broker, "out"),
     );
     c.stop();
 }

@@ -1,12 +1,13 @@
 //! Kafka sources and sinks against a real Kafka-protocol broker (tansu) and the real binary:
 //! backfill then live, a missing topic reported and recovered from, and a sink whose topic,
-//! summed up, equals the view after the service is killed and restarted mid-stream.
+//! summed up, equals the view after the service is killed and restarted mid-stream (written by
+//! one writer per worker, each on its own partition, then by one writer over the same topic).
 
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::{diff, sqlite_rows, Multiset, Server};
@@ -186,6 +187,34 @@ fn consolidate(records: &[String]) -> (Multiset, usize, BTreeMap<String, i64>) {
     (sum, data, progress)
 }
 
+/// With two workers a sink has two writers, each owning a share of the rows across restarts:
+/// writer `p` produces to partition `p`, says so in its progress records, never writes a change
+/// at a time its progress already passed, and no row is written by both.
+fn check_writers(partitions: &[Vec<String>]) {
+    assert_eq!(partitions.len(), 2, "a topic per writer partition");
+    let mut rows_of = Vec::new();
+    for (p, records) in partitions.iter().enumerate() {
+        let mut rows = BTreeSet::new();
+        let mut passed = 0;
+        for r in records {
+            let v: Value = serde_json::from_str(r).expect("record");
+            if let Some(upper) = v.get("progress") {
+                assert_eq!(v["writer"], json!(p), "progress on partition {p}: {r}");
+                assert_eq!(v["writers"], json!(2), "{r}");
+                passed = upper.as_u64().expect("progress");
+                continue;
+            }
+            let time = v["time"].as_u64().expect("time");
+            assert!(time >= passed, "partition {p}: {r} after progress {passed}");
+            rows.insert(v["row"].to_string());
+        }
+        assert!(!rows.is_empty(), "writer {p} wrote no rows");
+        rows_of.push(rows);
+    }
+    let both: Vec<_> = rows_of[0].intersection(&rows_of[1]).collect();
+    assert!(both.is_empty(), "rows written by both writers: {both:?}");
+}
+
 fn setup(server: &Server, broker: &Broker) {
     server.sql_ok(&format!(
         "CREATE SOURCE bids (auction bigint, price bigint)
@@ -218,6 +247,7 @@ fn kafka_sink_holds_each_change_once_across_kills() {
         common::eventually("the sink topic", Duration::from_secs(60), &expected, || {
             consolidate(&broker.consume_all("output")).0
         });
+        check_writers(&broker.consume_partitions("output"));
         let (_, records_before, _) = consolidate(&broker.consume_all("output"));
         if cycle > 0 {
             // Nothing changed while the service was down except what it had not yet written:

@@ -1014,7 +1014,7 @@ impl Engine {
             let mut v = json!({
                 "state": if s.stalled.load(Ordering::Relaxed) { "stalled" } else { "running" },
                 "messages": s.messages.load(Ordering::Relaxed),
-                "upper": s.upper.load(Ordering::Relaxed),
+                "upper": s.upper(),
             });
             if let Some(e) = s.last_error.lock().expect("lock").clone() {
                 v["last_error"] = e.into();

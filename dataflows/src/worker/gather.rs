@@ -40,7 +40,7 @@ use timely::worker::Worker;
 
 use super::{PeekPart, Shared};
 use crate::command::SourceAck;
-use crate::connector::SourceStats;
+use crate::connector::{SinkStats, SourceStats};
 use crate::plan::GlobalId;
 use crate::render::Time;
 use crate::storage::LogRecord;
@@ -54,6 +54,8 @@ pub enum Report {
     Items(Vec<(GlobalId, u64, i64, i64)>),
     /// Per source: counters since the last report.
     Sources(Vec<SourceDelta>),
+    /// Per sink: this process's writers' counters since the last report.
+    Sinks(Vec<SinkDelta>),
     /// Source rows went in at ingestion time: time should advance soon.
     AdvanceWanted,
     /// A source batch to log (process 0 keeps the data directory), numbered by the worker
@@ -78,6 +80,56 @@ pub struct SourceDelta {
     pub stalled: Option<bool>,
     /// A new latest problem.
     pub last_error: Option<String>,
+}
+
+/// A remote process's sink writers' counters since its last report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkDelta {
+    pub id: GlobalId,
+    pub messages: u64,
+    /// Writers whose progress moved, with their new progress.
+    pub uppers: Vec<(usize, Time)>,
+    pub stalled: Option<bool>,
+    pub last_error: Option<String>,
+}
+
+/// What a remote process last reported about one sink.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct SinkSeen {
+    messages: u64,
+    uppers: BTreeMap<usize, Time>,
+    stalled: bool,
+    last_error: Option<String>,
+}
+
+impl SinkSeen {
+    fn of(s: &SinkStats) -> SinkSeen {
+        SinkSeen {
+            messages: s.messages.load(Ordering::Relaxed),
+            uppers: s.uppers.lock().expect("lock").clone(),
+            stalled: s.stalled.load(Ordering::Relaxed),
+            last_error: s.last_error.lock().expect("lock").clone(),
+        }
+    }
+
+    fn delta(&self, before: &SinkSeen, id: GlobalId) -> SinkDelta {
+        SinkDelta {
+            id,
+            messages: self.messages.saturating_sub(before.messages),
+            uppers: self
+                .uppers
+                .iter()
+                .filter(|(w, u)| before.uppers.get(w) != Some(u))
+                .map(|(w, u)| (*w, *u))
+                .collect(),
+            stalled: (self.stalled != before.stalled).then_some(self.stalled),
+            last_error: if self.last_error != before.last_error {
+                self.last_error.clone()
+            } else {
+                None
+            },
+        }
+    }
 }
 
 /// What a remote process last reported about one source.
@@ -146,6 +198,7 @@ pub(super) struct Gather {
     remote: bool,
     items_seen: BTreeMap<GlobalId, (u64, i64, i64)>,
     sources_seen: BTreeMap<GlobalId, SourceSeen>,
+    sinks_seen: BTreeMap<GlobalId, SinkSeen>,
     last_source_report: std::time::Instant,
 }
 
@@ -175,6 +228,7 @@ impl Gather {
             remote,
             items_seen: BTreeMap::new(),
             sources_seen: BTreeMap::new(),
+            sinks_seen: BTreeMap::new(),
             last_source_report: std::time::Instant::now(),
         }
     }
@@ -233,6 +287,14 @@ impl Gather {
                         }
                     }
                 }
+                Report::Sinks(deltas) => {
+                    let sinks = shared.connector_state.sinks.lock().expect("lock");
+                    for d in deltas {
+                        if let Some(s) = sinks.get(&d.id) {
+                            apply_sink_delta(s, d);
+                        }
+                    }
+                }
                 Report::AdvanceWanted => shared.want_advance(),
                 Report::SourceBatch { number, record } => log_for_peer(shared, number, record),
             }
@@ -283,13 +345,39 @@ impl Gather {
                 }
             }
         }
-        if changed.is_empty() {
+        let mut sinks_changed = Vec::new();
+        {
+            let sinks = shared.connector_state.sinks.lock().expect("lock");
+            self.sinks_seen.retain(|id, _| sinks.contains_key(id));
+            for (id, s) in sinks.iter() {
+                let now = SinkSeen::of(s);
+                let before = self.sinks_seen.get(id).cloned().unwrap_or_default();
+                if now != before {
+                    sinks_changed.push((*id, now, before));
+                }
+            }
+        }
+        if changed.is_empty() && sinks_changed.is_empty() {
             return false;
         }
         if self.last_source_report.elapsed() < SOURCE_REPORT_INTERVAL {
             return true;
         }
         self.last_source_report = std::time::Instant::now();
+        if !sinks_changed.is_empty() {
+            let deltas = sinks_changed
+                .into_iter()
+                .map(|(id, now, before)| {
+                    let d = now.delta(&before, id);
+                    self.sinks_seen.insert(id, now);
+                    d
+                })
+                .collect();
+            self.send(Report::Sinks(deltas));
+        }
+        if changed.is_empty() {
+            return false;
+        }
         let deltas = changed
             .into_iter()
             .map(|(id, now, before)| {
@@ -337,6 +425,18 @@ fn log_for_peer(shared: &Arc<Shared>, number: u64, record: LogRecord) {
             }
         }),
     );
+}
+
+/// Adds a remote process's sink counters to process 0's.
+fn apply_sink_delta(s: &SinkStats, d: SinkDelta) {
+    s.messages.fetch_add(d.messages, Ordering::Relaxed);
+    s.uppers.lock().expect("lock").extend(d.uppers);
+    if let Some(e) = d.last_error {
+        *s.last_error.lock().expect("lock") = Some(e);
+    }
+    if let Some(stalled) = d.stalled {
+        s.stalled.store(stalled, Ordering::Release);
+    }
 }
 
 /// Adds a remote process's source counters to process 0's.

@@ -32,11 +32,11 @@ mod gather;
 mod sink;
 mod source;
 
-pub use gather::{Report, SourceDelta};
+pub use gather::{Report, SinkDelta, SourceDelta};
 
 use crate::command::{Command, Target};
 use crate::connector::{
-    ConnectorState, Connectors, ReaderContext, ReaderGuard, SinkSpec, SourceSpec,
+    ConnectorState, Connectors, ReaderContext, ReaderGuard, SinkSpec, SinkWriterId, SourceSpec,
 };
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId};
@@ -889,7 +889,12 @@ impl WorkerState {
                 .filter_map(|s| stats.get(s).cloned())
                 .collect()
         };
-        let writer = if worker.index() == 0 {
+        let parallel = shared
+            .connectors
+            .as_ref()
+            .is_some_and(|c| c.sinks.parallel(&spec));
+        let writers = if parallel { worker.peers() } else { 1 };
+        let writer = if parallel || worker.index() == 0 {
             let stats = Arc::clone(
                 shared
                     .connector_state
@@ -899,8 +904,15 @@ impl WorkerState {
                     .entry(id)
                     .or_default(),
             );
+            stats
+                .writers
+                .store(writers as u64, std::sync::atomic::Ordering::Relaxed);
+            let me = SinkWriterId {
+                index: worker.index(),
+                count: writers,
+            };
             match shared.connectors.as_ref() {
-                Some(c) => match c.sinks.start(&spec, Arc::clone(&stats)) {
+                Some(c) => match c.sinks.start(&spec, me, Arc::clone(&stats)) {
                     Ok(w) => Some(w),
                     Err(e) => {
                         stats.stall(format!("sink \"{}\" could not start: {e}", spec.name));
@@ -912,6 +924,17 @@ impl WorkerState {
         } else {
             None
         };
+        let history_in: Box<dyn Fn() -> Option<Time>> = Box::new(move || {
+            let mut at = 0;
+            for s in &upstream {
+                if !s.is_caught_up() {
+                    return None;
+                }
+                at = at.max(s.caught_up_time.load(std::sync::atomic::Ordering::Acquire));
+            }
+            Some(at)
+        });
+        let decider = worker.index() == 0;
         let dataflow = worker.next_dataflow_index();
         let items = &mut self.items;
         let name = spec.name.clone();
@@ -921,7 +944,7 @@ impl WorkerState {
             let Some(bundle) = ctx.gets.remove(&from) else {
                 return;
             };
-            let mut op = sink::SinkOperator {
+            let op = sink::SinkOperator {
                 writer,
                 as_of,
                 snapshot_sent: false,
@@ -929,25 +952,9 @@ impl WorkerState {
                 stash: Vec::new(),
                 held: Vec::new(),
                 name,
-                history_in: Box::new(move || {
-                    let mut at = 0;
-                    for s in &upstream {
-                        if !s.is_caught_up() {
-                            return None;
-                        }
-                        at = at.max(s.caught_up_time.load(std::sync::atomic::Ordering::Acquire));
-                    }
-                    Some(at)
-                }),
+                history_from: None,
             };
-            bundle.oks.inner.sink(
-                Exchange::new(|_| 0u64),
-                "SinkWriter",
-                move |(input, frontier)| {
-                    input.for_each(|_cap, data| op.stash.append(data));
-                    op.advance(frontier.frontier().iter().next().copied());
-                },
-            );
+            sink::render(bundle.oks.inner, decider, history_in, writers, op);
         });
         self.sinks.insert(id, dataflow);
     }

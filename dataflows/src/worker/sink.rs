@@ -1,19 +1,87 @@
-//! A sink's end of its dataflow: the relation's changes, gathered on worker 0 and handed to
-//! the sink's writer one complete timestamp at a time.
+//! A sink's end of its dataflow: the relation's changes, handed to the sink's writers one
+//! complete timestamp at a time.
 //!
-//! The writer gets a snapshot first, then each complete time's consolidated updates in time
+//! A destination that takes many writers (Kafka) gets one per worker, and each worker's writer
+//! writes the rows [`SinkWriterId::writer_of`] gives it: the data is written where it lives,
+//! not funnelled through one thread of one process. A file has one writer, on worker 0.
+//!
+//! Each writer gets a snapshot first, then each complete time's consolidated updates in time
 //! order, then the frontier. The snapshot waits until the sources under the relation have read
 //! the history they found at start: a sink restarted over a backfilling source would otherwise
 //! retract what it wrote before and write it again as the backfill proceeds (correct once
-//! summed, but not "each change once"). Everything the destination needs for exactly-once
-//! (reading back what an earlier run wrote, writing only the difference, progress records)
-//! is the writer's business; here we only promise order and completeness.
+//! summed, but not "each change once"). Only worker 0 can tell (process 0 holds every process's
+//! source statistics), so it decides the first frontier at which the history is in and
+//! broadcasts it; every writer snapshots once its own frontier reaches that. Everything the
+//! destination needs for exactly-once (reading back what an earlier run wrote, writing only the
+//! difference, progress records) is the writer's business; here we only promise order and
+//! completeness.
 
-use crate::connector::{SinkEvent, SinkWriter};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::StreamVec;
+
+use crate::connector::{SinkEvent, SinkWriter, SinkWriterId};
 use crate::plan::Diff;
 use crate::render::Time;
 use crate::row::Row;
 use crate::subscribe::batch_by_time;
+
+/// Builds a sink's operators over `data`. `history_in` (consulted on worker 0 only) says, once
+/// every upstream source has read its history, the time that history went in at; `writers` is
+/// how many writers divide the rows (1: everything goes to worker 0).
+pub(super) fn render(
+    data: StreamVec<'_, Time, (Row, Time, Diff)>,
+    decider: bool,
+    history_in: Box<dyn Fn() -> Option<Time>>,
+    writers: usize,
+    mut op: SinkOperator,
+) {
+    let decision = data
+        .clone()
+        .unary_frontier::<CapacityContainerBuilder<Vec<Time>>, _, _, _>(
+            Pipeline,
+            "SinkHistory",
+            move |capability, _info| {
+                let mut capability = decider.then_some(capability);
+                move |(input, frontier), output| {
+                    input.for_each(|_cap, _data| {});
+                    let Some(cap) = capability.as_ref() else {
+                        return;
+                    };
+                    let from = match frontier.frontier().iter().next().copied() {
+                        None => Some(Time::MAX),
+                        Some(bound) => history_in().is_some_and(|t| bound > t).then_some(bound),
+                    };
+                    if let Some(from) = from {
+                        output.session(cap).give(from);
+                        capability = None;
+                    }
+                }
+            },
+        )
+        .broadcast();
+    data.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        decision,
+        Exchange::new(move |(row, _, _): &(Row, Time, Diff)| {
+            SinkWriterId::writer_of(row, writers) as u64
+        }),
+        Pipeline,
+        "SinkWriter",
+        move |_capability, _info| {
+            move |(input, frontier), (decision, _), _output| {
+                decision.for_each(|_cap, data| {
+                    if let Some(from) = data.iter().min() {
+                        op.history_from = Some(*from);
+                    }
+                });
+                input.for_each(|_cap, data| op.stash.append(data));
+                op.advance(frontier.frontier().iter().next().copied());
+            }
+        },
+    );
+}
 
 pub(super) struct SinkOperator {
     pub writer: Option<Box<dyn SinkWriter>>,
@@ -24,8 +92,8 @@ pub(super) struct SinkOperator {
     /// Complete updates folded into the snapshot while the history is still coming in.
     pub held: Vec<(Row, Diff)>,
     pub name: String,
-    /// Once every upstream source has read its history: the time that history went in at.
-    pub history_in: Box<dyn Fn() -> Option<Time>>,
+    /// The frontier from which the history is in (decided by worker 0), once known.
+    pub history_from: Option<Time>,
 }
 
 impl SinkOperator {
@@ -36,7 +104,10 @@ impl SinkOperator {
             return;
         };
         let bound = upper.unwrap_or(Time::MAX);
-        if bound <= self.as_of || bound <= self.last_upper {
+        let complete = upper.is_none() || self.history_from.is_some_and(|from| bound >= from);
+        // Nothing new, unless the decision that the history is in just arrived.
+        let snapshot_due = !self.snapshot_sent && complete;
+        if bound <= self.as_of || (bound <= self.last_upper && !snapshot_due) {
             return;
         }
         let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stash)
@@ -56,8 +127,7 @@ impl SinkOperator {
                 self.held.extend(updates);
             }
             consolidate(&mut self.held);
-            let complete = (self.history_in)().is_some_and(|t| bound > t);
-            if !complete && upper.is_some() {
+            if !complete {
                 self.last_upper = bound;
                 return;
             }

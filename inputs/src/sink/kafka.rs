@@ -1,5 +1,7 @@
-//! Kafka sinks: one message per change and per progress record, on partition 0 of the topic
-//! (one partition keeps every change in time order).
+//! Kafka sinks: one message per change and per progress record. Every worker is a writer of
+//! its share of the rows, on partition `writer % partitions` (a new topic gets one partition
+//! per writer), so each partition holds its writers' changes in time order, each followed by
+//! that writer's progress records.
 //!
 //! The producer is idempotent (no duplicates from its own retries) unless the broker cannot do
 //! that (`idempotence = false`). Exactly-once across restarts comes from reading the topic back
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use freshet_dataflows::connector::SinkWriterId;
 use freshet_dataflows::error::{Error, Result};
 use freshet_dataflows::Schema;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -49,12 +52,20 @@ impl ProducerContext for Context {
 pub struct KafkaDestination {
     brokers: String,
     topic: String,
+    writer: SinkWriterId,
+    /// The partition this writer produces to (known once the topic has been read back).
+    partition: i32,
     producer: ThreadedProducer<Context>,
     deliveries: Arc<Deliveries>,
 }
 
 impl KafkaDestination {
-    pub fn new(brokers: &str, topic: &str, idempotence: bool) -> Result<KafkaDestination> {
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        idempotence: bool,
+        writer: SinkWriterId,
+    ) -> Result<KafkaDestination> {
         let deliveries = Arc::new(Deliveries::default());
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -70,18 +81,21 @@ impl KafkaDestination {
         Ok(KafkaDestination {
             brokers: brokers.to_string(),
             topic: topic.to_string(),
+            writer,
+            partition: 0,
             producer,
             deliveries,
         })
     }
 
-    /// Creates the topic with one partition if it does not exist.
+    /// Creates the topic, with one partition per writer, if it does not exist.
     fn ensure_topic(&self) -> std::result::Result<(), String> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .create()
             .map_err(|e| e.to_string())?;
-        let topic = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(1));
+        let partitions = i32::try_from(self.writer.count).unwrap_or(i32::MAX);
+        let topic = NewTopic::new(&self.topic, partitions, TopicReplication::Fixed(1));
         let results = futures::executor::block_on(admin.create_topics(
             [&topic],
             &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
@@ -97,24 +111,23 @@ impl KafkaDestination {
     }
 }
 
-impl Destination for KafkaDestination {
-    fn recover(&mut self, schema: &Schema) -> std::result::Result<Recovered, String> {
-        self.ensure_topic()?;
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", format!("freshet-sink-{}", self.topic))
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| e.to_string())?;
+impl KafkaDestination {
+    /// Adds partition `partition`'s records to `recovered`.
+    fn read_back(
+        &self,
+        consumer: &BaseConsumer,
+        schema: &Schema,
+        partition: i32,
+        recovered: &mut Recovered,
+    ) -> std::result::Result<(), String> {
         let (low, high) = consumer
-            .fetch_watermarks(&self.topic, 0, TIMEOUT)
-            .map_err(|e| format!("topic {}: {e}", self.topic))?;
-        let mut recovered = Recovered::default();
+            .fetch_watermarks(&self.topic, partition, TIMEOUT)
+            .map_err(|e| format!("topic {} partition {partition}: {e}", self.topic))?;
         if high <= low {
-            return Ok(recovered);
+            return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, 0, Offset::Offset(low))
+        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(low))
             .map_err(|e| e.to_string())?;
         consumer.assign(&tpl).map_err(|e| e.to_string())?;
         // Read until the partition stays quiet past the high watermark: some brokers (tansu)
@@ -123,12 +136,12 @@ impl Destination for KafkaDestination {
         let mut idle = 0;
         loop {
             match consumer.poll(Duration::from_millis(200)) {
-                None if next >= high => break,
+                None if next >= high => return Ok(()),
                 None => {
                     idle += 1;
                     if idle > 50 {
                         return Err(format!(
-                            "reading topic {} back stalled at offset {next} of {high}",
+                            "reading topic {} partition {partition} back stalled at offset {next} of {high}",
                             self.topic
                         ));
                     }
@@ -141,10 +154,10 @@ impl Destination for KafkaDestination {
                         Ok(ReadBack::Update(row, d)) => {
                             *recovered.contents.entry(row).or_default() += d;
                         }
-                        Ok(ReadBack::Progress(p)) => recovered.upper = p,
+                        Ok(ReadBack::Progress(p)) => recovered.upper = recovered.upper.max(p),
                         Err(e) => {
                             return Err(format!(
-                                "topic {} offset {}: {e} (not written by this sink?)",
+                                "topic {} partition {partition} offset {}: {e} (not written by this sink?)",
                                 self.topic,
                                 m.offset()
                             ))
@@ -153,13 +166,46 @@ impl Destination for KafkaDestination {
                 }
             }
         }
+    }
+}
+
+impl Destination for KafkaDestination {
+    /// Reads every partition: rows are divided among writers by content, and an earlier run
+    /// may have had another number of writers, so this writer's rows can be anywhere.
+    fn recover(&mut self, schema: &Schema) -> std::result::Result<Recovered, String> {
+        self.ensure_topic()?;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("freshet-sink-{}", self.topic))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), TIMEOUT)
+            .map_err(|e| format!("topic {}: {e}", self.topic))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == self.topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(format!("topic {} has no partitions", self.topic));
+        }
+        let mut recovered = Recovered::default();
+        for p in &partitions {
+            self.read_back(&consumer, schema, *p, &mut recovered)?;
+        }
         recovered.contents.retain(|_, d| *d != 0);
+        self.partition = partitions[self.writer.index % partitions.len()];
         Ok(recovered)
     }
 
     fn write(&mut self, records: &[Vec<u8>]) -> std::result::Result<(), String> {
         for r in records {
-            let mut record = BaseRecord::to(&self.topic).payload(r).partition(0);
+            let mut record = BaseRecord::to(&self.topic)
+                .payload(r)
+                .partition(self.partition);
             loop {
                 match self.producer.send::<(), _>(record) {
                     Ok(()) => break,

@@ -21,12 +21,11 @@ pub mod file;
 pub mod kafka;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freshet_dataflows::connector::{
-    SinkEvent, SinkFactory, SinkSpec, SinkStats, SinkWriter, Transport,
+    SinkEvent, SinkFactory, SinkSpec, SinkStats, SinkWriter, SinkWriterId, Transport,
 };
 use freshet_dataflows::error::{Error, Result};
 use freshet_dataflows::plan::Diff;
@@ -53,7 +52,17 @@ impl SinkFactory for Sinks {
         }
     }
 
-    fn start(&self, spec: &SinkSpec, stats: Arc<SinkStats>) -> Result<Box<dyn SinkWriter>> {
+    fn parallel(&self, spec: &SinkSpec) -> bool {
+        // A topic takes many producers; a file has one end to append to.
+        matches!(spec.transport, Transport::Kafka { .. })
+    }
+
+    fn start(
+        &self,
+        spec: &SinkSpec,
+        writer: SinkWriterId,
+        stats: Arc<SinkStats>,
+    ) -> Result<Box<dyn SinkWriter>> {
         let destination: Box<dyn Destination> = match &spec.transport {
             Transport::File { path } => Box::new(file::FileDestination::new(path)),
             Transport::Kafka { brokers, topic } => {
@@ -62,6 +71,7 @@ impl SinkFactory for Sinks {
                     brokers,
                     topic,
                     idempotence.unwrap_or(true),
+                    writer,
                 )?)
             }
             Transport::Generator { .. } => return Err(Error::plan("a generator cannot be a sink")),
@@ -70,8 +80,8 @@ impl SinkFactory for Sinks {
         let name = spec.name.clone();
         let schema = spec.schema.clone();
         std::thread::Builder::new()
-            .name(format!("freshet-sink-{name}"))
-            .spawn(move || run(name, schema, destination, rx, stats))
+            .name(format!("freshet-sink-{name}-{}", writer.index))
+            .spawn(move || run(name, schema, writer, destination, rx, stats))
             .map_err(|e| Error::Internal(format!("could not start a sink thread: {e}")))?;
         Ok(Box::new(ChannelWriter { tx }))
     }
@@ -92,7 +102,7 @@ impl SinkWriter for ChannelWriter {
 pub struct Recovered {
     /// Every data record still there, summed per row.
     pub contents: HashMap<Row, Diff>,
-    /// The last progress written (0 if none).
+    /// The latest progress any writer wrote (0 if none).
     pub upper: Time,
 }
 
@@ -113,9 +123,15 @@ pub fn update_record(row: &Row, diff: Diff, time: Time) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// A progress record.
-pub fn progress_record(upper: Time) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "progress": upper })).unwrap_or_default()
+/// A progress record: every change of `writer`'s rows at a time before `upper` is written.
+/// (A sink with one writer leaves out who wrote it.)
+pub fn progress_record(upper: Time, writer: SinkWriterId) -> Vec<u8> {
+    let record = if writer.count > 1 {
+        serde_json::json!({ "progress": upper, "writer": writer.index, "writers": writer.count })
+    } else {
+        serde_json::json!({ "progress": upper })
+    };
+    serde_json::to_vec(&record).unwrap_or_default()
 }
 
 /// What a record read back says.
@@ -158,6 +174,7 @@ pub fn parse_record(schema: &Schema, bytes: &[u8]) -> std::result::Result<ReadBa
 fn run(
     name: String,
     schema: Schema,
+    writer: SinkWriterId,
     mut dest: Box<dyn Destination>,
     events: crossbeam_channel::Receiver<SinkEvent>,
     stats: Arc<SinkStats>,
@@ -175,7 +192,10 @@ fn run(
     };
     stats.unstall();
     let floor = recovered.upper;
-    let mut previous = Some(recovered.contents);
+    // Of what earlier runs wrote (whoever wrote it), this writer answers for its own rows.
+    let mut contents = recovered.contents;
+    contents.retain(|row, _| writer.owns(row));
+    let mut previous = Some(contents);
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut last_commit = Instant::now();
     let mut written_since_commit = false;
@@ -222,7 +242,7 @@ fn run(
             upper_seen,
         ) {
             let n = pending.len() as u64;
-            pending.push(progress_record(upper));
+            pending.push(progress_record(upper, writer));
             // Retry until the destination takes it: records are never dropped. `write` is
             // all or nothing, so a retry cannot write a record twice.
             while let Err(e) = dest.write(&pending) {
@@ -234,8 +254,7 @@ fn run(
                 std::thread::sleep(Duration::from_millis(500));
             }
             stats.unstall();
-            stats.messages.fetch_add(n, Ordering::Relaxed);
-            stats.upper.store(upper, Ordering::Relaxed);
+            stats.wrote(writer.index, n, upper);
             pending.clear();
             written_since_commit = false;
             last_commit = Instant::now();

@@ -116,25 +116,50 @@ impl Broker {
             .expect("flush produced messages");
     }
 
-    /// Every message of partition 0 of `topic`, in order. (tansu reports a high watermark
-    /// that can trail the last offset when messages were produced in batches, so reading
-    /// goes on until the partition stays quiet.)
+    /// Every message of `topic`, partition after partition, each partition in order. (tansu
+    /// reports a high watermark that can trail the last offset when messages were produced
+    /// in batches, so reading goes on until the partition stays quiet.)
     pub fn consume_all(&self, topic: &str) -> Vec<String> {
+        self.consume_partitions(topic)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Every message of each partition of `topic`, in partition order.
+    pub fn consume_partitions(&self, topic: &str) -> Vec<Vec<String>> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("group.id", "freshet-tests")
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        partitions.sort();
+        partitions
+            .into_iter()
+            .map(|p| Self::consume_partition(&consumer, topic, p))
+            .collect()
+    }
+
+    fn consume_partition(consumer: &BaseConsumer, topic: &str, partition: i32) -> Vec<String> {
         let (low, high) = consumer
-            .fetch_watermarks(topic, 0, Duration::from_secs(10))
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .expect("watermarks");
         let mut out = Vec::new();
         if high <= low {
             return out;
         }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(low))
+        tpl.add_partition_offset(topic, partition, Offset::Offset(low))
             .expect("tpl");
         consumer.assign(&tpl).expect("assign");
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -729,3 +729,24 @@ pub fn eventually(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Polls `read` until it returns `expected` (any comparable value); fails showing the last one.
+pub fn eventually_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    expected: &T,
+    mut read: impl FnMut() -> T,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = read();
+        if &got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not reach the expected state within {within:?}:\nexpected {expected:?}\ngot {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
