@@ -104,7 +104,8 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "500,2000,5000")]
         rates: Vec<f64>,
     },
-    /// Sources: CSV, JSON and Kafka backfill into an aggregate view; Kafka → subscriber latency.
+    /// Sources: CSV, JSON and Kafka backfill into an aggregate view; Kafka → subscriber latency;
+    /// a Kafka sink's snapshot of the topic with 1 and 2 writers.
     Sources {
         /// The freshet binary to run.
         #[arg(long, default_value = "target/release/freshet")]

@@ -369,13 +369,13 @@ impl SinkWriterId {
     /// with the one writer that now owns it. (Stable within one binary, which is all that is
     /// needed: every writer of one run uses the same function.)
     pub fn writer_of(row: &Row, count: usize) -> usize {
-        use std::hash::{Hash, Hasher};
+        use std::hash::BuildHasher;
         if count <= 1 {
             return 0;
         }
-        let mut h = std::hash::DefaultHasher::new();
-        row.hash(&mut h);
-        (h.finish() % count as u64) as usize
+        // A fixed seed: every process must divide rows the same way.
+        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(row);
+        (hash % count as u64) as usize
     }
 
     /// Whether this writer writes `row`.

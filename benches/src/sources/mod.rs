@@ -1,5 +1,6 @@
 //! `freshet-bench sources`: backfill from a CSV file, a JSON-lines file and a Kafka topic into
-//! an aggregate view, and Kafka produce → subscriber latency, against the real binary.
+//! an aggregate view, Kafka produce → subscriber latency, and a Kafka sink writing the source
+//! back out (one writer per worker), against the real binary.
 //!
 //! A backfill is timed from the `CREATE SOURCE …; CREATE VIEW …` request until `/readyz` is
 //! ready *and* the view's counts add up to every row; then the view is compared with what the
@@ -132,6 +133,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     //    of one run are history for the next.
     let mut latencies = Vec::new();
     let mut kafka_notes = Vec::new();
+    let mut sinks = Vec::new();
     if o.messages > 0 {
         let broker = kafka::Broker::start(o.tansu.clone())?;
         let (topic, partitions) = ("rows", 2);
@@ -203,6 +205,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 latencies.push((w, lat, bare));
                 check_view(&server, &expected).context("after the live messages")?;
             }
+            eprintln!("Kafka sink of the source, {w} worker(s)");
+            let (broker_cpu0, _) = usage(broker.pid())?;
+            let snapshot = sink_snapshot(&server, &broker.addr, &format!("sink-{w}"))?;
+            let (broker_cpu1, _) = usage(broker.pid())?;
+            sinks.push((w, snapshot, broker_cpu1 - broker_cpu0));
         }
     }
 
@@ -235,6 +242,20 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     println!();
     for n in &kafka_notes {
         println!("- {n}");
+    }
+    if !sinks.is_empty() {
+        println!("\nKafka sink of the source (`CREATE SINK … FROM s INTO KAFKA …`, a new topic), from the request until every writer's snapshot is acknowledged:\n");
+        println!(
+            "| workers (= writers) | messages | time | messages/s | server CPU | broker CPU |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (w, (messages, took, cpu), broker) in &sinks {
+            println!(
+                "| {w} | {messages} | {} | {} | {cpu:.2} s | {broker:.2} s |",
+                fmt(*took),
+                thousands(*messages as f64 / took.as_secs_f64()),
+            );
+        }
     }
     if !latencies.is_empty() {
         println!(
@@ -370,6 +391,38 @@ fn view(server: &Server) -> anyhow::Result<Expected> {
         out.insert(int(&row[0])?, (int(&row[1])?, int(&row[2])?));
     }
     Ok(out)
+}
+
+/// Creates a Kafka sink of the source `s` into a new topic and waits until every writer has
+/// written progress, i.e. its share of the snapshot is acknowledged by the broker. Returns the
+/// messages written, the time taken and the server's CPU seconds over it.
+fn sink_snapshot(
+    server: &Server,
+    brokers: &str,
+    topic: &str,
+) -> anyhow::Result<(u64, Duration, f64)> {
+    let pid = server.pid();
+    let (cpu0, _) = usage(pid)?;
+    let start = Instant::now();
+    server.sql(&format!(
+        "CREATE SINK out FROM s INTO KAFKA BROKERS '{brokers}' TOPIC '{topic}' FORMAT JSON"
+    ))?;
+    loop {
+        let (_, catalog) = server.get("/v1/catalog")?;
+        let catalog: serde_json::Value = serde_json::from_str(&catalog)?;
+        let status = &catalog["sinks"][0]["status"];
+        if status["upper"].as_u64().unwrap_or(0) > 0 {
+            let took = start.elapsed();
+            let (cpu1, _) = usage(pid)?;
+            let messages = status["messages"].as_u64().unwrap_or(0);
+            server.sql("DROP SINK out")?;
+            return Ok((messages, took, cpu1 - cpu0));
+        }
+        if start.elapsed() > TIMEOUT {
+            bail!("the sink did not write its snapshot: {status}");
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 fn check_view(server: &Server, expected: &Expected) -> anyhow::Result<()> {

@@ -116,11 +116,22 @@ pub trait Destination: Send {
     fn commit(&mut self) -> std::result::Result<(), String>;
 }
 
+/// A data record (fields in this order, as they always were).
+#[derive(serde::Serialize)]
+struct Update<'a> {
+    diff: Diff,
+    row: freshet_dataflows::row::JsonRow<'a>,
+    time: Time,
+}
+
 /// A data record.
 pub fn update_record(row: &Row, diff: Diff, time: Time) -> Vec<u8> {
-    let values: Vec<serde_json::Value> = row.iter().map(Value::to_json).collect();
-    serde_json::to_vec(&serde_json::json!({"row": values, "diff": diff, "time": time}))
-        .unwrap_or_default()
+    serde_json::to_vec(&Update {
+        diff,
+        row: row.json(),
+        time,
+    })
+    .unwrap_or_default()
 }
 
 /// A progress record: every change of `writer`'s rows at a time before `upper` is written.
@@ -170,6 +181,20 @@ pub fn parse_record(schema: &Schema, bytes: &[u8]) -> std::result::Result<ReadBa
     Ok(ReadBack::Update(Row::new(values), diff as Diff))
 }
 
+/// Sorts `updates` by row, sums the diffs of equal rows and drops those that cancel.
+fn consolidate(updates: &mut Vec<(Row, Diff)>) {
+    updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Row, Diff)> = Vec::with_capacity(updates.len());
+    for (row, d) in updates.drain(..) {
+        match out.last_mut() {
+            Some((r, x)) if *r == row => *x += d,
+            _ => out.push((row, d)),
+        }
+    }
+    out.retain(|(_, d)| *d != 0);
+    *updates = out;
+}
+
 /// The writer thread: recover, correct, then follow the changes.
 fn run(
     name: String,
@@ -208,17 +233,17 @@ fn run(
         };
         match event {
             Some(SinkEvent::Snapshot { time, rows }) => {
-                // Write only what the destination lacks.
-                let mut diff = previous.take().unwrap_or_default();
-                for d in diff.values_mut() {
-                    *d = -*d;
-                }
-                for (row, d) in rows {
-                    *diff.entry(row).or_default() += d;
-                }
-                let mut correction: Vec<(Row, Diff)> =
-                    diff.into_iter().filter(|(_, d)| *d != 0).collect();
-                correction.sort();
+                // Write only what the destination lacks: the snapshot minus what is there,
+                // summed by sorting (hashing every row of a large snapshot cost more).
+                let mut correction = rows;
+                correction.extend(
+                    previous
+                        .take()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(row, d)| (row, -d)),
+                );
+                consolidate(&mut correction);
                 let time = time.max(floor);
                 for (row, d) in &correction {
                     pending.push(update_record(row, *d, time));
@@ -259,5 +284,52 @@ fn run(
             written_since_commit = false;
             last_commit = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_as_written() {
+        let row = Row::new(vec![
+            Value::Int(-3),
+            Value::text("a \"b\""),
+            Value::Null,
+            Value::float(0.25),
+            Value::Timestamp(1_732_540_000_123_000),
+        ]);
+        let record = update_record(&row, -2, 17);
+        // The shape consumers parse: keys in this order, values as `Row::to_json` gives them.
+        let expected = serde_json::json!({"row": row.to_json(), "diff": -2, "time": 17});
+        assert_eq!(
+            String::from_utf8(record.clone()).unwrap(),
+            expected.to_string()
+        );
+        let schema = Schema::new(vec![
+            freshet_dataflows::Column::new("a", freshet_dataflows::DataType::Int, true),
+            freshet_dataflows::Column::new("b", freshet_dataflows::DataType::Text, true),
+            freshet_dataflows::Column::new("c", freshet_dataflows::DataType::Int, true),
+            freshet_dataflows::Column::new("d", freshet_dataflows::DataType::Float, true),
+            freshet_dataflows::Column::new("e", freshet_dataflows::DataType::Timestamp, true),
+        ]);
+        match parse_record(&schema, &record) {
+            Ok(ReadBack::Update(back, d)) => {
+                assert_eq!((back, d), (row, -2));
+            }
+            _ => panic!("not read back as an update"),
+        }
+        let writer = SinkWriterId { index: 1, count: 2 };
+        let progress: serde_json::Value =
+            serde_json::from_slice(&progress_record(9, writer)).unwrap();
+        assert_eq!(
+            progress,
+            serde_json::json!({"progress": 9, "writer": 1, "writers": 2})
+        );
+        assert!(matches!(
+            parse_record(&schema, &progress_record(9, SinkWriterId::SOLE)),
+            Ok(ReadBack::Progress(9))
+        ));
     }
 }
