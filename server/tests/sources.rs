@@ -148,6 +148,34 @@ fn a_file_growing_while_its_source_starts_is_read_whole() {
     server.assert_healthy();
 }
 
+/// A tailed file whose last line is half written when the source is created: the backfill
+/// stops before that line and the tail reads it whole once its newline arrives (read early, it
+/// would have been two bad records).
+#[test]
+fn a_line_half_written_at_create_source_is_read_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("half.csv");
+    std::fs::write(&path, "k,v\n1,2\n3,").expect("write");
+    let server = Server::start(&["--workers", "2"]);
+    server.sql_ok(&format!(
+        "CREATE SOURCE s (k bigint, v bigint) FROM FILE '{}' FORMAT CSV WITH (header = true, tail = true);
+         CREATE VIEW agg AS {AGG}",
+        path.display()
+    ));
+    server.wait_ready(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(100));
+    append(&path, "4\n5,6\n");
+    let expected = oracle(&[(1, 2), (3, 4), (5, 6)]);
+    common::eventually(
+        "the completed line",
+        Duration::from_secs(30),
+        &expected,
+        || server.rows("agg"),
+    );
+    let status = server.connector_status("sources", "s");
+    assert_eq!(status["errors"], 0, "{status}");
+}
+
 #[test]
 fn json_directory_with_deletes_and_bad_records() {
     let dir = tempfile::tempdir().expect("tempdir");

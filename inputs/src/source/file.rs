@@ -28,7 +28,9 @@ const POLL: Duration = Duration::from_millis(5);
 /// Set by `prepare`, never by users (it is not a known option): the file's length when the
 /// source was created. Every worker divides the backfill by this one length; each measuring the
 /// file itself, workers that started around an append cut different ranges and left bytes
-/// between them unread.
+/// between them unread. With `tail`, it is the end of the last complete line instead: a line
+/// still being written then is left to the tail, which waits for its newline (read by the
+/// backfill, its first half would be one bad record and its second half another).
 const BACKFILL_END: &str = "freshet.backfill_end";
 
 pub(crate) fn prepare(spec: &mut SourceSpec) -> Result<()> {
@@ -44,10 +46,40 @@ pub(crate) fn prepare(spec: &mut SourceSpec) -> Result<()> {
         )));
     }
     if let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_file()) {
+        let mut end = meta.len();
+        if bool_option(spec, "tail", false)? {
+            end = end_of_last_line(&path, end).map_err(|e| {
+                Error::plan(format!(
+                    "file source \"{}\": {}: {e}",
+                    spec.name,
+                    path.display()
+                ))
+            })?;
+        }
         spec.options
-            .insert(BACKFILL_END.to_string(), meta.len().to_string());
+            .insert(BACKFILL_END.to_string(), end.to_string());
     }
     Ok(())
+}
+
+/// The offset just past the last newline in the first `len` bytes of `path` (0 if none).
+fn end_of_last_line(path: &Path, len: u64) -> std::io::Result<u64> {
+    use std::io::Read;
+    const BLOCK: u64 = 64 * 1024;
+    let mut file = File::open(path)?;
+    let mut end = len;
+    let mut buf = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        buf.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf)?;
+        if let Some(i) = buf.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 fn path_of(spec: &SourceSpec) -> PathBuf {
