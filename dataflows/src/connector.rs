@@ -368,14 +368,16 @@ impl SinkWriterId {
     /// a restarted sink with another number of writers still finds each row's earlier records
     /// with the one writer that now owns it. (Stable within one binary, which is all that is
     /// needed: every writer of one run uses the same function.)
+    ///
+    /// It is the hash differential uses to place a row in an arrangement keyed by the whole
+    /// row, as every table and view is: with one writer per worker, each worker writes the rows
+    /// it already holds, and the sink moves no data between workers.
     pub fn writer_of(row: &Row, count: usize) -> usize {
-        use std::hash::BuildHasher;
+        use differential_dataflow::Hashable;
         if count <= 1 {
             return 0;
         }
-        // A fixed seed: every process must divide rows the same way.
-        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(row);
-        (hash % count as u64) as usize
+        (row.hashed() % count as u64) as usize
     }
 
     /// Whether this writer writes `row`.
