@@ -270,6 +270,11 @@ impl Serialize for JsonValue<'_> {
     }
 }
 
+/// Sorts `updates` by row, sums the diffs of equal rows and drops those that cancel.
+pub fn consolidate(updates: &mut Vec<(Row, crate::plan::Diff)>) {
+    differential_dataflow::consolidation::consolidate(updates);
+}
+
 impl From<Vec<Value>> for Row {
     fn from(v: Vec<Value>) -> Row {
         Row::new(v)

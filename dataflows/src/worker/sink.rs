@@ -25,7 +25,7 @@ use timely::dataflow::StreamVec;
 use crate::connector::{SinkEvent, SinkWriter, SinkWriterId};
 use crate::plan::Diff;
 use crate::render::Time;
-use crate::row::Row;
+use crate::row::{consolidate, Row};
 use crate::subscribe::batch_by_time;
 
 /// Builds a sink's operators over `data`. `history_in` (consulted on worker 0 only) says, once
@@ -151,18 +151,4 @@ impl SinkOperator {
             self.writer = None;
         }
     }
-}
-
-/// Sums the diffs of equal rows and drops the ones that cancel.
-fn consolidate(updates: &mut Vec<(Row, Diff)>) {
-    updates.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(Row, Diff)> = Vec::with_capacity(updates.len());
-    for (row, d) in updates.drain(..) {
-        match out.last_mut() {
-            Some((r, x)) if *r == row => *x += d,
-            _ => out.push((row, d)),
-        }
-    }
-    out.retain(|(_, d)| *d != 0);
-    *updates = out;
 }

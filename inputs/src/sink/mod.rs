@@ -181,20 +181,6 @@ pub fn parse_record(schema: &Schema, bytes: &[u8]) -> std::result::Result<ReadBa
     Ok(ReadBack::Update(Row::new(values), diff as Diff))
 }
 
-/// Sorts `updates` by row, sums the diffs of equal rows and drops those that cancel.
-fn consolidate(updates: &mut Vec<(Row, Diff)>) {
-    updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(Row, Diff)> = Vec::with_capacity(updates.len());
-    for (row, d) in updates.drain(..) {
-        match out.last_mut() {
-            Some((r, x)) if *r == row => *x += d,
-            _ => out.push((row, d)),
-        }
-    }
-    out.retain(|(_, d)| *d != 0);
-    *updates = out;
-}
-
 /// The writer thread: recover, correct, then follow the changes.
 fn run(
     name: String,
@@ -243,7 +229,7 @@ fn run(
                         .into_iter()
                         .map(|(row, d)| (row, -d)),
                 );
-                consolidate(&mut correction);
+                freshet_dataflows::row::consolidate(&mut correction);
                 let time = time.max(floor);
                 for (row, d) in &correction {
                     pending.push(update_record(row, *d, time));

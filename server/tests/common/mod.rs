@@ -713,7 +713,29 @@ pub fn eventually(
     what: &str,
     within: Duration,
     expected: &Multiset,
-    mut read: impl FnMut() -> Multiset,
+    read: impl FnMut() -> Multiset,
+) {
+    poll_until(what, within, expected, read, diff);
+}
+
+/// Polls `read` until it returns `expected` (any comparable value); fails showing the last one.
+pub fn eventually_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    expected: &T,
+    read: impl FnMut() -> T,
+) {
+    poll_until(what, within, expected, read, |e, g| {
+        format!("expected {e:?}\ngot {g:?}")
+    });
+}
+
+fn poll_until<T: PartialEq>(
+    what: &str,
+    within: Duration,
+    expected: &T,
+    mut read: impl FnMut() -> T,
+    show: impl Fn(&T, &T) -> String,
 ) {
     let deadline = Instant::now() + within;
     loop {
@@ -724,28 +746,7 @@ pub fn eventually(
         assert!(
             Instant::now() < deadline,
             "{what} did not reach the expected state within {within:?}:\n{}",
-            diff(expected, &got)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls `read` until it returns `expected` (any comparable value); fails showing the last one.
-pub fn eventually_eq<T: PartialEq + std::fmt::Debug>(
-    what: &str,
-    within: Duration,
-    expected: &T,
-    mut read: impl FnMut() -> T,
-) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = read();
-        if &got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not reach the expected state within {within:?}:\nexpected {expected:?}\ngot {got:?}"
+            show(expected, &got)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
