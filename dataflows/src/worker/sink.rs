@@ -16,11 +16,15 @@
 //! difference, progress records) is the writer's business; here we only promise order and
 //! completeness.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::generic::operator::{source, Operator};
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::StreamVec;
+use timely::scheduling::Activator;
 
 use crate::connector::{SinkEvent, SinkWriter, SinkWriterId};
 use crate::plan::Diff;
@@ -38,19 +42,24 @@ pub(super) fn render(
     writers: usize,
     mut op: SinkOperator,
 ) {
-    let decision = data
-        .clone()
-        .unary_frontier::<CapacityContainerBuilder<Vec<Time>>, _, _, _>(
-            Pipeline,
+    // The writer operator on worker 0 shows the decider each frontier it reaches (no copy of
+    // the data goes to the decider) and wakes it until the decision is made.
+    let seen: Rc<Cell<Option<Option<Time>>>> = Rc::new(Cell::new(None));
+    let wake: Rc<RefCell<Option<Activator>>> = Rc::new(RefCell::new(None));
+    let scope = data.scope();
+    let decision = {
+        let (seen, wake) = (Rc::clone(&seen), Rc::clone(&wake));
+        source::<_, CapacityContainerBuilder<Vec<Time>>, _, _>(
+            scope,
             "SinkHistory",
-            move |capability, _info| {
+            move |capability, info| {
+                *wake.borrow_mut() = Some(scope.activator_for(info.address));
                 let mut capability = decider.then_some(capability);
-                move |(input, frontier), output| {
-                    input.for_each(|_cap, _data| {});
-                    let Some(cap) = capability.as_ref() else {
+                move |output| {
+                    let (Some(cap), Some(frontier)) = (capability.as_ref(), seen.get()) else {
                         return;
                     };
-                    let from = match frontier.frontier().iter().next().copied() {
+                    let from = match frontier {
                         None => Some(Time::MAX),
                         Some(bound) => history_in().is_some_and(|t| bound > t).then_some(bound),
                     };
@@ -61,7 +70,8 @@ pub(super) fn render(
                 }
             },
         )
-        .broadcast();
+        .broadcast()
+    };
     data.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
         decision,
         Exchange::new(move |(row, _, _): &(Row, Time, Diff)| {
@@ -77,7 +87,14 @@ pub(super) fn render(
                     }
                 });
                 input.for_each(|_cap, data| op.stash.append(data));
-                op.advance(frontier.frontier().iter().next().copied());
+                let upper = frontier.frontier().iter().next().copied();
+                if decider && op.history_from.is_none() {
+                    seen.set(Some(upper));
+                    if let Some(a) = wake.borrow().as_ref() {
+                        a.activate();
+                    }
+                }
+                op.advance(upper);
             }
         },
     );
