@@ -6,30 +6,65 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::input::InputSession;
+use differential_dataflow::{ExchangeData, Hashable};
+use freshet_dataflows::{Row, Value};
 use rand::{Rng, SeedableRng};
 use timely::dataflow::ProbeHandle;
 
 use crate::stats::{percentile, Outcome};
 
+/// A field of the baseline's records: a plain `u64`, or one value in freshet's `Row` (the same
+/// dataflow over freshet's record representation, to tell the cost of the representation
+/// from the cost of everything else freshet does).
+pub trait Field: ExchangeData + Hashable + Default {
+    fn of(x: u64) -> Self;
+    fn int(&self) -> u64;
+}
+
+impl Field for u64 {
+    fn of(x: u64) -> u64 {
+        x
+    }
+    fn int(&self) -> u64 {
+        *self
+    }
+}
+
+impl Field for Row {
+    fn of(x: u64) -> Row {
+        Row::new(vec![Value::Int(x as i64)])
+    }
+    fn int(&self) -> u64 {
+        match self.get(0) {
+            Value::Int(x) => x as u64,
+            _ => 0,
+        }
+    }
+}
+
+type Input<F> = InputSession<u64, (F, F), isize>;
+
 /// Advances both inputs to `time`, sealing everything before it.
-fn seal(
-    a: &mut InputSession<u64, (u64, u64), isize>,
-    b: &mut InputSession<u64, (u64, u64), isize>,
-    time: u64,
-) {
+fn seal<F: Field>(a: &mut Input<F>, b: &mut Input<F>, time: u64) {
     for input in [a, b] {
         input.advance_to(time);
         input.flush();
     }
 }
 
-pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usize) -> Outcome {
+pub fn run<F: Field>(
+    workers: usize,
+    keys: u64,
+    updates: usize,
+    batch: usize,
+    batches: usize,
+) -> Outcome {
     let (tx, rx) = mpsc::channel();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let peers = worker.peers() as u64;
-        let mut a: InputSession<u64, (u64, u64), isize> = InputSession::new();
-        let mut b: InputSession<u64, (u64, u64), isize> = InputSession::new();
+        let mut a: Input<F> = InputSession::new();
+        let mut b: Input<F> = InputSession::new();
         let probe = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
             let a = a.to_collection(scope);
@@ -37,9 +72,9 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
             a.join(b)
                 .map(|(k, (_x, y))| (k, y))
                 .reduce(
-                    |_k, vals: &[(&u64, isize)], out: &mut Vec<((isize, u64), isize)>| {
+                    |_k, vals: &[(&F, isize)], out: &mut Vec<((isize, u64), isize)>| {
                         let n: isize = vals.iter().map(|(_, m)| *m).sum();
-                        let s: u64 = vals.iter().map(|(y, m)| **y * *m as u64).sum();
+                        let s: u64 = vals.iter().map(|(y, m)| y.int() * *m as u64).sum();
                         out.push(((n, s), 1));
                     },
                 )
@@ -47,8 +82,8 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
         });
         let mut time = 1u64;
         for k in (0..keys).filter(|k| k % peers == index as u64) {
-            a.insert((k, k));
-            b.insert((k, 1));
+            a.insert((F::of(k), F::of(k)));
+            b.insert((F::of(k), F::of(1)));
         }
         a.advance_to(time);
         b.advance_to(time);
@@ -62,7 +97,7 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
             let k = rng.random_range(0..keys);
             let start = Instant::now();
             if index == 0 {
-                b.insert((k, i as u64));
+                b.insert((F::of(k), F::of(i as u64)));
             }
             time += 1;
             seal(&mut a, &mut b, time);
@@ -74,7 +109,7 @@ pub fn run(workers: usize, keys: u64, updates: usize, batch: usize, batches: usi
             for _ in 0..batch {
                 let (k, y) = (rng.random_range(0..keys), rng.random_range(0..100));
                 if index == 0 {
-                    b.insert((k, y));
+                    b.insert((F::of(k), F::of(y)));
                 }
             }
             time += 1;

@@ -58,6 +58,10 @@ enum Command {
         /// engine's).
         #[arg(long)]
         idle_spin_us: Option<u64>,
+        /// Runs only this system (for profiling): `freshet`, `differential` or `rows`
+        /// (differential over freshet's `Row`). The others report zeros.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Reads of a view after many single-row writes (inside the retention window).
     Reads {
@@ -278,22 +282,43 @@ fn main() -> anyhow::Result<()> {
             batches,
             workers,
             idle_spin_us,
+            only,
         } => {
             let idle_spin = idle_spin_us.map(std::time::Duration::from_micros);
+            let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
             let mut rows = Vec::new();
             for w in workers {
-                let ours = engine::run(w, keys, updates, batch, batches, idle_spin)?;
-                let base = baseline::run(w, keys, updates, batch, batches);
-                rows.push((w, ours, base));
+                let ours = match runs("freshet") {
+                    true => engine::run(w, keys, updates, batch, batches, idle_spin)?,
+                    false => stats::Outcome::default(),
+                };
+                let base = match runs("differential") {
+                    true => baseline::run::<u64>(w, keys, updates, batch, batches),
+                    false => stats::Outcome::default(),
+                };
+                let on_rows = match runs("rows") {
+                    true => {
+                        baseline::run::<freshet_dataflows::Row>(w, keys, updates, batch, batches)
+                    }
+                    false => stats::Outcome::default(),
+                };
+                rows.push((w, ours, base, on_rows));
             }
             println!("| workers | system | p50 latency | p99 latency | updates/s | ratio (freshet / differential) |");
             println!("|---|---|---|---|---|---|");
-            for (w, ours, base) in rows {
+            for (w, ours, base, on_rows) in rows {
                 println!(
                     "| {w} | differential (hand-written) | {} | {} | {:.0} | |",
                     stats::fmt(base.p50),
                     stats::fmt(base.p99),
                     base.throughput
+                );
+                println!(
+                    "| {w} | differential over freshet's `Row` | {} | {} | {:.0} | ({:.2}) |",
+                    stats::fmt(on_rows.p50),
+                    stats::fmt(on_rows.p99),
+                    on_rows.throughput,
+                    on_rows.throughput / base.throughput
                 );
                 println!(
                     "| {w} | freshet | {} | {} | {:.0} | {:.2} |",

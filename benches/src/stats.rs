@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 /// Results of one benchmark configuration.
+#[derive(Default)]
 pub struct Outcome {
     pub p50: Duration,
     pub p99: Duration,

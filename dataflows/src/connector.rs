@@ -82,8 +82,8 @@ impl SourceSpec {
     pub fn event_time_of(&self, row: &Row) -> Option<Time> {
         let col = self.event_time?;
         match row.get(col) {
-            Value::Timestamp(us) => Some((*us).max(0) as Time / 1000),
-            Value::Int(ms) => Some((*ms).max(0) as Time),
+            Value::Timestamp(us) => Some(us.max(0) as Time / 1000),
+            Value::Int(ms) => Some(ms.max(0) as Time),
             _ => None,
         }
     }

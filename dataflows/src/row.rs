@@ -1,48 +1,223 @@
 //! Rows: the records every collection holds.
 //!
-//! Callers use only the methods here (`get`, `iter`, `len`, `concat`, …), never the field, so
-//! the representation can later become packed bytes with a borrowed datum view (as Materialize
-//! does) without touching the planner or the renderer.
+//! A row is its values packed into bytes, in an encoding whose byte order is the values'
+//! order (see [`encode`]): comparing, hashing and testing two rows for equality is comparing
+//! bytes, with no per-value dispatch and no pointer to follow. Rows of up to 22 encoded bytes
+//! (two bigints fit) are stored inline in the 24-byte `Row` itself, so the records that
+//! differential sorts, merges and clones by the million are copied, not reference counted;
+//! longer rows share one heap allocation.
 //!
-//! Rows are immutable and shared: differential dataflow clones records as it batches, merges
-//! and joins them, and a clone of a `Row` is a reference-count increment, not an allocation.
+//! Callers see values, never bytes: `get` and `iter` decode, `concat` and `project` work on
+//! the bytes directly. Rows travel (and are logged durably) as their list of values, so the
+//! encoding can change without touching stored data.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use ordered_float::OrderedFloat;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::value::Value;
 
-/// An ordered tuple of values.
-///
-/// Beside the shared values, a row carries `key`: two words that encode its first two values so
-/// that comparing keys orders rows as comparing their values does, as far as the keys tell
-/// them apart (`a < b` implies `key(a) <= key(b)`). When the encoding is exact (at most two
-/// values, each one small enough), equal keys mean equal rows. Differential spends much of its
-/// time comparing records while it sorts, merges and consolidates batches, and following the
-/// pointers to the values was most of that time; with the key inline, rows of one or two
-/// small columns never need the pointer to be compared.
-#[derive(Clone, Debug)]
-pub struct Row {
-    key: [u64; 2],
-    values: Arc<[Value]>,
+/// Encoded bytes a row keeps inline.
+const INLINE: usize = 22;
+
+/// A row's encoded values. Inline bytes past `len` are zero (see [`Bytes::words`]).
+#[derive(Clone)]
+enum Bytes {
+    Inline { len: u8, data: [u8; INLINE] },
+    Heap(Arc<[u8]>),
 }
 
-// Rows travel (and are logged) as their values only; the key is recomputed.
-#[derive(Serialize, Deserialize)]
-#[serde(rename = "Row")]
-struct Repr(Arc<[Value]>);
+/// An ordered tuple of values, packed (see the module docs).
+#[derive(Clone)]
+pub struct Row(Bytes);
 
+// Tags, in the order of `Value`'s variants (which is the order of values of different types).
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const TEXT: u8 = 5;
+const TIMESTAMP: u8 = 6;
+const DATE: u8 = 7;
+const INTERVAL: u8 = 8;
+
+/// A float's order-preserving bits: -0.0 is 0.0 and every NaN one NaN above everything, as
+/// `OrderedFloat` orders and equates them.
+fn float_bits(f: f64) -> u64 {
+    if f.is_nan() {
+        return u64::MAX;
+    }
+    let bits = if f == 0.0 { 0u64 } else { f.to_bits() };
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+fn float_of(bits: u64) -> f64 {
+    if bits == u64::MAX {
+        return f64::NAN;
+    }
+    f64::from_bits(if bits >> 63 == 1 {
+        bits & !(1 << 63)
+    } else {
+        !bits
+    })
+}
+
+/// Appends `value`'s encoding: its tag, then a payload whose bytes order as the values do.
+/// Numbers are big-endian with the sign bit flipped; text is its bytes with each 0 written as
+/// `0 1`, ended by `0 0`, so a string sorts before every longer one it starts.
+fn encode(value: &Value, out: &mut SmallVec<[u8; 64]>) {
+    let flip = |x: i64| ((x as u64) ^ (1 << 63)).to_be_bytes();
+    match value {
+        Value::Null => out.push(NULL),
+        Value::Bool(b) => out.extend_from_slice(&[BOOL, u8::from(*b)]),
+        Value::Int(x) => {
+            out.push(INT);
+            out.extend_from_slice(&flip(*x));
+        }
+        Value::Float(f) => {
+            out.push(FLOAT);
+            out.extend_from_slice(&float_bits(f.0).to_be_bytes());
+        }
+        Value::Text(t) => {
+            out.push(TEXT);
+            for chunk in t.as_bytes().split_inclusive(|b| *b == 0) {
+                out.extend_from_slice(chunk);
+                if chunk.last() == Some(&0) {
+                    out.push(1);
+                }
+            }
+            out.extend_from_slice(&[0, 0]);
+        }
+        Value::Timestamp(x) => {
+            out.push(TIMESTAMP);
+            out.extend_from_slice(&flip(*x));
+        }
+        Value::Date(d) => {
+            out.push(DATE);
+            out.extend_from_slice(&((*d as u32) ^ (1 << 31)).to_be_bytes());
+        }
+        Value::Interval(x) => {
+            out.push(INTERVAL);
+            out.extend_from_slice(&flip(*x));
+        }
+    }
+}
+
+/// The length of the encoded value at the start of `bytes`.
+fn encoded_len(bytes: &[u8]) -> usize {
+    match bytes[0] {
+        NULL => 1,
+        BOOL => 2,
+        DATE => 5,
+        TEXT => {
+            let mut i = 1;
+            while !(bytes[i] == 0 && bytes[i + 1] == 0) {
+                i += if bytes[i] == 0 { 2 } else { 1 };
+            }
+            i + 2
+        }
+        _ => 9,
+    }
+}
+
+/// Decodes the value at the start of `bytes`, and its encoded length.
+fn decode(bytes: &[u8]) -> (Value, usize) {
+    let word = || u64::from_be_bytes(bytes[1..9].try_into().expect("eight bytes"));
+    let int = || (word() ^ (1 << 63)) as i64;
+    match bytes[0] {
+        NULL => (Value::Null, 1),
+        BOOL => (Value::Bool(bytes[1] != 0), 2),
+        INT => (Value::Int(int()), 9),
+        FLOAT => (Value::Float(OrderedFloat(float_of(word()))), 9),
+        TEXT => {
+            let n = encoded_len(bytes);
+            let body = &bytes[1..n - 2];
+            let value = if body.contains(&0) {
+                let mut raw = Vec::with_capacity(body.len());
+                let mut i = 0;
+                while i < body.len() {
+                    raw.push(body[i]);
+                    i += if body[i] == 0 { 2 } else { 1 };
+                }
+                Value::Text(Arc::from(String::from_utf8(raw).expect("rows hold UTF-8")))
+            } else {
+                Value::Text(Arc::from(
+                    std::str::from_utf8(body).expect("rows hold UTF-8"),
+                ))
+            };
+            (value, n)
+        }
+        TIMESTAMP => (Value::Timestamp(int()), 9),
+        DATE => {
+            let x = u32::from_be_bytes(bytes[1..5].try_into().expect("four bytes"));
+            (Value::Date((x ^ (1 << 31)) as i32), 5)
+        }
+        INTERVAL => (Value::Interval(int()), 9),
+        tag => unreachable!("row byte {tag} is no value's tag"),
+    }
+}
+
+impl Bytes {
+    fn new(bytes: &[u8]) -> Bytes {
+        if bytes.len() <= INLINE {
+            let mut data = [0; INLINE];
+            data[..bytes.len()].copy_from_slice(bytes);
+            Bytes::Inline {
+                len: bytes.len() as u8,
+                data,
+            }
+        } else {
+            Bytes::Heap(Arc::from(bytes))
+        }
+    }
+
+    /// Inline bytes as three big-endian words, zero-padded. Comparing words compares the
+    /// bytes: where one row's bytes are a prefix of the other's, the longer one has a tag
+    /// (never 0) where the shorter one has padding, since every value's encoding delimits
+    /// itself. Comparing three words is much cheaper than a call to `memcmp`.
+    fn words(data: &[u8; INLINE]) -> (u64, u64, u64) {
+        let word = |i: usize| u64::from_be_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+        let mut tail = [0u8; 8];
+        tail[..INLINE - 16].copy_from_slice(&data[16..]);
+        (word(0), word(8), u64::from_be_bytes(tail))
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Inline { len, data } => &data[..*len as usize],
+            Bytes::Heap(b) => b,
+        }
+    }
+}
+
+// Rows travel (and are logged) as their values.
 impl Serialize for Row {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Repr(Arc::clone(&self.values)).serialize(s)
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for v in self.iter() {
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Row {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Row, D::Error> {
-        Repr::deserialize(d).map(|r| Row::from_arc(r.0))
+        Vec::<Value>::deserialize(d).map(Row::new)
+    }
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -54,16 +229,26 @@ impl Default for Row {
 
 impl std::hash::Hash for Row {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.values.hash(state);
+        match &self.0 {
+            Bytes::Inline { data, .. } => {
+                let (a, b, c) = Bytes::words(data);
+                state.write_u64(a);
+                state.write_u64(b);
+                state.write_u64(c);
+            }
+            Bytes::Heap(b) => b.hash(state),
+        }
     }
 }
 
 impl PartialEq for Row {
     fn eq(&self, other: &Row) -> bool {
-        self.key == other.key
-            && (self.key[1] & INEXACT == 0
-                || Arc::ptr_eq(&self.values, &other.values)
-                || self.values == other.values)
+        match (&self.0, &other.0) {
+            // Equal padding: equal arrays mean equal lengths too.
+            (Bytes::Inline { data: a, .. }, Bytes::Inline { data: b, .. }) => a == b,
+            (Bytes::Heap(a), Bytes::Heap(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
@@ -77,157 +262,160 @@ impl PartialOrd for Row {
 
 impl Ord for Row {
     fn cmp(&self, other: &Row) -> Ordering {
-        match self.key.cmp(&other.key) {
-            Ordering::Equal
-                if self.key[1] & INEXACT == 0 || Arc::ptr_eq(&self.values, &other.values) =>
-            {
-                Ordering::Equal
+        match (&self.0, &other.0) {
+            (Bytes::Inline { data: a, .. }, Bytes::Inline { data: b, .. }) => {
+                Bytes::words(a).cmp(&Bytes::words(b))
             }
-            Ordering::Equal => self.values.cmp(&other.values),
-            unequal => unequal,
+            _ => self.bytes().cmp(other.bytes()),
         }
     }
 }
 
-/// The low bit of the second word: set when equal keys do not imply equal rows. (The low bit
-/// of the first word is set when the first value is inexact, and then this one is set too.)
-const INEXACT: u64 = 1;
-/// Bits of one value's code that hold the value; the four above them hold its variant (0 for
-/// a missing value), so a code fits in 63 bits.
-const PAYLOAD_BITS: u32 = 59;
-const PAYLOAD_MAX: u64 = (1 << PAYLOAD_BITS) - 1;
-/// Integers in `-LIMIT < x < LIMIT - 1` are encoded exactly; the two payloads beyond stand for
-/// everything below and above, so the order holds and exact codes never collide with them.
-const LIMIT: i64 = 1 << (PAYLOAD_BITS - 1);
-
-/// A value's code (orders like the value) and whether it is exact (equal codes, equal values).
-fn code(value: &Value) -> (u64, bool) {
-    let int = |x: i64| {
-        if x <= -LIMIT {
-            (0, false)
-        } else if x >= LIMIT - 1 {
-            (PAYLOAD_MAX, false)
-        } else {
-            ((x + LIMIT) as u64, true)
-        }
-    };
-    let (variant, (payload, exact)) = match value {
-        Value::Null => (1, (0, true)),
-        Value::Bool(b) => (2, (*b as u64, true)),
-        Value::Int(x) => (3, int(*x)),
-        Value::Float(f) => (4, {
-            let f = f.0;
-            let payload = if f.is_nan() {
-                // `OrderedFloat` puts NaN above everything.
-                PAYLOAD_MAX
-            } else {
-                // -0.0 equals 0.0; flip the bits so their unsigned order is the float order.
-                let bits = if f == 0.0 { 0u64 } else { f.to_bits() };
-                let ordered = if bits >> 63 == 1 {
-                    !bits
-                } else {
-                    bits | 1 << 63
-                };
-                ordered >> (64 - PAYLOAD_BITS)
-            };
-            (payload, false)
-        }),
-        Value::Text(t) => (5, {
-            // The first seven bytes, zero-padded, then the length up to seven: byte-wise
-            // string order, exact for strings of up to seven bytes.
-            let mut b = [0u8; 8];
-            let n = t.len().min(7);
-            b[1..1 + n].copy_from_slice(&t.as_bytes()[..n]);
-            ((u64::from_be_bytes(b) << 3) | n as u64, t.len() <= 7)
-        }),
-        Value::Timestamp(x) => (6, int(*x)),
-        Value::Date(d) => (7, int(i64::from(*d))),
-        Value::Interval(x) => (8, int(*x)),
-    };
-    ((variant << PAYLOAD_BITS) | payload, exact)
+/// Decodes a row's values in order.
+pub struct RowIter<'a> {
+    rest: &'a [u8],
 }
 
-/// The key of a row with `values` (see [`Row`]).
-fn key(values: &[Value]) -> [u64; 2] {
-    let Some(first) = values.first() else {
-        return [0, 0];
-    };
-    let (c0, exact0) = code(first);
-    if !exact0 {
-        // An exact value sorts before the inexact ones that share its code (a string of seven
-        // bytes before the longer ones that start with it), hence the low bit; and rows in
-        // the same bucket of the first value must not be ordered by their second.
-        return [(c0 << 1) | 1, INEXACT];
+impl Iterator for RowIter<'_> {
+    type Item = Value;
+    fn next(&mut self) -> Option<Value> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (v, n) = decode(self.rest);
+        self.rest = &self.rest[n..];
+        Some(v)
     }
-    let (c1, exact1) = values.get(1).map(code).unwrap_or((0, true));
-    let exact = exact1 && values.len() <= 2;
-    [c0 << 1, (c1 << 1) | u64::from(!exact)]
 }
 
 impl Row {
     pub fn new(values: Vec<Value>) -> Row {
-        Row::from_arc(Arc::from(values))
+        Row::pack(&values)
     }
 
-    fn from_arc(values: Arc<[Value]>) -> Row {
-        Row {
-            key: key(&values),
-            values,
+    /// The row of `values`, in order.
+    pub fn pack<'a>(values: impl IntoIterator<Item = &'a Value>) -> Row {
+        let mut buf = SmallVec::new();
+        for v in values {
+            encode(v, &mut buf);
         }
+        Row(Bytes::new(&buf))
     }
 
     pub fn empty() -> Row {
-        Row::from_arc(Arc::from(Vec::new()))
+        Row(Bytes::new(&[]))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    /// The encoded values, one slice each.
+    fn encoded(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.bytes();
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let n = encoded_len(rest);
+            let (v, r) = rest.split_at(n);
+            rest = r;
+            Some(v)
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.encoded().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.bytes().is_empty()
     }
 
-    pub fn get(&self, i: usize) -> &Value {
-        &self.values[i]
+    /// The value at `i`; panics past the end, like indexing.
+    pub fn get(&self, i: usize) -> Value {
+        let v = self.encoded().nth(i).expect("column within the row");
+        decode(v).0
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Value> {
-        self.values.iter()
+    /// The values, decoded in order.
+    pub fn iter(&self) -> RowIter<'_> {
+        RowIter { rest: self.bytes() }
     }
 
-    pub fn as_slice(&self) -> &[Value] {
-        &self.values
+    /// The values, decoded.
+    pub fn unpack(&self) -> Vec<Value> {
+        self.iter().collect()
+    }
+
+    /// Replaces `out`'s contents with the values (reusing its allocation).
+    pub fn unpack_into(&self, out: &mut Vec<Value>) {
+        out.clear();
+        out.extend(self.iter());
     }
 
     pub fn into_values(self) -> Vec<Value> {
-        self.values.to_vec()
+        self.unpack()
     }
 
-    /// This row followed by `other` (one allocation).
+    /// This row followed by `other` (their bytes, joined).
     pub fn concat(&self, other: &Row) -> Row {
-        Row::from_arc(
-            self.values
-                .iter()
-                .chain(other.values.iter())
-                .cloned()
-                .collect(),
-        )
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        buf.extend_from_slice(self.bytes());
+        buf.extend_from_slice(other.bytes());
+        Row(Bytes::new(&buf))
     }
 
-    /// The values at `cols`, in that order.
+    /// This row followed by `values`.
+    pub fn append<'a>(&self, values: impl IntoIterator<Item = &'a Value>) -> Row {
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        buf.extend_from_slice(self.bytes());
+        for v in values {
+            encode(v, &mut buf);
+        }
+        Row(Bytes::new(&buf))
+    }
+
+    /// The first `n` values (their bytes).
+    pub fn prefix(&self, n: usize) -> Row {
+        let len: usize = self.encoded().take(n).map(<[u8]>::len).sum();
+        Row(Bytes::new(&self.bytes()[..len]))
+    }
+
+    /// The values at `cols`, in that order (their bytes, copied).
     pub fn project(&self, cols: &[usize]) -> Row {
-        Row::from_arc(cols.iter().map(|c| self.values[*c].clone()).collect())
+        let fields: SmallVec<[&[u8]; 16]> = self.encoded().collect();
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        for c in cols {
+            buf.extend_from_slice(fields[*c]);
+        }
+        Row(Bytes::new(&buf))
+    }
+
+    /// As [`Row::project`], but `None` when a column is past the end.
+    pub fn try_project(&self, cols: &[usize]) -> Option<Row> {
+        let fields: SmallVec<[&[u8]; 16]> = self.encoded().collect();
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        for c in cols {
+            buf.extend_from_slice(fields.get(*c)?);
+        }
+        Some(Row(Bytes::new(&buf)))
+    }
+
+    /// Whether any value is NULL (read from the tags, nothing decoded).
+    pub fn has_null(&self) -> bool {
+        self.encoded().any(|v| v[0] == NULL)
     }
 
     /// A row of `n` NULLs.
     pub fn nulls(n: usize) -> Row {
-        Row::from_arc(std::iter::repeat_n(Value::Null, n).collect())
+        let buf: SmallVec<[u8; 64]> = std::iter::repeat_n(NULL, n).collect();
+        Row(Bytes::new(&buf))
     }
 
     /// The row as JSON values in column order.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(self.values.iter().map(Value::to_json).collect())
+        serde_json::Value::Array(self.iter().map(|v| v.to_json()).collect())
     }
 }
 
@@ -247,7 +435,7 @@ impl Serialize for JsonRow<'_> {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for v in self.0.iter() {
-            seq.serialize_element(&JsonValue(v))?;
+            seq.serialize_element(&JsonValue(&v))?;
         }
         seq.end()
     }
@@ -283,7 +471,11 @@ impl From<Vec<Value>> for Row {
 
 impl FromIterator<Value> for Row {
     fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Row {
-        Row::from_arc(iter.into_iter().collect())
+        let mut buf = SmallVec::new();
+        for v in iter {
+            encode(&v, &mut buf);
+        }
+        Row(Bytes::new(&buf))
     }
 }
 
@@ -296,18 +488,20 @@ mod tests {
         let mut v = vec![Value::Null, Value::Bool(false), Value::Bool(true)];
         for x in [
             i64::MIN,
-            -LIMIT - 1,
-            -LIMIT,
-            -LIMIT + 1,
+            i64::MIN + 1,
+            -(1 << 58) - 1,
+            -(1 << 58),
+            -256,
             -8,
             -1,
             0,
             1,
             7,
             8,
-            LIMIT - 2,
-            LIMIT - 1,
-            LIMIT,
+            255,
+            256,
+            1 << 58,
+            i64::MAX - 1,
             i64::MAX,
         ] {
             v.extend([
@@ -375,6 +569,37 @@ mod tests {
                 assert_eq!(ra == rb, a == b, "{a:?} vs {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn values_read_back_as_written() {
+        let values = samples();
+        for v in &values {
+            let row = Row::new(vec![Value::Int(1), v.clone(), Value::text("z")]);
+            assert_eq!(row.len(), 3);
+            assert_eq!(row.get(1), *v, "{v:?}");
+            assert_eq!(
+                row.unpack(),
+                vec![Value::Int(1), v.clone(), Value::text("z")]
+            );
+        }
+        let all = Row::new(values.clone());
+        assert_eq!(all.unpack(), values);
+        assert_eq!(
+            all.project(&[3, 0]).unpack(),
+            vec![values[3].clone(), values[0].clone()]
+        );
+        let two = Row::new(vec![Value::text("a\0b"), Value::Null]);
+        assert_eq!(all.concat(&two).unpack()[values.len()..], two.unpack()[..]);
+        assert_eq!(Row::nulls(2).unpack(), vec![Value::Null, Value::Null]);
+        assert!(Row::empty().is_empty());
+    }
+
+    #[test]
+    fn small_rows_are_inline_in_24_bytes() {
+        assert_eq!(std::mem::size_of::<Row>(), 24);
+        let row = Row::new(vec![Value::Int(1), Value::Int(-1)]);
+        assert!(matches!(row.0, Bytes::Inline { .. }));
     }
 
     #[test]

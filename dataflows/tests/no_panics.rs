@@ -109,7 +109,7 @@ fn random_expressions_over_extreme_values_never_panic() {
         .rows
         .clone()
         .unwrap();
-    assert_eq!(rows[0].get(0), &freshet_dataflows::Value::Int(4));
+    assert_eq!(rows[0].get(0), freshet_dataflows::Value::Int(4));
     engine.shutdown();
 }
 

@@ -111,7 +111,7 @@ impl sqllogictest::DB for Freshet {
                 let rows = if last.tag == "EXPLAIN" {
                     // One row per plan line, so that a plan reads as a tree in the file.
                     rows.iter()
-                        .flat_map(|r| r.iter().map(render).collect::<Vec<_>>())
+                        .flat_map(|r| r.iter().map(|v| render(&v)).collect::<Vec<_>>())
                         .flat_map(|text| {
                             text.lines()
                                 .map(|l| vec![l.to_string()])
@@ -120,7 +120,7 @@ impl sqllogictest::DB for Freshet {
                         .collect()
                 } else {
                     rows.iter()
-                        .map(|r| r.iter().map(render).collect())
+                        .map(|r| r.iter().map(|v| render(&v)).collect())
                         .collect()
                 };
                 Ok(DBOutput::Rows { types, rows })

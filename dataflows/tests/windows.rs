@@ -382,7 +382,7 @@ impl Followed {
 
 fn id_of(row: &Row) -> i64 {
     match row.get(0) {
-        Value::Int(i) => *i,
+        Value::Int(i) => i,
         other => panic!("not an id: {other:?}"),
     }
 }

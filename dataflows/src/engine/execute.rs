@@ -327,9 +327,10 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let n = matching.len();
             let mut updates = Vec::with_capacity(2 * n);
             for old in matching {
-                let mut values = old.as_slice().to_vec();
+                let old_values = old.unpack();
+                let mut values = old_values.clone();
                 for (i, x) in &sets {
-                    values[*i] = x.eval(old.as_slice())?;
+                    values[*i] = x.eval(&old_values)?;
                 }
                 updates.push((old, -1));
                 updates.push((Row::new(values), 1));
@@ -367,9 +368,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             inner.metrics.reads.fetch_add(1, Ordering::Relaxed);
             let order = &planned.finishing.order;
             if !order.is_empty() {
-                rows.sort_by(|a, b| {
-                    crate::plan::top_k::compare_rows(a.as_slice(), b.as_slice(), order)
-                });
+                crate::plan::top_k::sort_rows(&mut rows, order);
             }
             let visible = planned.finishing.visible;
             if rows.first().is_some_and(|r| r.len() > visible) {
@@ -709,7 +708,7 @@ fn matching_rows(
     let mut out = Vec::new();
     for r in rows {
         let keep = match &predicate {
-            Some(p) => p.eval(r.as_slice())?.is_true(),
+            Some(p) => p.eval(&r.unpack())?.is_true(),
             None => true,
         };
         if keep {

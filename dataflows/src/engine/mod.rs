@@ -6,7 +6,7 @@
 //! let engine = Engine::start(EngineConfig::default()).unwrap();
 //! engine.execute("CREATE TABLE t (x bigint); INSERT INTO t VALUES (1), (2)").unwrap();
 //! let result = engine.execute("SELECT sum(x) FROM t").unwrap();
-//! assert_eq!(result[0].rows.as_ref().unwrap()[0].get(0), &freshet_dataflows::Value::Int(3));
+//! assert_eq!(result[0].rows.as_ref().unwrap()[0].get(0), freshet_dataflows::Value::Int(3));
 //! engine.shutdown();
 //! ```
 //!

@@ -1,9 +1,8 @@
 //! A list of expressions evaluated into a new row: join keys, group keys.
 //!
 //! Keys are nearly always plain column references, and they are computed for every update
-//! that reaches a join or a reduce. For those, [`RowExprs`] copies the columns straight into
-//! the new row (one allocation) instead of walking each expression and collecting the values
-//! through a `Vec` first.
+//! that reaches a join or a reduce. For those, [`RowExprs`] copies the columns' encoded bytes
+//! straight into the new row instead of decoding the row and evaluating each expression.
 
 use super::ScalarExpr;
 use crate::error::EvalError;
@@ -31,39 +30,32 @@ impl RowExprs {
 
     /// The values of the expressions on `row`.
     pub fn eval(&self, row: &Row) -> Result<Row, EvalError> {
-        match &self.columns {
-            Some(cols) if cols.iter().all(|c| *c < row.len()) => Ok(row.project(cols)),
-            _ => self
-                .exprs
-                .iter()
-                .map(|e| e.eval(row.as_slice()))
-                .collect::<Result<Vec<Value>, EvalError>>()
-                .map(Row::new),
+        if let Some(projected) = self.columns.as_ref().and_then(|c| row.try_project(c)) {
+            return Ok(projected);
         }
+        let values = row.unpack();
+        self.exprs
+            .iter()
+            .map(|e| e.eval(&values))
+            .collect::<Result<Vec<Value>, EvalError>>()
+            .map(Row::new)
     }
 
     /// As [`RowExprs::eval`], but `None` when a value is NULL (SQL equality never holds).
     pub fn eval_not_null(&self, row: &Row) -> Option<Result<Row, EvalError>> {
-        match &self.columns {
-            Some(cols) if cols.iter().all(|c| *c < row.len()) => {
-                if cols.iter().any(|c| row.get(*c).is_null()) {
-                    None
-                } else {
-                    Some(Ok(row.project(cols)))
-                }
-            }
-            _ => {
-                let mut k = Vec::with_capacity(self.exprs.len());
-                for e in &self.exprs {
-                    match e.eval(row.as_slice()) {
-                        Ok(Value::Null) => return None,
-                        Ok(v) => k.push(v),
-                        Err(e) => return Some(Err(e)),
-                    }
-                }
-                Some(Ok(Row::new(k)))
+        if let Some(projected) = self.columns.as_ref().and_then(|c| row.try_project(c)) {
+            return (!projected.has_null()).then_some(Ok(projected));
+        }
+        let values = row.unpack();
+        let mut k = Vec::with_capacity(self.exprs.len());
+        for e in &self.exprs {
+            match e.eval(&values) {
+                Ok(Value::Null) => return None,
+                Ok(v) => k.push(v),
+                Err(e) => return Some(Err(e)),
             }
         }
+        Some(Ok(Row::new(k)))
     }
 }
 

@@ -91,7 +91,7 @@ impl TableFunc {
     pub fn eval(&self, row: &Row) -> Result<Vec<Value>, EvalError> {
         match self {
             TableFunc::Hop { ts, size, slide } => {
-                let t = match ts.eval(row.as_slice())? {
+                let t = match ts.eval(&row.unpack())? {
                     Value::Null => return Ok(Vec::new()),
                     Value::Timestamp(t) => t,
                     other => {

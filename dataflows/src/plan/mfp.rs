@@ -92,8 +92,11 @@ impl Mfp {
 
     /// Evaluates on one row: `None` when filtered out.
     pub fn apply(&self, row: &Row, scratch: &mut Vec<Value>) -> Result<Option<Row>, EvalError> {
-        scratch.clear();
-        scratch.extend_from_slice(row.as_slice());
+        if self.steps.is_empty() {
+            // A projection alone moves encoded values; nothing to decode.
+            return Ok(Some(row.project(&self.project)));
+        }
+        row.unpack_into(scratch);
         for step in &self.steps {
             match step {
                 MfpStep::Map(e) => {
@@ -107,9 +110,7 @@ impl Mfp {
                 }
             }
         }
-        Ok(Some(
-            self.project.iter().map(|c| scratch[*c].clone()).collect(),
-        ))
+        Ok(Some(Row::pack(self.project.iter().map(|c| &scratch[*c]))))
     }
 }
 

@@ -102,8 +102,9 @@ impl TemporalFilterPlan {
     pub fn validity(bounds: &[TimeBound], row: &Row) -> Result<Option<Validity>, EvalError> {
         let mut lower = 0u64;
         let mut upper: Option<u64> = None;
+        let values = row.unpack();
         for b in bounds {
-            let us = match b.expr.eval(row.as_slice())? {
+            let us = match b.expr.eval(&values)? {
                 Value::Null => return Ok(None),
                 Value::Timestamp(us) => us,
                 other => {

@@ -49,6 +49,13 @@ pub struct TopKPlan {
 }
 
 /// Compares two rows by `order` with SQL NULL placement.
+/// Sorts `rows` by `order` (stable), decoding each row once.
+pub fn sort_rows(rows: &mut Vec<crate::row::Row>, order: &[OrderKey]) {
+    let mut keyed: Vec<_> = rows.drain(..).map(|r| (r.unpack(), r)).collect();
+    keyed.sort_by(|a, b| compare_rows(&a.0, &b.0, order));
+    rows.extend(keyed.into_iter().map(|(_, r)| r));
+}
+
 pub fn compare_rows(
     a: &[crate::value::Value],
     b: &[crate::value::Value],

@@ -109,9 +109,13 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     // Each row becomes its key, with its contributions as the difference (times its
     // multiplicity, which `explode` applies), and the arguments of its DISTINCT aggregates.
     // A row whose key or any argument fails to evaluate contributes to no aggregate.
+    let decode = aggs.iter().any(|a| a.func != AggFunc::CountStar);
+    let mut values = Vec::new();
     let evaluated = input.oks.flat_map(move |row| {
         let key = key.eval(&row);
-        let row = row.as_slice();
+        if decode {
+            row.unpack_into(&mut values);
+        }
         let mut acc = SmallVec::with_capacity(width);
         acc.push(1i128);
         let mut distinct_args = Vec::new();
@@ -119,7 +123,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         for a in &aggs {
             let v = match a.func {
                 AggFunc::CountStar => continue,
-                _ => match a.expr.eval(row) {
+                _ => match a.expr.eval(&values) {
                     Ok(v) => v,
                     Err(e) => {
                         error = Some(e);
@@ -150,12 +154,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
                 .into_iter()
                 .enumerate()
                 .filter(|(_, v)| !v.is_null())
-                .map(move |(nth, v)| {
-                    key.iter()
-                        .cloned()
-                        .chain([Value::Int(nth as i64), v])
-                        .collect::<Row>()
-                })
+                .map(move |(nth, v)| key.append(&[Value::Int(nth as i64), v]))
         });
         // Where each DISTINCT aggregate's slots start, and its function.
         let targets: Vec<(usize, AggFunc)> = distinct
@@ -170,18 +169,17 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             let Value::Int(nth) = row.get(n) else {
                 return None;
             };
-            let (slot, func) = *targets.get(*nth as usize)?;
+            let (slot, func) = *targets.get(nth as usize)?;
             let mut acc: SmallVec<[i128; 3]> = smallvec::smallvec![0; width];
             let mut own = SmallVec::<[i128; 3]>::new();
-            contribution(func, row.get(n + 1), &mut own);
+            contribution(func, &row.get(n + 1), &mut own);
             acc[slot..slot + own.len()].copy_from_slice(&own);
-            Some((row.iter().take(n).cloned().collect::<Row>(), Accums(acc)))
+            Some((row.prefix(n), Accums(acc)))
         }));
     }
     let aggs = r.aggregates.clone();
-    let totals = T::count_keys(contributions).map(move |(key, acc)| {
-        finish(&aggs, &acc).map(|vals| key.iter().cloned().chain(vals).collect())
-    });
+    let totals = T::count_keys(contributions)
+        .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.append(&vals)));
     let (mut oks, agg_errs) = split(totals);
     if r.global {
         let defaults = Row::new(

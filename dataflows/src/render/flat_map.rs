@@ -14,7 +14,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, plan: &FlatMapPlan) -
     let results = input.oks.flat_map(move |row: Row| match func.eval(&row) {
         Ok(values) => values
             .into_iter()
-            .map(|v| Ok(row.iter().cloned().chain(std::iter::once(v)).collect()))
+            .map(|v| Ok(row.concat(&Row::new(vec![v]))))
             .collect::<Vec<_>>(),
         Err(e) => vec![Err(e)],
     });

@@ -29,8 +29,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
         (joined, ctx.no_errors())
     } else {
         let filtered = joined.flat_map(move |row| {
+            let values = row.unpack();
             for p in &residual {
-                match p.eval(row.as_slice()) {
+                match p.eval(&values) {
                     Ok(v) if v.is_true() => {}
                     Ok(_) => return None,
                     Err(e) => return Some(Err(e)),

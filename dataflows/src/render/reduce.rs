@@ -21,17 +21,11 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         return distinct_keys(ctx, r);
     }
     let input = ctx.render(&r.input);
-    let key = r.key.clone();
-    let args: Vec<_> = r.aggregates.iter().map(|a| a.expr.clone()).collect();
-    let keyed = input.oks.flat_map(move |row| {
-        let eval = |exprs: &[crate::expr::ScalarExpr]| {
-            exprs
-                .iter()
-                .map(|e| e.eval(row.as_slice()))
-                .collect::<Result<Vec<Value>, EvalError>>()
-        };
-        Some(eval(&key).and_then(|k| Ok((Row::new(k), Row::new(eval(&args)?)))))
-    });
+    let key = crate::expr::RowExprs::new(r.key.clone());
+    let args = crate::expr::RowExprs::new(r.aggregates.iter().map(|a| a.expr.clone()).collect());
+    let keyed = input
+        .oks
+        .flat_map(move |row| Some(key.eval(&row).and_then(|k| Ok((k, args.eval(&row)?)))));
     let (keyed, key_errs) = split(keyed);
 
     let aggs = r.aggregates.clone();
@@ -79,9 +73,10 @@ fn default_value(a: &AggregateExpr) -> Value {
 
 /// Computes every aggregate of one group from its (value row, multiplicity) pairs.
 fn aggregate_group(aggs: &[AggregateExpr], vals: &[(&Row, isize)]) -> Result<Row, EvalError> {
+    let rows: Vec<(Vec<Value>, isize)> = vals.iter().map(|(r, m)| (r.unpack(), *m)).collect();
     let mut out = Vec::with_capacity(aggs.len());
     for (i, a) in aggs.iter().enumerate() {
-        out.push(aggregate_one(a, vals.iter().map(|(r, m)| (r.get(i), *m)))?);
+        out.push(aggregate_one(a, rows.iter().map(|(r, m)| (&r[i], *m)))?);
     }
     Ok(Row::new(out))
 }

@@ -27,7 +27,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
                 let mut take = limit
                     .map(|l| l.min(isize::MAX as usize) as isize)
                     .unwrap_or(isize::MAX);
-                for (row, mut m) in rows {
+                for (row, _, mut m) in rows {
                     if take == 0 {
                         break;
                     }
@@ -75,26 +75,21 @@ fn render_rank<'s, T: RenderTime>(
 
 /// Appends ranks to `rows` (sorted, positive multiplicities), keeping ranks up to `limit`.
 fn rank_rows(
-    rows: &[(&Row, isize)],
+    rows: &[Decoded<'_>],
     order: &[OrderKey],
     kind: RankKind,
     limit: i64,
     out: &mut Vec<(Row, isize)>,
 ) {
-    let with = |row: &Row, rank: i64| {
-        let mut values = row.as_slice().to_vec();
-        values.push(Value::Int(rank));
-        Row::new(values)
-    };
+    let with = |row: &Row, rank: i64| row.append(&[Value::Int(rank)]);
     // Rows before this one (with multiplicity), distinct orderings before it, and the rank
     // of the current run of ties.
     let (mut before, mut distinct, mut tie_rank) = (0i64, 0i64, 0i64);
-    let mut previous: Option<&Row> = None;
-    for (row, m) in rows {
+    let mut previous: Option<&[Value]> = None;
+    for (row, values, m) in rows {
         let m = *m as i64;
-        let tied = previous.is_some_and(|p| {
-            compare_rows(p.as_slice(), row.as_slice(), order) == std::cmp::Ordering::Equal
-        });
+        let tied =
+            previous.is_some_and(|p| compare_rows(p, values, order) == std::cmp::Ordering::Equal);
         if !tied {
             distinct += 1;
             tie_rank = before + 1;
@@ -121,20 +116,21 @@ fn rank_rows(
             }
         }
         before += m;
-        previous = Some(row);
+        previous = Some(values);
     }
 }
 
 /// A group's rows with positive multiplicity, in `order` (ties broken by the whole row, so the
 /// order is total).
-fn sorted<'a>(vals: &[(&'a Row, isize)], order: &[OrderKey]) -> Vec<(&'a Row, isize)> {
-    let mut rows: Vec<(&Row, isize)> = vals
+fn sorted<'a>(vals: &[(&'a Row, isize)], order: &[OrderKey]) -> Vec<Decoded<'a>> {
+    let mut rows: Vec<Decoded> = vals
         .iter()
         .filter(|(_, m)| *m > 0)
-        .map(|(r, m)| (*r, *m))
+        .map(|(r, m)| (*r, r.unpack(), *m))
         .collect();
-    rows.sort_by(|a, b| {
-        compare_rows(a.0.as_slice(), b.0.as_slice(), order).then_with(|| a.0.cmp(b.0))
-    });
+    rows.sort_by(|a, b| compare_rows(&a.1, &b.1, order).then_with(|| a.0.cmp(b.0)));
     rows
 }
+
+/// A row, its values (decoded once for sorting) and its multiplicity.
+type Decoded<'a> = (&'a Row, Vec<Value>, isize);
