@@ -87,12 +87,13 @@ fn encode(value: &Value, out: &mut SmallVec<[u8; 64]>) {
         }
         Value::Text(t) => {
             out.push(TEXT);
-            for chunk in t.as_bytes().split_inclusive(|b| *b == 0) {
-                out.extend_from_slice(chunk);
-                if chunk.last() == Some(&0) {
-                    out.push(1);
-                }
+            let mut rest = t.as_bytes();
+            while let Some(at) = memchr::memchr(0, rest) {
+                out.extend_from_slice(&rest[..=at]);
+                out.push(1);
+                rest = &rest[at + 1..];
             }
+            out.extend_from_slice(rest);
             out.extend_from_slice(&[0, 0]);
         }
         Value::Timestamp(x) => {
@@ -117,29 +118,32 @@ fn encoded_len(bytes: &[u8]) -> usize {
         BOOL => 2,
         DATE => 5,
         TEXT => {
+            // The end is the first 0 followed by another 0; a 0 followed by 1 is an escape.
             let mut i = 1;
-            while !(bytes[i] == 0 && bytes[i + 1] == 0) {
-                i += if bytes[i] == 0 { 2 } else { 1 };
+            loop {
+                i += memchr::memchr(0, &bytes[i..]).expect("text ends with 0 0");
+                if bytes[i + 1] == 0 {
+                    return i + 2;
+                }
+                i += 2;
             }
-            i + 2
         }
         _ => 9,
     }
 }
 
-/// Decodes the value at the start of `bytes`, and its encoded length.
-fn decode(bytes: &[u8]) -> (Value, usize) {
+/// Decodes one value's encoding, exactly (as [`encoded_len`] delimits it).
+fn decode(bytes: &[u8]) -> Value {
     let word = || u64::from_be_bytes(bytes[1..9].try_into().expect("eight bytes"));
     let int = || (word() ^ (1 << 63)) as i64;
     match bytes[0] {
-        NULL => (Value::Null, 1),
-        BOOL => (Value::Bool(bytes[1] != 0), 2),
-        INT => (Value::Int(int()), 9),
-        FLOAT => (Value::Float(OrderedFloat(float_of(word()))), 9),
+        NULL => Value::Null,
+        BOOL => Value::Bool(bytes[1] != 0),
+        INT => Value::Int(int()),
+        FLOAT => Value::Float(OrderedFloat(float_of(word()))),
         TEXT => {
-            let n = encoded_len(bytes);
-            let body = &bytes[1..n - 2];
-            let value = if body.contains(&0) {
+            let body = &bytes[1..bytes.len() - 2];
+            if body.contains(&0) {
                 let mut raw = Vec::with_capacity(body.len());
                 let mut i = 0;
                 while i < body.len() {
@@ -151,15 +155,14 @@ fn decode(bytes: &[u8]) -> (Value, usize) {
                 Value::Text(Arc::from(
                     std::str::from_utf8(body).expect("rows hold UTF-8"),
                 ))
-            };
-            (value, n)
+            }
         }
-        TIMESTAMP => (Value::Timestamp(int()), 9),
+        TIMESTAMP => Value::Timestamp(int()),
         DATE => {
             let x = u32::from_be_bytes(bytes[1..5].try_into().expect("four bytes"));
-            (Value::Date((x ^ (1 << 31)) as i32), 5)
+            Value::Date((x ^ (1 << 31)) as i32)
         }
-        INTERVAL => (Value::Interval(int()), 9),
+        INTERVAL => Value::Interval(int()),
         tag => unreachable!("row byte {tag} is no value's tag"),
     }
 }
@@ -282,9 +285,9 @@ impl Iterator for RowIter<'_> {
         if self.rest.is_empty() {
             return None;
         }
-        let (v, n) = decode(self.rest);
-        self.rest = &self.rest[n..];
-        Some(v)
+        let (field, rest) = self.rest.split_at(encoded_len(self.rest));
+        self.rest = rest;
+        Some(decode(field))
     }
 }
 
@@ -335,7 +338,7 @@ impl Row {
     /// The value at `i`; panics past the end, like indexing.
     pub fn get(&self, i: usize) -> Value {
         let v = self.encoded().nth(i).expect("column within the row");
-        decode(v).0
+        decode(v)
     }
 
     /// The values, decoded in order.
@@ -352,6 +355,44 @@ impl Row {
     pub fn unpack_into(&self, out: &mut Vec<Value>) {
         out.clear();
         out.extend(self.iter());
+    }
+
+    /// Replaces `out`'s contents with one value per column: decoded where `needed` says so,
+    /// NULL elsewhere (skipped without decoding: no text is copied out for a column nobody
+    /// reads).
+    pub fn unpack_some(&self, needed: &[bool], out: &mut Vec<Value>) {
+        out.clear();
+        for (i, field) in self.encoded().enumerate() {
+            out.push(match needed.get(i) {
+                Some(true) => decode(field),
+                _ => Value::Null,
+            });
+        }
+    }
+
+    /// The values at `cols`, where a position past this row's last column stands for
+    /// `extra[position - len]`: this row's values are copied as bytes, only `extra` is encoded.
+    pub fn project_extended(&self, cols: &[usize], extra: &[Value]) -> Row {
+        let fields: SmallVec<[&[u8]; 16]> = self.encoded().collect();
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        for c in cols {
+            match fields.get(*c) {
+                Some(f) => buf.extend_from_slice(f),
+                None => encode(&extra[c - fields.len()], &mut buf),
+            }
+        }
+        Row(Bytes::new(&buf))
+    }
+
+    /// Each value's encoding, in column order. Encodings of two values of one type (or NULL)
+    /// compare as the values do, which is what sorting by a column needs.
+    pub fn fields(&self) -> SmallVec<[&[u8]; 16]> {
+        self.encoded().collect()
+    }
+
+    /// Whether a value's encoding (from [`Row::fields`]) is NULL's.
+    pub fn field_is_null(field: &[u8]) -> bool {
+        field[0] == NULL
     }
 
     pub fn into_values(self) -> Vec<Value> {

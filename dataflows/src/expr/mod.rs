@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use func::{BinaryFunc, UnaryFunc, VariadicFunc};
 pub use like::like_match;
-pub use row_exprs::RowExprs;
+pub use row_exprs::{RowExprs, Support};
 
 use crate::error::EvalError;
 use crate::value::{DataType, Value};

@@ -9,11 +9,43 @@ use crate::error::EvalError;
 use crate::row::Row;
 use crate::value::Value;
 
+/// The columns some expressions read, so that a row is decoded only where it is read: long
+/// text columns are often most of a row, and most expressions never look at them.
+#[derive(Clone, Debug, Default)]
+pub struct Support(Vec<bool>);
+
+impl Support {
+    pub fn of<'a>(exprs: impl IntoIterator<Item = &'a ScalarExpr>) -> Support {
+        let mut cols = Vec::new();
+        for e in exprs {
+            e.support(&mut cols);
+        }
+        let mut needed = vec![false; cols.iter().max().map_or(0, |m| m + 1)];
+        for c in cols {
+            needed[c] = true;
+        }
+        Support(needed)
+    }
+
+    /// Replaces `out`'s contents with `row`'s values, the unread ones as NULL.
+    pub fn decode(&self, row: &Row, out: &mut Vec<Value>) {
+        row.unpack_some(&self.0, out);
+    }
+
+    /// `row`'s values, the unread ones as NULL.
+    pub fn decoded(&self, row: &Row) -> Vec<Value> {
+        let mut out = Vec::new();
+        self.decode(row, &mut out);
+        out
+    }
+}
+
 /// Expressions to evaluate into a row, with the positions they read when all are columns.
 #[derive(Clone, Debug)]
 pub struct RowExprs {
     exprs: Vec<ScalarExpr>,
     columns: Option<Vec<usize>>,
+    support: Support,
 }
 
 impl RowExprs {
@@ -25,7 +57,12 @@ impl RowExprs {
                 _ => None,
             })
             .collect();
-        RowExprs { exprs, columns }
+        let support = Support::of(&exprs);
+        RowExprs {
+            exprs,
+            columns,
+            support,
+        }
     }
 
     /// The values of the expressions on `row`.
@@ -33,7 +70,7 @@ impl RowExprs {
         if let Some(projected) = self.columns.as_ref().and_then(|c| row.try_project(c)) {
             return Ok(projected);
         }
-        let values = row.unpack();
+        let values = self.support.decoded(row);
         self.exprs
             .iter()
             .map(|e| e.eval(&values))
@@ -46,7 +83,7 @@ impl RowExprs {
         if let Some(projected) = self.columns.as_ref().and_then(|c| row.try_project(c)) {
             return (!projected.has_null()).then_some(Ok(projected));
         }
-        let values = row.unpack();
+        let values = self.support.decoded(row);
         let mut k = Vec::with_capacity(self.exprs.len());
         for e in &self.exprs {
             match e.eval(&values) {

@@ -91,7 +91,11 @@ impl TableFunc {
     pub fn eval(&self, row: &Row) -> Result<Vec<Value>, EvalError> {
         match self {
             TableFunc::Hop { ts, size, slide } => {
-                let t = match ts.eval(&row.unpack())? {
+                let value = match ts {
+                    ScalarExpr::Column(c) if *c < row.len() => row.get(*c),
+                    _ => ts.eval(&crate::expr::Support::of([ts]).decoded(row))?,
+                };
+                let t = match value {
                     Value::Null => return Ok(Vec::new()),
                     Value::Timestamp(t) => t,
                     other => {

@@ -90,13 +90,26 @@ impl Mfp {
         self.project = cols.iter().map(|c| self.project[*c]).collect();
     }
 
-    /// Evaluates on one row: `None` when filtered out.
-    pub fn apply(&self, row: &Row, scratch: &mut Vec<Value>) -> Result<Option<Row>, EvalError> {
+    /// The input columns the steps read (the projection copies bytes and needs none decoded).
+    pub fn support(&self) -> crate::expr::Support {
+        crate::expr::Support::of(self.steps.iter().map(|s| match s {
+            MfpStep::Map(e) | MfpStep::Filter(e) => e,
+        }))
+    }
+
+    /// Evaluates on one row (`support` from [`Mfp::support`]): `None` when filtered out.
+    pub fn apply(
+        &self,
+        row: &Row,
+        support: &crate::expr::Support,
+        scratch: &mut Vec<Value>,
+    ) -> Result<Option<Row>, EvalError> {
         if self.steps.is_empty() {
             // A projection alone moves encoded values; nothing to decode.
             return Ok(Some(row.project(&self.project)));
         }
-        row.unpack_into(scratch);
+        support.decode(row, scratch);
+        let arity = scratch.len();
         for step in &self.steps {
             match step {
                 MfpStep::Map(e) => {
@@ -110,7 +123,7 @@ impl Mfp {
                 }
             }
         }
-        Ok(Some(Row::pack(self.project.iter().map(|c| &scratch[*c]))))
+        Ok(Some(row.project_extended(&self.project, &scratch[arity..])))
     }
 }
 
@@ -133,11 +146,11 @@ mod tests {
         mfp.then_project(&[1]);
         let mut scratch = Vec::new();
         assert_eq!(
-            mfp.apply(&Row::new(vec![Value::Int(0)]), &mut scratch),
+            mfp.apply(&Row::new(vec![Value::Int(0)]), &mfp.support(), &mut scratch),
             Ok(None)
         );
         assert_eq!(
-            mfp.apply(&Row::new(vec![Value::Int(5)]), &mut scratch),
+            mfp.apply(&Row::new(vec![Value::Int(5)]), &mfp.support(), &mut scratch),
             Ok(Some(Row::new(vec![Value::Int(2)])))
         );
     }

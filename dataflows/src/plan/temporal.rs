@@ -102,7 +102,7 @@ impl TemporalFilterPlan {
     pub fn validity(bounds: &[TimeBound], row: &Row) -> Result<Option<Validity>, EvalError> {
         let mut lower = 0u64;
         let mut upper: Option<u64> = None;
-        let values = row.unpack();
+        let values = crate::expr::Support::of(bounds.iter().map(|b| &b.expr)).decoded(row);
         for b in bounds {
             let us = match b.expr.eval(&values)? {
                 Value::Null => return Ok(None),

@@ -109,13 +109,15 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     // Each row becomes its key, with its contributions as the difference (times its
     // multiplicity, which `explode` applies), and the arguments of its DISTINCT aggregates.
     // A row whose key or any argument fails to evaluate contributes to no aggregate.
-    let decode = aggs.iter().any(|a| a.func != AggFunc::CountStar);
+    let support = crate::expr::Support::of(
+        aggs.iter()
+            .filter(|a| a.func != AggFunc::CountStar)
+            .map(|a| &a.expr),
+    );
     let mut values = Vec::new();
     let evaluated = input.oks.flat_map(move |row| {
         let key = key.eval(&row);
-        if decode {
-            row.unpack_into(&mut values);
-        }
+        support.decode(&row, &mut values);
         let mut acc = SmallVec::with_capacity(width);
         acc.push(1i128);
         let mut distinct_args = Vec::new();

@@ -28,8 +28,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     let (matched, res_errs) = if residual.is_empty() {
         (joined, ctx.no_errors())
     } else {
+        let support = crate::expr::Support::of(&residual);
         let filtered = joined.flat_map(move |row| {
-            let values = row.unpack();
+            let values = support.decoded(&row);
             for p in &residual {
                 match p.eval(&values) {
                     Ok(v) if v.is_true() => {}

@@ -138,10 +138,11 @@ impl<'s, T: RenderTime> Context<'s, T> {
             Plan::Mfp { input, mfp } => {
                 let input = self.render(input);
                 let mfp = mfp.clone();
+                let support = mfp.support();
                 let mut scratch = Vec::new();
                 let results = input
                     .oks
-                    .flat_map(move |row| mfp.apply(&row, &mut scratch).transpose());
+                    .flat_map(move |row| mfp.apply(&row, &support, &mut scratch).transpose());
                 let (oks, errs) = split(results);
                 Bundle::new(oks, input.errs.concat(errs))
             }

@@ -4,9 +4,10 @@
 //! from a hierarchy of partial top-k's (as Materialize builds); the benchmark says when.
 
 use super::{Bundle, Context, RenderTime};
-use crate::plan::top_k::{compare_rows, OrderKey, RankKind, TopKPlan};
+use crate::plan::top_k::{compare_fields, OrderKey, RankKind, TopKPlan};
 use crate::row::Row;
 use crate::value::Value;
+use smallvec::SmallVec;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bundle<'s, T> {
     if let Some(kind) = t.rank {
@@ -85,11 +86,11 @@ fn rank_rows(
     // Rows before this one (with multiplicity), distinct orderings before it, and the rank
     // of the current run of ties.
     let (mut before, mut distinct, mut tie_rank) = (0i64, 0i64, 0i64);
-    let mut previous: Option<&[Value]> = None;
-    for (row, values, m) in rows {
+    let mut previous: Option<&[&[u8]]> = None;
+    for (row, fields, m) in rows {
         let m = *m as i64;
         let tied =
-            previous.is_some_and(|p| compare_rows(p, values, order) == std::cmp::Ordering::Equal);
+            previous.is_some_and(|p| compare_fields(p, fields, order) == std::cmp::Ordering::Equal);
         if !tied {
             distinct += 1;
             tie_rank = before + 1;
@@ -116,7 +117,7 @@ fn rank_rows(
             }
         }
         before += m;
-        previous = Some(values);
+        previous = Some(fields);
     }
 }
 
@@ -126,11 +127,11 @@ fn sorted<'a>(vals: &[(&'a Row, isize)], order: &[OrderKey]) -> Vec<Decoded<'a>>
     let mut rows: Vec<Decoded> = vals
         .iter()
         .filter(|(_, m)| *m > 0)
-        .map(|(r, m)| (*r, r.unpack(), *m))
+        .map(|(r, m)| (*r, r.fields(), *m))
         .collect();
-    rows.sort_by(|a, b| compare_rows(&a.1, &b.1, order).then_with(|| a.0.cmp(b.0)));
+    rows.sort_by(|a, b| compare_fields(&a.1, &b.1, order).then_with(|| a.0.cmp(b.0)));
     rows
 }
 
-/// A row, its values (decoded once for sorting) and its multiplicity.
-type Decoded<'a> = (&'a Row, Vec<Value>, isize);
+/// A row, its encoded values (split once for sorting) and its multiplicity.
+type Decoded<'a> = (&'a Row, SmallVec<[&'a [u8]; 16]>, isize);
