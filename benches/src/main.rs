@@ -307,26 +307,21 @@ fn main() -> anyhow::Result<()> {
             println!("| workers | system | p50 latency | p99 latency | updates/s | ratio (freshet / differential) |");
             println!("|---|---|---|---|---|---|");
             for (w, ours, base, on_rows) in rows {
-                println!(
-                    "| {w} | differential (hand-written) | {} | {} | {:.0} | |",
-                    stats::fmt(base.p50),
-                    stats::fmt(base.p99),
-                    base.throughput
-                );
-                println!(
-                    "| {w} | differential over freshet's `Row` | {} | {} | {:.0} | ({:.2}) |",
-                    stats::fmt(on_rows.p50),
-                    stats::fmt(on_rows.p99),
-                    on_rows.throughput,
-                    on_rows.throughput / base.throughput
-                );
-                println!(
-                    "| {w} | freshet | {} | {} | {:.0} | {:.2} |",
-                    stats::fmt(ours.p50),
-                    stats::fmt(ours.p99),
-                    ours.throughput,
-                    ours.throughput / base.throughput
-                );
+                let line = |system: &str, o: &stats::Outcome, ratio: String| {
+                    if o.throughput > 0.0 {
+                        let (p50, p99) = (stats::fmt(o.p50), stats::fmt(o.p99));
+                        let rate = o.throughput;
+                        println!("| {w} | {system} | {p50} | {p99} | {rate:.0} | {ratio} |");
+                    }
+                };
+                let ratio = |o: &stats::Outcome| match base.throughput > 0.0 {
+                    true => format!("{:.2}", o.throughput / base.throughput),
+                    false => "–".into(),
+                };
+                line("differential (hand-written)", &base, String::new());
+                let over_rows = format!("({})", ratio(&on_rows));
+                line("differential over freshet's `Row`", &on_rows, over_rows);
+                line("freshet", &ours, ratio(&ours));
             }
         }
         Command::Reads {
