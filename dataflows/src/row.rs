@@ -11,6 +11,7 @@
 //! the bytes directly. Rows travel (and are logged durably) as their list of values, so the
 //! encoding can change without touching stored data.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -220,13 +221,23 @@ struct EncodedValue<'a>(&'a [u8]);
 
 impl Serialize for EncodedValue<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0[0] == TEXT {
-            let body = &self.0[1..self.0.len() - 2];
-            if let (false, Ok(text)) = (body.contains(&0), std::str::from_utf8(body)) {
-                return s.serialize_newtype_variant("Value", 4, "Text", text);
-            }
+        match borrowed_text(self.0) {
+            Some(text) => s.serialize_newtype_variant("Value", 4, "Text", text),
+            None => decode(self.0).serialize(s),
         }
-        decode(self.0).serialize(s)
+    }
+}
+
+/// A text value's string, borrowed from its encoding when it has no escaped 0 (nearly
+/// always); `None` for other values, which serializers decode instead.
+fn borrowed_text(field: &[u8]) -> Option<&str> {
+    if field[0] != TEXT {
+        return None;
+    }
+    let body = &field[1..field.len() - 2];
+    match body.contains(&0) {
+        true => None,
+        false => std::str::from_utf8(body).ok(),
     }
 }
 
@@ -315,10 +326,15 @@ impl Row {
     }
 
     /// The row of `values`, in order.
-    pub fn pack<'a>(values: impl IntoIterator<Item = &'a Value>) -> Row {
-        let mut buf = SmallVec::new();
+    pub fn pack<V: Borrow<Value>>(values: impl IntoIterator<Item = V>) -> Row {
+        Row::build(&[], values)
+    }
+
+    /// The row of the encoded `prefix` followed by `values`: every constructor ends here.
+    fn build<V: Borrow<Value>>(prefix: &[u8], values: impl IntoIterator<Item = V>) -> Row {
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::from_slice(prefix);
         for v in values {
-            encode(v, &mut buf);
+            encode(v.borrow(), &mut buf);
         }
         Row(Bytes::new(&buf))
     }
@@ -391,7 +407,7 @@ impl Row {
     /// The values at `cols`, where a position past this row's last column stands for
     /// `extra[position - len]`: this row's values are copied as bytes, only `extra` is encoded.
     pub fn project_extended(&self, cols: &[usize], extra: &[Value]) -> Row {
-        let fields: SmallVec<[&[u8]; 16]> = self.encoded().collect();
+        let fields = self.fields();
         let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
         for c in cols {
             match fields.get(*c) {
@@ -419,20 +435,14 @@ impl Row {
 
     /// This row followed by `other` (their bytes, joined).
     pub fn concat(&self, other: &Row) -> Row {
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
-        buf.extend_from_slice(self.bytes());
+        let mut buf: SmallVec<[u8; 64]> = SmallVec::from_slice(self.bytes());
         buf.extend_from_slice(other.bytes());
         Row(Bytes::new(&buf))
     }
 
     /// This row followed by `values`.
     pub fn append<'a>(&self, values: impl IntoIterator<Item = &'a Value>) -> Row {
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
-        buf.extend_from_slice(self.bytes());
-        for v in values {
-            encode(v, &mut buf);
-        }
-        Row(Bytes::new(&buf))
+        Row::build(self.bytes(), values)
     }
 
     /// The first `n` values (their bytes).
@@ -441,19 +451,15 @@ impl Row {
         Row(Bytes::new(&self.bytes()[..len]))
     }
 
-    /// The values at `cols`, in that order (their bytes, copied).
+    /// The values at `cols`, in that order (their bytes, copied); panics past the end, like
+    /// indexing.
     pub fn project(&self, cols: &[usize]) -> Row {
-        let fields: SmallVec<[&[u8]; 16]> = self.encoded().collect();
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
-        for c in cols {
-            buf.extend_from_slice(fields[*c]);
-        }
-        Row(Bytes::new(&buf))
+        self.try_project(cols).expect("columns within the row")
     }
 
     /// As [`Row::project`], but `None` when a column is past the end.
     pub fn try_project(&self, cols: &[usize]) -> Option<Row> {
-        let fields: SmallVec<[&[u8]; 16]> = self.encoded().collect();
+        let fields = self.fields();
         let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
         for c in cols {
             buf.extend_from_slice(fields.get(*c)?);
@@ -492,9 +498,13 @@ pub struct JsonRow<'a>(&'a Row);
 impl Serialize for JsonRow<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for v in self.0.iter() {
-            seq.serialize_element(&JsonValue(&v))?;
+        let fields = self.0.fields();
+        let mut seq = s.serialize_seq(Some(fields.len()))?;
+        for f in fields {
+            match borrowed_text(f) {
+                Some(text) => seq.serialize_element(text)?,
+                None => seq.serialize_element(&JsonValue(&decode(f)))?,
+            }
         }
         seq.end()
     }
@@ -530,11 +540,7 @@ impl From<Vec<Value>> for Row {
 
 impl FromIterator<Value> for Row {
     fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Row {
-        let mut buf = SmallVec::new();
-        for v in iter {
-            encode(&v, &mut buf);
-        }
-        Row(Bytes::new(&buf))
+        Row::pack(iter)
     }
 }
 

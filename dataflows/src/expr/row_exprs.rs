@@ -20,6 +20,11 @@ impl Support {
         for e in exprs {
             e.support(&mut cols);
         }
+        Support::columns(cols)
+    }
+
+    /// The columns at `cols` (in any order, repeats allowed).
+    pub fn columns(cols: Vec<usize>) -> Support {
         let mut needed = vec![false; cols.iter().max().map_or(0, |m| m + 1)];
         for c in cols {
             needed[c] = true;

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::Plan;
 use crate::error::EvalError;
 use crate::expr::ScalarExpr;
-use crate::row::Row;
 use crate::value::{Value, MICROS_PER_DAY};
 
 /// Most windows one row may belong to (`size / slide`); more is refused when planning, since
@@ -87,15 +86,12 @@ impl TableFunc {
         }
     }
 
-    /// The values for one row, in ascending order.
-    pub fn eval(&self, row: &Row) -> Result<Vec<Value>, EvalError> {
+    /// The values for one row, in ascending order (`row` decoded where [`TableFunc::support`]
+    /// says the function reads it).
+    pub fn eval(&self, row: &[Value]) -> Result<Vec<Value>, EvalError> {
         match self {
             TableFunc::Hop { ts, size, slide } => {
-                let value = match ts {
-                    ScalarExpr::Column(c) if *c < row.len() => row.get(*c),
-                    _ => ts.eval(&crate::expr::Support::of([ts]).decoded(row))?,
-                };
-                let t = match value {
+                let t = match ts.eval(row)? {
                     Value::Null => return Ok(Vec::new()),
                     Value::Timestamp(t) => t,
                     other => {
@@ -146,7 +142,7 @@ mod tests {
 
     fn windows(ts: i64, size: i64, slide: i64) -> Vec<i64> {
         let f = TableFunc::hop(ScalarExpr::Column(0), size, slide).expect("valid hop");
-        f.eval(&Row::new(vec![Value::Timestamp(ts)]))
+        f.eval(&[Value::Timestamp(ts)])
             .expect("no error")
             .into_iter()
             .map(|v| match v {
@@ -173,7 +169,7 @@ mod tests {
     #[test]
     fn null_is_in_no_window_and_bad_parameters_are_refused() {
         let f = TableFunc::hop(ScalarExpr::Column(0), 10, 5).unwrap();
-        assert_eq!(f.eval(&Row::new(vec![Value::Null])), Ok(vec![]));
+        assert_eq!(f.eval(&[Value::Null]), Ok(vec![]));
         assert!(TableFunc::hop(ScalarExpr::Column(0), 10, 3).is_err());
         assert!(TableFunc::hop(ScalarExpr::Column(0), 0, 5).is_err());
         assert!(TableFunc::hop(ScalarExpr::Column(0), 10, -5).is_err());

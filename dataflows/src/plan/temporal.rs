@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use super::Plan;
 use crate::error::EvalError;
 use crate::expr::ScalarExpr;
-use crate::row::Row;
 use crate::value::Value;
 
 /// Microseconds per logical-time tick (a millisecond).
@@ -99,12 +98,12 @@ fn first_tick_after(us: i64) -> u64 {
 impl TemporalFilterPlan {
     /// The logical times during which `row` passes every bound; `None` when it never does
     /// (a bound is NULL, or the bounds contradict each other).
-    pub fn validity(bounds: &[TimeBound], row: &Row) -> Result<Option<Validity>, EvalError> {
+    /// `row` is decoded where the bounds read it (`Support::of` their expressions).
+    pub fn validity(bounds: &[TimeBound], row: &[Value]) -> Result<Option<Validity>, EvalError> {
         let mut lower = 0u64;
         let mut upper: Option<u64> = None;
-        let values = crate::expr::Support::of(bounds.iter().map(|b| &b.expr)).decoded(row);
         for b in bounds {
-            let us = match b.expr.eval(&values)? {
+            let us = match b.expr.eval(row)? {
                 Value::Null => return Ok(None),
                 Value::Timestamp(us) => us,
                 other => {
@@ -149,7 +148,7 @@ mod tests {
     }
 
     fn validity(bounds: &[TimeBound]) -> Option<Validity> {
-        TemporalFilterPlan::validity(bounds, &Row::empty()).expect("no error")
+        TemporalFilterPlan::validity(bounds, &[]).expect("no error")
     }
 
     #[test]

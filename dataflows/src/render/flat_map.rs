@@ -11,13 +11,29 @@ use crate::row::Row;
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, plan: &FlatMapPlan) -> Bundle<'s, T> {
     let input = ctx.render(&plan.input);
     let func = plan.func.clone();
-    let results = input.oks.flat_map(move |row: Row| match func.eval(&row) {
+    let mut cols = Vec::new();
+    func.support(&mut cols);
+    let support = crate::expr::Support::columns(cols);
+    let mut values = Vec::new();
+    let results = input.oks.flat_map(move |row: Row| {
+        support.decode(&row, &mut values);
+        func_rows(&func, &values, row)
+    });
+    let (oks, errs) = split(results);
+    Bundle::new(oks, input.errs.concat(errs))
+}
+
+/// `row` once per value of `func` on its decoded `values`, the value appended.
+fn func_rows(
+    func: &crate::plan::flat_map::TableFunc,
+    values: &[crate::value::Value],
+    row: Row,
+) -> Vec<Result<Row, crate::error::EvalError>> {
+    match func.eval(values) {
         Ok(values) => values
             .into_iter()
             .map(|v| Ok(row.concat(&Row::new(vec![v]))))
             .collect::<Vec<_>>(),
         Err(e) => vec![Err(e)],
-    });
-    let (oks, errs) = split(results);
-    Bundle::new(oks, input.errs.concat(errs))
+    }
 }

@@ -20,12 +20,15 @@ pub fn render<'s, T: RenderTime>(
 ) -> Bundle<'s, T> {
     let input = ctx.render(&plan.input);
     let bounds = plan.bounds.clone();
+    let support = crate::expr::Support::of(bounds.iter().map(|b| &b.expr));
+    let mut values = Vec::new();
     let results = input
         .oks
         .inner
         .flat_map(move |(row, t, d)| {
             let mut out = Vec::new();
-            match TemporalFilterPlan::validity(&bounds, &row) {
+            support.decode(&row, &mut values);
+            match TemporalFilterPlan::validity(&bounds, &values) {
                 Err(e) => out.push((Err(e), t, d)),
                 Ok(None) => {}
                 Ok(Some(v)) => {
