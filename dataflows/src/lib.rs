@@ -31,6 +31,6 @@ pub mod wake;
 pub mod worker;
 
 pub use error::{Error, EvalError, Result};
-pub use row::Row;
+pub use row::{Row, RowPacker};
 pub use schema::{Column, Schema};
 pub use value::{DataType, Value};

@@ -312,7 +312,7 @@ impl SubscriptionFeed {
 
 /// Groups `(row, time, diff)` updates by time, consolidated, in time order.
 pub fn batch_by_time(mut updates: Vec<(Row, Time, Diff)>) -> Vec<(Time, Vec<(Row, Diff)>)> {
-    updates.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    updates.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     let mut out: Vec<(Time, Vec<(Row, Diff)>)> = Vec::new();
     for (row, t, d) in updates {
         match out.last_mut() {

@@ -135,14 +135,16 @@ impl<'s, T: RenderTime> Context<'s, T> {
             Plan::Constant { rows, .. } => {
                 Bundle::new(self.constant(rows.clone()), self.no_errors())
             }
-            Plan::Mfp { input, mfp } => {
-                let input = self.render(input);
-                let mfp = mfp.clone();
-                let support = mfp.support();
+            Plan::Mfp {
+                input: input_plan,
+                mfp,
+            } => {
+                let eval = mfp.evaluator(input_plan.arity());
+                let input = self.render(input_plan);
                 let mut scratch = Vec::new();
                 let results = input
                     .oks
-                    .flat_map(move |row| mfp.apply(&row, &support, &mut scratch).transpose());
+                    .flat_map(move |row| eval.apply(&row, &mut scratch).transpose());
                 let (oks, errs) = split(results);
                 Bundle::new(oks, input.errs.concat(errs))
             }

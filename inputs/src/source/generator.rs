@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use freshet_dataflows::connector::{Closed, ReaderContext, SourceSpec, Transport};
 use freshet_dataflows::error::{Error, Result};
-use freshet_dataflows::{Column, DataType, Row, Schema, Value};
+use freshet_dataflows::{Column, DataType, Row, RowPacker, Schema, Value};
 use nexmark::config::NexmarkConfig;
 use nexmark::event::{Event, EventType};
 use nexmark::EventGenerator;
@@ -118,44 +118,44 @@ pub fn nexmark_schema(stream: EventType) -> Schema {
     })
 }
 
-/// A Nexmark event as a row of its stream.
+/// A Nexmark event as a row of its stream, encoded field by field (no `Value` per string).
 pub fn nexmark_row(event: Event) -> Row {
-    let ts = |ms: u64| Value::Timestamp(ms as i64 * 1000);
-    let int = |x: usize| Value::Int(x as i64);
-    let text = |s: String| Value::Text(s.into());
-    Row::new(match event {
-        Event::Person(p) => vec![
-            int(p.id),
-            text(p.name),
-            text(p.email_address),
-            text(p.credit_card),
-            text(p.city),
-            text(p.state),
-            ts(p.date_time),
-            text(p.extra),
-        ],
-        Event::Auction(a) => vec![
-            int(a.id),
-            text(a.item_name),
-            text(a.description),
-            int(a.initial_bid),
-            int(a.reserve),
-            ts(a.date_time),
-            ts(a.expires),
-            int(a.seller),
-            int(a.category),
-            text(a.extra),
-        ],
-        Event::Bid(b) => vec![
-            int(b.auction),
-            int(b.bidder),
-            int(b.price),
-            text(b.channel),
-            text(b.url),
-            ts(b.date_time),
-            text(b.extra),
-        ],
-    })
+    let mut p = RowPacker::new();
+    let ts = |ms: u64| ms as i64 * 1000;
+    match event {
+        Event::Person(e) => {
+            p.push_int(e.id as i64);
+            p.push_text(&e.name);
+            p.push_text(&e.email_address);
+            p.push_text(&e.credit_card);
+            p.push_text(&e.city);
+            p.push_text(&e.state);
+            p.push_timestamp(ts(e.date_time));
+            p.push_text(&e.extra);
+        }
+        Event::Auction(a) => {
+            p.push_int(a.id as i64);
+            p.push_text(&a.item_name);
+            p.push_text(&a.description);
+            p.push_int(a.initial_bid as i64);
+            p.push_int(a.reserve as i64);
+            p.push_timestamp(ts(a.date_time));
+            p.push_timestamp(ts(a.expires));
+            p.push_int(a.seller as i64);
+            p.push_int(a.category as i64);
+            p.push_text(&a.extra);
+        }
+        Event::Bid(b) => {
+            p.push_int(b.auction as i64);
+            p.push_int(b.bidder as i64);
+            p.push_int(b.price as i64);
+            p.push_text(&b.channel);
+            p.push_text(&b.url);
+            p.push_timestamp(ts(b.date_time));
+            p.push_text(&b.extra);
+        }
+    }
+    p.finish()
 }
 
 /// A Nexmark generator for one worker's stride of one stream.
