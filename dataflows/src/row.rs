@@ -9,8 +9,12 @@
 //! heap allocation.
 //!
 //! Callers see values, never bytes: `get` and `iter` decode, `concat` and `project` work on
-//! the bytes directly. Rows travel (and are logged durably) as their list of values, so the
-//! encoding can change without touching stored data.
+//! the bytes directly.
+//!
+//! Serialized, a row is its encoded bytes in binary formats (timely's exchange between
+//! processes of one cluster, all running the same build) and its list of values in
+//! human-readable ones. Stored data (the durable log, snapshots) keeps the list of values
+//! through [`stored`], so the encoding can change without touching data directories.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -251,9 +255,20 @@ impl Bytes {
     }
 }
 
-// Rows travel (and are logged) as their values.
+// Binary formats (the exchange between processes) carry the encoded bytes as they are;
+// human-readable ones the values. See the module docs.
 impl Serialize for Row {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match s.is_human_readable() {
+            true => self.serialize_values(s),
+            false => s.serialize_bytes(self.bytes()),
+        }
+    }
+}
+
+impl Row {
+    /// Serializes the row as its list of values (as `Vec<Value>` serializes).
+    fn serialize_values<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let fields = self.fields();
         let mut seq = s.serialize_seq(Some(fields.len()))?;
@@ -293,8 +308,53 @@ fn borrowed_text(field: &[u8]) -> Option<&str> {
 
 impl<'de> Deserialize<'de> for Row {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Row, D::Error> {
-        d.deserialize_seq(RowVisitor)
+        match d.is_human_readable() {
+            true => d.deserialize_seq(RowVisitor),
+            false => d.deserialize_bytes(EncodedVisitor),
+        }
     }
+}
+
+/// Reads a row's encoded bytes, as a binary format carries them. The bytes are checked to
+/// delimit whole values (a cut or garbled message is an error, not a panic later), but not
+/// decoded: they come from a peer process of the same build.
+struct EncodedVisitor;
+
+impl serde::de::Visitor<'_> for EncodedVisitor {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a row's encoded bytes")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Row, E> {
+        match well_formed(bytes) {
+            true => Ok(Row(Bytes::new(bytes))),
+            false => Err(E::custom("bytes that are not a row's encoding")),
+        }
+    }
+}
+
+/// Whether `bytes` are a sequence of whole encoded values (tags known, lengths in bounds).
+fn well_formed(mut bytes: &[u8]) -> bool {
+    while let Some(&tag) = bytes.first() {
+        let len = match tag {
+            NULL | BOOL | FLOAT | DATE => encoded_len(bytes),
+            TEXT => match memchr::memmem::find(&bytes[1..], &[0, 0]) {
+                Some(at) => at + 3,
+                None => return false,
+            },
+            _ => match int_base(tag) {
+                Some(base) => 1 + int_len(tag, base),
+                None => return false,
+            },
+        };
+        if len > bytes.len() {
+            return false;
+        }
+        bytes = &bytes[len..];
+    }
+    true
 }
 
 /// Reads a list of values (as `Vec<Value>` serializes) straight into a row's encoding: no
@@ -400,6 +460,116 @@ impl<'de> serde::de::Visitor<'de> for TextSeed<'_> {
     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
         self.0.push_text(s);
         Ok(())
+    }
+}
+
+/// Rows in stored data (the durable log, snapshots) as their lists of values, whatever the
+/// format: `#[serde(with = "crate::row::stored")]` on a field holding rows with other data.
+/// The bytes are those of the same data with `Vec<Value>` in place of each row, so data
+/// directories do not depend on the in-memory encoding.
+pub mod stored {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Row, RowVisitor};
+
+    /// Data whose rows are stored as lists of values.
+    pub trait Stored: Sized {
+        fn store<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error>;
+        fn load<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    }
+
+    pub fn serialize<T: Stored, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        value.store(s)
+    }
+
+    pub fn deserialize<'de, T: Stored, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        T::load(d)
+    }
+
+    /// A row, serialized as its values.
+    struct Values<'a>(&'a Row);
+
+    impl Serialize for Values<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.0.serialize_values(s)
+        }
+    }
+
+    /// A row, deserialized from its values.
+    struct Loaded(Row);
+
+    impl<'de> Deserialize<'de> for Loaded {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loaded, D::Error> {
+            d.deserialize_seq(RowVisitor).map(Loaded)
+        }
+    }
+
+    impl<A: Serialize + DeserializeOwned> Stored for Vec<(Row, A)> {
+        fn store<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.iter().map(|(r, a)| (Values(r), a)))
+        }
+        fn load<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let v = Vec::<(Loaded, A)>::deserialize(d)?;
+            Ok(v.into_iter().map(|(r, a)| (r.0, a)).collect())
+        }
+    }
+
+    impl<A, B> Stored for Vec<(Row, A, B)>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+    {
+        fn store<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.iter().map(|(r, a, b)| (Values(r), a, b)))
+        }
+        fn load<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let v = Vec::<(Loaded, A, B)>::deserialize(d)?;
+            Ok(v.into_iter().map(|(r, a, b)| (r.0, a, b)).collect())
+        }
+    }
+
+    /// Rows grouped under keys (a snapshot's tables): `#[serde(with = "crate::row::stored::keyed")]`.
+    pub mod keyed {
+        use super::*;
+
+        type Keyed<K, A> = Vec<(K, Vec<(Row, A)>)>;
+
+        /// One group's rows, serialized as values.
+        struct Group<'a, A>(&'a Vec<(Row, A)>);
+
+        impl<A: Serialize + DeserializeOwned> Serialize for Group<'_, A> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.store(s)
+            }
+        }
+
+        struct LoadedGroup<A>(Vec<(Row, A)>);
+
+        impl<'de, A: Serialize + DeserializeOwned> Deserialize<'de> for LoadedGroup<A> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Stored::load(d).map(LoadedGroup)
+            }
+        }
+
+        pub fn serialize<K, A, S>(value: &Keyed<K, A>, s: S) -> Result<S::Ok, S::Error>
+        where
+            K: Serialize,
+            A: Serialize + DeserializeOwned,
+            S: Serializer,
+        {
+            s.collect_seq(value.iter().map(|(k, rows)| (k, Group(rows))))
+        }
+
+        pub fn deserialize<'de, K, A, D>(d: D) -> Result<Keyed<K, A>, D::Error>
+        where
+            K: DeserializeOwned,
+            A: Serialize + DeserializeOwned,
+            D: Deserializer<'de>,
+        {
+            let v = Vec::<(K, LoadedGroup<A>)>::deserialize(d)?;
+            Ok(v.into_iter().map(|(k, g)| (k, g.0)).collect())
+        }
     }
 }
 
@@ -942,17 +1112,50 @@ mod tests {
     }
 
     #[test]
-    fn bincode_bytes_are_the_values_bytes() {
+    fn binary_formats_carry_the_bytes_and_stored_rows_the_values() {
         let mut values = samples();
         values.push(Value::text(
             "long enough to live on the heap, with a \0 inside",
         ));
         let row = Row::new(values);
-        let ours = bincode::serialize(&row).unwrap();
-        // The decoded values, since a row keeps -0.0 as 0.0.
-        assert_eq!(ours, bincode::serialize(&row.unpack()).unwrap());
-        let back: Row = bincode::deserialize(&ours).unwrap();
-        assert_eq!(back, row);
+        let short = Row::new(vec![Value::Int(7), Value::Null]);
+        // Between processes: the encoding itself, checked on the way in.
+        for r in [&row, &short] {
+            let raw = bincode::serialize(r).unwrap();
+            assert_eq!(&raw[8..], r.bytes());
+            assert_eq!(bincode::deserialize::<Row>(&raw).unwrap(), *r);
+        }
+        let mut cut = bincode::serialize(&row).unwrap();
+        cut.truncate(cut.len() - 1);
+        let len = cut.len() as u64 - 8;
+        cut[..8].copy_from_slice(&len.to_le_bytes());
+        assert!(bincode::deserialize::<Row>(&cut).is_err());
+        let garbled = bincode::serialize(&vec![200u8, 1, 2]).unwrap();
+        assert!(bincode::deserialize::<Row>(&garbled).is_err());
+
+        // Stored: the bytes of the values (a row keeps -0.0 as 0.0, hence the decoded ones).
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Record {
+            #[serde(with = "stored")]
+            rows: Vec<(Row, i64)>,
+            #[serde(with = "stored")]
+            timed: Vec<(Row, u64, i64)>,
+            #[serde(with = "stored::keyed")]
+            tables: Vec<(u64, Vec<(Row, i64)>)>,
+        }
+        let record = Record {
+            rows: vec![(row.clone(), 1), (short.clone(), -1)],
+            timed: vec![(short.clone(), 5, 2)],
+            tables: vec![(3, vec![(row.clone(), 1)]), (4, vec![])],
+        };
+        let as_values = (
+            vec![(row.unpack(), 1i64), (short.unpack(), -1)],
+            vec![(short.unpack(), 5u64, 2i64)],
+            vec![(3u64, vec![(row.unpack(), 1i64)]), (4, vec![])],
+        );
+        let bytes = bincode::serialize(&record).unwrap();
+        assert_eq!(bytes, bincode::serialize(&as_values).unwrap());
+        assert_eq!(bincode::deserialize::<Record>(&bytes).unwrap(), record);
     }
 
     #[test]
@@ -974,10 +1177,7 @@ mod tests {
         let row = Row::new(values.clone());
         assert_eq!(p.finish(), row);
         assert!(p.finish().is_empty(), "finish leaves the packer empty");
-        // Rows read from the values' own serialization, in a binary and a named format.
-        let from_bincode: Row =
-            bincode::deserialize(&bincode::serialize(&values).unwrap()).unwrap();
-        assert_eq!(from_bincode, row);
+        // Rows read from their values' serialization in a named format.
         // JSON has no infinities or NaN (serde_json writes them as null).
         let finite: Vec<Value> = values
             .into_iter()

@@ -31,6 +31,7 @@ pub enum LogRecord {
     Write {
         ts: Time,
         table: GlobalId,
+        #[serde(with = "crate::row::stored")]
         rows: Vec<(Row, Diff)>,
     },
     /// A batch one worker took from a source's reader, with the times it gave the rows.
@@ -40,6 +41,7 @@ pub enum LogRecord {
         /// worker: they can be resumed only by the same share of the source).
         worker: u32,
         peers: u32,
+        #[serde(with = "crate::row::stored")]
         rows: Vec<(Row, Time, Diff)>,
         errors: Vec<(EvalError, Time, Diff)>,
         /// The reader's positions after this batch (only the parts that moved).
@@ -125,6 +127,7 @@ impl SourcePositions {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SourceSnapshot {
     pub source: GlobalId,
+    #[serde(with = "crate::row::stored")]
     pub rows: Vec<(Row, Diff)>,
     pub errors: Vec<(EvalError, Diff)>,
     pub positions: SourcePositions,
@@ -140,6 +143,7 @@ pub struct Snapshot {
     /// Catalog statements up to `seq`, in order.
     pub ddl: Vec<String>,
     /// Each table's rows at `ts`.
+    #[serde(with = "crate::row::stored::keyed")]
     pub tables: Vec<(GlobalId, Vec<(Row, Diff)>)>,
     /// Each source's rows at `ts`, with the positions of the batches logged up to `seq`.
     /// Log records after `seq` may still hold rows at or before `ts` (sources log out of
