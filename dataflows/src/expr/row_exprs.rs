@@ -2,12 +2,15 @@
 //!
 //! Keys are nearly always plain column references, and they are computed for every update
 //! that reaches a join or a reduce. For those, [`RowExprs`] copies the columns' encoded bytes
-//! straight into the new row instead of decoding the row and evaluating each expression.
+//! straight into the new row; it decodes only the columns the other expressions read, and
+//! walks each row only as far as the last column it needs. A group key such as
+//! `(id, name, tumble(date_time, …))` copies `name` as bytes and decodes only `date_time`.
 
 use super::ScalarExpr;
 use crate::error::EvalError;
-use crate::row::Row;
+use crate::row::{Row, RowPacker};
 use crate::value::Value;
+use smallvec::SmallVec;
 
 /// The columns some expressions read, so that a row is decoded only where it is read: long
 /// text columns are often most of a row, and most expressions never look at them.
@@ -45,59 +48,92 @@ impl Support {
     }
 }
 
-/// Expressions to evaluate into a row, with the positions they read when all are columns.
+/// Expressions to evaluate into a row (see the module docs).
 #[derive(Clone, Debug)]
 pub struct RowExprs {
     exprs: Vec<ScalarExpr>,
-    columns: Option<Vec<usize>>,
-    support: Support,
+    /// Per expression, the column it copies if it is a plain column reference.
+    columns: Vec<Option<usize>>,
+    /// Per input column, whether an expression other than a plain column reads it.
+    decode: Vec<bool>,
+    /// How many leading columns of a row to walk: past every column read or copied.
+    reach: usize,
 }
 
 impl RowExprs {
     pub fn new(exprs: Vec<ScalarExpr>) -> RowExprs {
-        let columns = exprs
+        let columns: Vec<Option<usize>> = exprs
             .iter()
             .map(|e| match e {
                 ScalarExpr::Column(c) => Some(*c),
                 _ => None,
             })
             .collect();
-        let support = Support::of(&exprs);
+        let computed = exprs
+            .iter()
+            .zip(&columns)
+            .filter(|(_, c)| c.is_none())
+            .map(|(e, _)| e);
+        let decode = Support::of(computed).0;
+        let reach = columns
+            .iter()
+            .flatten()
+            .map(|c| c + 1)
+            .chain([decode.len()])
+            .max()
+            .unwrap_or(0);
         RowExprs {
             exprs,
             columns,
-            support,
+            decode,
+            reach,
         }
     }
 
     /// The values of the expressions on `row`.
     pub fn eval(&self, row: &Row) -> Result<Row, EvalError> {
-        if let Some(projected) = self.columns.as_ref().and_then(|c| row.try_project(c)) {
-            return Ok(projected);
-        }
-        let values = self.support.decoded(row);
-        self.exprs
-            .iter()
-            .map(|e| e.eval(&values))
-            .collect::<Result<Vec<Value>, EvalError>>()
-            .map(Row::new)
+        self.eval_inner(row, false)
+            .expect("NULLs are kept when not skipped")
     }
 
     /// As [`RowExprs::eval`], but `None` when a value is NULL (SQL equality never holds).
     pub fn eval_not_null(&self, row: &Row) -> Option<Result<Row, EvalError>> {
-        if let Some(projected) = self.columns.as_ref().and_then(|c| row.try_project(c)) {
-            return (!projected.has_null()).then_some(Ok(projected));
+        self.eval_inner(row, true)
+    }
+
+    fn eval_inner(&self, row: &Row, skip_null: bool) -> Option<Result<Row, EvalError>> {
+        let fields = row.fields_to(self.reach);
+        let mut values: SmallVec<[Value; 8]> = SmallVec::new();
+        for (c, need) in self.decode.iter().enumerate() {
+            values.push(match (need, fields.get(c)) {
+                (true, Some(f)) => Row::decode_field(f),
+                _ => Value::Null,
+            });
         }
-        let values = self.support.decoded(row);
-        let mut k = Vec::with_capacity(self.exprs.len());
-        for e in &self.exprs {
-            match e.eval(&values) {
-                Ok(Value::Null) => return None,
-                Ok(v) => k.push(v),
-                Err(e) => return Some(Err(e)),
+        let mut out = RowPacker::new();
+        for (e, column) in self.exprs.iter().zip(&self.columns) {
+            match column.and_then(|c| fields.get(c)) {
+                Some(f) => {
+                    if skip_null && Row::field_is_null(f) {
+                        return None;
+                    }
+                    out.push_field(f);
+                }
+                // A column past the row's end (never, for a planned query) reads as NULL.
+                None if column.is_some() => {
+                    if skip_null {
+                        return None;
+                    }
+                    out.push_null();
+                }
+                None => match e.eval(&values) {
+                    Ok(Value::Null) if skip_null => return None,
+                    Ok(v) => out.push(&v),
+                    Err(err) => return Some(Err(err)),
+                },
             }
         }
-        Some(Ok(Row::new(k)))
+        Some(Ok(out.finish()))
     }
 }
 
