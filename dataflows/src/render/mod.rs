@@ -63,10 +63,32 @@ impl<'s, T: Timestamp + Lattice> Bundle<'s, T> {
     }
 }
 
+/// A function from a row (read in place) to what an operator makes of it.
+pub type RowFn = Box<dyn FnMut(&Row) -> Option<Result<Row, EvalError>>>;
+
+/// Rows and the errors evaluating them raised.
+pub type Results<'s, T> = VecCollection<'s, T, Result<Row, EvalError>, Diff>;
+
+/// An arrangement imported into a dataflow, not yet turned into a collection.
+///
+/// Operators that only read rows (a map-filter-project, group keys) read them in place from
+/// the arrangement's batches through `read`; turning the arrangement into a collection first
+/// would clone every row (for a row on the heap, a reference count touched twice on memory
+/// the operator otherwise reads once).
+pub struct Imported<'s, T: Timestamp> {
+    /// Applies a function to every row, in place.
+    pub read: Box<dyn Fn(RowFn) -> Results<'s, T> + 's>,
+    /// The rows as a collection, cloned out.
+    pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
+    pub errs: Errs<'s, T>,
+}
+
 /// The collections a plan can refer to while it is rendered.
 pub struct Context<'s, T: Timestamp> {
     pub scope: Scope<'s, T>,
+    /// Collections by id; imported arrangements join them when first read as collections.
     pub gets: BTreeMap<GlobalId, Bundle<'s, T>>,
+    pub imported: BTreeMap<GlobalId, Imported<'s, T>>,
     pub locals: BTreeMap<LocalId, Bundle<'s, T>>,
     /// Subplans already rendered in this dataflow, shared when one appears again (a query
     /// that names the same subquery twice, as Nexmark q5 does, computes it once).
@@ -78,6 +100,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
         Context {
             scope,
             gets: BTreeMap::new(),
+            imported: BTreeMap::new(),
             locals: BTreeMap::new(),
             rendered: Vec::new(),
         }
@@ -120,9 +143,49 @@ impl<'s, T: RenderTime> Context<'s, T> {
         bundle
     }
 
+    /// The collections of `id`, turning an imported arrangement into them on first use.
+    pub fn get(&mut self, id: GlobalId) -> Option<Bundle<'s, T>> {
+        if let Some(b) = self.gets.get(&id) {
+            return Some(b.clone());
+        }
+        let imported = self.imported.get(&id)?;
+        let bundle = Bundle::new((imported.rows)(), imported.errs.clone());
+        self.gets.insert(id, bundle.clone());
+        Some(bundle)
+    }
+
+    /// Every imported arrangement as collections (for a scope that enters them all).
+    pub fn materialize_imports(&mut self) {
+        let ids: Vec<GlobalId> = self.imported.keys().copied().collect();
+        for id in ids {
+            self.get(id);
+        }
+    }
+
+    /// `f` applied to each row of `plan`, with `plan`'s errors beside: in place when `plan`
+    /// reads an imported arrangement, on the rendered collection otherwise.
+    pub fn map_rows(
+        &mut self,
+        plan: &Plan,
+        mut f: RowFn,
+    ) -> (
+        VecCollection<'s, T, Result<Row, EvalError>, Diff>,
+        Errs<'s, T>,
+    ) {
+        if let Plan::Get { id, .. } = plan {
+            if !self.gets.contains_key(id) {
+                if let Some(imported) = self.imported.get(id) {
+                    return ((imported.read)(f), imported.errs.clone());
+                }
+            }
+        }
+        let input = self.render(plan);
+        (input.oks.flat_map(move |row| f(&row)), input.errs)
+    }
+
     fn render_node(&mut self, plan: &Plan) -> Bundle<'s, T> {
         match plan {
-            Plan::Get { id, .. } => self.gets.get(id).cloned().unwrap_or_else(|| {
+            Plan::Get { id, .. } => self.get(*id).unwrap_or_else(|| {
                 // Unreachable when the coordinator checked dependencies; stay empty rather
                 // than panic so every worker still builds the same graph.
                 tracing::error!(id, "plan refers to an unknown collection");
@@ -140,13 +203,13 @@ impl<'s, T: RenderTime> Context<'s, T> {
                 mfp,
             } => {
                 let eval = mfp.evaluator(input_plan.arity());
-                let input = self.render(input_plan);
                 let mut scratch = Vec::new();
-                let results = input
-                    .oks
-                    .flat_map(move |row| eval.apply(&row, &mut scratch).transpose());
-                let (oks, errs) = split(results);
-                Bundle::new(oks, input.errs.concat(errs))
+                let (results, errs) = self.map_rows(
+                    input_plan,
+                    Box::new(move |row| eval.apply(row, &mut scratch).transpose()),
+                );
+                let (oks, mfp_errs) = split(results);
+                Bundle::new(oks, errs.concat(mfp_errs))
             }
             // Unlowered steps render through their fused equivalent.
             Plan::Map { .. } | Plan::Filter { .. } | Plan::Project { .. } => {

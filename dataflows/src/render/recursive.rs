@@ -83,6 +83,7 @@ impl RenderTime for Time {
         distinct: bool,
     ) -> Bundle<'s, Self> {
         let outer = ctx.scope;
+        ctx.materialize_imports();
         let gets = ctx.gets.clone();
         let locals = ctx.locals.clone();
         let (oks, errs) = outer.scoped::<Product<Time, u64>, _, _>("WithRecursive", |inner| {

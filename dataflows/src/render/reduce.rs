@@ -54,13 +54,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
 /// two sides). The general path would arrange every row's key beside an empty value and keep
 /// an output arrangement of the groups for nothing.
 fn distinct_keys<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
-    let input = ctx.render(&r.input);
     let key = crate::expr::RowExprs::new(r.key.clone());
-    let (keys, key_errs) = split(input.oks.flat_map(move |row| Some(key.eval(&row))));
-    Bundle::new(
-        super::threshold::distinct(keys),
-        input.errs.concat(key_errs),
-    )
+    let (keys, errs) = ctx.map_rows(&r.input, Box::new(move |row| Some(key.eval(row))));
+    let (keys, key_errs) = split(keys);
+    Bundle::new(super::threshold::distinct(keys), errs.concat(key_errs))
 }
 
 /// The value of an aggregate over no rows.

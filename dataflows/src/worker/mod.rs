@@ -40,7 +40,7 @@ use crate::connector::{
 };
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId};
-use crate::render::{Bundle, Context, ErrTrace, RowTrace, Time};
+use crate::render::{Bundle, Context, ErrTrace, Imported, RowFn, RowTrace, Time};
 use crate::row::Row;
 use crate::subscribe::{batch_by_time, Offer, SubscribeEvent, SubscriptionFeed};
 
@@ -584,7 +584,7 @@ impl WorkerState {
                     let bundle = match target {
                         Target::Item(gid) | Target::Errors(gid) => {
                             import(&mut ctx, items, &[gid]);
-                            ctx.gets.remove(&gid).unwrap_or_else(|| {
+                            ctx.get(gid).unwrap_or_else(|| {
                                 Bundle::new(ctx.constant(vec![]), ctx.no_errors())
                             })
                         }
@@ -941,7 +941,7 @@ impl WorkerState {
         worker.dataflow_named::<Time, _, _>(&format!("sink {name}"), |scope| {
             let mut ctx = Context::new(scope);
             import(&mut ctx, items, &[from]);
-            let Some(bundle) = ctx.gets.remove(&from) else {
+            let Some(bundle) = ctx.get(from) else {
                 return;
             };
             let op = sink::SinkOperator {
@@ -1047,17 +1047,28 @@ fn import<'s>(
             tracing::error!(id, "dependency missing on worker");
             continue;
         };
-        let oks = item
+        let arranged = item
             .oks
-            .import_named(ctx.scope, &format!("import {}", item.name))
-            .as_collection(|k: &Row, _: &()| k.clone());
+            .import_named(ctx.scope, &format!("import {}", item.name));
         let errs = match item.errs.as_mut() {
             Some(e) => e
                 .import_named(ctx.scope, &format!("import errors {}", item.name))
                 .as_collection(|k: &EvalError, _: &()| k.clone()),
             None => ctx.no_errors(),
         };
-        ctx.gets.insert(*id, Bundle::new(oks, errs));
+        let in_place = arranged.clone();
+        ctx.imported.insert(
+            *id,
+            Imported {
+                read: Box::new(move |mut f: RowFn| {
+                    in_place
+                        .clone()
+                        .flat_map_ref(move |row: &Row, _: &()| f(row))
+                }),
+                rows: Box::new(move || arranged.clone().as_collection(|k: &Row, _: &()| k.clone())),
+                errs,
+            },
+        );
     }
 }
 
