@@ -13,13 +13,12 @@ use crate::plan::join::{JoinKind, JoinPlan};
 use crate::row::Row;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bundle<'s, T> {
-    let left = ctx.render(&j.left);
-    let right = ctx.render(&j.right);
     let left_arity = j.left.arity();
     let right_arity = j.right.arity();
 
-    let (lkeyed, lerrs) = keyed(left.oks.clone(), j.left_key.clone());
-    let (rkeyed, rerrs) = keyed(right.oks.clone(), j.right_key.clone());
+    // Each side keyed: read in place from an imported arrangement when the side is one.
+    let (lkeyed, left_errs, lerrs) = keyed(ctx, &j.left, j.left_key.clone());
+    let (rkeyed, right_errs, rerrs) = keyed(ctx, &j.right, j.right_key.clone());
     let larr = lkeyed.arrange_by_key_named("JoinLeft");
     let rarr = rkeyed.arrange_by_key_named("JoinRight");
     let joined = larr.join_core(rarr, |_k, l: &Row, r: &Row| Some(l.concat(r)));
@@ -45,6 +44,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
 
     let mut oks = matched.clone();
     if matches!(j.kind, JoinKind::Left | JoinKind::Full) {
+        let left = ctx.render(&j.left);
         let matched_left = matched
             .clone()
             .map(move |row| row.project(&(0..left_arity).collect::<Vec<_>>()));
@@ -52,32 +52,38 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
         oks = oks.concat(unmatched.map(move |row| row.concat(&Row::nulls(right_arity))));
     }
     if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
+        let right = ctx.render(&j.right);
         let matched_right = matched.map(move |row| {
             row.project(&(left_arity..left_arity + right_arity).collect::<Vec<_>>())
         });
         let unmatched = unmatched(right.oks.clone(), matched_right);
         oks = oks.concat(unmatched.map(move |row| Row::nulls(left_arity).concat(&row)));
     }
-    let errs = left
-        .errs
-        .concat(right.errs)
+    let errs = left_errs
+        .concat(right_errs)
         .concat(lerrs)
         .concat(rerrs)
         .concat(res_errs);
     Bundle::new(oks, errs)
 }
 
-/// `(key, row)` pairs for rows whose key has no NULL (NULL never equals anything).
+/// Rows keyed for a join.
+type Pairs<'s, T> = differential_dataflow::VecCollection<'s, T, (Row, Row), isize>;
+
+/// `(key, row)` pairs of `side`'s rows whose key has no NULL (NULL never equals anything),
+/// with `side`'s errors and those evaluating the key.
 fn keyed<'s, T: RenderTime>(
-    rows: Rows<'s, T>,
+    ctx: &mut Context<'s, T>,
+    side: &crate::plan::Plan,
     key: Vec<ScalarExpr>,
-) -> (
-    differential_dataflow::VecCollection<'s, T, (Row, Row), isize>,
-    super::Errs<'s, T>,
-) {
+) -> (Pairs<'s, T>, super::Errs<'s, T>, super::Errs<'s, T>) {
     let key = RowExprs::new(key);
-    let results = rows.flat_map(move |row| key.eval_not_null(&row).map(|k| k.map(|k| (k, row))));
-    split(results)
+    let (results, side_errs) = ctx.map_pairs(
+        side,
+        Box::new(move |row| key.eval_not_null(row).map(|k| k.map(|k| (k, row.clone())))),
+    );
+    let (pairs, key_errs) = split(results);
+    (pairs, side_errs, key_errs)
 }
 
 /// Rows of `side` with no match: `side - side ⋉ distinct(matched)`.

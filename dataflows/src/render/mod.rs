@@ -69,6 +69,12 @@ pub type RowFn = Box<dyn FnMut(&Row) -> Option<Result<Row, EvalError>>>;
 /// Rows and the errors evaluating them raised.
 pub type Results<'s, T> = VecCollection<'s, T, Result<Row, EvalError>, Diff>;
 
+/// A function from a row (read in place) to a keyed pair: a join side, a group's value.
+pub type PairFn = Box<dyn FnMut(&Row) -> Option<Result<(Row, Row), EvalError>>>;
+
+/// Keyed pairs and the errors evaluating them raised.
+pub type PairResults<'s, T> = VecCollection<'s, T, Result<(Row, Row), EvalError>, Diff>;
+
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
 /// Operators that only read rows (a map-filter-project, group keys) read them in place from
@@ -78,6 +84,8 @@ pub type Results<'s, T> = VecCollection<'s, T, Result<Row, EvalError>, Diff>;
 pub struct Imported<'s, T: Timestamp> {
     /// Applies a function to every row, in place.
     pub read: Box<dyn Fn(RowFn) -> Results<'s, T> + 's>,
+    /// The same, for functions that make keyed pairs.
+    pub read_pairs: Box<dyn Fn(PairFn) -> PairResults<'s, T> + 's>,
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
     pub errs: Errs<'s, T>,
@@ -176,6 +184,19 @@ impl<'s, T: RenderTime> Context<'s, T> {
             if !self.gets.contains_key(id) {
                 if let Some(imported) = self.imported.get(id) {
                     return ((imported.read)(f), imported.errs.clone());
+                }
+            }
+        }
+        let input = self.render(plan);
+        (input.oks.flat_map(move |row| f(&row)), input.errs)
+    }
+
+    /// As [`Context::map_rows`], for functions that make keyed pairs.
+    pub fn map_pairs(&mut self, plan: &Plan, mut f: PairFn) -> (PairResults<'s, T>, Errs<'s, T>) {
+        if let Plan::Get { id, .. } = plan {
+            if !self.gets.contains_key(id) {
+                if let Some(imported) = self.imported.get(id) {
+                    return ((imported.read_pairs)(f), imported.errs.clone());
                 }
             }
         }

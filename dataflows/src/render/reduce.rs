@@ -20,12 +20,12 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     if r.aggregates.is_empty() && !r.global {
         return distinct_keys(ctx, r);
     }
-    let input = ctx.render(&r.input);
     let key = crate::expr::RowExprs::new(r.key.clone());
     let args = crate::expr::RowExprs::new(r.aggregates.iter().map(|a| a.expr.clone()).collect());
-    let keyed = input
-        .oks
-        .flat_map(move |row| Some(key.eval(&row).and_then(|k| Ok((k, args.eval(&row)?)))));
+    let (keyed, input_errs) = ctx.map_pairs(
+        &r.input,
+        Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
+    );
     let (keyed, key_errs) = split(keyed);
 
     let aggs = r.aggregates.clone();
@@ -47,7 +47,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             .concat(present.negate());
         oks = oks.concat(missing.map(move |_| defaults.clone()));
     }
-    Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
+    Bundle::new(oks, input_errs.concat(key_errs).concat(agg_errs))
 }
 
 /// GROUP BY without aggregates: each group's key once, a threshold on the keys (Nexmark q8's

@@ -40,7 +40,7 @@ use crate::connector::{
 };
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId};
-use crate::render::{Bundle, Context, ErrTrace, Imported, RowFn, RowTrace, Time};
+use crate::render::{Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
 use crate::row::Row;
 use crate::subscribe::{batch_by_time, Offer, SubscribeEvent, SubscriptionFeed};
 
@@ -1056,7 +1056,7 @@ fn import<'s>(
                 .as_collection(|k: &EvalError, _: &()| k.clone()),
             None => ctx.no_errors(),
         };
-        let in_place = arranged.clone();
+        let (in_place, pairs) = (arranged.clone(), arranged.clone());
         ctx.imported.insert(
             *id,
             Imported {
@@ -1064,6 +1064,9 @@ fn import<'s>(
                     in_place
                         .clone()
                         .flat_map_ref(move |row: &Row, _: &()| f(row))
+                }),
+                read_pairs: Box::new(move |mut f: PairFn| {
+                    pairs.clone().flat_map_ref(move |row: &Row, _: &()| f(row))
                 }),
                 rows: Box::new(move || arranged.clone().as_collection(|k: &Row, _: &()| k.clone())),
                 errs,
