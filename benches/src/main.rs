@@ -16,6 +16,7 @@
 mod baseline;
 mod durability;
 mod engine;
+mod heap;
 mod memory;
 mod nexmark;
 mod reads;
@@ -26,7 +27,7 @@ mod stats;
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: heap::Counting = heap::Counting;
 
 #[derive(Parser)]
 #[command(name = "freshet-bench", about = "freshet benchmarks")]

@@ -5,7 +5,8 @@
 //! bigints (16 raw bytes each) in ten writes, waits until every arrangement has taken them in,
 //! lets the spines settle, and reports the growth of the process's resident set per row.
 //! RSS includes allocator slack and batches still waiting to merge, so it is an upper bound on
-//! the arrangements' own heap.
+//! the arrangements' own heap. Beside it, the growth of the live heap (bytes allocated and not
+//! freed, counted by the binary's allocator, `heap.rs`) is what the arrangements hold.
 //!
 //! Cases:
 //! - `table`: one freshet table (arranged by whole row), no views;
@@ -41,6 +42,8 @@ pub struct Measured {
     pub rows: u64,
     /// RSS growth while loading them, bytes.
     pub bytes: u64,
+    /// Live heap growth while loading them, bytes.
+    pub heap: u64,
     /// Updates held in freshet's arrangements, as the engine reports them (0 for differential).
     pub records: u64,
 }
@@ -48,8 +51,8 @@ pub struct Measured {
 /// Runs every case in a child process and prints a Markdown table.
 pub fn run(rows: u64, workers: &[usize]) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    println!("| case | workers | rows | RSS growth | bytes per row | × 16 raw bytes | arranged updates (freshet) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| case | workers | rows | RSS growth | bytes per row | × 16 raw bytes | live heap per row | × 16 raw bytes | arranged updates (freshet) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &w in workers {
         for case in ["dd-table", "table", "dd-view", "view"] {
             let out = std::process::Command::new(&exe)
@@ -63,15 +66,17 @@ pub fn run(rows: u64, workers: &[usize]) -> anyhow::Result<()> {
             );
             let line = String::from_utf8_lossy(&out.stdout);
             let mut f = line.split_whitespace().map(|x| x.parse::<u64>());
-            let (n, bytes, records) = match (f.next(), f.next(), f.next()) {
-                (Some(Ok(n)), Some(Ok(b)), Some(Ok(r))) => (n, b, r),
+            let (n, bytes, heap, records) = match (f.next(), f.next(), f.next(), f.next()) {
+                (Some(Ok(n)), Some(Ok(b)), Some(Ok(h)), Some(Ok(r))) => (n, b, h, r),
                 _ => anyhow::bail!("case {case} printed {line:?}"),
             };
             let per_row = bytes as f64 / n as f64;
+            let heap_per_row = heap as f64 / n as f64;
             println!(
-                "| {case} | {w} | {n} | {:.1} MB | {per_row:.0} | {:.1}× | {} |",
+                "| {case} | {w} | {n} | {:.1} MB | {per_row:.0} | {:.1}× | {heap_per_row:.0} | {:.1}× | {} |",
                 bytes as f64 / 1e6,
                 per_row / 16.0,
+                heap_per_row / 16.0,
                 if records == 0 {
                     "–".to_string()
                 } else {
@@ -83,8 +88,9 @@ pub fn run(rows: u64, workers: &[usize]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one case in this process and prints `rows bytes records`.
+/// Runs one case in this process and prints `rows rss_bytes heap_bytes records`.
 pub fn case(case: &str, rows: u64, workers: usize) -> anyhow::Result<()> {
+    crate::heap::start();
     let m = match case {
         "table" => freshet(rows, workers, false)?,
         "view" => freshet(rows, workers, true)?,
@@ -92,7 +98,7 @@ pub fn case(case: &str, rows: u64, workers: usize) -> anyhow::Result<()> {
         "dd-view" => differential(rows, workers, true),
         other => anyhow::bail!("unknown case {other}"),
     };
-    println!("{} {} {}", m.rows, m.bytes, m.records);
+    println!("{} {} {} {}", m.rows, m.bytes, m.heap, m.records);
     Ok(())
 }
 
@@ -120,6 +126,7 @@ fn freshet(rows: u64, workers: usize, view: bool) -> anyhow::Result<Measured> {
     };
     settle();
     let before = rss()?;
+    let heap_before = crate::heap::live();
     let mut last = 0;
     for table in tables {
         for chunk in 0..10 {
@@ -141,10 +148,12 @@ fn freshet(rows: u64, workers: usize, view: bool) -> anyhow::Result<Measured> {
     };
     settle();
     let after = rss()?;
+    let heap = crate::heap::live() - heap_before;
     engine.shutdown();
     Ok(Measured {
         rows: rows * tables.len() as u64,
         bytes: after.saturating_sub(before),
+        heap: heap.max(0) as u64,
         records,
     })
 }
@@ -157,6 +166,7 @@ fn settle() {
 fn differential(rows: u64, workers: usize, view: bool) -> Measured {
     let (tx, rx) = std::sync::mpsc::channel();
     let before = rss().unwrap_or(0);
+    let heap_before = crate::heap::live();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index() as u64;
         let peers = worker.peers() as u64;
@@ -217,10 +227,12 @@ fn differential(rows: u64, workers: usize, view: bool) -> Measured {
     .expect("timely starts");
     let n = rx.recv().expect("worker 0 reports");
     let after = rss().unwrap_or(0);
+    let heap = crate::heap::live() - heap_before;
     drop(guards);
     Measured {
         rows: n,
         bytes: after.saturating_sub(before),
+        heap: heap.max(0) as u64,
         records: 0,
     }
 }
