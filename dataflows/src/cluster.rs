@@ -250,9 +250,36 @@ fn lost_peer(info: &std::panic::PanicHookInfo<'_>) -> Option<String> {
     }
 }
 
-/// How workers of either kind of execution behave: they poll a while before parking.
+/// How workers of either kind of execution behave: they poll a while before parking, and an
+/// idle arrangement finishes the merges it started (see [`idle_merging`]).
 fn worker_config(idle_spin: Duration) -> timely::WorkerConfig {
-    timely::WorkerConfig::default().idle_spin(idle_spin)
+    let mut config = timely::WorkerConfig::default().idle_spin(idle_spin);
+    config.set::<differential_dataflow::trace::ExertionLogic>(
+        "differential/default_exert_logic".to_string(),
+        idle_merging(IDLE_MERGE_EFFORT),
+    );
+    config
+}
+
+/// Updates of merge work an idle arrangement does each time it is scheduled: small enough that
+/// a write arriving meanwhile waits only tens of microseconds.
+const IDLE_MERGE_EFFORT: usize = 2048;
+
+/// Differential merges an arrangement's batches with fuel that new updates bring, so an
+/// arrangement that stops receiving them keeps a merge half done: both inputs and the partial
+/// output held, and every reader walking all three. With this, an arrangement with a merge in
+/// progress spends `effort` on it each time it is scheduled (and schedules itself again) until
+/// none is. It does not start merges: forcing a one-row batch into a million-row one after
+/// every write would cost each write the whole merge (a single-row update took 1 ms instead
+/// of 0.15 ms when idle arrangements were merged down to one batch), where differential's
+/// levels keep that work amortized.
+fn idle_merging(effort: usize) -> differential_dataflow::trace::ExertionLogic {
+    std::sync::Arc::new(move |layers: &[(usize, usize, usize)]| {
+        layers
+            .iter()
+            .any(|&(_level, batches, _updates)| batches > 1)
+            .then_some(effort)
+    })
 }
 
 /// Starts `workers` timely worker threads in this process: alone, or joined to the other
@@ -773,6 +800,18 @@ mod tests {
             addresses: addresses.iter().map(|s| s.to_string()).collect(),
             peer_timeout: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn idle_arrangements_finish_merges_and_start_none() {
+        let logic = idle_merging(7);
+        // (level, batches at the level, updates): no merge in progress, whatever the batches.
+        assert_eq!(logic(&[(4, 1, 100)]), None);
+        assert_eq!(logic(&[(4, 1, 100), (2, 1, 50), (1, 1, 3)]), None);
+        assert_eq!(logic(&[]), None);
+        // A merge in progress, even of empty batches: go on.
+        assert_eq!(logic(&[(2, 2, 10)]), Some(7));
+        assert_eq!(logic(&[(3, 1, 9), (2, 2, 0)]), Some(7));
     }
 
     #[test]
