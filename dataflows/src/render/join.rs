@@ -78,7 +78,7 @@ fn keyed<'s, T: RenderTime>(
     key: Vec<ScalarExpr>,
 ) -> (Pairs<'s, T>, super::Errs<'s, T>, super::Errs<'s, T>) {
     let key = RowExprs::new(key);
-    let (results, side_errs) = ctx.map_pairs(
+    let (results, side_errs) = ctx.map_rows::<(Row, Row)>(
         side,
         Box::new(move |row| key.eval_not_null(row).map(|k| k.map(|k| (k, row.clone())))),
     );

@@ -63,17 +63,38 @@ impl<'s, T: Timestamp + Lattice> Bundle<'s, T> {
     }
 }
 
-/// A function from a row (read in place) to what an operator makes of it.
-pub type RowFn = Box<dyn FnMut(&Row) -> Option<Result<Row, EvalError>>>;
+/// A function from a row (read in place) to what an operator keeps of it: a row, or a keyed
+/// pair (a join side, a group's key and arguments).
+pub type ReadFn<D> = Box<dyn FnMut(&Row) -> Option<Result<D, EvalError>>>;
 
-/// Rows and the errors evaluating them raised.
-pub type Results<'s, T> = VecCollection<'s, T, Result<Row, EvalError>, Diff>;
+/// What such functions made, and the errors evaluating them raised.
+pub type ReadResults<'s, T, D> = VecCollection<'s, T, Result<D, EvalError>, Diff>;
 
-/// A function from a row (read in place) to a keyed pair: a join side, a group's value.
-pub type PairFn = Box<dyn FnMut(&Row) -> Option<Result<(Row, Row), EvalError>>>;
+pub type RowFn = ReadFn<Row>;
+pub type Results<'s, T> = ReadResults<'s, T, Row>;
+pub type PairFn = ReadFn<(Row, Row)>;
+pub type PairResults<'s, T> = ReadResults<'s, T, (Row, Row)>;
 
-/// Keyed pairs and the errors evaluating them raised.
-pub type PairResults<'s, T> = VecCollection<'s, T, Result<(Row, Row), EvalError>, Diff>;
+/// What a function over rows read in place can make. Closures cannot be generic, so an
+/// [`Imported`] arrangement holds one reader per kind, and this picks it.
+pub trait InPlace: Clone + 'static {
+    fn read<'s, T: Timestamp>(
+        imported: &Imported<'s, T>,
+        f: ReadFn<Self>,
+    ) -> ReadResults<'s, T, Self>;
+}
+
+impl InPlace for Row {
+    fn read<'s, T: Timestamp>(imported: &Imported<'s, T>, f: RowFn) -> Results<'s, T> {
+        (imported.read)(f)
+    }
+}
+
+impl InPlace for (Row, Row) {
+    fn read<'s, T: Timestamp>(imported: &Imported<'s, T>, f: PairFn) -> PairResults<'s, T> {
+        (imported.read_pairs)(f)
+    }
+}
 
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
@@ -172,31 +193,15 @@ impl<'s, T: RenderTime> Context<'s, T> {
 
     /// `f` applied to each row of `plan`, with `plan`'s errors beside: in place when `plan`
     /// reads an imported arrangement, on the rendered collection otherwise.
-    pub fn map_rows(
+    pub fn map_rows<D: InPlace>(
         &mut self,
         plan: &Plan,
-        mut f: RowFn,
-    ) -> (
-        VecCollection<'s, T, Result<Row, EvalError>, Diff>,
-        Errs<'s, T>,
-    ) {
+        mut f: ReadFn<D>,
+    ) -> (ReadResults<'s, T, D>, Errs<'s, T>) {
         if let Plan::Get { id, .. } = plan {
             if !self.gets.contains_key(id) {
                 if let Some(imported) = self.imported.get(id) {
-                    return ((imported.read)(f), imported.errs.clone());
-                }
-            }
-        }
-        let input = self.render(plan);
-        (input.oks.flat_map(move |row| f(&row)), input.errs)
-    }
-
-    /// As [`Context::map_rows`], for functions that make keyed pairs.
-    pub fn map_pairs(&mut self, plan: &Plan, mut f: PairFn) -> (PairResults<'s, T>, Errs<'s, T>) {
-        if let Plan::Get { id, .. } = plan {
-            if !self.gets.contains_key(id) {
-                if let Some(imported) = self.imported.get(id) {
-                    return ((imported.read_pairs)(f), imported.errs.clone());
+                    return (D::read(imported, f), imported.errs.clone());
                 }
             }
         }

@@ -22,7 +22,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     }
     let key = crate::expr::RowExprs::new(r.key.clone());
     let args = crate::expr::RowExprs::new(r.aggregates.iter().map(|a| a.expr.clone()).collect());
-    let (keyed, input_errs) = ctx.map_pairs(
+    let (keyed, input_errs) = ctx.map_rows::<(Row, Row)>(
         &r.input,
         Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
     );
