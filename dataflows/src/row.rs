@@ -397,7 +397,8 @@ impl<'de> serde::de::Visitor<'de> for RowVisitor {
     }
 }
 
-/// `Value`'s variants, by index (bincode) or name (self-describing formats).
+/// `Value`'s variants, by index (bincode) or name (self-describing formats). Not `DataType`:
+/// the indexes must be `Value`'s, whose order differs (NULL first).
 #[derive(Deserialize)]
 #[serde(variant_identifier)]
 enum Variant {

@@ -17,8 +17,8 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     let right_arity = j.right.arity();
 
     // Each side keyed: read in place from an imported arrangement when the side is one.
-    let (lkeyed, left_errs, lerrs) = keyed(ctx, &j.left, j.left_key.clone());
-    let (rkeyed, right_errs, rerrs) = keyed(ctx, &j.right, j.right_key.clone());
+    let (lkeyed, lerrs) = keyed(ctx, &j.left, j.left_key.clone());
+    let (rkeyed, rerrs) = keyed(ctx, &j.right, j.right_key.clone());
     let larr = lkeyed.arrange_by_key_named("JoinLeft");
     let rarr = rkeyed.arrange_by_key_named("JoinRight");
     let joined = larr.join_core(rarr, |_k, l: &Row, r: &Row| Some(l.concat(r)));
@@ -59,16 +59,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
         let unmatched = unmatched(right.oks.clone(), matched_right);
         oks = oks.concat(unmatched.map(move |row| Row::nulls(left_arity).concat(&row)));
     }
-    let errs = left_errs
-        .concat(right_errs)
-        .concat(lerrs)
-        .concat(rerrs)
-        .concat(res_errs);
+    let errs = lerrs.concat(rerrs).concat(res_errs);
     Bundle::new(oks, errs)
 }
-
-/// Rows keyed for a join.
-type Pairs<'s, T> = differential_dataflow::VecCollection<'s, T, (Row, Row), isize>;
 
 /// `(key, row)` pairs of `side`'s rows whose key has no NULL (NULL never equals anything),
 /// with `side`'s errors and those evaluating the key.
@@ -76,14 +69,17 @@ fn keyed<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     side: &crate::plan::Plan,
     key: Vec<ScalarExpr>,
-) -> (Pairs<'s, T>, super::Errs<'s, T>, super::Errs<'s, T>) {
+) -> (
+    differential_dataflow::VecCollection<'s, T, (Row, Row), crate::plan::Diff>,
+    super::Errs<'s, T>,
+) {
     let key = RowExprs::new(key);
     let (results, side_errs) = ctx.map_rows::<(Row, Row)>(
         side,
         Box::new(move |row| key.eval_not_null(row).map(|k| k.map(|k| (k, row.clone())))),
     );
     let (pairs, key_errs) = split(results);
-    (pairs, side_errs, key_errs)
+    (pairs, side_errs.concat(key_errs))
 }
 
 /// Rows of `side` with no match: `side - side ⋉ distinct(matched)`.
