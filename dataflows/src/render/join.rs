@@ -7,20 +7,19 @@
 
 use differential_dataflow::lattice::Lattice;
 
+use super::prefix::PairArranged;
 use super::{split, Bundle, Context, RenderTime, Rows};
 use crate::expr::{RowExprs, ScalarExpr};
 use crate::plan::join::{JoinKind, JoinPlan};
+use crate::plan::Plan;
 use crate::row::Row;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bundle<'s, T> {
     let left_arity = j.left.arity();
     let right_arity = j.right.arity();
 
-    // Each side keyed: read in place from an imported arrangement when the side is one.
-    let (lkeyed, lerrs) = keyed(ctx, &j.left, j.left_key.clone());
-    let (rkeyed, rerrs) = keyed(ctx, &j.right, j.right_key.clone());
-    let larr = lkeyed.arrange_by_key_named("JoinLeft");
-    let rarr = rkeyed.arrange_by_key_named("JoinRight");
+    let (larr, lerrs) = arranged(ctx, &j.left, &j.left_key, "JoinLeft");
+    let (rarr, rerrs) = arranged(ctx, &j.right, &j.right_key, "JoinRight");
     let joined = larr.join_core(rarr, |_k, l: &Row, r: &Row| Some(l.concat(r)));
 
     let residual = j.residual.clone();
@@ -63,11 +62,36 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     Bundle::new(oks, errs)
 }
 
+/// `side` arranged by `key` as `(key, row)` pairs, with `side`'s errors. An imported
+/// arrangement keyed by its leading columns is keyed batch by batch, in the order it has
+/// ([`super::prefix`]); any other side is keyed row by row (in place when it is imported) and
+/// arranged.
+fn arranged<'s, T: RenderTime>(
+    ctx: &mut Context<'s, T>,
+    side: &Plan,
+    key: &[ScalarExpr],
+    name: &str,
+) -> (PairArranged<'s, T>, super::Errs<'s, T>) {
+    let leading = key
+        .iter()
+        .enumerate()
+        .all(|(i, e)| matches!(e, ScalarExpr::Column(c) if *c == i));
+    if let (true, Plan::Get { id, .. }) = (leading && !key.is_empty(), side) {
+        if let Some(imported) = ctx.imported.get(id) {
+            if let Some(by_prefix) = imported.by_prefix.as_ref() {
+                return (by_prefix(key.len()), imported.errs.clone());
+            }
+        }
+    }
+    let (keyed, errs) = keyed(ctx, side, key.to_vec());
+    (keyed.arrange_by_key_named(name), errs)
+}
+
 /// `(key, row)` pairs of `side`'s rows whose key has no NULL (NULL never equals anything),
 /// with `side`'s errors and those evaluating the key.
 fn keyed<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
-    side: &crate::plan::Plan,
+    side: &Plan,
     key: Vec<ScalarExpr>,
 ) -> (
     differential_dataflow::VecCollection<'s, T, (Row, Row), crate::plan::Diff>,

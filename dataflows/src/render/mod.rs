@@ -14,6 +14,7 @@
 mod accumulate;
 mod flat_map;
 mod join;
+pub mod prefix;
 mod recursive;
 mod reduce;
 mod temporal;
@@ -78,20 +79,23 @@ pub type PairResults<'s, T> = ReadResults<'s, T, (Row, Row)>;
 /// What a function over rows read in place can make. Closures cannot be generic, so an
 /// [`Imported`] arrangement holds one reader per kind, and this picks it.
 pub trait InPlace: Clone + 'static {
-    fn read<'s, T: Timestamp>(
+    fn read<'s, T: Timestamp + Lattice>(
         imported: &Imported<'s, T>,
         f: ReadFn<Self>,
     ) -> ReadResults<'s, T, Self>;
 }
 
 impl InPlace for Row {
-    fn read<'s, T: Timestamp>(imported: &Imported<'s, T>, f: RowFn) -> Results<'s, T> {
+    fn read<'s, T: Timestamp + Lattice>(imported: &Imported<'s, T>, f: RowFn) -> Results<'s, T> {
         (imported.read)(f)
     }
 }
 
 impl InPlace for (Row, Row) {
-    fn read<'s, T: Timestamp>(imported: &Imported<'s, T>, f: PairFn) -> PairResults<'s, T> {
+    fn read<'s, T: Timestamp + Lattice>(
+        imported: &Imported<'s, T>,
+        f: PairFn,
+    ) -> PairResults<'s, T> {
         (imported.read_pairs)(f)
     }
 }
@@ -102,18 +106,22 @@ impl InPlace for (Row, Row) {
 /// the arrangement's batches through `read`; turning the arrangement into a collection first
 /// would clone every row (for a row on the heap, a reference count touched twice on memory
 /// the operator otherwise reads once).
-pub struct Imported<'s, T: Timestamp> {
+pub struct Imported<'s, T: Timestamp + Lattice> {
     /// Applies a function to every row, in place.
     pub read: Box<dyn Fn(RowFn) -> Results<'s, T> + 's>,
     /// The same, for functions that make keyed pairs.
     pub read_pairs: Box<dyn Fn(PairFn) -> PairResults<'s, T> + 's>,
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
+    /// The rows as `(first n columns, row)` pairs arranged for a join, from the arrangement's
+    /// batches without sorting them again (see [`prefix`]). Only with a single worker: the
+    /// arrangement is spread over workers by whole row, a join side by its key.
+    pub by_prefix: Option<Box<dyn Fn(usize) -> prefix::PairArranged<'s, T> + 's>>,
     pub errs: Errs<'s, T>,
 }
 
 /// The collections a plan can refer to while it is rendered.
-pub struct Context<'s, T: Timestamp> {
+pub struct Context<'s, T: Timestamp + Lattice> {
     pub scope: Scope<'s, T>,
     /// Collections by id; imported arrangements join them when first read as collections.
     pub gets: BTreeMap<GlobalId, Bundle<'s, T>>,
