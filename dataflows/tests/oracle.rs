@@ -939,6 +939,15 @@ const FULL_JOIN: Case = Case::new(
     &[&T1, &T2],
 );
 
+// Both sides filtered by WHERE and joined on their tables' leading columns: each side is
+// keyed from its table's arrangement batch by batch (one worker) or arranged anew (more).
+const FILTERED_JOIN_SIDES: Case = Case::new(
+    "filtered_join_sides",
+    "SELECT t1.a, t1.b, t1.c, t2.d FROM t1 JOIN t2 ON t1.a = t2.a \
+     WHERE t1.b > 1 AND (t2.c IS NULL OR t2.c <> 'a') AND t2.d <> 3",
+    &[&T1, &T2],
+);
+
 const ANTI_JOIN: Case = Case::new(
     "anti_join",
     "SELECT t1.a, t1.c FROM t1 LEFT JOIN t2 ON t1.a = t2.a WHERE t2.a IS NULL",
@@ -1040,6 +1049,11 @@ fn right_join() {
 #[test]
 fn full_outer_join() {
     run_case(&FULL_JOIN);
+}
+
+#[test]
+fn filtered_join_sides() {
+    run_case(&FILTERED_JOIN_SIDES);
 }
 
 #[test]

@@ -54,6 +54,13 @@ impl Mfp {
             && self.project.iter().enumerate().all(|(i, c)| i == *c)
     }
 
+    /// Whether this only filters rows of `input_arity` columns: no map, no projection.
+    pub fn is_filter(&self, input_arity: usize) -> bool {
+        self.steps.iter().all(|s| matches!(s, MfpStep::Filter(_)))
+            && self.project.len() == input_arity
+            && self.project.iter().enumerate().all(|(i, c)| i == *c)
+    }
+
     /// Composes a map step (`exprs` read this mfp's output columns and earlier `exprs`).
     pub fn then_map(&mut self, input_arity: usize, exprs: &[ScalarExpr]) {
         let out_len = self.project.len();
@@ -161,6 +168,31 @@ impl MfpEval {
             &self.mfp.project,
             computed,
         )))
+    }
+
+    /// Whether `row` passes the filters, for an mfp that only filters ([`Mfp::is_filter`]):
+    /// `apply` without building the output row.
+    pub fn passes(&self, row: &Row, scratch: &mut Vec<Value>) -> Result<bool, EvalError> {
+        debug_assert!(self.mfp.is_filter(self.input_arity));
+        if self.mfp.steps.is_empty() {
+            return Ok(true);
+        }
+        let fields = row.fields_to(self.reach);
+        scratch.clear();
+        for (c, need) in self.needed.iter().enumerate() {
+            scratch.push(match (need, fields.get(c)) {
+                (true, Some(f)) => Row::decode_field(f),
+                _ => Value::Null,
+            });
+        }
+        for step in &self.mfp.steps {
+            if let MfpStep::Filter(p) = step {
+                if !p.eval(scratch)?.is_true() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -5,6 +5,8 @@
 //! whole row, which stays correct under any sequence of insertions and retractions (a row
 //! that loses its last match comes back padded with NULLs).
 
+use std::rc::Rc;
+
 use differential_dataflow::lattice::Lattice;
 
 use super::prefix::PairArranged;
@@ -76,11 +78,37 @@ fn arranged<'s, T: RenderTime>(
         .iter()
         .enumerate()
         .all(|(i, e)| matches!(e, ScalarExpr::Column(c) if *c == i));
-    if let (true, Plan::Get { id, .. }) = (leading && !key.is_empty(), side) {
-        if let Some(imported) = ctx.imported.get(id) {
-            if let Some(by_prefix) = imported.by_prefix.as_ref() {
-                return (by_prefix(key.len()), imported.errs.clone());
+    // The side's table, view or source, and the filter (if any) that `WHERE` put over it.
+    let (source, filter) = match side {
+        Plan::Get { id, .. } => (Some(*id), None),
+        Plan::Mfp { input, mfp } => match input.as_ref() {
+            Plan::Get { id, .. } if mfp.is_filter(input.arity()) => {
+                (Some(*id), Some((input, mfp.evaluator(input.arity()))))
             }
+            _ => (None, None),
+        },
+        _ => (None, None),
+    };
+    let imported = source.and_then(|id| ctx.imported.get(&id));
+    if let (true, Some(imported)) = (leading && !key.is_empty(), imported) {
+        if let Some(by_prefix) = imported.by_prefix.as_ref() {
+            let Some((input, eval)) = filter else {
+                return (by_prefix(key.len(), None), imported.errs.clone());
+            };
+            let eval = Rc::new(eval);
+            let keep = {
+                let (eval, mut scratch) = (Rc::clone(&eval), Vec::new());
+                Box::new(move |row: &Row| eval.passes(row, &mut scratch) == Ok(true))
+            };
+            let arranged = by_prefix(key.len(), Some(keep));
+            // The filter's own errors (a division by zero in `WHERE`), in a second pass.
+            let mut scratch = Vec::new();
+            let (failed, input_errs) = ctx.map_rows::<Row>(
+                input,
+                Box::new(move |row| eval.passes(row, &mut scratch).err().map(Err)),
+            );
+            let (_, filter_errs) = split(failed);
+            return (arranged, input_errs.concat(filter_errs));
         }
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());

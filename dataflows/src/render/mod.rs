@@ -100,6 +100,10 @@ impl InPlace for (Row, Row) {
     }
 }
 
+/// Keys an imported arrangement's rows (those a filter keeps) by their first `n` columns.
+pub type ByPrefix<'s, T> =
+    Box<dyn Fn(usize, Option<prefix::KeepFn>) -> prefix::PairArranged<'s, T> + 's>;
+
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
 /// Operators that only read rows (a map-filter-project, group keys) read them in place from
@@ -116,7 +120,7 @@ pub struct Imported<'s, T: Timestamp + Lattice> {
     /// The rows as `(first n columns, row)` pairs arranged for a join, from the arrangement's
     /// batches without sorting them again (see [`prefix`]). Only with a single worker: the
     /// arrangement is spread over workers by whole row, a join side by its key.
-    pub by_prefix: Option<Box<dyn Fn(usize) -> prefix::PairArranged<'s, T> + 's>>,
+    pub by_prefix: Option<ByPrefix<'s, T>>,
     pub errs: Errs<'s, T>,
 }
 

@@ -30,11 +30,16 @@ use crate::row::Row;
 pub type PairSpine<T> = ValSpine<Row, Row, T, Diff>;
 pub type PairArranged<'s, T> = Arranged<'s, TraceAgent<PairSpine<T>>>;
 
-/// `source`'s rows keyed by their first `n` columns, as `(key, row)` pairs; rows with a NULL
-/// among those columns are left out (NULL never equals anything).
+/// Which rows a join side keeps (its `WHERE` predicates on the table, say). Filtering keeps
+/// the order.
+pub type KeepFn = Box<dyn FnMut(&Row) -> bool>;
+
+/// `source`'s rows that `keep` keeps, keyed by their first `n` columns, as `(key, row)`
+/// pairs; rows with a NULL among those columns are left out (NULL never equals anything).
 pub fn by_prefix<'s>(
     source: Arranged<'s, RowTrace>,
     n: usize,
+    mut keep: Option<KeepFn>,
     name: &str,
 ) -> PairArranged<'s, Time> {
     let mut reader: Option<TraceAgent<PairSpine<Time>>> = None;
@@ -63,7 +68,7 @@ pub fn by_prefix<'s>(
                     let caps = cap.retain_stamp(0);
                     let mut session = output.session(&caps);
                     for span in spans.drain(..) {
-                        let keyed = key_span(&span, n);
+                        let keyed = key_span(&span, n, &mut keep);
                         insert(&mut writer, &mut upper, keyed.clone(), cap.stamp().clone());
                         session.give(keyed);
                     }
@@ -95,6 +100,7 @@ fn insert(
 fn key_span(
     span: &Span<Time, <RowTrace as TraceReader>::Batch>,
     n: usize,
+    keep: &mut Option<KeepFn>,
 ) -> Span<Time, <PairSpine<Time> as TraceReader>::Batch> {
     let mut builder = ValBuilder::<Row, Row, Time, Diff>::default();
     let mut chunk = Vec::new();
@@ -102,7 +108,7 @@ fn key_span(
         let mut cursor = batch.cursor();
         while let Some(row) = cursor.get_key(batch) {
             let key = row.prefix(n);
-            if !key.has_null() {
+            if !key.has_null() && keep.as_mut().is_none_or(|keep| keep(row)) {
                 // A batch of whole rows has one (empty) value per row.
                 while cursor.get_val(batch).is_some() {
                     cursor.map_times(batch, |t, d| {

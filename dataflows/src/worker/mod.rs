@@ -1059,8 +1059,8 @@ fn import<'s>(
         let (in_place, pairs, keyed) = (arranged.clone(), arranged.clone(), arranged.clone());
         let name = format!("by prefix {}", item.name);
         let by_prefix = (ctx.scope.peers() == 1).then(|| {
-            Box::new(move |n: usize| crate::render::prefix::by_prefix(keyed.clone(), n, &name))
-                as Box<dyn Fn(usize) -> _>
+            Box::new(move |n, keep| crate::render::prefix::by_prefix(keyed.clone(), n, keep, &name))
+                as crate::render::ByPrefix<'s, Time>
         });
         ctx.imported.insert(
             *id,
