@@ -184,6 +184,29 @@ impl ScalarExpr {
         reduced
     }
 
+    /// Whether evaluation can never raise an error: comparisons, boolean logic, NULL tests
+    /// and `CASE` over columns and literals (the planner has checked their types). Anything
+    /// else (arithmetic, casts, functions) counts as fallible.
+    pub fn cannot_fail(&self) -> bool {
+        use func::{BinaryFunc as B, UnaryFunc as U, VariadicFunc as V};
+        match self {
+            ScalarExpr::Column(_) | ScalarExpr::Literal(_) => true,
+            ScalarExpr::Unary(U::Not | U::IsNull | U::IsNotNull | U::IsTrue | U::IsFalse, e) => {
+                e.cannot_fail()
+            }
+            ScalarExpr::Binary(B::Eq | B::NotEq | B::Lt | B::Lte | B::Gt | B::Gte, a, b) => {
+                a.cannot_fail() && b.cannot_fail()
+            }
+            ScalarExpr::Variadic(V::And | V::Or | V::Coalesce | V::Greatest | V::Least, es) => {
+                es.iter().all(ScalarExpr::cannot_fail)
+            }
+            ScalarExpr::If { cond, then, els } => {
+                cond.cannot_fail() && then.cannot_fail() && els.cannot_fail()
+            }
+            _ => false,
+        }
+    }
+
     /// Whether evaluation depends on something other than the row (none do yet).
     pub fn is_volatile(&self) -> bool {
         false

@@ -61,6 +61,13 @@ impl Mfp {
             && self.project.iter().enumerate().all(|(i, c)| i == *c)
     }
 
+    /// Whether no step can raise an evaluation error ([`ScalarExpr::cannot_fail`]).
+    pub fn cannot_fail(&self) -> bool {
+        self.steps.iter().all(|s| match s {
+            MfpStep::Map(e) | MfpStep::Filter(e) => e.cannot_fail(),
+        })
+    }
+
     /// Composes a map step (`exprs` read this mfp's output columns and earlier `exprs`).
     pub fn then_map(&mut self, input_arity: usize, exprs: &[ScalarExpr]) {
         let out_len = self.project.len();
@@ -200,6 +207,29 @@ impl MfpEval {
 mod tests {
     use super::*;
     use crate::expr::BinaryFunc;
+
+    #[test]
+    fn comparisons_cannot_fail_and_arithmetic_can() {
+        use crate::expr::VariadicFunc;
+        let eq =
+            ScalarExpr::Column(0).call_binary(BinaryFunc::Eq, ScalarExpr::literal(Value::Int(1)));
+        let null = ScalarExpr::Column(1).call_unary(crate::expr::UnaryFunc::IsNull);
+        let mut mfp = Mfp::identity(2);
+        mfp.then_filter(&[ScalarExpr::Variadic(VariadicFunc::Or, vec![eq, null])]);
+        assert!(mfp.is_filter(2) && mfp.cannot_fail());
+        let div =
+            ScalarExpr::literal(Value::Int(10)).call_binary(BinaryFunc::Div, ScalarExpr::Column(0));
+        mfp.then_filter(&[div.call_binary(BinaryFunc::Gt, ScalarExpr::literal(Value::Int(1)))]);
+        assert!(mfp.is_filter(2) && !mfp.cannot_fail());
+        let mut scratch = Vec::new();
+        let eval = mfp.evaluator(2);
+        let row = |a: i64| Row::new(vec![Value::Int(a), Value::Null]);
+        assert_eq!(eval.passes(&row(1), &mut scratch), Ok(true));
+        assert_eq!(eval.passes(&row(20), &mut scratch), Ok(false));
+        assert!(eval.passes(&row(0), &mut scratch).is_err());
+        mfp.then_project(&[1]);
+        assert!(!mfp.is_filter(2));
+    }
 
     #[test]
     fn filter_before_map_protects_the_map() {

@@ -82,9 +82,10 @@ fn arranged<'s, T: RenderTime>(
     let (source, filter) = match side {
         Plan::Get { id, .. } => (Some(*id), None),
         Plan::Mfp { input, mfp } => match input.as_ref() {
-            Plan::Get { id, .. } if mfp.is_filter(input.arity()) => {
-                (Some(*id), Some((input, mfp.evaluator(input.arity()))))
-            }
+            Plan::Get { id, .. } if mfp.is_filter(input.arity()) => (
+                Some(*id),
+                Some((input, mfp.evaluator(input.arity()), mfp.cannot_fail())),
+            ),
             _ => (None, None),
         },
         _ => (None, None),
@@ -92,7 +93,7 @@ fn arranged<'s, T: RenderTime>(
     let imported = source.and_then(|id| ctx.imported.get(&id));
     if let (true, Some(imported)) = (leading && !key.is_empty(), imported) {
         if let Some(by_prefix) = imported.by_prefix.as_ref() {
-            let Some((input, eval)) = filter else {
+            let Some((input, eval, cannot_fail)) = filter else {
                 return (by_prefix(key.len(), None), imported.errs.clone());
             };
             let eval = Rc::new(eval);
@@ -101,6 +102,9 @@ fn arranged<'s, T: RenderTime>(
                 Box::new(move |row: &Row| eval.passes(row, &mut scratch) == Ok(true))
             };
             let arranged = by_prefix(key.len(), Some(keep));
+            if cannot_fail {
+                return (arranged, imported.errs.clone());
+            }
             // The filter's own errors (a division by zero in `WHERE`), in a second pass.
             let mut scratch = Vec::new();
             let (failed, input_errs) = ctx.map_rows::<Row>(
