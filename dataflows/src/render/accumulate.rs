@@ -22,35 +22,170 @@ use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::row::Row;
 use crate::value::{DataType, Value};
 
-/// Running totals of one group: `[rows, then per aggregate its slots]`. Up to three slots
-/// (`count(*)` with one `sum`) are kept inline: the totals travel as the difference of every
-/// update, so a heap allocation each would cost as much as the rest of the row.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Accums(SmallVec<[i128; 3]>);
+/// Running totals of one group: `[rows, then per aggregate its slots]`.
+///
+/// The totals travel as the difference of every update and sit in the count's arrangement,
+/// so their size is what differential sorts and stores per update. Up to three slots
+/// (`count(*)` with one `sum`) that fit in `i64` are kept inline in 32 bytes; a total that
+/// leaves `i64` (or a fourth slot) moves to `i128`s on the heap, so sums still cannot overflow
+/// while accumulating. Equality, order and hashing look at the values, not at the form.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Accums(Slots);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Slots {
+    Narrow { len: u8, vals: [i64; NARROW] },
+    Wide(Vec<i128>),
+}
+
+/// Slots kept inline.
+const NARROW: usize = 3;
+
+impl Accums {
+    /// Totals from their values, inline when they fit.
+    pub fn from_slots(slots: &[i128]) -> Accums {
+        if slots.len() <= NARROW && slots.iter().all(|x| i64::try_from(*x).is_ok()) {
+            let mut vals = [0i64; NARROW];
+            for (v, x) in vals.iter_mut().zip(slots) {
+                *v = *x as i64;
+            }
+            Accums(Slots::Narrow {
+                len: slots.len() as u8,
+                vals,
+            })
+        } else {
+            Accums(Slots::Wide(slots.to_vec()))
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.0 {
+            Slots::Narrow { len, .. } => *len as usize,
+            Slots::Wide(v) => v.len(),
+        }
+    }
+
+    /// Slot `i`, 0 past the end.
+    pub fn get(&self, i: usize) -> i128 {
+        match &self.0 {
+            Slots::Narrow { len, vals } => match i < *len as usize {
+                true => vals[i] as i128,
+                false => 0,
+            },
+            Slots::Wide(v) => v.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = i128> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Moves to the wide form with at least `len` slots.
+    fn widen(&mut self, len: usize) -> &mut Vec<i128> {
+        if let Slots::Narrow { .. } = self.0 {
+            self.0 = Slots::Wide(self.values().collect());
+        }
+        let Slots::Wide(v) = &mut self.0 else {
+            unreachable!("widened above")
+        };
+        if v.len() < len {
+            v.resize(len, 0);
+        }
+        v
+    }
+
+    /// Back to the inline form when the totals fit again (a retraction undid a large sum).
+    fn narrow(&mut self) {
+        if let Slots::Wide(v) = &self.0 {
+            if v.len() <= NARROW && v.iter().all(|x| i64::try_from(*x).is_ok()) {
+                *self = Accums::from_slots(v);
+            }
+        }
+    }
+}
+
+impl Default for Accums {
+    fn default() -> Accums {
+        Accums::from_slots(&[])
+    }
+}
+
+impl PartialEq for Accums {
+    fn eq(&self, other: &Accums) -> bool {
+        self.len() == other.len() && self.values().eq(other.values())
+    }
+}
+
+impl Eq for Accums {}
+
+impl PartialOrd for Accums {
+    fn partial_cmp(&self, other: &Accums) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Accums {
+    fn cmp(&self, other: &Accums) -> std::cmp::Ordering {
+        self.values().cmp(other.values())
+    }
+}
+
+impl std::hash::Hash for Accums {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for x in self.values() {
+            state.write_i128(x);
+        }
+    }
+}
 
 impl IsZero for Accums {
     fn is_zero(&self) -> bool {
-        self.0.iter().all(|x| *x == 0)
+        self.values().all(|x| x == 0)
     }
 }
 
 impl Semigroup for Accums {
     fn plus_equals(&mut self, rhs: &Self) {
-        if self.0.len() < rhs.0.len() {
-            self.0.resize(rhs.0.len(), 0);
+        if let (Slots::Narrow { len, vals }, Slots::Narrow { len: rl, vals: rv }) =
+            (&mut self.0, &rhs.0)
+        {
+            let mut sum = *vals;
+            let fits = sum
+                .iter_mut()
+                .zip(rv)
+                .all(|(a, b)| a.checked_add(*b).map(|x| *a = x).is_some());
+            if fits {
+                *vals = sum;
+                *len = (*len).max(*rl);
+                return;
+            }
         }
-        for (a, b) in self.0.iter_mut().zip(&rhs.0) {
-            *a += *b;
+        let v = self.widen(rhs.len());
+        for (a, b) in v.iter_mut().zip(rhs.values()) {
+            *a += b;
         }
+        self.narrow();
     }
 }
 
 impl Multiply<isize> for Accums {
     type Output = Accums;
     fn multiply(mut self, rhs: &isize) -> Accums {
-        for x in &mut self.0 {
-            *x *= *rhs as i128;
+        if let Slots::Narrow { vals, .. } = &mut self.0 {
+            let mut product = *vals;
+            let fits = product
+                .iter_mut()
+                .all(|a| a.checked_mul(*rhs as i64).map(|x| *a = x).is_some());
+            if fits {
+                *vals = product;
+                return self;
+            }
         }
+        let len = self.len();
+        for a in self.widen(len).iter_mut() {
+            *a *= *rhs as i128;
+        }
+        self.narrow();
         self
     }
 }
@@ -141,7 +276,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             }
         }
         Some(match (key, error) {
-            (Ok(k), None) => Ok((k, Accums(acc), Row::new(distinct_args))),
+            (Ok(k), None) => Ok((k, Accums::from_slots(&acc), Row::new(distinct_args))),
             (Err(e), _) | (_, Some(e)) => Err(e),
         })
     });
@@ -176,7 +311,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             let mut own = SmallVec::<[i128; 3]>::new();
             contribution(func, &row.get(n + 1), &mut own);
             acc[slot..slot + own.len()].copy_from_slice(&own);
-            Some((row.prefix(n), Accums(acc)))
+            Some((row.prefix(n), Accums::from_slots(&acc)))
         }));
     }
     let aggs = r.aggregates.clone();
@@ -204,7 +339,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
 
 /// The aggregate values from a group's totals.
 fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>, EvalError> {
-    let at = |i: usize| acc.0.get(i).copied().unwrap_or(0);
+    let at = |i: usize| acc.get(i);
     let rows = at(0);
     if rows < 0 {
         return Err(EvalError::InvalidArgument(
@@ -258,6 +393,37 @@ mod tests {
     }
 
     #[test]
+    fn totals_stay_inline_until_they_leave_i64() {
+        assert_eq!(std::mem::size_of::<Accums>(), 32);
+        let narrow = |a: &Accums| matches!(a.0, Slots::Narrow { .. });
+        let mut acc = Accums::from_slots(&[1, i64::MAX as i128]);
+        assert!(narrow(&acc));
+        // Past i64: wide, and exact.
+        acc.plus_equals(&Accums::from_slots(&[1, 10]));
+        assert!(!narrow(&acc));
+        assert_eq!(acc.get(1), i64::MAX as i128 + 10);
+        // Retracting brings it back inline, equal to the same totals built inline.
+        acc.plus_equals(&Accums::from_slots(&[-1, -10]));
+        assert!(narrow(&acc));
+        assert_eq!(acc, Accums::from_slots(&[1, i64::MAX as i128]));
+        // Multiplying out of range widens too; equality and order ignore the form.
+        let big = Accums::from_slots(&[2, i64::MAX as i128]).multiply(&-3);
+        assert_eq!(big.get(1), -3 * i64::MAX as i128);
+        let wide = Accums(Slots::Wide(vec![1, 2]));
+        assert_eq!(wide, Accums::from_slots(&[1, 2]));
+        assert_eq!(
+            wide.cmp(&Accums::from_slots(&[1, 3])),
+            std::cmp::Ordering::Less
+        );
+        // Four slots are wide from the start; the missing slot of a shorter total adds as 0.
+        let mut four = Accums::from_slots(&[1, 2, 3, 4]);
+        four.plus_equals(&Accums::from_slots(&[1, 1]));
+        assert_eq!(four, Accums::from_slots(&[2, 3, 3, 4]));
+        four.plus_equals(&four.clone().multiply(&-1));
+        assert!(four.is_zero());
+    }
+
+    #[test]
     fn totals_become_values() {
         let aggs = [
             agg(AggFunc::CountStar),
@@ -266,9 +432,9 @@ mod tests {
             agg(AggFunc::Avg),
         ];
         // Three rows, two non-NULL arguments summing to 7 (for both SUM and AVG).
-        let mut acc = Accums(smallvec::smallvec![1, 1, 3, 1, 3, 1]);
-        acc.plus_equals(&Accums(smallvec::smallvec![1, 1, 4, 1, 4, 1]).multiply(&1));
-        acc.plus_equals(&Accums(smallvec::smallvec![1, 0, 0, 0, 0, 0]));
+        let mut acc = Accums::from_slots(&[1, 1, 3, 1, 3, 1]);
+        acc.plus_equals(&Accums::from_slots(&[1, 1, 4, 1, 4, 1]).multiply(&1));
+        acc.plus_equals(&Accums::from_slots(&[1, 0, 0, 0, 0, 0]));
         let row = finish(&aggs, &acc).unwrap();
         assert_eq!(
             row,
@@ -280,17 +446,17 @@ mod tests {
             ]
         );
         // Only NULL arguments: SUM and AVG are NULL.
-        let row = finish(&aggs, &Accums(smallvec::smallvec![2, 0, 0, 0, 0, 0])).unwrap();
+        let row = finish(&aggs, &Accums::from_slots(&[2, 0, 0, 0, 0, 0])).unwrap();
         assert_eq!(row[2], Value::Null);
         // A sum outside bigint is an error, not a wrapped number.
-        let big = Accums(smallvec::smallvec![2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
+        let big = Accums::from_slots(&[2, 2, i64::MAX as i128 * 2, 2, 0, 2]);
         assert_eq!(
             finish(&aggs, &big),
             Err(EvalError::Overflow("bigint".into()))
         );
         // Retractions cancel to zero.
-        let mut z = Accums(smallvec::smallvec![1, 1, 5, 1, 5, 1]);
-        z.plus_equals(&Accums(smallvec::smallvec![1, 1, 5, 1, 5, 1]).multiply(&-1));
+        let mut z = Accums::from_slots(&[1, 1, 5, 1, 5, 1]);
+        z.plus_equals(&Accums::from_slots(&[1, 1, 5, 1, 5, 1]).multiply(&-1));
         assert!(z.is_zero());
     }
 }
