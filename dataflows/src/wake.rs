@@ -16,12 +16,17 @@ use std::time::Duration;
 use timely::scheduling::activate::SyncActivations;
 use timely::worker::Worker;
 
-/// How long an idle worker polls before parking, by default (`EngineConfig::idle_spin`,
-/// `--idle-spin-us`): timely's own default. Longer polls (200 µs) cut the embedded engine's
-/// single-write latency by a third on a 2-vCPU virtual machine, but cost the HTTP server more
-/// than they gain there: the polling worker takes a core the request and subscriber threads
-/// need (docs/benchmarks.md).
-pub const IDLE_SPIN: Duration = Duration::from_micros(10);
+/// How long an idle worker of the embedded engine polls before parking, by default
+/// (`EngineConfig::idle_spin`). A caller that writes, waits for the result and writes again
+/// comes back within tens of microseconds; a worker that is still polling then saves the
+/// unpark, and the single-write p50 falls from about 150 µs to 65–100 µs on a 2-vCPU virtual
+/// machine (docs/benchmarks.md). The HTTP server keeps timely's 10 µs instead
+/// ([`SERVER_IDLE_SPIN`]): there the polling worker would take the core its request and
+/// subscriber threads need. Either way an idle worker polls only after work and then sleeps.
+pub const IDLE_SPIN: Duration = Duration::from_micros(100);
+
+/// The server's default poll (`freshet serve --idle-spin-us`): timely's own.
+pub const SERVER_IDLE_SPIN: Duration = Duration::from_micros(10);
 
 /// A dataflow index timely never hands out: activating it schedules nothing.
 const NO_DATAFLOW: usize = usize::MAX;

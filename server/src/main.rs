@@ -112,7 +112,7 @@ struct ServeArgs {
     /// How long an idle worker polls for work before it sleeps, in microseconds. Waking a
     /// sleeping thread costs tens of microseconds on many virtual machines; longer polls help
     /// when there are cores to spare for them.
-    #[arg(long, default_value_t = 10, env = "FRESHET_IDLE_SPIN_US")]
+    #[arg(long, default_value_t = freshet_dataflows::wake::SERVER_IDLE_SPIN.as_micros() as u64, env = "FRESHET_IDLE_SPIN_US")]
     idle_spin_us: u64,
     #[command(flatten)]
     cluster: cluster::ClusterArgs,
