@@ -49,16 +49,18 @@ impl Mfp {
     }
 
     pub fn is_identity(&self, input_arity: usize) -> bool {
-        self.steps.is_empty()
-            && self.project.len() == input_arity
-            && self.project.iter().enumerate().all(|(i, c)| i == *c)
+        self.steps.is_empty() && self.keeps_columns(input_arity)
     }
 
     /// Whether this only filters rows of `input_arity` columns: no map, no projection.
     pub fn is_filter(&self, input_arity: usize) -> bool {
         self.steps.iter().all(|s| matches!(s, MfpStep::Filter(_)))
-            && self.project.len() == input_arity
-            && self.project.iter().enumerate().all(|(i, c)| i == *c)
+            && self.keeps_columns(input_arity)
+    }
+
+    /// Whether the projection keeps all `input_arity` input columns in their order.
+    fn keeps_columns(&self, input_arity: usize) -> bool {
+        self.project.len() == input_arity && self.project.iter().enumerate().all(|(i, c)| i == *c)
     }
 
     /// Whether no step can raise an evaluation error ([`ScalarExpr::cannot_fail`]).
@@ -148,12 +150,7 @@ impl MfpEval {
         let fields = row.fields_to(self.reach);
         scratch.clear();
         if !self.mfp.steps.is_empty() {
-            for (c, need) in self.needed.iter().enumerate() {
-                scratch.push(match (need, fields.get(c)) {
-                    (true, Some(f)) => Row::decode_field(f),
-                    _ => Value::Null,
-                });
-            }
+            self.decode(&fields, scratch);
         }
         for step in &self.mfp.steps {
             match step {
@@ -177,6 +174,16 @@ impl MfpEval {
         )))
     }
 
+    /// The input columns the expressions read, decoded; NULL for the others.
+    fn decode(&self, fields: &[&[u8]], scratch: &mut Vec<Value>) {
+        for (c, need) in self.needed.iter().enumerate() {
+            scratch.push(match (need, fields.get(c)) {
+                (true, Some(f)) => Row::decode_field(f),
+                _ => Value::Null,
+            });
+        }
+    }
+
     /// Whether `row` passes the filters, for an mfp that only filters ([`Mfp::is_filter`]):
     /// `apply` without building the output row.
     pub fn passes(&self, row: &Row, scratch: &mut Vec<Value>) -> Result<bool, EvalError> {
@@ -184,14 +191,8 @@ impl MfpEval {
         if self.mfp.steps.is_empty() {
             return Ok(true);
         }
-        let fields = row.fields_to(self.reach);
         scratch.clear();
-        for (c, need) in self.needed.iter().enumerate() {
-            scratch.push(match (need, fields.get(c)) {
-                (true, Some(f)) => Row::decode_field(f),
-                _ => Value::Null,
-            });
-        }
+        self.decode(&row.fields_to(self.reach), scratch);
         for step in &self.mfp.steps {
             if let MfpStep::Filter(p) = step {
                 if !p.eval(scratch)?.is_true() {
