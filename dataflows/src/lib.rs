@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod command;
 pub mod connector;
 pub mod engine;
+pub mod pending;
 pub mod render;
 pub mod storage;
 pub mod subscribe;

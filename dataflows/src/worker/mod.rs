@@ -39,10 +39,11 @@ use crate::connector::{
     ConnectorState, Connectors, ReaderContext, ReaderGuard, SinkSpec, SinkWriterId, SourceSpec,
 };
 use crate::error::EvalError;
+use crate::pending::PendingUpdates;
 use crate::plan::{Diff, GlobalId};
 use crate::render::{Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
 use crate::row::Row;
-use crate::subscribe::{batch_by_time, Offer, SubscribeEvent, SubscriptionFeed};
+use crate::subscribe::{Offer, SubscribeEvent, SubscriptionFeed};
 
 /// One worker's answer to a read: its rows, or the first evaluation error it holds.
 pub type PeekPart = Result<Vec<(Row, Diff)>, EvalError>;
@@ -593,33 +594,54 @@ impl WorkerState {
                             ctx.render(&crate::plan::lower::lower(plan))
                         }
                     };
-                    let updates = bundle.oks.map(Ok).concat(bundle.errs.map(Err)).inner;
                     let scope = ctx.scope;
-                    updates.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-                        Exchange::new(|_| 0u64),
-                        "SubscribeSink",
-                        move |_capability, info| {
-                            let mut sink = SubscribeSink {
-                                id,
-                                feed,
-                                as_of,
-                                snapshot,
-                                snapshot_sent: false,
-                                stash: Vec::new(),
-                                last_upper: 0,
-                                stopped,
-                                backlog: VecDeque::new(),
-                                catching_up: true,
-                                activator: scope.activator_for(info.address),
-                            };
-                            move |(input, frontier), _output| {
-                                input.for_each(|_cap, data| sink.stash.append(data));
-                                let upper = frontier.frontier().iter().next().copied();
-                                sink.advance(upper);
-                                sink.flush();
-                            }
-                        },
-                    );
+                    bundle
+                        .oks
+                        .inner
+                        .binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+                            bundle.errs.inner,
+                            Exchange::new(|_| 0u64),
+                            Exchange::new(|_| 0u64),
+                            "SubscribeSink",
+                            move |_capability, info| {
+                                let mut sink = SubscribeSink {
+                                    id,
+                                    feed,
+                                    as_of,
+                                    snapshot,
+                                    snapshot_sent: false,
+                                    pending: PendingUpdates::default(),
+                                    errors: Vec::new(),
+                                    last_upper: 0,
+                                    stopped,
+                                    backlog: VecDeque::new(),
+                                    catching_up: true,
+                                    activator: scope.activator_for(info.address),
+                                };
+                                move |(rows, rows_frontier), (errors, errors_frontier), _output| {
+                                    rows.for_each(|_cap, data| {
+                                        if sink.feed.is_some() {
+                                            for (row, t, d) in data.drain(..) {
+                                                sink.pending.push(row, t.max(as_of), d);
+                                            }
+                                        }
+                                    });
+                                    errors.for_each(|_cap, data| {
+                                        if sink.feed.is_some() {
+                                            sink.errors.append(data);
+                                        }
+                                    });
+                                    let upper = rows_frontier
+                                        .frontier()
+                                        .iter()
+                                        .chain(errors_frontier.frontier().iter())
+                                        .min()
+                                        .copied();
+                                    sink.advance(upper);
+                                    sink.flush();
+                                }
+                            },
+                        );
                 });
                 self.subscriptions.insert(id, dataflow);
             }
@@ -949,7 +971,7 @@ impl WorkerState {
                 as_of,
                 snapshot_sent: false,
                 last_upper: 0,
-                stash: Vec::new(),
+                pending: Default::default(),
                 held: Vec::new(),
                 name,
                 history_from: None,
@@ -1174,7 +1196,10 @@ struct SubscribeSink {
     as_of: Time,
     snapshot: bool,
     snapshot_sent: bool,
-    stash: Vec<(Result<Row, EvalError>, Time, Diff)>,
+    /// Rows received, by time (times before `as_of` fold into it).
+    pending: PendingUpdates,
+    /// Errors received, with their times.
+    errors: Vec<(EvalError, Time, Diff)>,
     last_upper: Time,
     stopped: Rc<RefCell<Vec<u64>>>,
     /// Events computed but not yet handed to the consumer.
@@ -1228,7 +1253,8 @@ impl SubscribeSink {
         if self.feed.take().is_some() {
             self.stopped.borrow_mut().push(self.id);
         }
-        self.stash.clear();
+        self.pending.clear();
+        self.errors.clear();
     }
 
     fn offer(&mut self, event: SubscribeEvent) -> bool {
@@ -1245,26 +1271,22 @@ impl SubscribeSink {
     /// is closed (the view was dropped or the server is stopping).
     fn advance(&mut self, upper: Option<Time>) {
         if self.feed.is_none() {
-            self.stash.clear();
+            self.pending.clear();
+            self.errors.clear();
             return;
         }
         let bound = upper.unwrap_or(Time::MAX);
         if bound <= self.as_of || bound <= self.last_upper {
             return;
         }
-        let as_of = self.as_of;
-        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stash)
-            .into_iter()
-            .partition(|(_, t, _)| *t < bound);
-        self.stash = rest;
-        let mut rows = Vec::with_capacity(ready.len());
         let mut errors: BTreeMap<EvalError, Diff> = BTreeMap::new();
-        for (r, t, d) in ready {
-            match r {
-                Ok(row) => rows.push((row, t.max(as_of), d)),
-                Err(e) => *errors.entry(e).or_default() += d,
+        self.errors.retain(|(e, t, d)| match *t < bound {
+            true => {
+                *errors.entry(e.clone()).or_default() += d;
+                false
             }
-        }
+            false => true,
+        });
         if let Some((e, _)) = errors.into_iter().find(|(_, d)| *d > 0) {
             let resume_from = self.feed.as_ref().and_then(|f| f.resume_from());
             self.backlog.push_back(SubscribeEvent::Error {
@@ -1272,11 +1294,13 @@ impl SubscribeSink {
                 message: e.to_string(),
                 resume_from,
             });
-            self.stash.clear();
+            self.pending.clear();
+            self.errors.clear();
             self.last_upper = bound;
             return;
         }
-        let mut batches = batch_by_time(rows);
+        let mut batches = self.pending.take_before(bound);
+        let as_of = self.as_of;
         if !self.snapshot_sent {
             self.snapshot_sent = true;
             let has_snapshot = batches.first().is_some_and(|(t, _)| *t == as_of);

@@ -27,10 +27,10 @@ use timely::dataflow::StreamVec;
 use timely::scheduling::Activator;
 
 use crate::connector::{SinkEvent, SinkWriter, SinkWriterId};
+use crate::pending::PendingUpdates;
 use crate::plan::Diff;
 use crate::render::Time;
 use crate::row::{consolidate, Row};
-use crate::subscribe::batch_by_time;
 
 /// Builds a sink's operators over `data`. `history_in` (consulted on worker 0 only) says, once
 /// every upstream source has read its history, the time that history went in at; `writers` is
@@ -86,7 +86,13 @@ pub(super) fn render(
                         op.history_from = Some(*from);
                     }
                 });
-                input.for_each(|_cap, data| op.stash.append(data));
+                input.for_each(|_cap, data| {
+                    if op.writer.is_some() {
+                        for (row, t, d) in data.drain(..) {
+                            op.pending.push(row, t.max(op.as_of), d);
+                        }
+                    }
+                });
                 let upper = frontier.frontier().iter().next().copied();
                 if decider && op.history_from.is_none() {
                     seen.set(Some(upper));
@@ -105,7 +111,8 @@ pub(super) struct SinkOperator {
     pub as_of: Time,
     pub snapshot_sent: bool,
     pub last_upper: Time,
-    pub stash: Vec<(Row, Time, Diff)>,
+    /// Rows received, by time (times before `as_of` fold into it).
+    pub pending: PendingUpdates,
     /// Complete updates folded into the snapshot while the history is still coming in.
     pub held: Vec<(Row, Diff)>,
     pub name: String,
@@ -117,7 +124,7 @@ impl SinkOperator {
     /// Called when data arrives or the frontier moves; `upper` is `None` once the input closed.
     pub fn advance(&mut self, upper: Option<Time>) {
         let Some(writer) = self.writer.as_mut() else {
-            self.stash.clear();
+            self.pending.clear();
             return;
         };
         let bound = upper.unwrap_or(Time::MAX);
@@ -127,17 +134,8 @@ impl SinkOperator {
         if bound <= self.as_of || (bound <= self.last_upper && !snapshot_due) {
             return;
         }
-        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stash)
-            .into_iter()
-            .partition(|(_, t, _)| *t < bound);
-        self.stash = rest;
         let as_of = self.as_of;
-        let mut batches = batch_by_time(
-            ready
-                .into_iter()
-                .map(|(r, t, d)| (r, t.max(as_of), d))
-                .collect(),
-        );
+        let mut batches = self.pending.take_before(bound);
         let mut ok = true;
         if !self.snapshot_sent {
             for (_, updates) in batches.drain(..) {
