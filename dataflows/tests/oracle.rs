@@ -1748,6 +1748,92 @@ fn row_number_over_join() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Subqueries in expressions: uncorrelated ones, and correlated ones decorrelated into joins on
+// their equalities (SQLite runs them as written, once per outer row).
+
+const UNCORRELATED_SUBQUERIES: Case = Case::new(
+    "uncorrelated_subqueries",
+    "SELECT a, b, (SELECT count(*) FROM t2 WHERE d > 2) AS n FROM t1 \
+     WHERE a IN (SELECT a FROM t2 WHERE d > 1) AND b > (SELECT min(d) FROM t2) \
+     AND EXISTS (SELECT 1 FROM t2 WHERE c = 'ab')",
+    &[&T1, &T2],
+);
+
+const CORRELATED_EXISTS: Case = Case::new(
+    "correlated_exists",
+    "SELECT a, b, c FROM t1 \
+     WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.a = t1.a AND t2.c = t1.c AND t2.d > 1) \
+     OR NOT EXISTS (SELECT 1 FROM t2 WHERE t2.a = t1.b)",
+    &[&T1, &T2],
+);
+
+const CORRELATED_SCALARS: Case = Case::new(
+    "correlated_scalars",
+    "SELECT t1.a, t1.b, \
+       (SELECT count(*) FROM t2 WHERE t2.a = t1.a) AS n, \
+       (SELECT count(t2.c) FROM t2 WHERE t2.a = t1.a AND t2.d = t1.b) AS nc, \
+       (SELECT sum(d) FROM t2 WHERE t2.a = t1.a) AS s, \
+       (SELECT max(c) FROM t2 WHERE a = t1.b) AS m \
+     FROM t1 WHERE t1.b > (SELECT avg(d) FROM t2 WHERE t2.a = t1.a) OR t1.b IS NULL",
+    &[&T1, &T2],
+);
+
+const CORRELATED_IN: Case = Case::new(
+    "correlated_in",
+    "SELECT a, b, x FROM t1 WHERE b IN (SELECT d FROM t2 WHERE t2.a = t1.a AND t2.c <> 'b')",
+    &[&T1, &T2],
+);
+
+// A FROM clause joined in WHERE under a correlated subquery's left join: the equality must
+// still key the inner join (it moves below the left join).
+const JOIN_UNDER_CORRELATED: Case = Case::new(
+    "join_under_correlated",
+    "SELECT t1.a, t2.d, (SELECT count(*) FROM edges WHERE edges.src = t2.d) AS out \
+     FROM t1, t2 WHERE t1.a = t2.a AND t1.b > 1",
+    &[&T1, &T2, &EDGES],
+);
+
+// Conditions on the preserved side of an outer join, moved below it, and on the other side,
+// kept above.
+const OUTER_JOINS_FILTERED: Case = Case::new(
+    "outer_joins_filtered",
+    "SELECT t1.a, t1.b, t2.d, e.dst FROM t1 LEFT JOIN t2 ON t1.a = t2.a \
+     RIGHT JOIN edges AS e ON t2.d = e.src \
+     WHERE e.dst > 1 AND (t1.b > 1 OR t1.b IS NULL) AND (t2.d IS NULL OR t2.d < 3)",
+    &[&T1, &T2, &EDGES],
+);
+
+#[test]
+fn uncorrelated_subqueries() {
+    run_case(&UNCORRELATED_SUBQUERIES);
+}
+
+#[test]
+fn correlated_exists() {
+    run_case(&CORRELATED_EXISTS);
+}
+
+#[test]
+fn correlated_scalars() {
+    run_case(&CORRELATED_SCALARS);
+}
+
+#[test]
+fn correlated_in() {
+    run_case(&CORRELATED_IN);
+}
+
+#[test]
+fn join_under_correlated() {
+    run_case(&JOIN_UNDER_CORRELATED);
+}
+
+#[test]
+fn outer_joins_filtered() {
+    run_case(&OUTER_JOINS_FILTERED);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Subscriptions, checked at every progress message.
 
 #[test]
@@ -1778,6 +1864,11 @@ fn subscribe_reachability() {
 #[test]
 fn subscribe_top_k() {
     run_subscribe_case(&TOP_K);
+}
+
+#[test]
+fn subscribe_correlated_scalars() {
+    run_subscribe_case(&CORRELATED_SCALARS);
 }
 
 // ---------------------------------------------------------------------------------------------

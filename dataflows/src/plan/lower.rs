@@ -59,6 +59,12 @@ pub fn lower(plan: Plan) -> Plan {
             mfp.then_map(arity, &exprs);
             finish_mfp(inner, mfp)
         }
+        Plan::Filter { input, predicates } if is_outer_join(&input) => {
+            let Plan::Join(j) = *input else {
+                unreachable!("an outer join")
+            };
+            push_below_outer_join(j, predicates)
+        }
         Plan::Filter { input, predicates } => {
             let (_, inner, mut mfp) = as_mfp(lower(*input));
             mfp.then_filter(&predicates);
@@ -165,6 +171,53 @@ fn narrow_table_function_input(r: &mut ReducePlan) {
     let (_, inner, mut mfp) = as_mfp(input);
     mfp.then_project(&keep);
     *f.input = finish_mfp(inner, mfp);
+}
+
+fn is_outer_join(p: &Plan) -> bool {
+    matches!(p, Plan::Join(j) if matches!(j.kind, JoinKind::Left | JoinKind::Right))
+}
+
+/// A filter over a left (right) join: conditions on the preserved side's columns alone keep
+/// or drop the same rows before the join as after it, so they move below it, where they can
+/// become join keys of the inner joins there (a `WHERE` over a FROM clause that a correlated
+/// subquery's left join sits on, say). The rest stay above.
+fn push_below_outer_join(mut j: JoinPlan, predicates: Vec<ScalarExpr>) -> Plan {
+    let left_arity = j.left.arity();
+    let mut conjuncts = Vec::new();
+    for p in predicates {
+        p.into_conjuncts(&mut conjuncts);
+    }
+    let (mut left, mut right, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for c in conjuncts {
+        let mut cols = Vec::new();
+        c.support(&mut cols);
+        let on_left = !cols.is_empty() && cols.iter().all(|&i| i < left_arity);
+        let on_right = !cols.is_empty() && cols.iter().all(|&i| i >= left_arity);
+        match j.kind {
+            JoinKind::Left if on_left => left.push(c),
+            JoinKind::Right if on_right => right.push(c.shift(-(left_arity as isize))),
+            _ => rest.push(c),
+        }
+    }
+    if !left.is_empty() {
+        j.left = Box::new(Plan::Filter {
+            input: j.left,
+            predicates: left,
+        });
+    }
+    if !right.is_empty() {
+        j.right = Box::new(Plan::Filter {
+            input: j.right,
+            predicates: right,
+        });
+    }
+    let joined = lower(Plan::Join(j));
+    if rest.is_empty() {
+        return joined;
+    }
+    let (_, inner, mut mfp) = as_mfp(joined);
+    mfp.then_filter(&rest);
+    finish_mfp(inner, mfp)
 }
 
 fn is_inner_join(p: &Plan) -> bool {

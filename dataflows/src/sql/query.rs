@@ -448,35 +448,7 @@ impl<'a> QueryPlanner<'a> {
         {
             return Err(Error::unsupported("this SELECT clause"));
         }
-        // FROM
-        let (plan, scope) = if s.from.is_empty() {
-            (
-                Plan::Constant {
-                    rows: vec![(Row::empty(), 1)],
-                    arity: 0,
-                },
-                Scope::default(),
-            )
-        } else {
-            let mut acc: Option<(Plan, Scope)> = None;
-            for twj in &s.from {
-                let (p, sc) = self.plan_table_with_joins(twj)?;
-                if let Some((_, existing)) = &acc {
-                    for t in sc.columns.iter().filter_map(|c| c.table.as_deref()) {
-                        if existing.has_table(t) {
-                            return Err(Error::plan(format!(
-                                "table name \"{t}\" specified more than once"
-                            )));
-                        }
-                    }
-                }
-                acc = Some(match acc {
-                    None => (p, sc),
-                    Some((lp, ls)) => (inner_join(lp, p, vec![]), ls.join(&sc)),
-                });
-            }
-            acc.expect("non-empty FROM")
-        };
+        let (plan, scope) = self.plan_from(&s.from)?;
 
         let group_exprs: Vec<Expr> = match &s.group_by {
             ast::GroupByExpr::Expressions(es, mods) => {
@@ -769,6 +741,38 @@ impl<'a> QueryPlanner<'a> {
             .map(|(c, o)| order_key(c, o))
             .collect();
         Ok((plan, columns, order))
+    }
+
+    /// The FROM clause: its relations joined, and the columns they make visible.
+    pub(super) fn plan_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Plan, Scope)> {
+        Ok(if from.is_empty() {
+            (
+                Plan::Constant {
+                    rows: vec![(Row::empty(), 1)],
+                    arity: 0,
+                },
+                Scope::default(),
+            )
+        } else {
+            let mut acc: Option<(Plan, Scope)> = None;
+            for twj in from {
+                let (p, sc) = self.plan_table_with_joins(twj)?;
+                if let Some((_, existing)) = &acc {
+                    for t in sc.columns.iter().filter_map(|c| c.table.as_deref()) {
+                        if existing.has_table(t) {
+                            return Err(Error::plan(format!(
+                                "table name \"{t}\" specified more than once"
+                            )));
+                        }
+                    }
+                }
+                acc = Some(match acc {
+                    None => (p, sc),
+                    Some((lp, ls)) => (inner_join(lp, p, vec![]), ls.join(&sc)),
+                });
+            }
+            acc.expect("non-empty FROM")
+        })
     }
 
     fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Plan, Scope)> {

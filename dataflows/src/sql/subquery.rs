@@ -7,15 +7,32 @@
 //!   values of `c` on `x = c`, which lowering turns into an arrangement-keyed semi-join.
 //!
 //! Each becomes a hidden column named `__subquery.sN` that the rewritten expression refers to.
-//! Correlated subqueries (that mention columns of the outer query) are not supported yet and
-//! are reported as such.
+//!
+//! A correlated subquery (one that mentions columns of the outer query) is decorrelated when
+//! the outer columns appear only in equalities `inner = outer` among the conjuncts of its
+//! WHERE ([`decorrelate`]). The equalities leave the subquery, which instead returns their
+//! inner sides as leading key columns, so that it runs once for all outer rows:
+//!
+//! - `EXISTS` becomes the distinct keys, left-joined on the equalities; the subquery holds
+//!   for an outer row when a key matched (`__subquery.sN_k0 IS NOT NULL`).
+//! - A scalar subquery becomes its value per key (`GROUP BY` the keys when it aggregates;
+//!   an error when a key has several rows), left-joined the same way: no match is NULL.
+//!   `count` over no rows is 0, not NULL, so a bare `count(…)` is wrapped in `coalesce(…, 0)`;
+//!   other expressions over an aggregate of no rows are refused, as is `HAVING` there.
+//! - `x IN (…)` as a top-level conjunct of WHERE becomes a join with the distinct
+//!   `(keys, value)` on the equalities and `x = value`.
+//!
+//! Anything else that refers to the outer query (a correlation in the select list, under OR,
+//! or by a comparison other than `=`) is reported as not supported.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{self, Expr, Ident, VisitMut, VisitorMut};
 
-use super::query::QueryPlanner;
+use super::expr::{contains_aggregate, function_name, is_aggregate_name, ExprBinder};
+use super::query::{QueryPlan, QueryPlanner};
 use super::scope::{Scope, ScopeColumn};
+use super::types::{coerce, common_type};
 use crate::error::{Error, Result};
 use crate::expr::{BinaryFunc, ScalarExpr};
 use crate::plan::join::JoinPlan;
@@ -28,8 +45,21 @@ const TABLE: &str = "__subquery";
 /// A relation produced from a subquery, to be joined to the FROM clause.
 struct Extra {
     plan: Plan,
-    name: String,
-    ty: DataType,
+    /// The hidden columns it adds (names under `__subquery`, types), in order.
+    columns: Vec<(String, DataType)>,
+    /// For a decorrelated scalar or EXISTS subquery: the outer sides of its equalities, each
+    /// matched with the column at the same position by a left join. Empty: a cross join.
+    outer: Vec<Expr>,
+}
+
+impl Extra {
+    fn single(plan: Plan, name: String, ty: DataType) -> Extra {
+        Extra {
+            plan,
+            columns: vec![(name, ty)],
+            outer: vec![],
+        }
+    }
 }
 
 /// Rewrites subqueries in `select` (WHERE and, unless `aggregating`, the select list) and
@@ -57,18 +87,61 @@ pub fn rewrite(
                     negated: false,
                     ..
                 } => {
-                    let (sub, cols) = plan_subquery(planner, &q)?;
                     let name = format!("s{counter}");
                     counter += 1;
-                    extras.push(Extra {
-                        plan: sub.distinct(),
-                        name: name.clone(),
-                        ty: cols,
-                    });
+                    match planner.plan_query(&q) {
+                        Err(e) if refers_outside(&e) => {
+                            // Correlated: join with the distinct (keys, value), on the
+                            // equalities and on `expr = value`, all as conditions of WHERE.
+                            let d = decorrelate(planner, &q, &scope, Use::In)
+                                .map_err(|_| correlated(e))?;
+                            let mut columns = key_columns(&name, &d.types[..d.outer.len()]);
+                            columns.push((name.clone(), d.types[d.outer.len()]));
+                            for (i, o) in d.outer.iter().enumerate() {
+                                kept.push(Expr::BinaryOp {
+                                    left: Box::new(o.clone()),
+                                    op: ast::BinaryOperator::Eq,
+                                    right: Box::new(reference(&columns[i].0)),
+                                });
+                            }
+                            extras.push(Extra {
+                                plan: d.plan.distinct(),
+                                columns,
+                                outer: vec![],
+                            });
+                        }
+                        planned => {
+                            let (sub, ty) = one_column(planned.map_err(correlated)?)?;
+                            extras.push(Extra::single(sub.distinct(), name.clone(), ty));
+                        }
+                    }
                     kept.push(Expr::BinaryOp {
                         left: expr,
                         op: ast::BinaryOperator::Eq,
                         right: Box::new(reference(&name)),
+                    });
+                }
+                // A correlated EXISTS here needs no left join: an inner join with the
+                // distinct keys keeps exactly the outer rows that match.
+                Expr::Exists {
+                    subquery,
+                    negated: false,
+                } if matches!(planner.plan_query(&subquery), Err(e) if refers_outside(&e)) => {
+                    let name = format!("s{counter}");
+                    counter += 1;
+                    let d = decorrelate(planner, &subquery, &scope, Use::Exists)?;
+                    let columns = key_columns(&name, &d.types);
+                    for (i, o) in d.outer.iter().enumerate() {
+                        kept.push(Expr::BinaryOp {
+                            left: Box::new(o.clone()),
+                            op: ast::BinaryOperator::Eq,
+                            right: Box::new(reference(&columns[i].0)),
+                        });
+                    }
+                    extras.push(Extra {
+                        plan: d.plan.distinct(),
+                        columns,
+                        outer: vec![],
                     });
                 }
                 other => kept.push(other),
@@ -83,6 +156,7 @@ pub fn rewrite(
 
     let mut visitor = Rewriter {
         planner,
+        outer: &scope,
         extras: &mut extras,
         counter: &mut counter,
         depth: 0,
@@ -116,27 +190,51 @@ pub fn rewrite(
     let mut plan = plan;
     let mut scope = scope;
     for extra in extras {
+        let left_arity = scope.len();
+        let mut residual = Vec::new();
+        for (i, o) in extra.outer.iter().enumerate() {
+            let (outer, ot) = ExprBinder::new(&scope).bind(o)?;
+            let it = extra.columns[i].1;
+            let ty = common_type(ot.ty, it).ok_or_else(|| {
+                Error::plan(format!(
+                    "a correlated subquery compares {} with {it}: {o} = …",
+                    ot.ty
+                ))
+            })?;
+            residual.push(coerce(outer, ot.ty, ty).call_binary(
+                BinaryFunc::Eq,
+                coerce(ScalarExpr::Column(left_arity + i), it, ty),
+            ));
+        }
         plan = Plan::Join(JoinPlan {
             left: Box::new(plan),
             right: Box::new(extra.plan),
-            kind: JoinKind::Inner,
+            kind: if residual.is_empty() {
+                JoinKind::Inner
+            } else {
+                JoinKind::Left
+            },
             left_key: vec![],
             right_key: vec![],
-            residual: vec![],
+            residual,
         });
-        scope.columns.push(ScopeColumn {
-            table: Some(TABLE.into()),
-            name: extra.name,
-            ty: extra.ty,
-            nullable: true,
-            hidden: true,
-        });
+        for (name, ty) in extra.columns {
+            scope.columns.push(ScopeColumn {
+                table: Some(TABLE.into()),
+                name,
+                ty,
+                nullable: true,
+                hidden: true,
+            });
+        }
     }
     Ok((plan, scope))
 }
 
 struct Rewriter<'p, 'a> {
     planner: &'p mut QueryPlanner<'a>,
+    /// The FROM clause's columns, which correlated subqueries refer to.
+    outer: &'p Scope,
     extras: &'p mut Vec<Extra>,
     counter: &'p mut usize,
     /// How many queries deep the traversal is: only depth 0 belongs to this SELECT.
@@ -185,29 +283,70 @@ impl Rewriter<'_, '_> {
     }
 
     fn scalar(&mut self, q: &ast::Query) -> Result<Expr> {
-        let (sub, ty) = plan_subquery(self.planner, q)?;
+        let name = self.next_name();
+        let (sub, ty) = match self.planner.plan_query(q) {
+            Err(e) if refers_outside(&e) => return self.correlated_scalar(q, name, e),
+            planned => one_column(planned.map_err(correlated)?)?,
+        };
         let single = Plan::Reduce(ReducePlan {
             input: Box::new(sub),
             key: vec![],
-            aggregates: vec![AggregateExpr {
-                func: AggFunc::Single,
-                expr: ScalarExpr::Column(0),
-                distinct: false,
-                arg_type: ty,
-            }],
+            aggregates: vec![single(0, ty)],
             global: true,
         });
-        let name = self.next_name();
-        self.extras.push(Extra {
-            plan: single,
-            name: name.clone(),
-            ty,
-        });
+        self.extras.push(Extra::single(single, name.clone(), ty));
         Ok(reference(&name))
     }
 
+    /// The value per key, left-joined on the equalities (see the module docs).
+    fn correlated_scalar(&mut self, q: &ast::Query, name: String, e: Error) -> Result<Expr> {
+        let d = decorrelate(self.planner, q, self.outer, Use::Scalar).map_err(|d| match d {
+            Error::Unsupported(_) => d,
+            _ => correlated(e),
+        })?;
+        let n = d.outer.len();
+        let ty = d.types[n];
+        let per_key = if d.one_per_key {
+            d.plan
+        } else {
+            Plan::Reduce(ReducePlan {
+                input: Box::new(d.plan),
+                key: (0..n).map(ScalarExpr::Column).collect(),
+                aggregates: vec![single(n, ty)],
+                global: false,
+            })
+        };
+        let mut columns = key_columns(&name, &d.types[..n]);
+        columns.push((name.clone(), ty));
+        self.extras.push(Extra {
+            plan: per_key,
+            columns,
+            outer: d.outer,
+        });
+        let value = reference(&name);
+        Ok(if d.count { coalesce_zero(value) } else { value })
+    }
+
     fn exists(&mut self, q: &ast::Query) -> Result<Expr> {
-        let planned = self.planner.plan_query(q).map_err(correlated)?;
+        let name = self.next_name();
+        let planned = match self.planner.plan_query(q) {
+            Err(e) if refers_outside(&e) => {
+                let d =
+                    decorrelate(self.planner, q, self.outer, Use::Exists).map_err(|d| match d {
+                        Error::Unsupported(_) => d,
+                        _ => correlated(e),
+                    })?;
+                let columns = key_columns(&name, &d.types);
+                let matched = Expr::IsNotNull(Box::new(reference(&columns[0].0)));
+                self.extras.push(Extra {
+                    plan: d.plan.distinct(),
+                    columns,
+                    outer: d.outer,
+                });
+                return Ok(Expr::Nested(Box::new(matched)));
+            }
+            planned => planned.map_err(correlated)?,
+        };
         let count = Plan::Reduce(ReducePlan {
             input: Box::new(planned.visible_plan()),
             key: vec![],
@@ -225,19 +364,223 @@ impl Rewriter<'_, '_> {
                 ScalarExpr::Literal(Value::Int(0)),
             )])
             .project(vec![1]);
-        let name = self.next_name();
-        self.extras.push(Extra {
-            plan: test,
-            name: name.clone(),
-            ty: DataType::Bool,
-        });
+        self.extras
+            .push(Extra::single(test, name.clone(), DataType::Bool));
         Ok(reference(&name))
     }
 }
 
-/// Plans a subquery that must produce one column.
-fn plan_subquery(planner: &mut QueryPlanner<'_>, q: &ast::Query) -> Result<(Plan, DataType)> {
-    let planned = planner.plan_query(q).map_err(correlated)?;
+/// `single(column)`: the one value of a group, an error when there are several.
+fn single(column: usize, ty: DataType) -> AggregateExpr {
+    AggregateExpr {
+        func: AggFunc::Single,
+        expr: ScalarExpr::Column(column),
+        distinct: false,
+        arg_type: ty,
+    }
+}
+
+/// Names of the hidden key columns of subquery `name`.
+fn key_columns(name: &str, types: &[DataType]) -> Vec<(String, DataType)> {
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| (format!("{name}_k{i}"), *ty))
+        .collect()
+}
+
+/// How a correlated subquery is used, which decides what its rewritten form returns.
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    Exists,
+    Scalar,
+    In,
+}
+
+/// A correlated subquery made uncorrelated: `plan` returns the inner sides of the
+/// correlating equalities first, then (unless for `EXISTS`) the subquery's one column.
+struct Decorrelated {
+    plan: Plan,
+    types: Vec<DataType>,
+    /// The outer sides of the equalities, as written (expressions over the outer FROM).
+    outer: Vec<Expr>,
+    /// The value is a bare `count(…)`, which is 0 (not NULL) where no inner row matched.
+    count: bool,
+    /// Grouped by the keys alone: one row per key already.
+    one_per_key: bool,
+}
+
+/// Moves the correlating equalities `inner = outer` out of `q`'s WHERE (see the module docs).
+fn decorrelate(
+    planner: &mut QueryPlanner<'_>,
+    q: &ast::Query,
+    outer: &Scope,
+    usage: Use,
+) -> Result<Decorrelated> {
+    let unsupported = |what: &str| Error::unsupported(format!("a correlated subquery {what}"));
+    let ast::SetExpr::Select(select) = &*q.body else {
+        return Err(unsupported("that is not a plain SELECT"));
+    };
+    if q.with.is_some()
+        || q.limit_clause.is_some()
+        || (q.order_by.is_some() && usage != Use::Exists)
+    {
+        return Err(unsupported("with WITH, LIMIT or ORDER BY"));
+    }
+    let (_, inner) = planner.plan_from(&select.from)?;
+    let mut conjuncts = Vec::new();
+    if let Some(w) = select.selection.clone() {
+        split_and(w, &mut conjuncts);
+    }
+    let binds = |scope: &Scope, e: &Expr| ExprBinder::new(scope).bind(e).is_ok();
+    let is_outer = |e: &Expr| !binds(&inner, e) && binds(outer, e);
+    let (mut keys, mut outer_sides, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for c in conjuncts {
+        match &c {
+            Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Eq,
+                right,
+            } if binds(&inner, left) && is_outer(right) => {
+                keys.push((**left).clone());
+                outer_sides.push((**right).clone());
+            }
+            Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Eq,
+                right,
+            } if binds(&inner, right) && is_outer(left) => {
+                keys.push((**right).clone());
+                outer_sides.push((**left).clone());
+            }
+            _ => rest.push(c),
+        }
+    }
+    if keys.is_empty() {
+        return Err(unsupported(
+            "that refers to the outer query other than by equalities in its WHERE",
+        ));
+    }
+
+    let mut s = (**select).clone();
+    s.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    });
+    let mut projection: Vec<ast::SelectItem> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ast::SelectItem::ExprWithAlias {
+            expr: k.clone(),
+            alias: Ident::new(format!("__key{i}")),
+        })
+        .collect();
+    let items = std::mem::take(&mut s.projection);
+    let aggregating = s.having.is_some()
+        || items.iter().any(|i| match i {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                contains_aggregate(e)
+            }
+            _ => false,
+        });
+    let (mut count, mut one_per_key) = (false, false);
+    match &mut s.group_by {
+        ast::GroupByExpr::Expressions(groups, _) if !groups.is_empty() => {
+            groups.extend(keys.iter().cloned());
+        }
+        ast::GroupByExpr::Expressions(groups, _) if aggregating => {
+            // An aggregate of no rows is still a row (count 0, sum NULL); grouped by the
+            // keys, an outer row with no inner rows finds none. Only a bare aggregate call
+            // comes out the same after the left join (with count's 0 put back).
+            let bare = match items.as_slice() {
+                [ast::SelectItem::UnnamedExpr(Expr::Function(f))
+                | ast::SelectItem::ExprWithAlias {
+                    expr: Expr::Function(f),
+                    ..
+                }] if is_aggregate_name(&function_name(&f.name)) && f.over.is_none() => {
+                    Some(function_name(&f.name))
+                }
+                _ => None,
+            };
+            match (usage, bare) {
+                (Use::Scalar, Some(func)) if s.having.is_none() => {
+                    count = func == "count";
+                    one_per_key = true;
+                }
+                _ => {
+                    return Err(unsupported(
+                        "that aggregates without GROUP BY, other than a single aggregate's value",
+                    ))
+                }
+            }
+            groups.extend(keys.iter().cloned());
+        }
+        _ => {}
+    }
+    match usage {
+        // EXISTS: whether a row exists, whatever it holds.
+        Use::Exists => {
+            s.distinct = None;
+        }
+        Use::Scalar | Use::In => {
+            if items.len() != 1
+                || !matches!(
+                    items[0],
+                    ast::SelectItem::UnnamedExpr(_) | ast::SelectItem::ExprWithAlias { .. }
+                )
+            {
+                return Err(Error::plan("subquery must return only one column"));
+            }
+            projection.extend(items);
+        }
+    }
+    s.projection = projection;
+    let query = ast::Query {
+        body: Box::new(ast::SetExpr::Select(Box::new(s))),
+        order_by: None,
+        ..q.clone()
+    };
+    let planned = planner.plan_query(&query).map_err(|e| {
+        if refers_outside(&e) {
+            unsupported("that refers to the outer query other than by equalities in its WHERE")
+        } else {
+            e
+        }
+    })?;
+    Ok(Decorrelated {
+        types: planned.columns.iter().map(|c| c.ty).collect(),
+        plan: planned.visible_plan(),
+        outer: outer_sides,
+        count,
+        one_per_key,
+    })
+}
+
+/// `coalesce(e, 0)`.
+fn coalesce_zero(e: Expr) -> Expr {
+    let zero = Expr::Value(ast::Value::Number("0".into(), false).into());
+    Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![Ident::new("coalesce")]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)),
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(zero)),
+            ],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// A planned subquery that must produce one column.
+fn one_column(planned: QueryPlan) -> Result<(Plan, DataType)> {
     if planned.columns.len() != 1 {
         return Err(Error::plan(format!(
             "subquery must return only one column, not {}",
@@ -248,13 +591,17 @@ fn plan_subquery(planner: &mut QueryPlanner<'_>, q: &ast::Query) -> Result<(Plan
     Ok((planned.visible_plan(), ty))
 }
 
+/// Whether planning failed on a name the subquery does not define: perhaps the outer query's.
+fn refers_outside(e: &Error) -> bool {
+    matches!(e, Error::Plan(m) if m.contains("does not exist") || m.contains("missing FROM-clause"))
+}
+
 fn correlated(e: Error) -> Error {
     match e {
-        Error::Plan(m) if m.contains("does not exist") || m.contains("missing FROM-clause") => {
-            Error::Unsupported(format!(
-                "{m} (subqueries that refer to the outer query are not supported yet)"
-            ))
-        }
+        Error::Plan(m) if refers_outside(&Error::Plan(m.clone())) => Error::Unsupported(format!(
+            "{m} (a subquery may refer to the outer query only by equalities `inner = outer` \
+             among the AND-ed conditions of its WHERE)"
+        )),
         other => other,
     }
 }
