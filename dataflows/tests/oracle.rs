@@ -1156,6 +1156,15 @@ const REPEATED_SUBQUERY: Case = Case::new(
     &[&T1],
 );
 
+// `agg(…) FILTER (WHERE …)`, plain and DISTINCT, accumulable and not.
+const FILTERED_AGGREGATES: Case = Case::new(
+    "filtered_aggregates",
+    "SELECT a, count(*) FILTER (WHERE b > 1) AS n, sum(b) FILTER (WHERE c = 'a') AS s, \
+     count(DISTINCT c) FILTER (WHERE b IS NOT NULL) AS dc, max(x) FILTER (WHERE b < 3) AS mx, \
+     count(*) AS total FROM t1 GROUP BY a",
+    &[&T1],
+);
+
 const GROUP_BY_MIN_MAX: Case = Case::new(
     "group_by_min_max",
     "SELECT a, min(b) AS lo, max(b) AS hi, count(*) AS n FROM t1 GROUP BY a",
@@ -1235,6 +1244,11 @@ const AGGREGATE_OF_DISTINCT: Case = Case::new(
 #[test]
 fn group_by_counts_and_sums() {
     run_case(&GROUP_BY_COUNTS);
+}
+
+#[test]
+fn filtered_aggregates() {
+    run_case(&FILTERED_AGGREGATES);
 }
 
 #[test]

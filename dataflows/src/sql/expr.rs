@@ -455,10 +455,8 @@ impl<'a> ExprBinder<'a> {
     }
 
     fn aggregate(&mut self, name: &str, f: &ast::Function) -> Result<Bound> {
-        if f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(Error::unsupported(format!(
-                "{name} with FILTER or WITHIN GROUP"
-            )));
+        if !f.within_group.is_empty() {
+            return Err(Error::unsupported(format!("{name} with WITHIN GROUP")));
         }
         let ast::FunctionArguments::List(list) = &f.args else {
             return Err(Error::plan(format!("{name} needs an argument")));
@@ -508,6 +506,31 @@ impl<'a> ExprBinder<'a> {
                 )));
             }
             (func, x, t.ty)
+        };
+        // `agg(x) FILTER (WHERE p)` is `agg(CASE WHEN p THEN x END)`: the rows where p does
+        // not hold give NULL, which no aggregate counts; `count(*)` counts a constant.
+        let (func, expr, arg_type) = match &f.filter {
+            None => (func, expr, arg_type),
+            Some(p) => {
+                if contains_aggregate(p) {
+                    return Err(Error::plan("aggregate functions are not allowed in FILTER"));
+                }
+                let cond = ExprBinder::new(self.scope).bind_predicate(p, "FILTER")?;
+                let (func, then, arg_type) = match func {
+                    AggFunc::CountStar => (
+                        AggFunc::Count,
+                        ScalarExpr::Literal(Value::Int(1)),
+                        DataType::Int,
+                    ),
+                    other => (other, expr, arg_type),
+                };
+                let guarded = ScalarExpr::If {
+                    cond: Box::new(cond),
+                    then: Box::new(then),
+                    els: Box::new(ScalarExpr::Literal(Value::Null)),
+                };
+                (func, guarded, arg_type)
+            }
         };
         let out_ty = func.output_type(
             if arg_type == DataType::Null && func != AggFunc::CountStar {

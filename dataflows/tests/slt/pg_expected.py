@@ -3,7 +3,7 @@
 
 Runs every statement and query of the given files on a PostgreSQL server and compares each
 query's result with the one in the file, formatted the way the freshet harness prints values
-(floats with a decimal point, booleans true/false, NULL, the empty string as (empty)) and
+(floats as freshet prints them, whole ones without `.0`, booleans true/false, NULL, the empty string as (empty)) and
 otherwise as PostgreSQL prints them. Statements expected to fail must fail in PostgreSQL too
 (the error text is not compared: the regexes are freshet's). Records marked `onlyif freshet`
 (or anything but postgres) and EXPLAIN queries are skipped. `--fill` writes PostgreSQL's
@@ -33,7 +33,7 @@ NUM_OIDS = {1700}
 def fmt_float(text):
     x = float(text)
     if x == int(x) and abs(x) < 1e15:
-        return f"{x:.1f}"
+        return str(int(x))
     r = repr(x)
     if "e" in r:
         r = "{:f}".format(Decimal(r))
