@@ -1798,6 +1798,14 @@ const CORRELATED_IN: Case = Case::new(
     &[&T1, &T2],
 );
 
+// [NOT] IN (subquery) as values, with NULLs on both sides, uncorrelated and correlated.
+const IN_SUBQUERY_VALUES: Case = Case::new(
+    "in_subquery_values",
+    "SELECT a, b, b NOT IN (SELECT d FROM t2) AS n, b IN (SELECT d FROM t2 WHERE t2.a = t1.a) AS i \
+     FROM t1 WHERE c NOT IN (SELECT c FROM t2 WHERE d > 3) OR a IN (SELECT src FROM edges)",
+    &[&T1, &T2, &EDGES],
+);
+
 // A FROM clause joined in WHERE under a correlated subquery's left join: the equality must
 // still key the inner join (it moves below the left join).
 const JOIN_UNDER_CORRELATED: Case = Case::new(
@@ -1835,6 +1843,11 @@ fn correlated_scalars() {
 #[test]
 fn correlated_in() {
     run_case(&CORRELATED_IN);
+}
+
+#[test]
+fn in_subquery_values() {
+    run_case(&IN_SUBQUERY_VALUES);
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! - `EXISTS (…)` becomes a one-row relation holding `count(*) > 0`, joined the same way.
 //! - `x IN (SELECT c …)` as a top-level conjunct of WHERE becomes a join with the distinct
 //!   values of `c` on `x = c`, which lowering turns into an arrangement-keyed semi-join.
+//! - `x [NOT] IN (SELECT c …)` anywhere else is a value with SQL's NULLs, from two relations
+//!   left-joined: the subquery's row and non-NULL counts, and its distinct non-NULL values
+//!   (`Rewriter::membership`).
 //!
 //! Each becomes a hidden column named `__subquery.sN` that the rewritten expression refers to.
 //!
@@ -28,13 +31,15 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{self, Expr, Ident, VisitMut, VisitorMut};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
 
 use super::expr::{contains_aggregate, function_name, is_aggregate_name, ExprBinder};
 use super::query::{QueryPlan, QueryPlanner};
 use super::scope::{Scope, ScopeColumn};
 use super::types::{coerce, common_type};
 use crate::error::{Error, Result};
-use crate::expr::{BinaryFunc, ScalarExpr};
+use crate::expr::{BinaryFunc, ScalarExpr, UnaryFunc};
 use crate::plan::join::JoinPlan;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::plan::{JoinKind, Plan};
@@ -261,10 +266,22 @@ impl VisitorMut for Rewriter<'_, '_> {
         }
         let result = match e {
             Expr::Subquery(q) => self.scalar(q),
-            Expr::Exists { subquery, negated } => self.exists(subquery).map(|r| if *negated { Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(r) } } else { r }),
-            Expr::In { target: ast::InTarget::Subquery(_), .. } => Err(Error::unsupported(
-                "IN (subquery) other than as a condition of WHERE joined by AND (NOT IN is not supported yet)",
-            )),
+            Expr::Exists { subquery, negated } => self.exists(subquery).map(|r| {
+                if *negated {
+                    Expr::UnaryOp {
+                        op: ast::UnaryOperator::Not,
+                        expr: Box::new(r),
+                    }
+                } else {
+                    r
+                }
+            }),
+            Expr::In {
+                expr,
+                target: ast::InTarget::Subquery(q),
+                negated,
+                ..
+            } => self.membership(expr, q, *negated),
             _ => return ControlFlow::Continue(()),
         };
         match result {
@@ -367,6 +384,95 @@ impl Rewriter<'_, '_> {
         self.extras
             .push(Extra::single(test, name.clone(), DataType::Bool));
         Ok(reference(&name))
+    }
+}
+
+impl Rewriter<'_, '_> {
+    /// `x [NOT] IN (subquery)` as a value, with SQL's NULLs: over no rows it is false (true
+    /// for NOT IN); otherwise NULL when `x` is NULL; true (false) when a row equals `x`; NULL
+    /// when none does but one is NULL; else false (true). Two relations give what that needs:
+    /// the subquery's row and non-NULL counts, and its distinct non-NULL values, both
+    /// left-joined (per key, when the subquery is correlated).
+    fn membership(&mut self, x: &Expr, q: &ast::Query, negated: bool) -> Result<Expr> {
+        let (sub, ty, outer) = match self.planner.plan_query(q) {
+            Err(e) if refers_outside(&e) => {
+                let d = decorrelate(self.planner, q, self.outer, Use::In).map_err(|d| match d {
+                    Error::Unsupported(_) => d,
+                    _ => correlated(e),
+                })?;
+                (d.plan, d.types, d.outer)
+            }
+            planned => {
+                let (sub, ty) = one_column(planned.map_err(correlated)?)?;
+                (sub, vec![ty], vec![])
+            }
+        };
+        let n = outer.len();
+        let value_ty = ty[n];
+        let key_types = &ty[..n];
+
+        let counts_name = self.next_name();
+        let counts = Plan::Reduce(ReducePlan {
+            input: Box::new(sub.clone()),
+            key: (0..n).map(ScalarExpr::Column).collect(),
+            aggregates: vec![
+                AggregateExpr {
+                    func: AggFunc::CountStar,
+                    expr: ScalarExpr::Literal(Value::Null),
+                    distinct: false,
+                    arg_type: DataType::Null,
+                },
+                AggregateExpr {
+                    func: AggFunc::Count,
+                    expr: ScalarExpr::Column(n),
+                    distinct: false,
+                    arg_type: value_ty,
+                },
+            ],
+            global: n == 0,
+        });
+        let mut columns = key_columns(&counts_name, key_types);
+        let (rows, non_null) = (format!("{counts_name}_n"), format!("{counts_name}_nn"));
+        columns.push((rows.clone(), DataType::Int));
+        columns.push((non_null.clone(), DataType::Int));
+        self.extras.push(Extra {
+            plan: counts,
+            columns,
+            outer: outer.clone(),
+        });
+
+        let values_name = self.next_name();
+        let values = sub
+            .filter(vec![ScalarExpr::Column(n).call_unary(UnaryFunc::IsNotNull)])
+            .distinct();
+        let mut columns = key_columns(&values_name, key_types);
+        columns.push((values_name.clone(), value_ty));
+        let mut on = outer;
+        on.push(x.clone());
+        self.extras.push(Extra {
+            plan: values,
+            columns,
+            outer: on,
+        });
+
+        let (empty, hit, miss) = if negated {
+            ("TRUE", "FALSE", "TRUE")
+        } else {
+            ("FALSE", "TRUE", "FALSE")
+        };
+        let t = TABLE;
+        let sql = format!(
+            "CASE WHEN coalesce({t}.{rows}, 0) = 0 THEN {empty} \
+             WHEN ({x}) IS NULL THEN NULL \
+             WHEN {t}.{values_name} IS NOT NULL THEN {hit} \
+             WHEN {t}.{rows} > {t}.{non_null} THEN NULL \
+             ELSE {miss} END"
+        );
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+            .map(|e| Expr::Nested(Box::new(e)))
+            .map_err(|e| Error::plan(format!("IN (subquery): {e}")))
     }
 }
 
