@@ -1825,6 +1825,23 @@ const OUTER_JOINS_FILTERED: Case = Case::new(
     &[&T1, &T2, &EDGES],
 );
 
+// DISTINCT ON as a top-1 per group; SQLite spells it with row_number. Rows tied on the
+// ORDER BY are equal in every output column, so the answer is unique.
+const DISTINCT_ON: Case = Case::new(
+    "distinct_on",
+    "SELECT DISTINCT ON (a) a, b, c FROM t1 ORDER BY a, b DESC NULLS LAST, c NULLS FIRST",
+    &[&T1],
+)
+.sqlite(
+    "SELECT a, b, c FROM (SELECT a, b, c, row_number() OVER \
+     (PARTITION BY a ORDER BY b DESC NULLS LAST, c NULLS FIRST) AS rn FROM t1) WHERE rn = 1",
+);
+
+#[test]
+fn distinct_on() {
+    run_case(&DISTINCT_ON);
+}
+
 #[test]
 fn uncorrelated_subqueries() {
     run_case(&UNCORRELATED_SUBQUERIES);

@@ -608,6 +608,7 @@ impl<'a> QueryPlanner<'a> {
         let mut having = None;
         let mut hidden: Vec<(ScalarExpr, ColumnType)> = Vec::new();
         let mut order_refs: Vec<(usize, &ast::OrderByExpr)> = Vec::new();
+        let mut distinct_on: Vec<usize> = Vec::new();
         {
             let bind_item = |agg: &mut AggContext, e: &Expr| -> Result<(ScalarExpr, ColumnType)> {
                 if aggregating {
@@ -673,6 +674,40 @@ impl<'a> QueryPlanner<'a> {
                     }
                 }
             }
+            // DISTINCT ON: the same kinds of references as ORDER BY.
+            if let Some(ast::Distinct::On(on)) = &s.distinct {
+                for e in on {
+                    let pos = match e {
+                        Expr::Value(_) => Some(
+                            literal_usize(e, "DISTINCT ON position")?
+                                .checked_sub(1)
+                                .filter(|p| *p < items.len())
+                                .ok_or_else(|| {
+                                    Error::plan("DISTINCT ON position is not in select list")
+                                })?,
+                        ),
+                        Expr::Identifier(id) => {
+                            items.iter().position(|(_, _, n)| *n == super::ident(id))
+                        }
+                        _ => None,
+                    }
+                    .or_else(|| items.iter().position(|(x, _, _)| x.as_ref() == Some(e)))
+                    // The same expression in ORDER BY, computed once.
+                    .or_else(|| {
+                        order_refs
+                            .iter()
+                            .find(|(_, o)| o.expr == *e)
+                            .map(|(p, _)| *p)
+                    });
+                    match pos {
+                        Some(p) => distinct_on.push(p),
+                        None => {
+                            hidden.push(bind_item(&mut agg_ctx, e)?);
+                            distinct_on.push(items.len() + hidden.len() - 1);
+                        }
+                    }
+                }
+            }
         }
 
         if aggregating {
@@ -691,7 +726,7 @@ impl<'a> QueryPlanner<'a> {
         let distinct = match &s.distinct {
             None | Some(ast::Distinct::All) => false,
             Some(ast::Distinct::Distinct) => true,
-            Some(ast::Distinct::On(_)) => return Err(Error::unsupported("DISTINCT ON")),
+            Some(ast::Distinct::On(_)) => false,
         };
         if distinct && !hidden.is_empty() {
             return Err(Error::plan(
@@ -720,6 +755,9 @@ impl<'a> QueryPlanner<'a> {
         plan = plan.map(maps).project(project);
         if distinct {
             plan = plan.distinct();
+        }
+        if !distinct_on.is_empty() {
+            plan = distinct_on_plan(plan, distinct_on, &order_refs)?;
         }
         let columns: Vec<Column> = items
             .iter()
@@ -1033,6 +1071,44 @@ pub(super) fn order_key(column: usize, o: &ast::OrderByExpr) -> OrderKey {
         desc,
         nulls_first,
     }
+}
+
+/// `SELECT DISTINCT ON (keys) …`: per distinct `keys`, the first row by the rest of ORDER BY
+/// (whose leftmost expressions must be the keys, as in PostgreSQL), kept as a top-1 per group.
+/// Without ORDER BY the row kept is the least by its values.
+fn distinct_on_plan(
+    plan: Plan,
+    mut keys: Vec<usize>,
+    order_refs: &[(usize, &ast::OrderByExpr)],
+) -> Result<Plan> {
+    keys.sort_unstable();
+    keys.dedup();
+    let mut rest = order_refs.iter();
+    if !order_refs.is_empty() {
+        let mut lead: Vec<usize> = Vec::new();
+        while lead.len() < keys.len() {
+            match rest.next() {
+                Some((c, _)) if keys.contains(c) => {
+                    if !lead.contains(c) {
+                        lead.push(*c);
+                    }
+                }
+                _ => {
+                    return Err(Error::plan(
+                        "SELECT DISTINCT ON expressions must match initial ORDER BY expressions",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(Plan::TopK(TopKPlan {
+        input: Box::new(plan),
+        group_key: keys,
+        order: rest.map(|(c, o)| order_key(*c, o)).collect(),
+        limit: Some(1),
+        offset: 0,
+        rank: None,
+    }))
 }
 
 fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()> {
