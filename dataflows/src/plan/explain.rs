@@ -3,6 +3,7 @@
 use std::fmt::{self, Write};
 
 use super::mfp::MfpStep;
+use super::top_k::RankKind;
 use super::{JoinKind, Plan};
 
 fn list<T: fmt::Display>(items: &[T]) -> String {
@@ -153,6 +154,21 @@ impl Plan {
                     .map(|k| format!("#{}{}", k.column, if k.desc { " desc" } else { "" }))
                     .collect();
                 let what = match t.rank {
+                    Some(
+                        k @ (RankKind::Lag {
+                            value,
+                            offset,
+                            default,
+                        }
+                        | RankKind::Lead {
+                            value,
+                            offset,
+                            default,
+                        }),
+                    ) => {
+                        let default = default.map(|d| format!(", #{d}")).unwrap_or_default();
+                        format!("Window {}(#{value}, {offset}{default})", k.name())
+                    }
                     Some(k) => format!("Rank {}", k.name()),
                     None => "TopK".to_string(),
                 };

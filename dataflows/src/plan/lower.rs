@@ -11,6 +11,7 @@
 
 use super::join::{JoinKind, JoinPlan};
 use super::reduce::ReducePlan;
+use super::top_k::RankKind;
 use super::{Mfp, Plan};
 use crate::expr::{BinaryFunc, ScalarExpr};
 
@@ -236,7 +237,7 @@ fn as_mfp(p: Plan) -> (usize, Plan, Mfp) {
 
 fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
     let input = match input {
-        Plan::TopK(mut t) if t.rank.is_some() => {
+        Plan::TopK(mut t) if t.rank.is_some_and(RankKind::is_rank) => {
             let rank_col = t.input.arity();
             for step in &mfp.steps {
                 if let super::mfp::MfpStep::Filter(p) = step {

@@ -23,6 +23,20 @@ pub enum RankKind {
     Rank,
     /// 1, 1, 2, … : ties share a rank, with no gaps.
     DenseRank,
+    /// `lag(value, offset, default)`: the `value` column of the row `offset` places before
+    /// in the group's order, or this row's `default` column (NULL without one) where there
+    /// is none. Columns are the stage input's.
+    Lag {
+        value: usize,
+        offset: usize,
+        default: Option<usize>,
+    },
+    /// `lead(…)`: as `Lag`, the row `offset` places after.
+    Lead {
+        value: usize,
+        offset: usize,
+        default: Option<usize>,
+    },
 }
 
 impl RankKind {
@@ -31,7 +45,17 @@ impl RankKind {
             RankKind::RowNumber => "row_number",
             RankKind::Rank => "rank",
             RankKind::DenseRank => "dense_rank",
+            RankKind::Lag { .. } => "lag",
+            RankKind::Lead { .. } => "lead",
         }
+    }
+
+    /// Whether the appended column is a rank (which a filter `rank <= k` can bound).
+    pub fn is_rank(self) -> bool {
+        matches!(
+            self,
+            RankKind::RowNumber | RankKind::Rank | RankKind::DenseRank
+        )
     }
 }
 

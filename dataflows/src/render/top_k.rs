@@ -67,7 +67,19 @@ fn render_rank<'s, T: RenderTime>(
             "Rank",
             move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
                 let rows = sorted(vals, &order);
-                rank_rows(&rows, &order, kind, limit, out);
+                match kind {
+                    RankKind::Lag {
+                        value,
+                        offset,
+                        default,
+                    } => offset_rows(&rows, value, -(offset as isize), default, out),
+                    RankKind::Lead {
+                        value,
+                        offset,
+                        default,
+                    } => offset_rows(&rows, value, offset as isize, default, out),
+                    _ => rank_rows(&rows, &order, kind, limit, out),
+                }
             },
         )
         .map(|(_key, row)| row);
@@ -115,10 +127,45 @@ fn rank_rows(
                 }
                 out.push((with(row, rank), m as isize));
             }
+            RankKind::Lag { .. } | RankKind::Lead { .. } => {
+                unreachable!("lag and lead are offset_rows")
+            }
         }
         before += m;
         previous = Some(fields);
     }
+}
+
+/// `lag`/`lead`: appends to each row (each copy of it: every copy is a place in the order)
+/// the `value` column of the row `shift` places away, or its own `default` column (NULL
+/// without one) past either end.
+fn offset_rows(
+    rows: &[Decoded<'_>],
+    value: usize,
+    shift: isize,
+    default: Option<usize>,
+    out: &mut Vec<(Row, isize)>,
+) {
+    let places: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, _, m))| std::iter::repeat_n(i, *m as usize))
+        .collect();
+    for (p, &i) in places.iter().enumerate() {
+        let (row, fields, _) = &rows[i];
+        let other = p
+            .checked_add_signed(shift)
+            .and_then(|q| places.get(q))
+            .map(|&j| rows[j].1[value]);
+        let v = match (other, default) {
+            (Some(field), _) => Row::decode_field(field),
+            (None, Some(d)) => Row::decode_field(fields[d]),
+            (None, None) => Value::Null,
+        };
+        out.push((row.append(&[v]), 1));
+    }
+    // Copies of a row with the same neighbours give the same output row.
+    differential_dataflow::consolidation::consolidate(out);
 }
 
 /// A group's rows with positive multiplicity, in `order` (ties broken by the whole row, so the

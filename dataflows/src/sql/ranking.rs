@@ -1,4 +1,4 @@
-//! Ranking window functions: `ROW_NUMBER()`, `RANK()` and `DENSE_RANK()`
+//! Ranking window functions: `ROW_NUMBER()`, `RANK()`, `DENSE_RANK()`, `LAG` and `LEAD`
 //! `OVER (PARTITION BY … ORDER BY …)` in the select list of a non-aggregating SELECT.
 //!
 //! Each distinct call becomes a ranking stage (`Plan::TopK` with a `rank`) over the rows of
@@ -7,17 +7,22 @@
 //! k per group" — `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM t) WHERE
 //! rn <= k` — and lowering turns that outer filter into the stage's limit, so each group keeps
 //! only its k rows (`plan::lower`). Each group is re-ranked when it changes, which is cheap for
-//! the small groups such queries have; other window functions (aggregates over frames, `lag`,
-//! `lead`) are not supported and are refused by name.
+//! the small groups such queries have.
+//!
+//! `LAG(value [, offset [, default]])` and `LEAD(…)` are the same stage: each row of a group
+//! gets the value of the row `offset` places before (after) it in the group's order. Other
+//! window functions (aggregates over frames) are refused by name.
 
 use sqlparser::ast::{self, Expr};
 
 use super::expr::{function_name, visit_functions, ExprBinder};
 use super::scope::{Scope, ScopeColumn};
+use super::types::{coerce, common_type};
 use crate::error::{Error, Result};
+use crate::expr::ScalarExpr;
 use crate::plan::top_k::{RankKind, TopKPlan};
 use crate::plan::Plan;
-use crate::value::DataType;
+use crate::value::{DataType, Value};
 
 /// Every window function call in `exprs` (not looking into subqueries), each once.
 pub fn calls<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Vec<ast::Function> {
@@ -42,23 +47,39 @@ pub fn plan(
     let mut columns = Vec::with_capacity(calls.len());
     for f in calls {
         let name = function_name(&f.name);
-        let kind = match name.as_str() {
-            "row_number" => RankKind::RowNumber,
-            "rank" => RankKind::Rank,
-            "dense_rank" => RankKind::DenseRank,
+        let args: Vec<&Expr> = match &f.args {
+            ast::FunctionArguments::None => vec![],
+            ast::FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+                    _ => Err(Error::plan(format!("{name}() takes plain arguments"))),
+                })
+                .collect::<Result<_>>()?,
+            ast::FunctionArguments::Subquery(_) => {
+                return Err(Error::plan(format!("{name}() takes no subquery")))
+            }
+        };
+        let ranking = match name.as_str() {
+            "row_number" => Some(RankKind::RowNumber),
+            "rank" => Some(RankKind::Rank),
+            "dense_rank" => Some(RankKind::DenseRank),
+            "lag" | "lead" => None,
             _ => {
                 return Err(Error::Unsupported(format!(
-                    "window function {name}(…) OVER is not supported (row_number, rank and dense_rank are)"
+                    "window function {name}(…) OVER is not supported (row_number, rank, \
+                     dense_rank, lag and lead are)"
                 )))
             }
         };
-        let no_args = match &f.args {
-            ast::FunctionArguments::None => true,
-            ast::FunctionArguments::List(l) => l.args.is_empty(),
-            ast::FunctionArguments::Subquery(_) => false,
-        };
-        if !no_args {
+        if ranking.is_some() && !args.is_empty() {
             return Err(Error::plan(format!("{name}() takes no arguments")));
+        }
+        if ranking.is_none() && !(1..=3).contains(&args.len()) {
+            return Err(Error::plan(format!(
+                "{name}(value [, offset [, default]]) takes one to three arguments"
+            )));
         }
         if f.filter.is_some() || !f.within_group.is_empty() {
             return Err(Error::unsupported(format!(
@@ -77,7 +98,7 @@ pub fn plan(
                 "a window frame or base window in {name}() OVER (…)"
             )));
         }
-        if spec.order_by.is_empty() && kind != RankKind::RowNumber {
+        if spec.order_by.is_empty() && ranking != Some(RankKind::RowNumber) {
             return Err(Error::plan(format!("{name}() OVER (…) needs ORDER BY")));
         }
         // Partition and order expressions, appended as columns the stage can read.
@@ -95,12 +116,64 @@ pub fn plan(
             order.push(super::query::order_key(base + exprs.len(), o));
             exprs.push(x);
         }
+        // lag/lead: the value and the default, appended too; the offset a constant.
+        let (kind, ty) = match ranking {
+            Some(kind) => (kind, DataType::Int),
+            None => {
+                let (value, vt) = ExprBinder::new(scope).bind(args[0])?;
+                let offset = match args.get(1) {
+                    None => 1,
+                    Some(e) => match ExprBinder::new(scope).bind(e)? {
+                        (ScalarExpr::Literal(Value::Int(n)), _) if n >= 0 => n as usize,
+                        _ => {
+                            return Err(Error::unsupported(format!(
+                                "{name}() with an offset other than a non-negative integer constant"
+                            )))
+                        }
+                    },
+                };
+                let mut ty = vt.ty;
+                let default = match args.get(2) {
+                    None => None,
+                    Some(e) => {
+                        let (d, dt) = ExprBinder::new(scope).bind(e)?;
+                        ty = common_type(vt.ty, dt.ty).ok_or_else(|| {
+                            Error::plan(format!(
+                                "{name}() value and default types {} and {} cannot be matched",
+                                vt.ty, dt.ty
+                            ))
+                        })?;
+                        Some(coerce(d, dt.ty, ty))
+                    }
+                };
+                let value_col = base + exprs.len();
+                exprs.push(coerce(value, vt.ty, ty));
+                let default = default.map(|d| {
+                    exprs.push(d);
+                    base + exprs.len() - 1
+                });
+                let kind = if name == "lag" {
+                    RankKind::Lag {
+                        value: value_col,
+                        offset,
+                        default,
+                    }
+                } else {
+                    RankKind::Lead {
+                        value: value_col,
+                        offset,
+                        default,
+                    }
+                };
+                (kind, ty)
+            }
+        };
         let appended = exprs.len();
         plan = plan.map(exprs);
         for i in 0..appended {
             scope
                 .columns
-                .push(hidden(format!("?window{}", base + i), DataType::Null));
+                .push(hidden(format!("?window{}", base + i), DataType::Null, true));
         }
         plan = Plan::TopK(TopKPlan {
             input: Box::new(plan),
@@ -113,18 +186,18 @@ pub fn plan(
         let column = scope.columns.len();
         scope
             .columns
-            .push(hidden(format!("?{name}"), DataType::Int));
+            .push(hidden(format!("?{name}"), ty, !kind.is_rank()));
         columns.push((f, column));
     }
     Ok((plan, columns))
 }
 
-fn hidden(name: String, ty: DataType) -> ScopeColumn {
+fn hidden(name: String, ty: DataType, nullable: bool) -> ScopeColumn {
     ScopeColumn {
         table: None,
         name,
         ty,
-        nullable: false,
+        nullable,
         hidden: true,
     }
 }
