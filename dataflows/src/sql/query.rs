@@ -647,26 +647,7 @@ impl<'a> QueryPlanner<'a> {
             }
             // ORDER BY: output position, output name, an item's expression, or a hidden column.
             for o in order_by {
-                let pos = match &o.expr {
-                    Expr::Value(_) => Some(
-                        literal_usize(&o.expr, "ORDER BY position")?
-                            .checked_sub(1)
-                            .filter(|p| *p < items.len())
-                            .ok_or_else(|| {
-                                Error::plan("ORDER BY position is not in select list")
-                            })?,
-                    ),
-                    Expr::Identifier(id) => {
-                        items.iter().position(|(_, _, n)| *n == super::ident(id))
-                    }
-                    _ => None,
-                };
-                let pos = pos.or_else(|| {
-                    items
-                        .iter()
-                        .position(|(e, _, _)| e.as_ref() == Some(&o.expr))
-                });
-                match pos {
+                match item_position(&o.expr, &items, "ORDER BY")? {
                     Some(p) => order_refs.push((p, o)),
                     None => {
                         hidden.push(bind_item(&mut agg_ctx, &o.expr)?);
@@ -677,28 +658,14 @@ impl<'a> QueryPlanner<'a> {
             // DISTINCT ON: the same kinds of references as ORDER BY.
             if let Some(ast::Distinct::On(on)) = &s.distinct {
                 for e in on {
-                    let pos = match e {
-                        Expr::Value(_) => Some(
-                            literal_usize(e, "DISTINCT ON position")?
-                                .checked_sub(1)
-                                .filter(|p| *p < items.len())
-                                .ok_or_else(|| {
-                                    Error::plan("DISTINCT ON position is not in select list")
-                                })?,
-                        ),
-                        Expr::Identifier(id) => {
-                            items.iter().position(|(_, _, n)| *n == super::ident(id))
-                        }
-                        _ => None,
-                    }
-                    .or_else(|| items.iter().position(|(x, _, _)| x.as_ref() == Some(e)))
-                    // The same expression in ORDER BY, computed once.
-                    .or_else(|| {
-                        order_refs
-                            .iter()
-                            .find(|(_, o)| o.expr == *e)
-                            .map(|(p, _)| *p)
-                    });
+                    let pos = item_position(e, &items, "DISTINCT ON")?
+                        // The same expression in ORDER BY, computed once.
+                        .or_else(|| {
+                            order_refs
+                                .iter()
+                                .find(|(_, o)| o.expr == *e)
+                                .map(|(p, _)| *p)
+                        });
                     match pos {
                         Some(p) => distinct_on.push(p),
                         None => {
@@ -1071,6 +1038,26 @@ pub(super) fn order_key(column: usize, o: &ast::OrderByExpr) -> OrderKey {
         desc,
         nulls_first,
     }
+}
+
+/// Which select item `e` names, as ORDER BY and DISTINCT ON refer to them: an output position
+/// (from 1), an output name, or an item's own expression; `None` for anything else.
+fn item_position(
+    e: &Expr,
+    items: &[(Option<Expr>, usize, String)],
+    clause: &str,
+) -> Result<Option<usize>> {
+    let pos = match e {
+        Expr::Value(_) => Some(
+            literal_usize(e, &format!("{clause} position"))?
+                .checked_sub(1)
+                .filter(|p| *p < items.len())
+                .ok_or_else(|| Error::plan(format!("{clause} position is not in select list")))?,
+        ),
+        Expr::Identifier(id) => items.iter().position(|(_, _, n)| *n == super::ident(id)),
+        _ => None,
+    };
+    Ok(pos.or_else(|| items.iter().position(|(x, _, _)| x.as_ref() == Some(e))))
 }
 
 /// `SELECT DISTINCT ON (keys) …`: per distinct `keys`, the first row by the rest of ORDER BY

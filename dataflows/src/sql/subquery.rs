@@ -98,33 +98,17 @@ pub fn rewrite(
                         Err(e) if refers_outside(&e) => {
                             // Correlated: join with the distinct (keys, value), on the
                             // equalities and on `expr = value`, all as conditions of WHERE.
-                            let d = decorrelate(planner, &q, &scope, Use::In)
-                                .map_err(|_| correlated(e))?;
+                            let d = decorrelated(planner, &q, &scope, Use::In, e)?;
                             let mut columns = key_columns(&name, &d.types[..d.outer.len()]);
                             columns.push((name.clone(), d.types[d.outer.len()]));
-                            for (i, o) in d.outer.iter().enumerate() {
-                                kept.push(Expr::BinaryOp {
-                                    left: Box::new(o.clone()),
-                                    op: ast::BinaryOperator::Eq,
-                                    right: Box::new(reference(&columns[i].0)),
-                                });
-                            }
-                            extras.push(Extra {
-                                plan: d.plan.distinct(),
-                                columns,
-                                outer: vec![],
-                            });
+                            semi_join(d, columns, &mut kept, &mut extras);
                         }
                         planned => {
                             let (sub, ty) = one_column(planned.map_err(correlated)?)?;
                             extras.push(Extra::single(sub.distinct(), name.clone(), ty));
                         }
                     }
-                    kept.push(Expr::BinaryOp {
-                        left: expr,
-                        op: ast::BinaryOperator::Eq,
-                        right: Box::new(reference(&name)),
-                    });
+                    kept.push(equals(*expr, reference(&name)));
                 }
                 // A correlated EXISTS here needs no left join: an inner join with the
                 // distinct keys keeps exactly the outer rows that match.
@@ -136,18 +120,7 @@ pub fn rewrite(
                     counter += 1;
                     let d = decorrelate(planner, &subquery, &scope, Use::Exists)?;
                     let columns = key_columns(&name, &d.types);
-                    for (i, o) in d.outer.iter().enumerate() {
-                        kept.push(Expr::BinaryOp {
-                            left: Box::new(o.clone()),
-                            op: ast::BinaryOperator::Eq,
-                            right: Box::new(reference(&columns[i].0)),
-                        });
-                    }
-                    extras.push(Extra {
-                        plan: d.plan.distinct(),
-                        columns,
-                        outer: vec![],
-                    });
+                    semi_join(d, columns, &mut kept, &mut extras);
                 }
                 other => kept.push(other),
             }
@@ -317,10 +290,7 @@ impl Rewriter<'_, '_> {
 
     /// The value per key, left-joined on the equalities (see the module docs).
     fn correlated_scalar(&mut self, q: &ast::Query, name: String, e: Error) -> Result<Expr> {
-        let d = decorrelate(self.planner, q, self.outer, Use::Scalar).map_err(|d| match d {
-            Error::Unsupported(_) => d,
-            _ => correlated(e),
-        })?;
+        let d = decorrelated(self.planner, q, self.outer, Use::Scalar, e)?;
         let n = d.outer.len();
         let ty = d.types[n];
         let per_key = if d.one_per_key {
@@ -348,11 +318,7 @@ impl Rewriter<'_, '_> {
         let name = self.next_name();
         let planned = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
-                let d =
-                    decorrelate(self.planner, q, self.outer, Use::Exists).map_err(|d| match d {
-                        Error::Unsupported(_) => d,
-                        _ => correlated(e),
-                    })?;
+                let d = decorrelated(self.planner, q, self.outer, Use::Exists, e)?;
                 let columns = key_columns(&name, &d.types);
                 let matched = Expr::IsNotNull(Box::new(reference(&columns[0].0)));
                 self.extras.push(Extra {
@@ -396,10 +362,7 @@ impl Rewriter<'_, '_> {
     fn membership(&mut self, x: &Expr, q: &ast::Query, negated: bool) -> Result<Expr> {
         let (sub, ty, outer) = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
-                let d = decorrelate(self.planner, q, self.outer, Use::In).map_err(|d| match d {
-                    Error::Unsupported(_) => d,
-                    _ => correlated(e),
-                })?;
+                let d = decorrelated(self.planner, q, self.outer, Use::In, e)?;
                 (d.plan, d.types, d.outer)
             }
             planned => {
@@ -476,6 +439,47 @@ impl Rewriter<'_, '_> {
     }
 }
 
+/// A decorrelated subquery joined as a semi-join: its distinct rows, with the equalities to
+/// the outer query kept as conditions of WHERE (`columns` names its columns).
+fn semi_join(
+    d: Decorrelated,
+    columns: Vec<(String, DataType)>,
+    kept: &mut Vec<Expr>,
+    extras: &mut Vec<Extra>,
+) {
+    for (o, (name, _)) in d.outer.iter().zip(&columns) {
+        kept.push(equals(o.clone(), reference(name)));
+    }
+    extras.push(Extra {
+        plan: d.plan.distinct(),
+        columns,
+        outer: vec![],
+    });
+}
+
+fn equals(left: Expr, right: Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(left),
+        op: ast::BinaryOperator::Eq,
+        right: Box::new(right),
+    }
+}
+
+/// [`decorrelate`] after planning `q` failed with `e` on an outer name: its own "not
+/// supported" errors stand, others report `e` as a correlation freshet cannot take.
+fn decorrelated(
+    planner: &mut QueryPlanner<'_>,
+    q: &ast::Query,
+    outer: &Scope,
+    usage: Use,
+    e: Error,
+) -> Result<Decorrelated> {
+    decorrelate(planner, q, outer, usage).map_err(|d| match d {
+        Error::Unsupported(_) => d,
+        _ => correlated(e),
+    })
+}
+
 /// `single(column)`: the one value of a group, an error when there are several.
 fn single(column: usize, ty: DataType) -> AggregateExpr {
     AggregateExpr {
@@ -542,24 +546,23 @@ fn decorrelate(
     let is_outer = |e: &Expr| !binds(&inner, e) && binds(outer, e);
     let (mut keys, mut outer_sides, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for c in conjuncts {
-        match &c {
+        // `inner = outer`, either way round.
+        let pair = match &c {
             Expr::BinaryOp {
                 left,
                 op: ast::BinaryOperator::Eq,
                 right,
-            } if binds(&inner, left) && is_outer(right) => {
-                keys.push((**left).clone());
-                outer_sides.push((**right).clone());
+            } => [(left, right), (right, left)]
+                .into_iter()
+                .find(|(i, o)| binds(&inner, i) && is_outer(o)),
+            _ => None,
+        };
+        match pair {
+            Some((i, o)) => {
+                keys.push((**i).clone());
+                outer_sides.push((**o).clone());
             }
-            Expr::BinaryOp {
-                left,
-                op: ast::BinaryOperator::Eq,
-                right,
-            } if binds(&inner, right) && is_outer(left) => {
-                keys.push((**right).clone());
-                outer_sides.push((**left).clone());
-            }
-            _ => rest.push(c),
+            None => rest.push(c),
         }
     }
     if keys.is_empty() {
