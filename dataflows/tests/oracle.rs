@@ -1773,6 +1773,22 @@ const UNCORRELATED_SUBQUERIES: Case = Case::new(
     &[&T1, &T2],
 );
 
+// Subqueries read after aggregation: in HAVING and in an aggregating select list, grouped
+// and global (one row over no rows).
+const SUBQUERIES_AFTER_AGGREGATION: Case = Case::new(
+    "subqueries_after_aggregation",
+    "SELECT a, count(*) AS n, sum(b) AS s, (SELECT count(*) FROM t2) AS m FROM t1 GROUP BY a \
+     HAVING count(*) >= (SELECT count(*) FROM t2 WHERE d > 2) - 1",
+    &[&T1, &T2],
+);
+
+const GLOBAL_WITH_SUBQUERY: Case = Case::new(
+    "global_with_subquery",
+    "SELECT count(*) AS n, (SELECT max(d) FROM t2) AS m, \
+     EXISTS (SELECT 1 FROM t2 WHERE c = 'ab') AS e FROM t1 WHERE b > 3",
+    &[&T1, &T2],
+);
+
 const CORRELATED_EXISTS: Case = Case::new(
     "correlated_exists",
     "SELECT a, b, c FROM t1 \
@@ -1860,6 +1876,16 @@ fn lag_lead() {
 #[test]
 fn uncorrelated_subqueries() {
     run_case(&UNCORRELATED_SUBQUERIES);
+}
+
+#[test]
+fn subqueries_after_aggregation() {
+    run_case(&SUBQUERIES_AFTER_AGGREGATION);
+}
+
+#[test]
+fn global_with_subquery() {
+    run_case(&GLOBAL_WITH_SUBQUERY);
 }
 
 #[test]

@@ -405,6 +405,13 @@ impl<'a> ExprBinder<'a> {
             // A bare column in an aggregating SELECT must be a group key (checked by the caller
             // first); reaching here means it is not.
             let i = self.scope.resolve(table, name)?;
+            // A subquery's value joined after the Reduce: placed once its width is known.
+            if self.scope.columns[i].table.as_deref() == Some(super::subquery::AFTER_AGGREGATION) {
+                return Ok((
+                    ScalarExpr::Column(super::subquery::AFTER_AGGREGATION_COLUMNS + i),
+                    self.scope.column_type(i),
+                ));
+            }
             let agg = self.agg.as_deref().expect("checked");
             if let Some(k) = agg
                 .group_exprs

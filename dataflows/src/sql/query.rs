@@ -472,6 +472,11 @@ impl<'a> QueryPlanner<'a> {
         let mut rewritten = s.clone();
         let (plan, scope) =
             super::subquery::rewrite(self, &mut rewritten, plan, scope, aggregating)?;
+        let after_aggregation = if aggregating {
+            super::subquery::rewrite_after_aggregation(self, &mut rewritten, &scope)?
+        } else {
+            Vec::new()
+        };
         let mut plan = plan;
         let s = &rewritten;
 
@@ -547,7 +552,11 @@ impl<'a> QueryPlanner<'a> {
         // Aggregation: Reduce, then bind items over its output. Hopping windows in GROUP BY
         // expand the rows first (appending hidden columns after those the items see).
         let mut agg_ctx = AggContext::default();
-        let out_scope_for_items = scope.clone();
+        let mut out_scope_for_items = scope.clone();
+        let first_after_aggregation = out_scope_for_items.len();
+        for (_, columns) in &after_aggregation {
+            out_scope_for_items.columns.extend(columns.iter().cloned());
+        }
         let mut scope = scope;
         let mut hops = window::Hops::default();
         // Ranking window functions: a ranking stage per call, whose rank column the items read.
@@ -685,6 +694,25 @@ impl<'a> QueryPlanner<'a> {
                 aggregates: agg_ctx.aggregates.clone(),
                 global,
             });
+            // Subqueries of the items and HAVING: one row each, beside every group.
+            let width = plan.arity();
+            for (sub, _) in after_aggregation {
+                plan = inner_join(plan, sub, vec![]);
+            }
+            let place = |e: &ScalarExpr| {
+                e.substitute(&|c| {
+                    ScalarExpr::Column(
+                        match c.checked_sub(super::subquery::AFTER_AGGREGATION_COLUMNS) {
+                            Some(i) => width + i - first_after_aggregation,
+                            None => c,
+                        },
+                    )
+                })
+            };
+            for (x, _) in exprs.iter_mut().chain(hidden.iter_mut()) {
+                *x = place(x);
+            }
+            having = having.map(|h| place(&h));
             if let Some(h) = having {
                 plan = plan.filter(vec![h]);
             }

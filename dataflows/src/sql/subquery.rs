@@ -27,6 +27,10 @@
 //!
 //! Anything else that refers to the outer query (a correlation in the select list, under OR,
 //! or by a comparison other than `=`) is reported as not supported.
+//!
+//! In an aggregating SELECT, the select list and HAVING are read after the Reduce: their
+//! uncorrelated scalar and EXISTS subqueries become one-row relations joined to its output
+//! ([`rewrite_after_aggregation`]); correlated ones and IN there are refused.
 
 use std::ops::ControlFlow;
 
@@ -46,6 +50,67 @@ use crate::plan::{JoinKind, Plan};
 use crate::value::{DataType, Value};
 
 const TABLE: &str = "__subquery";
+
+/// The table of the hidden columns of subqueries read after aggregation (in HAVING and the
+/// select list of an aggregating SELECT): one-row relations cross-joined to the Reduce's
+/// output. The binder reads them as [`AFTER_AGGREGATION_COLUMNS`] plus their scope position.
+pub const AFTER_AGGREGATION: &str = "__aggregated_subquery";
+
+/// Where the binder puts references to [`AFTER_AGGREGATION`] columns until the Reduce's
+/// width is known (`QueryPlanner::plan_select` moves them after its columns).
+pub const AFTER_AGGREGATION_COLUMNS: usize = 1 << 40;
+
+/// Rewrites the uncorrelated scalar and EXISTS subqueries of an aggregating SELECT's select
+/// list and HAVING into references to one-row relations, returned with their hidden columns
+/// (to append to the scope the items are bound in, in this order). Correlated ones and
+/// `IN (subquery)` there are refused.
+pub fn rewrite_after_aggregation(
+    planner: &mut QueryPlanner<'_>,
+    select: &mut ast::Select,
+    scope: &Scope,
+) -> Result<Vec<(Plan, Vec<ScopeColumn>)>> {
+    let mut extras = Vec::new();
+    let mut counter = 0usize;
+    let mut visitor = Rewriter {
+        planner,
+        outer: scope,
+        extras: &mut extras,
+        counter: &mut counter,
+        depth: 0,
+        error: None,
+        table: AFTER_AGGREGATION,
+    };
+    for item in select.projection.iter_mut() {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
+            item
+        {
+            let _ = e.visit(&mut visitor);
+        }
+    }
+    if let Some(h) = select.having.as_mut() {
+        let _ = h.visit(&mut visitor);
+    }
+    if let Some(e) = visitor.error.take() {
+        return Err(e);
+    }
+    Ok(extras
+        .into_iter()
+        .map(|x| {
+            let columns = x
+                .columns
+                .into_iter()
+                .map(|(name, ty)| ScopeColumn {
+                    table: Some(AFTER_AGGREGATION.into()),
+                    name,
+                    ty,
+                    nullable: true,
+                    hidden: true,
+                })
+                .collect();
+            (x.plan, columns)
+        })
+        .collect())
+}
 
 /// A relation produced from a subquery, to be joined to the FROM clause.
 struct Extra {
@@ -139,6 +204,7 @@ pub fn rewrite(
         counter: &mut counter,
         depth: 0,
         error: None,
+        table: TABLE,
     };
     if let Some(w) = select.selection.as_mut() {
         let _ = w.visit(&mut visitor);
@@ -146,23 +212,19 @@ pub fn rewrite(
     if let Some(e) = visitor.error.take() {
         return Err(e);
     }
-    for item in select.projection.iter_mut() {
-        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
-            item
-        {
-            if aggregating && has_subquery(e) {
-                return Err(Error::unsupported(
-                    "a subquery in the select list of an aggregating query",
-                ));
+    // An aggregating SELECT's items (and HAVING) are read after the Reduce: their subqueries
+    // are `rewrite_after_aggregation`'s.
+    if !aggregating {
+        for item in select.projection.iter_mut() {
+            if let ast::SelectItem::UnnamedExpr(e)
+            | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+            {
+                let _ = e.visit(&mut visitor);
             }
-            let _ = e.visit(&mut visitor);
         }
     }
     if let Some(e) = visitor.error.take() {
         return Err(e);
-    }
-    if select.having.as_ref().is_some_and(has_subquery) {
-        return Err(Error::unsupported("a subquery in HAVING"));
     }
 
     let mut plan = plan;
@@ -218,6 +280,9 @@ struct Rewriter<'p, 'a> {
     /// How many queries deep the traversal is: only depth 0 belongs to this SELECT.
     depth: usize,
     error: Option<Error>,
+    /// The table the hidden columns are named under: [`TABLE`], or [`AFTER_AGGREGATION`],
+    /// where only uncorrelated scalar and EXISTS subqueries are taken.
+    table: &'static str,
 }
 
 impl VisitorMut for Rewriter<'_, '_> {
@@ -250,6 +315,12 @@ impl VisitorMut for Rewriter<'_, '_> {
                 }
             }),
             Expr::In {
+                target: ast::InTarget::Subquery(_),
+                ..
+            } if self.table == AFTER_AGGREGATION => Err(Error::unsupported(
+                "IN (subquery) in HAVING or in the select list of an aggregating query",
+            )),
+            Expr::In {
                 expr,
                 target: ast::InTarget::Subquery(q),
                 negated,
@@ -275,7 +346,10 @@ impl Rewriter<'_, '_> {
     fn scalar(&mut self, q: &ast::Query) -> Result<Expr> {
         let name = self.next_name();
         let (sub, ty) = match self.planner.plan_query(q) {
-            Err(e) if refers_outside(&e) => return self.correlated_scalar(q, name, e),
+            Err(e) if refers_outside(&e) => {
+                self.correlation_allowed()?;
+                return self.correlated_scalar(q, name, e);
+            }
             planned => one_column(planned.map_err(correlated)?)?,
         };
         let single = Plan::Reduce(ReducePlan {
@@ -285,7 +359,17 @@ impl Rewriter<'_, '_> {
             global: true,
         });
         self.extras.push(Extra::single(single, name.clone(), ty));
-        Ok(reference(&name))
+        Ok(reference_in(self.table, &name))
+    }
+
+    /// Correlated subqueries are joined on the FROM clause's columns, before aggregation.
+    fn correlation_allowed(&self) -> Result<()> {
+        if self.table == AFTER_AGGREGATION {
+            return Err(Error::unsupported(
+                "a correlated subquery in HAVING or in the select list of an aggregating query",
+            ));
+        }
+        Ok(())
     }
 
     /// The value per key, left-joined on the equalities (see the module docs).
@@ -318,6 +402,7 @@ impl Rewriter<'_, '_> {
         let name = self.next_name();
         let planned = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
+                self.correlation_allowed()?;
                 let d = decorrelated(self.planner, q, self.outer, Use::Exists, e)?;
                 let columns = key_columns(&name, &d.types);
                 let matched = Expr::IsNotNull(Box::new(reference(&columns[0].0)));
@@ -349,7 +434,7 @@ impl Rewriter<'_, '_> {
             .project(vec![1]);
         self.extras
             .push(Extra::single(test, name.clone(), DataType::Bool));
-        Ok(reference(&name))
+        Ok(reference_in(self.table, &name))
     }
 }
 
@@ -716,7 +801,11 @@ fn correlated(e: Error) -> Error {
 }
 
 fn reference(name: &str) -> Expr {
-    Expr::CompoundIdentifier(vec![Ident::new(TABLE), Ident::new(name)])
+    reference_in(TABLE, name)
+}
+
+fn reference_in(table: &str, name: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![Ident::new(table), Ident::new(name)])
 }
 
 fn split_and(e: Expr, out: &mut Vec<Expr>) {
@@ -742,24 +831,4 @@ fn split_and(e: Expr, out: &mut Vec<Expr>) {
         }
         other => out.push(other),
     }
-}
-
-fn has_subquery(e: &Expr) -> bool {
-    let mut found = false;
-    let _ = ast::visit_expressions(e, |x| {
-        if matches!(
-            x,
-            Expr::Subquery(_)
-                | Expr::Exists { .. }
-                | Expr::In {
-                    target: ast::InTarget::Subquery(_),
-                    ..
-                }
-        ) {
-            found = true;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    found
 }
