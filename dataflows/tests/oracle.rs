@@ -1782,6 +1782,15 @@ const SUBQUERIES_AFTER_AGGREGATION: Case = Case::new(
     &[&T1, &T2],
 );
 
+// Correlated on the group key, after aggregation.
+const CORRELATED_AFTER_AGGREGATION: Case = Case::new(
+    "correlated_after_aggregation",
+    "SELECT a, count(*) AS n, (SELECT count(*) FROM t2 WHERE t2.a = t1.a) AS m, \
+     EXISTS (SELECT 1 FROM edges WHERE edges.src = t1.a) AS e FROM t1 GROUP BY a \
+     HAVING count(*) > (SELECT count(*) FROM t2 WHERE t2.a = t1.a) - 2",
+    &[&T1, &T2, &EDGES],
+);
+
 const GLOBAL_WITH_SUBQUERY: Case = Case::new(
     "global_with_subquery",
     "SELECT count(*) AS n, (SELECT max(d) FROM t2) AS m, \
@@ -1881,6 +1890,11 @@ fn uncorrelated_subqueries() {
 #[test]
 fn subqueries_after_aggregation() {
     run_case(&SUBQUERIES_AFTER_AGGREGATION);
+}
+
+#[test]
+fn correlated_after_aggregation() {
+    run_case(&CORRELATED_AFTER_AGGREGATION);
 }
 
 #[test]

@@ -554,9 +554,13 @@ impl<'a> QueryPlanner<'a> {
         let mut agg_ctx = AggContext::default();
         let mut out_scope_for_items = scope.clone();
         let first_after_aggregation = out_scope_for_items.len();
-        for (_, columns) in &after_aggregation {
-            out_scope_for_items.columns.extend(columns.iter().cloned());
+        for a in &after_aggregation {
+            out_scope_for_items
+                .columns
+                .extend(a.columns.iter().cloned());
         }
+        // Per subquery read after aggregation, its outer sides bound over the Reduce's output.
+        let mut correlations: Vec<Vec<(ScalarExpr, ColumnType)>> = Vec::new();
         let mut scope = scope;
         let mut hops = window::Hops::default();
         // Ranking window functions: a ranking stage per call, whose rank column the items read.
@@ -644,6 +648,14 @@ impl<'a> QueryPlanner<'a> {
                     None => exprs.push((ScalarExpr::Column(*col), scope.column_type(*col))),
                 }
             }
+            for a in &after_aggregation {
+                let bound = a
+                    .outer
+                    .iter()
+                    .map(|o| bind_item(&mut agg_ctx, o))
+                    .collect::<Result<_>>()?;
+                correlations.push(bound);
+            }
             if let Some(h) = &s.having {
                 let (x, t) = bind_item(&mut agg_ctx, h)?;
                 if !matches!(t.ty, DataType::Bool | DataType::Null) {
@@ -694,11 +706,9 @@ impl<'a> QueryPlanner<'a> {
                 aggregates: agg_ctx.aggregates.clone(),
                 global,
             });
-            // Subqueries of the items and HAVING: one row each, beside every group.
+            // Subqueries of the items and HAVING: one row each beside every group, or (when
+            // correlated) the row of the group's keys.
             let width = plan.arity();
-            for (sub, _) in after_aggregation {
-                plan = inner_join(plan, sub, vec![]);
-            }
             let place = |e: &ScalarExpr| {
                 e.substitute(&|c| {
                     ScalarExpr::Column(
@@ -709,6 +719,11 @@ impl<'a> QueryPlanner<'a> {
                     )
                 })
             };
+            for (a, outer) in after_aggregation.into_iter().zip(correlations) {
+                let outer = outer.into_iter().map(|(o, t)| (place(&o), t)).collect();
+                let types: Vec<DataType> = a.columns.iter().map(|c| c.ty).collect();
+                plan = super::subquery::join_subquery(plan, a.plan, outer, &types)?;
+            }
             for (x, _) in exprs.iter_mut().chain(hidden.iter_mut()) {
                 *x = place(x);
             }

@@ -29,8 +29,8 @@
 //! or by a comparison other than `=`) is reported as not supported.
 //!
 //! In an aggregating SELECT, the select list and HAVING are read after the Reduce: their
-//! uncorrelated scalar and EXISTS subqueries become one-row relations joined to its output
-//! ([`rewrite_after_aggregation`]); correlated ones and IN there are refused.
+//! scalar and EXISTS subqueries become relations joined to its output
+//! ([`rewrite_after_aggregation`]), on group keys when correlated; IN there is refused.
 
 use std::ops::ControlFlow;
 
@@ -43,7 +43,7 @@ use super::query::{QueryPlan, QueryPlanner};
 use super::scope::{Scope, ScopeColumn};
 use super::types::{coerce, common_type};
 use crate::error::{Error, Result};
-use crate::expr::{BinaryFunc, ScalarExpr, UnaryFunc};
+use crate::expr::{BinaryFunc, ColumnType, ScalarExpr, UnaryFunc};
 use crate::plan::join::JoinPlan;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::plan::{JoinKind, Plan};
@@ -60,15 +60,15 @@ pub const AFTER_AGGREGATION: &str = "__aggregated_subquery";
 /// width is known (`QueryPlanner::plan_select` moves them after its columns).
 pub const AFTER_AGGREGATION_COLUMNS: usize = 1 << 40;
 
-/// Rewrites the uncorrelated scalar and EXISTS subqueries of an aggregating SELECT's select
-/// list and HAVING into references to one-row relations, returned with their hidden columns
-/// (to append to the scope the items are bound in, in this order). Correlated ones and
-/// `IN (subquery)` there are refused.
+/// Rewrites the scalar and EXISTS subqueries of an aggregating SELECT's select list and
+/// HAVING into references to relations joined to the Reduce's output: one row each when
+/// uncorrelated, one per key, left-joined on group keys, when correlated. `IN (subquery)`
+/// there is refused.
 pub fn rewrite_after_aggregation(
     planner: &mut QueryPlanner<'_>,
     select: &mut ast::Select,
     scope: &Scope,
-) -> Result<Vec<(Plan, Vec<ScopeColumn>)>> {
+) -> Result<Vec<AfterAggregation>> {
     let mut extras = Vec::new();
     let mut counter = 0usize;
     let mut visitor = Rewriter {
@@ -107,9 +107,23 @@ pub fn rewrite_after_aggregation(
                     hidden: true,
                 })
                 .collect();
-            (x.plan, columns)
+            AfterAggregation {
+                plan: x.plan,
+                columns,
+                outer: x.outer,
+            }
         })
         .collect())
+}
+
+/// A subquery's relation to join to a Reduce's output ([`rewrite_after_aggregation`]).
+pub struct AfterAggregation {
+    pub plan: Plan,
+    /// Its hidden columns, to append to the scope the items are bound in.
+    pub columns: Vec<ScopeColumn>,
+    /// For a correlated subquery, the outer sides of its equalities, which must be group keys
+    /// (bound after aggregation), matched with its leading columns by a left join.
+    pub outer: Vec<Expr>,
 }
 
 /// A relation produced from a subquery, to be joined to the FROM clause.
@@ -230,34 +244,13 @@ pub fn rewrite(
     let mut plan = plan;
     let mut scope = scope;
     for extra in extras {
-        let left_arity = scope.len();
-        let mut residual = Vec::new();
-        for (i, o) in extra.outer.iter().enumerate() {
-            let (outer, ot) = ExprBinder::new(&scope).bind(o)?;
-            let it = extra.columns[i].1;
-            let ty = common_type(ot.ty, it).ok_or_else(|| {
-                Error::plan(format!(
-                    "a correlated subquery compares {} with {it}: {o} = …",
-                    ot.ty
-                ))
-            })?;
-            residual.push(coerce(outer, ot.ty, ty).call_binary(
-                BinaryFunc::Eq,
-                coerce(ScalarExpr::Column(left_arity + i), it, ty),
-            ));
-        }
-        plan = Plan::Join(JoinPlan {
-            left: Box::new(plan),
-            right: Box::new(extra.plan),
-            kind: if residual.is_empty() {
-                JoinKind::Inner
-            } else {
-                JoinKind::Left
-            },
-            left_key: vec![],
-            right_key: vec![],
-            residual,
-        });
+        let outer = extra
+            .outer
+            .iter()
+            .map(|o| ExprBinder::new(&scope).bind(o))
+            .collect::<Result<Vec<_>>>()?;
+        let types: Vec<DataType> = extra.columns.iter().map(|(_, ty)| *ty).collect();
+        plan = join_subquery(plan, extra.plan, outer, &types)?;
         for (name, ty) in extra.columns {
             scope.columns.push(ScopeColumn {
                 table: Some(TABLE.into()),
@@ -281,7 +274,7 @@ struct Rewriter<'p, 'a> {
     depth: usize,
     error: Option<Error>,
     /// The table the hidden columns are named under: [`TABLE`], or [`AFTER_AGGREGATION`],
-    /// where only uncorrelated scalar and EXISTS subqueries are taken.
+    /// where only scalar and EXISTS subqueries are taken.
     table: &'static str,
 }
 
@@ -347,7 +340,6 @@ impl Rewriter<'_, '_> {
         let name = self.next_name();
         let (sub, ty) = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
-                self.correlation_allowed()?;
                 return self.correlated_scalar(q, name, e);
             }
             planned => one_column(planned.map_err(correlated)?)?,
@@ -360,16 +352,6 @@ impl Rewriter<'_, '_> {
         });
         self.extras.push(Extra::single(single, name.clone(), ty));
         Ok(reference_in(self.table, &name))
-    }
-
-    /// Correlated subqueries are joined on the FROM clause's columns, before aggregation.
-    fn correlation_allowed(&self) -> Result<()> {
-        if self.table == AFTER_AGGREGATION {
-            return Err(Error::unsupported(
-                "a correlated subquery in HAVING or in the select list of an aggregating query",
-            ));
-        }
-        Ok(())
     }
 
     /// The value per key, left-joined on the equalities (see the module docs).
@@ -394,7 +376,7 @@ impl Rewriter<'_, '_> {
             columns,
             outer: d.outer,
         });
-        let value = reference(&name);
+        let value = reference_in(self.table, &name);
         Ok(if d.count { coalesce_zero(value) } else { value })
     }
 
@@ -402,10 +384,9 @@ impl Rewriter<'_, '_> {
         let name = self.next_name();
         let planned = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
-                self.correlation_allowed()?;
                 let d = decorrelated(self.planner, q, self.outer, Use::Exists, e)?;
                 let columns = key_columns(&name, &d.types);
-                let matched = Expr::IsNotNull(Box::new(reference(&columns[0].0)));
+                let matched = Expr::IsNotNull(Box::new(reference_in(self.table, &columns[0].0)));
                 self.extras.push(Extra {
                     plan: d.plan.distinct(),
                     columns,
@@ -522,6 +503,44 @@ impl Rewriter<'_, '_> {
             .map(|e| Expr::Nested(Box::new(e)))
             .map_err(|e| Error::plan(format!("IN (subquery): {e}")))
     }
+}
+
+/// Joins a subquery's relation to `plan`: when correlated, a left join on `outer[i]` (bound
+/// over `plan`, with its type) equal to the relation's column `i` (of type `types[i]`), so
+/// every row of `plan` stays; else a cross join (the relation has one row).
+pub(super) fn join_subquery(
+    plan: Plan,
+    sub: Plan,
+    outer: Vec<(ScalarExpr, ColumnType)>,
+    types: &[DataType],
+) -> Result<Plan> {
+    let left_arity = plan.arity();
+    let mut residual = Vec::new();
+    for (i, (o, ot)) in outer.into_iter().enumerate() {
+        let it = types[i];
+        let ty = common_type(ot.ty, it).ok_or_else(|| {
+            Error::plan(format!(
+                "a correlated subquery compares {} with {it}",
+                ot.ty
+            ))
+        })?;
+        residual.push(coerce(o, ot.ty, ty).call_binary(
+            BinaryFunc::Eq,
+            coerce(ScalarExpr::Column(left_arity + i), it, ty),
+        ));
+    }
+    Ok(Plan::Join(JoinPlan {
+        left: Box::new(plan),
+        right: Box::new(sub),
+        kind: if residual.is_empty() {
+            JoinKind::Inner
+        } else {
+            JoinKind::Left
+        },
+        left_key: vec![],
+        right_key: vec![],
+        residual,
+    }))
 }
 
 /// A decorrelated subquery joined as a semi-join: its distinct rows, with the equalities to
