@@ -1867,12 +1867,13 @@ fn distinct_on() {
     run_case(&DISTINCT_ON);
 }
 
-// LAG and LEAD with offsets and defaults. Rows tied on the window's order are equal in every
+// LAG and LEAD with offsets and defaults, and FIRST_VALUE. Rows tied on the window's order are equal in every
 // output column, so the answer is unique whichever of them comes first.
 const LAG_LEAD: Case = Case::new(
     "lag_lead",
     "SELECT a, b, c, lag(b) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST) AS pb, \
-     lead(c, 2, 'none') OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST) AS nc \
+     lead(c, 2, 'none') OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST) AS nc, \
+     first_value(c) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST) AS fc \
      FROM t1",
     &[&T1],
 );

@@ -169,6 +169,7 @@ impl Plan {
                         let default = default.map(|d| format!(", #{d}")).unwrap_or_default();
                         format!("Window {}(#{value}, {offset}{default})", k.name())
                     }
+                    Some(RankKind::FirstValue { value }) => format!("Window first_value(#{value})"),
                     Some(k) => format!("Rank {}", k.name()),
                     None => "TopK".to_string(),
                 };

@@ -37,6 +37,8 @@ pub enum RankKind {
         offset: usize,
         default: Option<usize>,
     },
+    /// `first_value(value)`: the `value` column of the group's first row.
+    FirstValue { value: usize },
 }
 
 impl RankKind {
@@ -47,6 +49,7 @@ impl RankKind {
             RankKind::DenseRank => "dense_rank",
             RankKind::Lag { .. } => "lag",
             RankKind::Lead { .. } => "lead",
+            RankKind::FirstValue { .. } => "first_value",
         }
     }
 

@@ -78,6 +78,14 @@ fn render_rank<'s, T: RenderTime>(
                         offset,
                         default,
                     } => offset_rows(&rows, value, offset as isize, default, out),
+                    RankKind::FirstValue { value } => {
+                        if let Some((_, first, _)) = rows.first() {
+                            let v = Row::decode_field(first[value]);
+                            for (row, _, m) in &rows {
+                                out.push((row.append(std::slice::from_ref(&v)), *m));
+                            }
+                        }
+                    }
                     _ => rank_rows(&rows, &order, kind, limit, out),
                 }
             },
@@ -127,8 +135,8 @@ fn rank_rows(
                 }
                 out.push((with(row, rank), m as isize));
             }
-            RankKind::Lag { .. } | RankKind::Lead { .. } => {
-                unreachable!("lag and lead are offset_rows")
+            RankKind::Lag { .. } | RankKind::Lead { .. } | RankKind::FirstValue { .. } => {
+                unreachable!("lag, lead and first_value are not ranks")
             }
         }
         before += m;

@@ -10,8 +10,10 @@
 //! the small groups such queries have.
 //!
 //! `LAG(value [, offset [, default]])` and `LEAD(…)` are the same stage: each row of a group
-//! gets the value of the row `offset` places before (after) it in the group's order. Other
-//! window functions (aggregates over frames) are refused by name.
+//! gets the value of the row `offset` places before (after) it in the group's order, and
+//! `FIRST_VALUE(value)` the value of the group's first row. Other window functions
+//! (aggregates over frames, `last_value`, whose default frame ends at the current row's
+//! ties) are refused by name.
 
 use sqlparser::ast::{self, Expr};
 
@@ -65,16 +67,19 @@ pub fn plan(
             "row_number" => Some(RankKind::RowNumber),
             "rank" => Some(RankKind::Rank),
             "dense_rank" => Some(RankKind::DenseRank),
-            "lag" | "lead" => None,
+            "lag" | "lead" | "first_value" => None,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "window function {name}(…) OVER is not supported (row_number, rank, \
-                     dense_rank, lag and lead are)"
+                     dense_rank, lag, lead and first_value are)"
                 )))
             }
         };
         if ranking.is_some() && !args.is_empty() {
             return Err(Error::plan(format!("{name}() takes no arguments")));
+        }
+        if name == "first_value" && args.len() != 1 {
+            return Err(Error::plan("first_value(value) takes one argument"));
         }
         if ranking.is_none() && !(1..=3).contains(&args.len()) {
             return Err(Error::plan(format!(
@@ -116,7 +121,8 @@ pub fn plan(
             order.push(super::query::order_key(base + exprs.len(), o));
             exprs.push(x);
         }
-        // lag/lead: the value and the default, appended too; the offset a constant.
+        // lag/lead/first_value: the value and the default, appended too; the offset a
+        // constant.
         let (kind, ty) = match ranking {
             Some(kind) => (kind, DataType::Int),
             None => {
@@ -152,18 +158,18 @@ pub fn plan(
                     exprs.push(d);
                     base + exprs.len() - 1
                 });
-                let kind = if name == "lag" {
-                    RankKind::Lag {
+                let kind = match name.as_str() {
+                    "lag" => RankKind::Lag {
                         value: value_col,
                         offset,
                         default,
-                    }
-                } else {
-                    RankKind::Lead {
+                    },
+                    "lead" => RankKind::Lead {
                         value: value_col,
                         offset,
                         default,
-                    }
+                    },
+                    _ => RankKind::FirstValue { value: value_col },
                 };
                 (kind, ty)
             }
