@@ -95,23 +95,10 @@ pub fn rewrite_after_aggregation(
     }
     Ok(extras
         .into_iter()
-        .map(|x| {
-            let columns = x
-                .columns
-                .into_iter()
-                .map(|(name, ty)| ScopeColumn {
-                    table: Some(AFTER_AGGREGATION.into()),
-                    name,
-                    ty,
-                    nullable: true,
-                    hidden: true,
-                })
-                .collect();
-            AfterAggregation {
-                plan: x.plan,
-                columns,
-                outer: x.outer,
-            }
+        .map(|x| AfterAggregation {
+            plan: x.plan,
+            columns: hidden_columns(AFTER_AGGREGATION, x.columns),
+            outer: x.outer,
         })
         .collect())
 }
@@ -251,15 +238,7 @@ pub fn rewrite(
             .collect::<Result<Vec<_>>>()?;
         let types: Vec<DataType> = extra.columns.iter().map(|(_, ty)| *ty).collect();
         plan = join_subquery(plan, extra.plan, outer, &types)?;
-        for (name, ty) in extra.columns {
-            scope.columns.push(ScopeColumn {
-                table: Some(TABLE.into()),
-                name,
-                ty,
-                nullable: true,
-                hidden: true,
-            });
-        }
+        scope.columns.extend(hidden_columns(TABLE, extra.columns));
     }
     Ok((plan, scope))
 }
@@ -377,7 +356,11 @@ impl Rewriter<'_, '_> {
             outer: d.outer,
         });
         let value = reference_in(self.table, &name);
-        Ok(if d.count { coalesce_zero(value) } else { value })
+        if d.count {
+            // `count` of no rows is 0: no match after the left join must read as 0.
+            return parse_expr(&format!("coalesce({value}, 0)"));
+        }
+        Ok(value)
     }
 
     fn exists(&mut self, q: &ast::Query) -> Result<Expr> {
@@ -497,11 +480,7 @@ impl Rewriter<'_, '_> {
              WHEN {t}.{rows} > {t}.{non_null} THEN NULL \
              ELSE {miss} END"
         );
-        Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&sql)
-            .and_then(|mut p| p.parse_expr())
-            .map(|e| Expr::Nested(Box::new(e)))
-            .map_err(|e| Error::plan(format!("IN (subquery): {e}")))
+        parse_expr(&sql)
     }
 }
 
@@ -770,26 +749,29 @@ fn decorrelate(
     })
 }
 
-/// `coalesce(e, 0)`.
-fn coalesce_zero(e: Expr) -> Expr {
-    let zero = Expr::Value(ast::Value::Number("0".into(), false).into());
-    Expr::Function(ast::Function {
-        name: ast::ObjectName::from(vec![Ident::new("coalesce")]),
-        uses_odbc_syntax: false,
-        parameters: ast::FunctionArguments::None,
-        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)),
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(zero)),
-            ],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+/// An expression written as SQL (over hidden columns and expressions already parsed, which
+/// print as SQL), parenthesised so that it stands where the subquery stood.
+fn parse_expr(sql: &str) -> Result<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map(|e| Expr::Nested(Box::new(e)))
+        .map_err(|e| Error::plan(format!("rewriting a subquery: {e}")))
+}
+
+/// A subquery relation's columns in a scope: under `table`, hidden from unqualified names,
+/// nullable (left joins pad them).
+fn hidden_columns(table: &str, columns: Vec<(String, DataType)>) -> Vec<ScopeColumn> {
+    columns
+        .into_iter()
+        .map(|(name, ty)| ScopeColumn {
+            table: Some(table.into()),
+            name,
+            ty,
+            nullable: true,
+            hidden: true,
+        })
+        .collect()
 }
 
 /// A planned subquery that must produce one column.
