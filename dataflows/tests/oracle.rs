@@ -1883,6 +1883,60 @@ fn lag_lead() {
     run_case(&LAG_LEAD);
 }
 
+// Aggregates over their default frames: the whole partition without ORDER BY, the partition's
+// start to the current row's last peer with it (so ties share a value and the answer does not
+// depend on their order), a RANGE frame to the end, FILTER, and the whole table (`OVER ()`).
+const WINDOW_AGGREGATES: Case = Case::new(
+    "window_aggregates",
+    "SELECT a, b, c, x, \
+     sum(b) OVER (PARTITION BY a ORDER BY b NULLS LAST) AS rs, \
+     count(*) OVER (PARTITION BY a) AS n, \
+     count(c) OVER (PARTITION BY a ORDER BY b DESC NULLS FIRST) AS nc, \
+     avg(x) OVER (PARTITION BY a) AS ax, \
+     min(c) OVER (PARTITION BY a ORDER BY b NULLS LAST \
+       RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS mc, \
+     sum(b) FILTER (WHERE c = 'a') OVER (PARTITION BY a) AS sa, \
+     max(x) OVER () AS mx \
+     FROM t1",
+    &[&T1],
+);
+
+#[test]
+fn window_aggregates() {
+    run_case(&WINDOW_AGGREGATES);
+}
+
+// ROWS and GROUPS frames with offsets on both sides, frames that end before or start after
+// the current row (and so may be empty), and the value functions over frames. The ROWS
+// frames order by every column but the partition's, so only identical rows tie, and the
+// result is unique whichever copy comes first.
+const WINDOW_FRAMES: Case = Case::new(
+    "window_frames",
+    "SELECT a, b, c, x, \
+     sum(b) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST \
+       ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS s3, \
+     count(*) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST \
+       ROWS BETWEEN 2 PRECEDING AND 1 PRECEDING) AS c2, \
+     max(x) OVER (PARTITION BY a ORDER BY b NULLS LAST \
+       GROUPS BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS gx, \
+     sum(x) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST \
+       ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS tail, \
+     last_value(c) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST \
+       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 FOLLOWING) AS lc, \
+     nth_value(b, 2) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST) AS n2, \
+     first_value(x) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST \
+       ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING) AS fx, \
+     avg(b) OVER (PARTITION BY a ORDER BY b NULLS LAST \
+       GROUPS BETWEEN 2 PRECEDING AND 1 PRECEDING) AS ga \
+     FROM t1",
+    &[&T1],
+);
+
+#[test]
+fn window_frames() {
+    run_case(&WINDOW_FRAMES);
+}
+
 #[test]
 fn uncorrelated_subqueries() {
     run_case(&UNCORRELATED_SUBQUERIES);

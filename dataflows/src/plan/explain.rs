@@ -169,7 +169,20 @@ impl Plan {
                         let default = default.map(|d| format!(", #{d}")).unwrap_or_default();
                         format!("Window {}(#{value}, {offset}{default})", k.name())
                     }
-                    Some(RankKind::FirstValue { value }) => format!("Window first_value(#{value})"),
+                    Some(RankKind::Window {
+                        func, value, frame, ..
+                    }) => {
+                        let arg = match func {
+                            crate::plan::top_k::FrameFunc::CountStar => "*".to_string(),
+                            crate::plan::top_k::FrameFunc::NthValue(n) => format!("#{value}, {n}"),
+                            _ => format!("#{value}"),
+                        };
+                        let frame = match frame == crate::plan::top_k::Frame::DEFAULT {
+                            true => String::new(),
+                            false => format!(" {frame}"),
+                        };
+                        format!("Window {}({arg}){frame}", func.name())
+                    }
                     Some(k) => format!("Rank {}", k.name()),
                     None => "TopK".to_string(),
                 };

@@ -1,10 +1,11 @@
-//! ORDER BY … LIMIT kept incrementally, and the ranking window functions (ROW_NUMBER, RANK,
-//! DENSE_RANK OVER (PARTITION BY … ORDER BY …)), which are the same per-group ordering with
-//! the rank appended as a column.
+//! ORDER BY … LIMIT kept incrementally, and window functions (ROW_NUMBER, RANK, DENSE_RANK,
+//! LAG, LEAD, aggregates and values over frames OVER (PARTITION BY … ORDER BY …)), which are
+//! the same per-group ordering with the function's value appended as a column.
 
 use serde::{Deserialize, Serialize};
 
 use super::Plan;
+use crate::value::DataType;
 
 /// One ORDER BY key: a column, its direction, and where NULLs go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +38,104 @@ pub enum RankKind {
         offset: usize,
         default: Option<usize>,
     },
-    /// `first_value(value)`: the `value` column of the group's first row.
-    FirstValue { value: usize },
+    /// A function of each row's window frame: an aggregate (`sum(x) OVER (…)`) or the value
+    /// of one of the frame's rows (`first_value`, `last_value`, `nth_value`). `value` is the
+    /// argument's column of the stage input (unused by `count(*)`), `arg` its type.
+    Window {
+        func: FrameFunc,
+        value: usize,
+        arg: DataType,
+        frame: Frame,
+    },
+}
+
+/// What a window function computes over a row's frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    FirstValue,
+    LastValue,
+    /// The frame's n-th row (from 1).
+    NthValue(u64),
+}
+
+impl FrameFunc {
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameFunc::CountStar | FrameFunc::Count => "count",
+            FrameFunc::Sum => "sum",
+            FrameFunc::Avg => "avg",
+            FrameFunc::Min => "min",
+            FrameFunc::Max => "max",
+            FrameFunc::FirstValue => "first_value",
+            FrameFunc::LastValue => "last_value",
+            FrameFunc::NthValue(_) => "nth_value",
+        }
+    }
+}
+
+/// How a frame's bounds count: rows, peers (rows equal under ORDER BY), or groups of peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameUnits {
+    Rows,
+    Range,
+    Groups,
+}
+
+/// One end of a frame. `Range` frames have no offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    Preceding(u64),
+    CurrentRow,
+    Following(u64),
+    UnboundedFollowing,
+}
+
+/// The rows of its partition a row's window function sees: from `start` to `end`, in the
+/// partition's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub units: FrameUnits,
+    pub start: FrameBound,
+    pub end: FrameBound,
+}
+
+impl Frame {
+    /// SQL's default: the partition's start to the current row and its peers.
+    pub const DEFAULT: Frame = Frame {
+        units: FrameUnits::Range,
+        start: FrameBound::UnboundedPreceding,
+        end: FrameBound::CurrentRow,
+    };
+}
+
+impl std::fmt::Display for FrameBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            FrameBound::UnboundedPreceding => f.write_str("UNBOUNDED PRECEDING"),
+            FrameBound::Preceding(n) => write!(f, "{n} PRECEDING"),
+            FrameBound::CurrentRow => f.write_str("CURRENT ROW"),
+            FrameBound::Following(n) => write!(f, "{n} FOLLOWING"),
+            FrameBound::UnboundedFollowing => f.write_str("UNBOUNDED FOLLOWING"),
+        }
+    }
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let units = match self.units {
+            FrameUnits::Rows => "ROWS",
+            FrameUnits::Range => "RANGE",
+            FrameUnits::Groups => "GROUPS",
+        };
+        write!(f, "{units} BETWEEN {} AND {}", self.start, self.end)
+    }
 }
 
 impl RankKind {
@@ -49,7 +146,7 @@ impl RankKind {
             RankKind::DenseRank => "dense_rank",
             RankKind::Lag { .. } => "lag",
             RankKind::Lead { .. } => "lead",
-            RankKind::FirstValue { .. } => "first_value",
+            RankKind::Window { func, .. } => func.name(),
         }
     }
 

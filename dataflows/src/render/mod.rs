@@ -13,6 +13,7 @@
 
 mod accumulate;
 mod flat_map;
+mod frame;
 mod join;
 pub mod prefix;
 mod recursive;

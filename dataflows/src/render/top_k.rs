@@ -4,6 +4,7 @@
 //! from a hierarchy of partial top-k's (as Materialize builds); the benchmark says when.
 
 use super::{Bundle, Context, RenderTime};
+use crate::error::EvalError;
 use crate::plan::top_k::{compare_fields, OrderKey, RankKind, TopKPlan};
 use crate::row::Row;
 use crate::value::Value;
@@ -56,6 +57,21 @@ fn render_rank<'s, T: RenderTime>(
     t: &TopKPlan,
     kind: RankKind,
 ) -> Bundle<'s, T> {
+    if let RankKind::Window {
+        func,
+        value,
+        arg,
+        frame,
+    } = kind
+    {
+        let w = super::frame::WindowFn {
+            func,
+            value,
+            arg,
+            frame,
+        };
+        return render_window(ctx, t, w);
+    }
     let input = ctx.render(&t.input);
     let group_key = t.group_key.clone();
     let order = t.order.clone();
@@ -78,20 +94,36 @@ fn render_rank<'s, T: RenderTime>(
                         offset,
                         default,
                     } => offset_rows(&rows, value, offset as isize, default, out),
-                    RankKind::FirstValue { value } => {
-                        if let Some((_, first, _)) = rows.first() {
-                            let v = Row::decode_field(first[value]);
-                            for (row, _, m) in &rows {
-                                out.push((row.append(std::slice::from_ref(&v)), *m));
-                            }
-                        }
-                    }
                     _ => rank_rows(&rows, &order, kind, limit, out),
                 }
             },
         )
         .map(|(_key, row)| row);
     Bundle::new(oks, input.errs)
+}
+
+/// A window function over frames: each group's rows sorted and each given its value, which
+/// may fail (a sum that leaves `bigint`).
+fn render_window<'s, T: RenderTime>(
+    ctx: &mut Context<'s, T>,
+    t: &TopKPlan,
+    w: super::frame::WindowFn,
+) -> Bundle<'s, T> {
+    let input = ctx.render(&t.input);
+    let group_key = t.group_key.clone();
+    let order = t.order.clone();
+    let results = input
+        .oks
+        .map(move |row| (row.project(&group_key), row))
+        .reduce_named(
+            "Window",
+            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
+                super::frame::frame_rows(&sorted(vals, &order), &order, &w, out);
+            },
+        )
+        .map(|(_key, row)| row);
+    let (oks, errs) = super::split(results);
+    Bundle::new(oks, input.errs.concat(errs))
 }
 
 /// Appends ranks to `rows` (sorted, positive multiplicities), keeping ranks up to `limit`.
@@ -135,8 +167,8 @@ fn rank_rows(
                 }
                 out.push((with(row, rank), m as isize));
             }
-            RankKind::Lag { .. } | RankKind::Lead { .. } | RankKind::FirstValue { .. } => {
-                unreachable!("lag, lead and first_value are not ranks")
+            RankKind::Lag { .. } | RankKind::Lead { .. } | RankKind::Window { .. } => {
+                unreachable!("lag, lead and frame functions are not ranks")
             }
         }
         before += m;
@@ -189,4 +221,4 @@ fn sorted<'a>(vals: &[(&'a Row, isize)], order: &[OrderKey]) -> Vec<Decoded<'a>>
 }
 
 /// A row, its encoded values (split once for sorting) and its multiplicity.
-type Decoded<'a> = (&'a Row, SmallVec<[&'a [u8]; 16]>, isize);
+pub(super) type Decoded<'a> = (&'a Row, SmallVec<[&'a [u8]; 16]>, isize);

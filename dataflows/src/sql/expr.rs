@@ -34,7 +34,7 @@ pub struct ExprBinder<'a> {
     pub agg: Option<&'a mut AggContext>,
     depth: usize,
     /// Window function calls already computed, and the columns that hold them.
-    windows: &'a [(ast::Function, usize)],
+    windows: &'a [super::ranking::WindowColumn],
 }
 
 type Bound = (ScalarExpr, ColumnType);
@@ -104,7 +104,7 @@ impl<'a> ExprBinder<'a> {
     }
 
     /// Reads the given window function calls from their columns (`sql::ranking`).
-    pub fn with_windows(mut self, windows: &'a [(ast::Function, usize)]) -> Self {
+    pub fn with_windows(mut self, windows: &'a [super::ranking::WindowColumn]) -> Self {
         self.windows = windows;
         self
     }
@@ -461,7 +461,13 @@ impl<'a> ExprBinder<'a> {
         Ok(None)
     }
 
-    fn aggregate(&mut self, name: &str, f: &ast::Function) -> Result<Bound> {
+    /// An aggregate call's function, argument (bound in this binder's scope: the input rows)
+    /// and result type, for `GROUP BY` and for window aggregates.
+    pub fn aggregate_call(
+        &mut self,
+        name: &str,
+        f: &ast::Function,
+    ) -> Result<(AggregateExpr, DataType)> {
         if !f.within_group.is_empty() {
             return Err(Error::unsupported(format!("{name} with WITHIN GROUP")));
         }
@@ -546,13 +552,21 @@ impl<'a> ExprBinder<'a> {
                 arg_type
             },
         );
+        Ok((
+            AggregateExpr {
+                func,
+                expr,
+                distinct,
+                arg_type,
+            },
+            out_ty,
+        ))
+    }
+
+    fn aggregate(&mut self, name: &str, f: &ast::Function) -> Result<Bound> {
+        let (candidate, out_ty) = self.aggregate_call(name, f)?;
+        let func = candidate.func;
         let agg = self.agg.as_deref_mut().expect("aggregate mode");
-        let candidate = AggregateExpr {
-            func,
-            expr,
-            distinct,
-            arg_type,
-        };
         let idx = match agg.aggregates.iter().position(|a| *a == candidate) {
             Some(i) => i,
             None => {
@@ -733,8 +747,8 @@ impl<'a> ExprBinder<'a> {
     fn function(&mut self, f: &ast::Function) -> Result<Bound> {
         let name = function_name(&f.name);
         if f.over.is_some() {
-            if let Some((_, col)) = self.windows.iter().find(|(w, _)| w == f) {
-                return Ok((ScalarExpr::Column(*col), ct(DataType::Int, false)));
+            if let Some((_, col, ty)) = self.windows.iter().find(|(w, _, _)| w == f) {
+                return Ok((ScalarExpr::Column(*col), *ty));
             }
             return Err(Error::plan(format!(
                 "window function {name}(…) OVER is allowed only in the select list and ORDER BY of a SELECT without GROUP BY"

@@ -442,7 +442,6 @@ impl<'a> QueryPlanner<'a> {
             || !s.cluster_by.is_empty()
             || !s.distribute_by.is_empty()
             || !s.sort_by.is_empty()
-            || !s.named_window.is_empty()
             || s.qualify.is_some()
             || !s.connect_by.is_empty()
         {
@@ -470,6 +469,7 @@ impl<'a> QueryPlanner<'a> {
 
         // Subqueries in expressions become joins; `s` is the rewritten SELECT from here on.
         let mut rewritten = s.clone();
+        ranking::inline_named_windows(&mut rewritten)?;
         let (plan, scope) =
             super::subquery::rewrite(self, &mut rewritten, plan, scope, aggregating)?;
         let after_aggregation = if aggregating {

@@ -1,30 +1,35 @@
-//! Ranking window functions: `ROW_NUMBER()`, `RANK()`, `DENSE_RANK()`, `LAG` and `LEAD`
-//! `OVER (PARTITION BY … ORDER BY …)` in the select list of a non-aggregating SELECT.
+//! Window functions in the select list of a non-aggregating SELECT: rankings
+//! (`ROW_NUMBER()`, `RANK()`, `DENSE_RANK()`), `LAG` and `LEAD`, and the functions of a frame
+//! (`FIRST_VALUE`, `LAST_VALUE`, `NTH_VALUE` and the aggregates `count`, `sum`, `avg`, `min`,
+//! `max`) `OVER ([PARTITION BY …] [ORDER BY …] [frame])`.
 //!
-//! Each distinct call becomes a ranking stage (`Plan::TopK` with a `rank`) over the rows of
-//! the FROM and WHERE clauses: it groups them by the partition expressions, orders each group
-//! and appends the rank as a column, which the select list then reads. The usual use is "top
-//! k per group" — `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM t) WHERE
-//! rn <= k` — and lowering turns that outer filter into the stage's limit, so each group keeps
-//! only its k rows (`plan::lower`). Each group is re-ranked when it changes, which is cheap for
-//! the small groups such queries have.
+//! Each distinct call becomes a stage (`Plan::TopK` with a `rank`) over the rows of the FROM
+//! and WHERE clauses: it groups them by the partition expressions, orders each group and
+//! appends the function's value as a column, which the select list then reads. The usual
+//! ranking is "top k per group" — `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM
+//! t) WHERE rn <= k` — and lowering turns that outer filter into the stage's limit, so each
+//! group keeps only its k rows (`plan::lower`). Each group is recomputed when it changes,
+//! which is cheap for the modest groups such queries have.
 //!
-//! `LAG(value [, offset [, default]])` and `LEAD(…)` are the same stage: each row of a group
-//! gets the value of the row `offset` places before (after) it in the group's order, and
-//! `FIRST_VALUE(value)` the value of the group's first row. Other window functions
-//! (aggregates over frames, `last_value`, whose default frame ends at the current row's
-//! ties) are refused by name.
+//! Frames follow PostgreSQL: `ROWS`, `RANGE` (without offsets) and `GROUPS`, bounds
+//! `UNBOUNDED PRECEDING`, `n PRECEDING`, `CURRENT ROW`, `n FOLLOWING`, `UNBOUNDED FOLLOWING`,
+//! the same checks and messages, and the default frame (the partition's start to the current
+//! row's last peer). Rankings, `LAG` and `LEAD` ignore the frame, as there.
 
 use sqlparser::ast::{self, Expr};
 
-use super::expr::{function_name, visit_functions, ExprBinder};
+use super::expr::{function_name, is_aggregate_name, visit_functions, ExprBinder};
 use super::scope::{Scope, ScopeColumn};
 use super::types::{coerce, common_type};
 use crate::error::{Error, Result};
-use crate::expr::ScalarExpr;
-use crate::plan::top_k::{RankKind, TopKPlan};
+use crate::expr::{ColumnType, ScalarExpr};
+use crate::plan::reduce::AggFunc;
+use crate::plan::top_k::{Frame, FrameBound, FrameFunc, FrameUnits, RankKind, TopKPlan};
 use crate::plan::Plan;
 use crate::value::{DataType, Value};
+
+/// A window function call, the column that holds its value, and that column's type.
+pub type WindowColumn = (ast::Function, usize, ColumnType);
 
 /// Every window function call in `exprs` (not looking into subqueries), each once.
 pub fn calls<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Vec<ast::Function> {
@@ -45,7 +50,7 @@ pub fn plan(
     mut plan: Plan,
     scope: &mut Scope,
     calls: Vec<ast::Function>,
-) -> Result<(Plan, Vec<(ast::Function, usize)>)> {
+) -> Result<(Plan, Vec<WindowColumn>)> {
     let mut columns = Vec::with_capacity(calls.len());
     for f in calls {
         let name = function_name(&f.name);
@@ -54,9 +59,15 @@ pub fn plan(
             ast::FunctionArguments::List(l) => l
                 .args
                 .iter()
-                .map(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
-                    _ => Err(Error::plan(format!("{name}() takes plain arguments"))),
+                .filter_map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(Ok(e)),
+                    // `count(*)`: the aggregate's binder reads the call itself.
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)
+                        if is_aggregate_name(&name) =>
+                    {
+                        None
+                    }
+                    _ => Some(Err(Error::plan(format!("{name}() takes plain arguments")))),
                 })
                 .collect::<Result<_>>()?,
             ast::FunctionArguments::Subquery(_) => {
@@ -67,26 +78,34 @@ pub fn plan(
             "row_number" => Some(RankKind::RowNumber),
             "rank" => Some(RankKind::Rank),
             "dense_rank" => Some(RankKind::DenseRank),
-            "lag" | "lead" | "first_value" => None,
+            "lag" | "lead" | "first_value" | "last_value" | "nth_value" | "count" | "sum"
+            | "avg" | "min" | "max" => None,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "window function {name}(…) OVER is not supported (row_number, rank, \
-                     dense_rank, lag, lead and first_value are)"
+                     dense_rank, lag, lead, first_value, last_value, nth_value and the \
+                     aggregates count, sum, avg, min and max are)"
                 )))
             }
         };
+        let aggregate = is_aggregate_name(&name);
         if ranking.is_some() && !args.is_empty() {
             return Err(Error::plan(format!("{name}() takes no arguments")));
         }
-        if name == "first_value" && args.len() != 1 {
-            return Err(Error::plan("first_value(value) takes one argument"));
+        let arity = match name.as_str() {
+            "first_value" | "last_value" => Some(1..=1),
+            "nth_value" => Some(2..=2),
+            "lag" | "lead" => Some(1..=3),
+            _ => None,
+        };
+        if let Some(arity) = arity.filter(|a| !a.contains(&args.len())) {
+            return Err(Error::plan(match arity.end() {
+                1 => format!("{name}(value) takes one argument"),
+                2 => format!("{name}(value, n) takes two arguments"),
+                _ => format!("{name}(value [, offset [, default]]) takes one to three arguments"),
+            }));
         }
-        if ranking.is_none() && !(1..=3).contains(&args.len()) {
-            return Err(Error::plan(format!(
-                "{name}(value [, offset [, default]]) takes one to three arguments"
-            )));
-        }
-        if f.filter.is_some() || !f.within_group.is_empty() {
+        if !f.within_group.is_empty() || (f.filter.is_some() && !aggregate) {
             return Err(Error::unsupported(format!(
                 "FILTER or WITHIN GROUP on {name}()"
             )));
@@ -98,12 +117,16 @@ pub fn plan(
             }
             None => unreachable!("only calls with OVER are collected"),
         };
-        if spec.window_name.is_some() || spec.window_frame.is_some() {
+        if spec.window_name.is_some() {
             return Err(Error::unsupported(format!(
-                "a window frame or base window in {name}() OVER (…)"
+                "a base window in {name}() OVER (…)"
             )));
         }
-        if spec.order_by.is_empty() && ranking != Some(RankKind::RowNumber) {
+        // Rankings, lag and lead see the whole partition whatever the frame (as in
+        // PostgreSQL); the others see their frame.
+        let frame = frame(spec)?;
+        let framed = aggregate || name.ends_with("_value");
+        if spec.order_by.is_empty() && !framed && ranking != Some(RankKind::RowNumber) {
             return Err(Error::plan(format!("{name}() OVER (…) needs ORDER BY")));
         }
         // Partition and order expressions, appended as columns the stage can read.
@@ -121,11 +144,61 @@ pub fn plan(
             order.push(super::query::order_key(base + exprs.len(), o));
             exprs.push(x);
         }
-        // lag/lead/first_value: the value and the default, appended too; the offset a
-        // constant.
         let (kind, ty) = match ranking {
             Some(kind) => (kind, DataType::Int),
+            None if framed => {
+                let (func, value, arg, ty) = if aggregate {
+                    let (call, ty) = ExprBinder::new(scope).aggregate_call(&name, &f)?;
+                    if call.distinct {
+                        return Err(Error::unsupported(format!(
+                            "DISTINCT in the window aggregate {name}()"
+                        )));
+                    }
+                    let func = match call.func {
+                        AggFunc::CountStar => FrameFunc::CountStar,
+                        AggFunc::Count => FrameFunc::Count,
+                        AggFunc::Sum => FrameFunc::Sum,
+                        AggFunc::Avg => FrameFunc::Avg,
+                        AggFunc::Min => FrameFunc::Min,
+                        AggFunc::Max => FrameFunc::Max,
+                        AggFunc::Single => unreachable!("no window function is Single"),
+                    };
+                    (func, call.expr, call.arg_type, ty)
+                } else {
+                    let (value, vt) = ExprBinder::new(scope).bind(args[0])?;
+                    let func = match name.as_str() {
+                        "first_value" => FrameFunc::FirstValue,
+                        "last_value" => FrameFunc::LastValue,
+                        _ => match ExprBinder::new(scope).bind(args[1])? {
+                            (ScalarExpr::Literal(Value::Int(n)), _) if n > 0 => {
+                                FrameFunc::NthValue(n as u64)
+                            }
+                            _ => {
+                                return Err(Error::unsupported(
+                                    "nth_value() with n other than a positive integer constant",
+                                ))
+                            }
+                        },
+                    };
+                    (func, value, vt.ty, vt.ty)
+                };
+                if frame.units == FrameUnits::Groups && spec.order_by.is_empty() {
+                    return Err(Error::plan("GROUPS mode requires an ORDER BY clause"));
+                }
+                let value_col = base + exprs.len();
+                if func != FrameFunc::CountStar {
+                    exprs.push(value);
+                }
+                let kind = RankKind::Window {
+                    func,
+                    value: value_col,
+                    arg,
+                    frame,
+                };
+                (kind, ty)
+            }
             None => {
+                // lag/lead: the value and the default, appended too; the offset a constant.
                 let (value, vt) = ExprBinder::new(scope).bind(args[0])?;
                 let offset = match args.get(1) {
                     None => 1,
@@ -164,12 +237,11 @@ pub fn plan(
                         offset,
                         default,
                     },
-                    "lead" => RankKind::Lead {
+                    _ => RankKind::Lead {
                         value: value_col,
                         offset,
                         default,
                     },
-                    _ => RankKind::FirstValue { value: value_col },
                 };
                 (kind, ty)
             }
@@ -190,12 +262,191 @@ pub fn plan(
             rank: Some(kind),
         });
         let column = scope.columns.len();
-        scope
-            .columns
-            .push(hidden(format!("?{name}"), ty, !kind.is_rank()));
-        columns.push((f, column));
+        let nullable = !kind.is_rank()
+            && !matches!(
+                kind,
+                RankKind::Window {
+                    func: FrameFunc::Count | FrameFunc::CountStar,
+                    ..
+                }
+            );
+        scope.columns.push(hidden(format!("?{name}"), ty, nullable));
+        columns.push((f, column, ColumnType { ty, nullable }));
     }
     Ok((plan, columns))
+}
+
+/// Replaces references to the SELECT's named windows (`OVER w`, `OVER (w ORDER BY …)`) in its
+/// select list with the windows they name, as PostgreSQL combines them: the reference may add
+/// an ORDER BY the named window lacks and a frame, and nothing else.
+pub fn inline_named_windows(select: &mut ast::Select) -> Result<()> {
+    if select.named_window.is_empty() {
+        return Ok(());
+    }
+    let named = select.named_window.clone();
+    let mut failed = None;
+    let _ = ast::visit_expressions_mut(&mut select.projection, |e| {
+        if let Expr::Function(f) = e {
+            if let Some(over) = f.over.as_mut() {
+                let spec = match over {
+                    ast::WindowType::NamedWindow(w) => ast::WindowSpec {
+                        window_name: Some(w.clone()),
+                        partition_by: vec![],
+                        order_by: vec![],
+                        window_frame: None,
+                    },
+                    ast::WindowType::WindowSpec(spec) => spec.clone(),
+                };
+                match resolve(spec, &named, 0) {
+                    Ok(spec) => *over = ast::WindowType::WindowSpec(spec),
+                    Err(e) => {
+                        failed = Some(e);
+                        return std::ops::ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `spec` with its base window (if any) merged in.
+fn resolve(
+    spec: ast::WindowSpec,
+    named: &[ast::NamedWindowDefinition],
+    depth: usize,
+) -> Result<ast::WindowSpec> {
+    let Some(name) = spec.window_name.clone() else {
+        return Ok(spec);
+    };
+    let base = named
+        .iter()
+        .find(|d| d.0.value == name.value)
+        .ok_or_else(|| Error::plan(format!("window \"{}\" does not exist", name.value)))?;
+    if depth > named.len() {
+        return Err(Error::plan(format!(
+            "window \"{}\" refers to itself",
+            name.value
+        )));
+    }
+    let base = match &base.1 {
+        ast::NamedWindowExpr::NamedWindow(other) => ast::WindowSpec {
+            window_name: Some(other.clone()),
+            partition_by: vec![],
+            order_by: vec![],
+            window_frame: None,
+        },
+        ast::NamedWindowExpr::WindowSpec(s) => s.clone(),
+    };
+    let base = resolve(base, named, depth + 1)?;
+    if !spec.partition_by.is_empty() {
+        return Err(Error::plan(format!(
+            "cannot override PARTITION BY clause of window \"{}\"",
+            name.value
+        )));
+    }
+    if !spec.order_by.is_empty() && !base.order_by.is_empty() {
+        return Err(Error::plan(format!(
+            "cannot override ORDER BY clause of window \"{}\"",
+            name.value
+        )));
+    }
+    if base.window_frame.is_some() && (spec.window_frame.is_some() || !spec.order_by.is_empty()) {
+        return Err(Error::plan(format!(
+            "cannot copy window \"{}\" because it has a frame clause",
+            name.value
+        )));
+    }
+    Ok(ast::WindowSpec {
+        window_name: None,
+        partition_by: base.partition_by,
+        order_by: match spec.order_by.is_empty() {
+            true => base.order_by,
+            false => spec.order_by,
+        },
+        window_frame: spec.window_frame.or(base.window_frame),
+    })
+}
+
+/// The frame of a window specification, checked as PostgreSQL checks it; the default (the
+/// partition's start to the current row's last peer) without one.
+fn frame(spec: &ast::WindowSpec) -> Result<Frame> {
+    let Some(f) = &spec.window_frame else {
+        return Ok(Frame::DEFAULT);
+    };
+    let units = match f.units {
+        ast::WindowFrameUnits::Rows => FrameUnits::Rows,
+        ast::WindowFrameUnits::Range => FrameUnits::Range,
+        ast::WindowFrameUnits::Groups => FrameUnits::Groups,
+    };
+    let bound = |b: &ast::WindowFrameBound, which: &str| -> Result<FrameBound> {
+        let offset = |e: &Expr| -> Result<u64> {
+            if units == FrameUnits::Range {
+                return Err(Error::unsupported(
+                    "RANGE frames with an offset (use ROWS or GROUPS, or UNBOUNDED and CURRENT ROW)",
+                ));
+            }
+            match e {
+                Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => n.parse::<u64>().map_err(|_| {
+                        Error::plan(format!(
+                            "frame {which} offset must be a non-negative integer"
+                        ))
+                    }),
+                    _ => Err(Error::plan(format!(
+                        "frame {which} offset must be a non-negative integer"
+                    ))),
+                },
+                Expr::UnaryOp {
+                    op: ast::UnaryOperator::Minus,
+                    ..
+                } => Err(Error::plan(format!(
+                    "frame {which} offset must not be negative"
+                ))),
+                _ => Err(Error::unsupported(format!(
+                    "a frame {which} offset other than an integer constant"
+                ))),
+            }
+        };
+        Ok(match b {
+            ast::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
+            ast::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
+            ast::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
+            ast::WindowFrameBound::Preceding(Some(e)) => FrameBound::Preceding(offset(e)?),
+            ast::WindowFrameBound::Following(Some(e)) => FrameBound::Following(offset(e)?),
+        })
+    };
+    let start = bound(&f.start_bound, "starting")?;
+    let end = match &f.end_bound {
+        Some(b) => bound(b, "ending")?,
+        None => FrameBound::CurrentRow,
+    };
+    let rank = |b: FrameBound| match b {
+        FrameBound::UnboundedPreceding => 0,
+        FrameBound::Preceding(_) => 1,
+        FrameBound::CurrentRow => 2,
+        FrameBound::Following(_) => 3,
+        FrameBound::UnboundedFollowing => 4,
+    };
+    match (start, end) {
+        (FrameBound::UnboundedFollowing, _) => {
+            Err(Error::plan("frame start cannot be UNBOUNDED FOLLOWING"))
+        }
+        (_, FrameBound::UnboundedPreceding) => {
+            Err(Error::plan("frame end cannot be UNBOUNDED PRECEDING"))
+        }
+        (FrameBound::CurrentRow, FrameBound::Preceding(_)) => Err(Error::plan(
+            "frame starting from current row cannot have preceding rows",
+        )),
+        (FrameBound::Following(_), e) if rank(e) < 3 => Err(Error::plan(
+            "frame starting from following row cannot have preceding rows",
+        )),
+        _ => Ok(Frame { units, start, end }),
+    }
 }
 
 fn hidden(name: String, ty: DataType, nullable: bool) -> ScopeColumn {
