@@ -1937,6 +1937,47 @@ fn window_frames() {
     run_case(&WINDOW_FRAMES);
 }
 
+// RANGE frames whose offsets are distances in the ORDER BY value, ascending and descending,
+// bigint and double, with NULLs first and last (a NULL row's frame is its NULL peers).
+const WINDOW_RANGES: Case = Case::new(
+    "window_ranges",
+    "SELECT a, b, c, x, \
+     sum(b) OVER (PARTITION BY a ORDER BY b NULLS LAST \
+       RANGE BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS r1, \
+     count(*) OVER (PARTITION BY a ORDER BY x DESC NULLS FIRST \
+       RANGE BETWEEN 1.5 PRECEDING AND 0.5 PRECEDING) AS r2, \
+     max(c) OVER (PARTITION BY a ORDER BY b NULLS FIRST \
+       RANGE BETWEEN CURRENT ROW AND 2 FOLLOWING) AS r3, \
+     min(x) OVER (ORDER BY b NULLS LAST \
+       RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS r4, \
+     avg(x) OVER (PARTITION BY a ORDER BY x NULLS LAST \
+       RANGE BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS r5 \
+     FROM t1",
+    &[&T1],
+);
+
+#[test]
+fn window_ranges() {
+    run_case(&WINDOW_RANGES);
+}
+
+// percent_rank and cume_dist (ties share their value) and ntile over a total order.
+const WINDOW_DISTRIBUTION: Case = Case::new(
+    "window_distribution",
+    "SELECT a, b, c, x, \
+     percent_rank() OVER (PARTITION BY a ORDER BY b NULLS LAST) AS pr, \
+     cume_dist() OVER (PARTITION BY a ORDER BY b DESC NULLS FIRST) AS cd, \
+     ntile(3) OVER (PARTITION BY a ORDER BY b NULLS LAST, c NULLS LAST, x NULLS LAST) AS nt, \
+     cume_dist() OVER () AS whole \
+     FROM t1",
+    &[&T1],
+);
+
+#[test]
+fn window_distribution() {
+    run_case(&WINDOW_DISTRIBUTION);
+}
+
 #[test]
 fn uncorrelated_subqueries() {
     run_case(&UNCORRELATED_SUBQUERIES);

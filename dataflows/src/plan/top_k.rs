@@ -24,6 +24,13 @@ pub enum RankKind {
     Rank,
     /// 1, 1, 2, … : ties share a rank, with no gaps.
     DenseRank,
+    /// `(rank - 1) / (rows - 1)`, from 0 to 1 (0 for a group of one row).
+    PercentRank,
+    /// The fraction of the group's rows up to the current row's last peer.
+    CumeDist,
+    /// `ntile(n)`: the group cut into `n` buckets of sizes that differ by at most one (larger
+    /// first), numbered from 1, in order.
+    Ntile(u64),
     /// `lag(value, offset, default)`: the `value` column of the row `offset` places before
     /// in the group's order, or this row's `default` column (NULL without one) where there
     /// is none. Columns are the stage input's.
@@ -87,7 +94,10 @@ pub enum FrameUnits {
     Groups,
 }
 
-/// One end of a frame. `Range` frames have no offsets.
+/// One end of a frame. Offsets count rows (`Rows`), peer groups (`Groups`), or, in `Range`
+/// frames, are the distance from the current row's ORDER BY value: an integer (bigint,
+/// timestamp and interval values and intervals share their unit), or an `f64`'s bits where
+/// the frame is `float`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FrameBound {
     UnboundedPreceding,
@@ -104,6 +114,8 @@ pub struct Frame {
     pub units: FrameUnits,
     pub start: FrameBound,
     pub end: FrameBound,
+    /// `Range` offsets are `f64` bits (the ORDER BY value is a double).
+    pub float: bool,
 }
 
 impl Frame {
@@ -112,17 +124,22 @@ impl Frame {
         units: FrameUnits::Range,
         start: FrameBound::UnboundedPreceding,
         end: FrameBound::CurrentRow,
+        float: false,
     };
 }
 
-impl std::fmt::Display for FrameBound {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            FrameBound::UnboundedPreceding => f.write_str("UNBOUNDED PRECEDING"),
-            FrameBound::Preceding(n) => write!(f, "{n} PRECEDING"),
-            FrameBound::CurrentRow => f.write_str("CURRENT ROW"),
-            FrameBound::Following(n) => write!(f, "{n} FOLLOWING"),
-            FrameBound::UnboundedFollowing => f.write_str("UNBOUNDED FOLLOWING"),
+impl Frame {
+    fn bound(&self, b: FrameBound) -> String {
+        let offset = |n: u64| match self.float {
+            true => f64::from_bits(n).to_string(),
+            false => n.to_string(),
+        };
+        match b {
+            FrameBound::UnboundedPreceding => "UNBOUNDED PRECEDING".into(),
+            FrameBound::Preceding(n) => format!("{} PRECEDING", offset(n)),
+            FrameBound::CurrentRow => "CURRENT ROW".into(),
+            FrameBound::Following(n) => format!("{} FOLLOWING", offset(n)),
+            FrameBound::UnboundedFollowing => "UNBOUNDED FOLLOWING".into(),
         }
     }
 }
@@ -134,7 +151,12 @@ impl std::fmt::Display for Frame {
             FrameUnits::Range => "RANGE",
             FrameUnits::Groups => "GROUPS",
         };
-        write!(f, "{units} BETWEEN {} AND {}", self.start, self.end)
+        write!(
+            f,
+            "{units} BETWEEN {} AND {}",
+            self.bound(self.start),
+            self.bound(self.end)
+        )
     }
 }
 
@@ -144,6 +166,9 @@ impl RankKind {
             RankKind::RowNumber => "row_number",
             RankKind::Rank => "rank",
             RankKind::DenseRank => "dense_rank",
+            RankKind::PercentRank => "percent_rank",
+            RankKind::CumeDist => "cume_dist",
+            RankKind::Ntile(_) => "ntile",
             RankKind::Lag { .. } => "lag",
             RankKind::Lead { .. } => "lead",
             RankKind::Window { func, .. } => func.name(),

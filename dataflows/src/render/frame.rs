@@ -64,6 +64,7 @@ pub fn frame_rows(
     let groups = Groups {
         first: &group_first,
         last: &group_last,
+        range: RangeKeys::of(rows, &places, order, w.frame),
     };
     let bounds = |p: usize| groups.bounds(w.frame, p as i64, group_of[p], n);
 
@@ -132,13 +133,111 @@ fn offset(k: u64) -> i64 {
     k.min(i64::MAX as u64 / 4) as i64
 }
 
-/// A partition's peer groups: each one's first and last position.
+/// A partition's peer groups: each one's first and last position; and for RANGE frames with
+/// offsets, each position's ORDER BY value.
 struct Groups<'a> {
     first: &'a [usize],
     last: &'a [usize],
+    range: Option<RangeKeys>,
+}
+
+/// Each position's ORDER BY value, negated when the order is descending so that values rise
+/// with positions; NULLs (all at one end) are `None`.
+enum RangeKeys {
+    Int(Vec<Option<i128>>),
+    Float(Vec<Option<f64>>),
+}
+
+impl RangeKeys {
+    fn of(
+        rows: &[Decoded<'_>],
+        places: &[usize],
+        order: &[OrderKey],
+        frame: Frame,
+    ) -> Option<Self> {
+        let offset = |b| matches!(b, FrameBound::Preceding(_) | FrameBound::Following(_));
+        if frame.units != FrameUnits::Range || !(offset(frame.start) || offset(frame.end)) {
+            return None;
+        }
+        let key = order.first()?;
+        let sign = if key.desc { -1 } else { 1 };
+        let values: Vec<Value> = rows
+            .iter()
+            .map(|(_, fields, _)| Row::decode_field(fields[key.column]))
+            .collect();
+        Some(match frame.float {
+            true => RangeKeys::Float(
+                places
+                    .iter()
+                    .map(|&i| match values[i] {
+                        Value::Float(f) => Some(f.0 * sign as f64),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            false => RangeKeys::Int(
+                places
+                    .iter()
+                    .map(|&i| match values[i] {
+                        Value::Int(x) | Value::Timestamp(x) | Value::Interval(x) => {
+                            Some(x as i128 * sign as i128)
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The first position whose value is at least (`first`), or the last whose value is at
+    /// most, position `p`'s value moved by `k` (forward when `ahead`); `None` when `p`'s value
+    /// is NULL.
+    fn find(&self, p: usize, k: u64, ahead: bool, first: bool) -> Option<i64> {
+        match self {
+            RangeKeys::Int(keys) => {
+                let k = k as i128;
+                search(keys, p, if ahead { k } else { -k }, first)
+            }
+            RangeKeys::Float(keys) => {
+                let k = f64::from_bits(k);
+                search(keys, p, if ahead { k } else { -k }, first)
+            }
+        }
+    }
+}
+
+/// [`RangeKeys::find`] over one kind of value.
+fn search<K>(keys: &[Option<K>], p: usize, delta: K, first: bool) -> Option<i64>
+where
+    K: PartialOrd + Copy + std::ops::Add<Output = K>,
+{
+    let target = keys[p]? + delta;
+    // Values (not NULL) are contiguous and rising.
+    let lo = keys.iter().position(Option::is_some)?;
+    let hi = keys.iter().rposition(Option::is_some)?;
+    let values = &keys[lo..=hi];
+    let at = match first {
+        true => values.partition_point(|x| x.is_some_and(|x| x < target)),
+        false => values.partition_point(|x| x.is_some_and(|x| x <= target)),
+    };
+    Some(lo as i64 + at as i64 - i64::from(!first))
 }
 
 impl Groups<'_> {
+    /// A RANGE bound with an offset: found by value, or for a NULL value the first (last)
+    /// of its peers, the NULLs, as PostgreSQL has it.
+    fn range_find(&self, p: i64, g: usize, k: u64, ahead: bool, first: bool) -> i64 {
+        let found = self
+            .range
+            .as_ref()
+            .and_then(|r| r.find(p as usize, k, ahead, first));
+        match (found, first) {
+            (Some(at), _) => at,
+            (None, true) => self.first[g] as i64,
+            (None, false) => self.last[g] as i64,
+        }
+    }
+
     /// The first and last positions of the frame of position `p` (in peer group `g`) among
     /// `n`; empty when the first is after the last.
     fn bounds(&self, frame: Frame, p: i64, g: usize, n: i64) -> (i64, i64) {
@@ -151,6 +250,10 @@ impl Groups<'_> {
             (FrameUnits::Rows, FrameBound::Preceding(k)) => p - offset(k),
             (FrameUnits::Rows, FrameBound::CurrentRow) => p,
             (FrameUnits::Rows, FrameBound::Following(k)) => p.saturating_add(offset(k)),
+            (FrameUnits::Range, FrameBound::Preceding(k) | FrameBound::Following(k)) => {
+                let ahead = matches!(frame.start, FrameBound::Following(_));
+                self.range_find(p, g, k, ahead, true)
+            }
             (FrameUnits::Range, _) => first(g),
             (FrameUnits::Groups, FrameBound::Preceding(k)) => {
                 first(g.saturating_sub(offset(k) as usize))
@@ -169,6 +272,10 @@ impl Groups<'_> {
             (FrameUnits::Rows, FrameBound::Preceding(k)) => p - offset(k),
             (FrameUnits::Rows, FrameBound::CurrentRow) => p,
             (FrameUnits::Rows, FrameBound::Following(k)) => p.saturating_add(offset(k)),
+            (FrameUnits::Range, FrameBound::Preceding(k) | FrameBound::Following(k)) => {
+                let ahead = matches!(frame.end, FrameBound::Following(_));
+                self.range_find(p, g, k, ahead, false)
+            }
             (FrameUnits::Range, _) => last(g),
             (FrameUnits::Groups, FrameBound::Preceding(k)) => {
                 match g.checked_sub(offset(k) as usize) {
@@ -310,7 +417,12 @@ mod tests {
     fn rows_range_and_groups_frames() {
         // Keys 1, 2, 2, 3 with values 1, 10, 100, 1000: the two 2s are peers.
         let rows = [(1, 1, 1), (2, 10, 1), (2, 100, 1), (3, 1000, 1)];
-        let frame = |units, start, end| Frame { units, start, end };
+        let frame = |units, start, end| Frame {
+            units,
+            start,
+            end,
+            float: false,
+        };
         use FrameBound::*;
         assert_eq!(
             sums(&rows, Frame::DEFAULT),

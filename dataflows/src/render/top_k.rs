@@ -94,6 +94,9 @@ fn render_rank<'s, T: RenderTime>(
                         offset,
                         default,
                     } => offset_rows(&rows, value, offset as isize, default, out),
+                    RankKind::PercentRank | RankKind::CumeDist | RankKind::Ntile(_) => {
+                        distribution_rows(&rows, &order, kind, out)
+                    }
                     _ => rank_rows(&rows, &order, kind, limit, out),
                 }
             },
@@ -167,12 +170,66 @@ fn rank_rows(
                 }
                 out.push((with(row, rank), m as isize));
             }
-            RankKind::Lag { .. } | RankKind::Lead { .. } | RankKind::Window { .. } => {
-                unreachable!("lag, lead and frame functions are not ranks")
-            }
+            _ => unreachable!("only row_number, rank and dense_rank are ranks"),
         }
         before += m;
         previous = Some(fields);
+    }
+}
+
+/// `percent_rank`, `cume_dist` and `ntile`: appended to every position of the group (each copy
+/// of a row is one), from its place among the group's `n` positions and its peers.
+fn distribution_rows(
+    rows: &[Decoded<'_>],
+    order: &[OrderKey],
+    kind: RankKind,
+    out: &mut Vec<(Row, isize)>,
+) {
+    let n: usize = rows.iter().map(|(_, _, m)| *m as usize).sum();
+    let peer = |i: usize, j: usize| compare_fields(&rows[i].1, &rows[j].1, order).is_eq();
+    // Where each row's peers end (one past their last position), found backwards.
+    let mut peers_end = vec![0; rows.len()];
+    let mut after = n;
+    for i in (0..rows.len()).rev() {
+        peers_end[i] = match i + 1 < rows.len() && peer(i, i + 1) {
+            true => peers_end[i + 1],
+            false => after,
+        };
+        after -= rows[i].2 as usize;
+    }
+    // Positions before the current row's peers, and the current row's first position.
+    let (mut before_peers, mut position) = (0usize, 0usize);
+    for (i, (row, _, m)) in rows.iter().enumerate() {
+        let m = *m as usize;
+        if i > 0 && !peer(i - 1, i) {
+            before_peers = position;
+        }
+        for p in position..position + m {
+            let v = match kind {
+                RankKind::PercentRank if n > 1 => {
+                    Value::float(before_peers as f64 / (n - 1) as f64)
+                }
+                RankKind::PercentRank => Value::float(0.0),
+                RankKind::CumeDist => Value::float(peers_end[i] as f64 / n as f64),
+                RankKind::Ntile(buckets) => Value::Int(ntile(p, n, buckets) as i64),
+                _ => unreachable!("distribution functions"),
+            };
+            out.push((row.append(&[v]), 1));
+        }
+        position += m;
+    }
+    differential_dataflow::consolidation::consolidate(out);
+}
+
+/// The bucket (from 1) of position `p` of `n` cut into `buckets` buckets, the first `n %
+/// buckets` of them one larger.
+fn ntile(p: usize, n: usize, buckets: u64) -> usize {
+    let buckets = buckets.min(n as u64).max(1) as usize;
+    let (size, larger) = (n / buckets, n % buckets);
+    let in_larger = larger * (size + 1);
+    match p < in_larger {
+        true => p / (size + 1) + 1,
+        false => larger + (p - in_larger) / size + 1,
     }
 }
 

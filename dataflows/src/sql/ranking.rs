@@ -78,18 +78,38 @@ pub fn plan(
             "row_number" => Some(RankKind::RowNumber),
             "rank" => Some(RankKind::Rank),
             "dense_rank" => Some(RankKind::DenseRank),
+            "percent_rank" => Some(RankKind::PercentRank),
+            "cume_dist" => Some(RankKind::CumeDist),
+            "ntile" => {
+                let [n] = args.as_slice() else {
+                    return Err(Error::plan("ntile(buckets) takes one argument"));
+                };
+                match ExprBinder::new(scope).bind(n)? {
+                    (ScalarExpr::Literal(Value::Int(n)), _) if n > 0 => {
+                        Some(RankKind::Ntile(n as u64))
+                    }
+                    (ScalarExpr::Literal(Value::Int(_)), _) => {
+                        return Err(Error::plan("argument of ntile must be greater than zero"))
+                    }
+                    _ => {
+                        return Err(Error::unsupported(
+                            "ntile() with buckets other than an integer constant",
+                        ))
+                    }
+                }
+            }
             "lag" | "lead" | "first_value" | "last_value" | "nth_value" | "count" | "sum"
             | "avg" | "min" | "max" => None,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "window function {name}(…) OVER is not supported (row_number, rank, \
-                     dense_rank, lag, lead, first_value, last_value, nth_value and the \
-                     aggregates count, sum, avg, min and max are)"
+                     dense_rank, percent_rank, cume_dist, ntile, lag, lead, first_value, \
+                     last_value, nth_value and the aggregates count, sum, avg, min and max are)"
                 )))
             }
         };
         let aggregate = is_aggregate_name(&name);
-        if ranking.is_some() && !args.is_empty() {
+        if ranking.is_some() && name != "ntile" && !args.is_empty() {
             return Err(Error::plan(format!("{name}() takes no arguments")));
         }
         let arity = match name.as_str() {
@@ -124,9 +144,18 @@ pub fn plan(
         }
         // Rankings, lag and lead see the whole partition whatever the frame (as in
         // PostgreSQL); the others see their frame.
-        let frame = frame(spec)?;
+        let frame = frame(spec, scope)?;
         let framed = aggregate || name.ends_with("_value");
-        if spec.order_by.is_empty() && !framed && ranking != Some(RankKind::RowNumber) {
+        let any_order = matches!(
+            ranking,
+            Some(
+                RankKind::RowNumber
+                    | RankKind::PercentRank
+                    | RankKind::CumeDist
+                    | RankKind::Ntile(_)
+            )
+        );
+        if spec.order_by.is_empty() && !framed && !any_order {
             return Err(Error::plan(format!("{name}() OVER (…) needs ORDER BY")));
         }
         // Partition and order expressions, appended as columns the stage can read.
@@ -145,6 +174,7 @@ pub fn plan(
             exprs.push(x);
         }
         let (kind, ty) = match ranking {
+            Some(kind @ (RankKind::PercentRank | RankKind::CumeDist)) => (kind, DataType::Float),
             Some(kind) => (kind, DataType::Int),
             None if framed => {
                 let (func, value, arg, ty) = if aggregate {
@@ -374,7 +404,7 @@ fn resolve(
 
 /// The frame of a window specification, checked as PostgreSQL checks it; the default (the
 /// partition's start to the current row's last peer) without one.
-fn frame(spec: &ast::WindowSpec) -> Result<Frame> {
+fn frame(spec: &ast::WindowSpec, scope: &Scope) -> Result<Frame> {
     let Some(f) = &spec.window_frame else {
         return Ok(Frame::DEFAULT);
     };
@@ -383,12 +413,42 @@ fn frame(spec: &ast::WindowSpec) -> Result<Frame> {
         ast::WindowFrameUnits::Range => FrameUnits::Range,
         ast::WindowFrameUnits::Groups => FrameUnits::Groups,
     };
+    let has_offset = |b: &ast::WindowFrameBound| {
+        matches!(
+            b,
+            ast::WindowFrameBound::Preceding(Some(_)) | ast::WindowFrameBound::Following(Some(_))
+        )
+    };
+    // RANGE offsets are distances in the one ORDER BY value's type.
+    let mut float = false;
+    let range_type = match units == FrameUnits::Range
+        && (has_offset(&f.start_bound) || f.end_bound.as_ref().is_some_and(has_offset))
+    {
+        false => None,
+        true => {
+            let [o] = spec.order_by.as_slice() else {
+                return Err(Error::plan(
+                    "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column",
+                ));
+            };
+            let (_, t) = ExprBinder::new(scope).bind(&o.expr)?;
+            float = t.ty == DataType::Float;
+            match t.ty {
+                DataType::Int | DataType::Float | DataType::Timestamp | DataType::Interval => {
+                    Some(t.ty)
+                }
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "RANGE with offset PRECEDING/FOLLOWING on {other}"
+                    )))
+                }
+            }
+        }
+    };
     let bound = |b: &ast::WindowFrameBound, which: &str| -> Result<FrameBound> {
         let offset = |e: &Expr| -> Result<u64> {
-            if units == FrameUnits::Range {
-                return Err(Error::unsupported(
-                    "RANGE frames with an offset (use ROWS or GROUPS, or UNBOUNDED and CURRENT ROW)",
-                ));
+            if let Some(order) = range_type {
+                return range_offset(e, order, scope);
             }
             match e {
                 Expr::Value(v) => match &v.value {
@@ -445,7 +505,42 @@ fn frame(spec: &ast::WindowSpec) -> Result<Frame> {
         (FrameBound::Following(_), e) if rank(e) < 3 => Err(Error::plan(
             "frame starting from following row cannot have preceding rows",
         )),
-        _ => Ok(Frame { units, start, end }),
+        _ => Ok(Frame {
+            units,
+            start,
+            end,
+            float,
+        }),
+    }
+}
+
+/// A RANGE frame's offset from the ORDER BY value (of type `order`): a constant of that type
+/// (an interval for timestamps), not negative, as the bits [`Frame`] keeps.
+fn range_offset(e: &Expr, order: DataType, scope: &Scope) -> Result<u64> {
+    let (x, t) = ExprBinder::new(scope).bind(e)?;
+    let want = match order {
+        DataType::Timestamp | DataType::Interval => DataType::Interval,
+        other => other,
+    };
+    let invalid = || Error::plan("invalid preceding or following size in window function");
+    let value = match coerce(x, t.ty, want).reduce_constants() {
+        ScalarExpr::Literal(v) => v,
+        _ => return Err(Error::unsupported("a RANGE offset other than a constant")),
+    };
+    match (want, value) {
+        (DataType::Int | DataType::Interval, Value::Int(n) | Value::Interval(n)) => {
+            u64::try_from(n).map_err(|_| invalid())
+        }
+        (DataType::Float, Value::Float(f)) if f.0 >= 0.0 => Ok(f.0.to_bits()),
+        (DataType::Float, Value::Int(n)) if n >= 0 => Ok((n as f64).to_bits()),
+        (_, Value::Null) => Err(Error::plan("frame offset must not be null")),
+        (_, Value::Float(_) | Value::Int(_) | Value::Interval(_)) => Err(invalid()),
+        (want, v) => Err(Error::plan(format!(
+            "RANGE offset {} does not match the ORDER BY type {}; it must be {}",
+            v.data_type(),
+            order,
+            want
+        ))),
     }
 }
 
