@@ -1978,6 +1978,23 @@ fn window_distribution() {
     run_case(&WINDOW_DISTRIBUTION);
 }
 
+// Window functions over the groups of an aggregating SELECT: ranked by an aggregate, a
+// running total of counts, the previous group's sum, after HAVING.
+const WINDOWS_OVER_GROUPS: Case = Case::new(
+    "windows_over_groups",
+    "SELECT a, count(*) AS n, sum(b) AS sb, \
+     rank() OVER (ORDER BY count(*) DESC, a NULLS LAST) AS r, \
+     sum(count(*)) OVER (ORDER BY a NULLS LAST) AS running, \
+     lag(sum(b)) OVER (ORDER BY a NULLS LAST) AS prev \
+     FROM t1 GROUP BY a HAVING count(*) > 1",
+    &[&T1],
+);
+
+#[test]
+fn windows_over_groups() {
+    run_case(&WINDOWS_OVER_GROUPS);
+}
+
 #[test]
 fn uncorrelated_subqueries() {
     run_case(&UNCORRELATED_SUBQUERIES);

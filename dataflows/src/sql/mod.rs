@@ -7,6 +7,7 @@
 
 pub mod connector;
 pub mod expr;
+mod grouped_windows;
 pub mod query;
 pub mod ranking;
 pub mod scope;

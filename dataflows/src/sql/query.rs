@@ -447,8 +447,6 @@ impl<'a> QueryPlanner<'a> {
         {
             return Err(Error::unsupported("this SELECT clause"));
         }
-        let (plan, scope) = self.plan_from(&s.from)?;
-
         let group_exprs: Vec<Expr> = match &s.group_by {
             ast::GroupByExpr::Expressions(es, mods) => {
                 if !mods.is_empty() {
@@ -466,6 +464,20 @@ impl<'a> QueryPlanner<'a> {
                 _ => false,
             })
             || order_by.iter().any(|o| contains_aggregate(&o.expr));
+        // Window functions over groups: the aggregation becomes a derived table.
+        let item_exprs = s.projection.iter().filter_map(|i| match i {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(e)
+            }
+            _ => None,
+        });
+        if aggregating
+            && !ranking::calls(item_exprs.chain(order_by.iter().map(|o| &o.expr))).is_empty()
+        {
+            let (outer, order) = super::grouped_windows::rewrite(s, order_by)?;
+            return self.plan_select(&outer, &order);
+        }
+        let (plan, scope) = self.plan_from(&s.from)?;
 
         // Subqueries in expressions become joins; `s` is the rewritten SELECT from here on.
         let mut rewritten = s.clone();
@@ -1176,7 +1188,7 @@ fn cast_columns(plan: Plan, from: &[Column], to: &[Column]) -> Result<Plan> {
         .project((arity..arity + from.len()).collect()))
 }
 
-fn default_name(e: &Expr) -> String {
+pub(super) fn default_name(e: &Expr) -> String {
     match e {
         Expr::Identifier(id) => super::ident(id),
         Expr::CompoundIdentifier(ids) => ids.last().map(super::ident).unwrap_or_default(),
