@@ -1995,6 +1995,31 @@ fn windows_over_groups() {
     run_case(&WINDOWS_OVER_GROUPS);
 }
 
+// ROLLUP and CUBE (with HAVING), against SQLite's spelling: the union of one GROUP BY per
+// grouping set.
+const GROUPING_SETS: Case = Case::new(
+    "grouping_sets",
+    "SELECT c, a, count(*) AS n, sum(x) AS sx, grouping(c, a) AS g FROM t1 \
+     GROUP BY ROLLUP (c, a) \
+     UNION ALL \
+     SELECT c, b, count(*), min(x), 9 FROM t1 GROUP BY CUBE (c, b) HAVING count(*) > 1",
+    &[&T1],
+)
+.sqlite(
+    "SELECT c, a, count(*), sum(x), 0 FROM t1 GROUP BY c, a \
+     UNION ALL SELECT c, NULL, count(*), sum(x), 1 FROM t1 GROUP BY c \
+     UNION ALL SELECT NULL, NULL, count(*), sum(x), 3 FROM t1 \
+     UNION ALL SELECT c, b, count(*), min(x), 9 FROM t1 GROUP BY c, b HAVING count(*) > 1 \
+     UNION ALL SELECT c, NULL, count(*), min(x), 9 FROM t1 GROUP BY c HAVING count(*) > 1 \
+     UNION ALL SELECT NULL, b, count(*), min(x), 9 FROM t1 GROUP BY b HAVING count(*) > 1 \
+     UNION ALL SELECT NULL, NULL, count(*), min(x), 9 FROM t1 HAVING count(*) > 1",
+);
+
+#[test]
+fn grouping_sets() {
+    run_case(&GROUPING_SETS);
+}
+
 #[test]
 fn uncorrelated_subqueries() {
     run_case(&UNCORRELATED_SUBQUERIES);

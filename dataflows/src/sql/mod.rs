@@ -8,6 +8,7 @@
 pub mod connector;
 pub mod expr;
 mod grouped_windows;
+mod grouping_sets;
 pub mod query;
 pub mod ranking;
 pub mod scope;

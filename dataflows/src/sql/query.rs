@@ -165,7 +165,7 @@ impl<'a> QueryPlanner<'a> {
         };
 
         let (plan, columns, order) = match q.body.as_ref() {
-            SetExpr::Select(select) => self.plan_select(select, &order_by)?,
+            SetExpr::Select(select) => self.plan_select_or_sets(select, &order_by)?,
             other => {
                 let (plan, columns) = self.plan_set_expr(other)?;
                 let order = self.order_by_output(&order_by, &columns)?;
@@ -256,7 +256,7 @@ impl<'a> QueryPlanner<'a> {
     fn plan_set_expr(&mut self, e: &SetExpr) -> Result<(Plan, Vec<Column>)> {
         match e {
             SetExpr::Select(s) => {
-                let (plan, cols, _) = self.plan_select(s, &[])?;
+                let (plan, cols, _) = self.plan_select_or_sets(s, &[])?;
                 Ok((plan, cols))
             }
             SetExpr::Query(q) => {
@@ -428,6 +428,24 @@ impl<'a> QueryPlanner<'a> {
             .collect()
     }
 
+    /// Plans a SELECT, or with GROUPING SETS, ROLLUP or CUBE the union of one aggregation per
+    /// grouping set (the grouping expressions' types, for their NULLs, from the FROM clause).
+    fn plan_select_or_sets(
+        &mut self,
+        s: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> Result<(Plan, Vec<Column>, Vec<OrderKey>)> {
+        if !super::grouping_sets::applies(s) {
+            return self.plan_select(s, order_by);
+        }
+        let (_, scope) = self.plan_from(&s.from)?;
+        let mut type_of = |e: &Expr| ExprBinder::new(&scope).bind(e).map(|(_, t)| t.ty);
+        let union = super::grouping_sets::expand(s, &mut type_of)?;
+        let (plan, columns) = self.plan_set_expr(&union)?;
+        let order = self.order_by_output(order_by, &columns)?;
+        Ok((plan, columns, order))
+    }
+
     /// Plans a SELECT. Returns the plan (visible columns first, then hidden ORDER BY columns),
     /// the visible columns, and the order keys.
     fn plan_select(
@@ -450,7 +468,7 @@ impl<'a> QueryPlanner<'a> {
         let group_exprs: Vec<Expr> = match &s.group_by {
             ast::GroupByExpr::Expressions(es, mods) => {
                 if !mods.is_empty() {
-                    return Err(Error::unsupported("GROUP BY modifiers (ROLLUP, CUBE)"));
+                    return Err(Error::unsupported("GROUP BY modifiers (WITH ROLLUP)"));
                 }
                 es.clone()
             }

@@ -751,7 +751,7 @@ fn decorrelate(
 
 /// An expression written as SQL (over hidden columns and expressions already parsed, which
 /// print as SQL), parenthesised so that it stands where the subquery stood.
-fn parse_expr(sql: &str) -> Result<Expr> {
+pub(super) fn parse_expr(sql: &str) -> Result<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
