@@ -244,17 +244,24 @@ impl Groups<'_> {
         let count = self.first.len();
         let first = |g: usize| self.first[g] as i64;
         let last = |g: usize| self.last[g] as i64;
+        // Unbounded ends are matched first: what is left of ROWS and RANGE bounds is an
+        // offset or the current row.
+        let rows = |b: FrameBound| match b {
+            FrameBound::Preceding(k) => p - offset(k),
+            FrameBound::Following(k) => p.saturating_add(offset(k)),
+            _ => p,
+        };
+        let range = |b: FrameBound, first: bool| match b {
+            FrameBound::Preceding(k) => self.range_find(p, g, k, false, first),
+            FrameBound::Following(k) => self.range_find(p, g, k, true, first),
+            _ if first => self.first[g] as i64,
+            _ => self.last[g] as i64,
+        };
         let start = match (frame.units, frame.start) {
             (_, FrameBound::UnboundedPreceding) => 0,
             (_, FrameBound::UnboundedFollowing) => n,
-            (FrameUnits::Rows, FrameBound::Preceding(k)) => p - offset(k),
-            (FrameUnits::Rows, FrameBound::CurrentRow) => p,
-            (FrameUnits::Rows, FrameBound::Following(k)) => p.saturating_add(offset(k)),
-            (FrameUnits::Range, FrameBound::Preceding(k) | FrameBound::Following(k)) => {
-                let ahead = matches!(frame.start, FrameBound::Following(_));
-                self.range_find(p, g, k, ahead, true)
-            }
-            (FrameUnits::Range, _) => first(g),
+            (FrameUnits::Rows, b) => rows(b),
+            (FrameUnits::Range, b) => range(b, true),
             (FrameUnits::Groups, FrameBound::Preceding(k)) => {
                 first(g.saturating_sub(offset(k) as usize))
             }
@@ -269,14 +276,8 @@ impl Groups<'_> {
         let end = match (frame.units, frame.end) {
             (_, FrameBound::UnboundedFollowing) => n - 1,
             (_, FrameBound::UnboundedPreceding) => -1,
-            (FrameUnits::Rows, FrameBound::Preceding(k)) => p - offset(k),
-            (FrameUnits::Rows, FrameBound::CurrentRow) => p,
-            (FrameUnits::Rows, FrameBound::Following(k)) => p.saturating_add(offset(k)),
-            (FrameUnits::Range, FrameBound::Preceding(k) | FrameBound::Following(k)) => {
-                let ahead = matches!(frame.end, FrameBound::Following(_));
-                self.range_find(p, g, k, ahead, false)
-            }
-            (FrameUnits::Range, _) => last(g),
+            (FrameUnits::Rows, b) => rows(b),
+            (FrameUnits::Range, b) => range(b, false),
             (FrameUnits::Groups, FrameBound::Preceding(k)) => {
                 match g.checked_sub(offset(k) as usize) {
                     Some(h) => last(h),
@@ -415,62 +416,51 @@ mod tests {
 
     #[test]
     fn rows_range_and_groups_frames() {
-        // Keys 1, 2, 2, 3 with values 1, 10, 100, 1000: the two 2s are peers.
+        // Keys 1, 2, 2, 3 with values 1, 10, 100, 1000: the two 2s are peers. Each frame's
+        // sums, for the rows in that order.
         let rows = [(1, 1, 1), (2, 10, 1), (2, 100, 1), (3, 1000, 1)];
-        let frame = |units, start, end| Frame {
-            units,
-            start,
-            end,
-            float: false,
-        };
         use FrameBound::*;
-        assert_eq!(
-            sums(&rows, Frame::DEFAULT),
-            vec![
-                (1, 1, Some(1)),
-                (2, 10, Some(111)),
-                (2, 100, Some(111)),
-                (3, 1000, Some(1111))
-            ]
-        );
-        assert_eq!(
-            sums(&rows, frame(FrameUnits::Rows, Preceding(1), CurrentRow)),
-            vec![
-                (1, 1, Some(1)),
-                (2, 10, Some(11)),
-                (2, 100, Some(110)),
-                (3, 1000, Some(1100))
-            ]
-        );
-        assert_eq!(
-            sums(&rows, frame(FrameUnits::Groups, Preceding(1), Preceding(1))),
-            vec![
-                (1, 1, None),
-                (2, 10, Some(1)),
-                (2, 100, Some(1)),
-                (3, 1000, Some(110))
-            ]
-        );
-        assert_eq!(
-            sums(
-                &rows,
-                frame(FrameUnits::Range, CurrentRow, UnboundedFollowing)
+        let cases = [
+            (
+                FrameUnits::Range,
+                UnboundedPreceding,
+                CurrentRow,
+                [Some(1), Some(111), Some(111), Some(1111)],
             ),
-            vec![
-                (1, 1, Some(1111)),
-                (2, 10, Some(1110)),
-                (2, 100, Some(1110)),
-                (3, 1000, Some(1000))
-            ]
-        );
-        assert_eq!(
-            sums(&rows, frame(FrameUnits::Rows, Following(1), Following(5))),
-            vec![
-                (1, 1, Some(1110)),
-                (2, 10, Some(1100)),
-                (2, 100, Some(1000)),
-                (3, 1000, None)
-            ]
-        );
+            (
+                FrameUnits::Rows,
+                Preceding(1),
+                CurrentRow,
+                [Some(1), Some(11), Some(110), Some(1100)],
+            ),
+            (
+                FrameUnits::Groups,
+                Preceding(1),
+                Preceding(1),
+                [None, Some(1), Some(1), Some(110)],
+            ),
+            (
+                FrameUnits::Range,
+                CurrentRow,
+                UnboundedFollowing,
+                [Some(1111), Some(1110), Some(1110), Some(1000)],
+            ),
+            (
+                FrameUnits::Rows,
+                Following(1),
+                Following(5),
+                [Some(1110), Some(1100), Some(1000), None],
+            ),
+        ];
+        for (units, start, end, want) in cases {
+            let frame = Frame {
+                units,
+                start,
+                end,
+                float: false,
+            };
+            let got: Vec<Option<i64>> = sums(&rows, frame).into_iter().map(|r| r.2).collect();
+            assert_eq!(got, want, "{frame}");
+        }
     }
 }

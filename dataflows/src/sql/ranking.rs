@@ -319,12 +319,7 @@ pub fn inline_named_windows(select: &mut ast::Select) -> Result<()> {
         if let Expr::Function(f) = e {
             if let Some(over) = f.over.as_mut() {
                 let spec = match over {
-                    ast::WindowType::NamedWindow(w) => ast::WindowSpec {
-                        window_name: Some(w.clone()),
-                        partition_by: vec![],
-                        order_by: vec![],
-                        window_frame: None,
-                    },
+                    ast::WindowType::NamedWindow(w) => reference(w),
                     ast::WindowType::WindowSpec(spec) => spec.clone(),
                 };
                 match resolve(spec, &named, 0) {
@@ -341,6 +336,16 @@ pub fn inline_named_windows(select: &mut ast::Select) -> Result<()> {
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// A window that is only a reference to the named window `name`.
+fn reference(name: &ast::Ident) -> ast::WindowSpec {
+    ast::WindowSpec {
+        window_name: Some(name.clone()),
+        partition_by: vec![],
+        order_by: vec![],
+        window_frame: None,
     }
 }
 
@@ -364,12 +369,7 @@ fn resolve(
         )));
     }
     let base = match &base.1 {
-        ast::NamedWindowExpr::NamedWindow(other) => ast::WindowSpec {
-            window_name: Some(other.clone()),
-            partition_by: vec![],
-            order_by: vec![],
-            window_frame: None,
-        },
+        ast::NamedWindowExpr::NamedWindow(other) => reference(other),
         ast::NamedWindowExpr::WindowSpec(s) => s.clone(),
     };
     let base = resolve(base, named, depth + 1)?;
