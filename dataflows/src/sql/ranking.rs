@@ -158,20 +158,22 @@ pub fn plan(
         if spec.order_by.is_empty() && !framed && !any_order {
             return Err(Error::plan(format!("{name}() OVER (…) needs ORDER BY")));
         }
-        // Partition and order expressions, appended as columns the stage can read.
-        let mut exprs = Vec::new();
-        let base = plan.arity();
+        // Partition and order expressions, as columns the stage can read: computed ones
+        // appended, plain columns read where they are.
+        let mut exprs = Appended {
+            base: plan.arity(),
+            exprs: Vec::new(),
+        };
+        let base = exprs.base;
         let mut group_key = Vec::new();
         for e in &spec.partition_by {
             let (x, _) = ExprBinder::new(scope).bind(e)?;
-            group_key.push(base + exprs.len());
-            exprs.push(x);
+            group_key.push(exprs.column(x));
         }
         let mut order = Vec::new();
         for o in &spec.order_by {
             let (x, _) = ExprBinder::new(scope).bind(&o.expr)?;
-            order.push(super::query::order_key(base + exprs.len(), o));
-            exprs.push(x);
+            order.push(super::query::order_key(exprs.column(x), o));
         }
         let (kind, ty) = match ranking {
             Some(kind @ (RankKind::PercentRank | RankKind::CumeDist)) => (kind, DataType::Float),
@@ -215,10 +217,10 @@ pub fn plan(
                 if frame.units == FrameUnits::Groups && spec.order_by.is_empty() {
                     return Err(Error::plan("GROUPS mode requires an ORDER BY clause"));
                 }
-                let value_col = base + exprs.len();
-                if func != FrameFunc::CountStar {
-                    exprs.push(value);
-                }
+                let value_col = match func {
+                    FrameFunc::CountStar => 0,
+                    _ => exprs.column(value),
+                };
                 let kind = RankKind::Window {
                     func,
                     value: value_col,
@@ -255,12 +257,8 @@ pub fn plan(
                         Some(coerce(d, dt.ty, ty))
                     }
                 };
-                let value_col = base + exprs.len();
-                exprs.push(coerce(value, vt.ty, ty));
-                let default = default.map(|d| {
-                    exprs.push(d);
-                    base + exprs.len() - 1
-                });
+                let value_col = exprs.column(coerce(value, vt.ty, ty));
+                let default = default.map(|d| exprs.column(d));
                 let kind = match name.as_str() {
                     "lag" => RankKind::Lag {
                         value: value_col,
@@ -276,8 +274,8 @@ pub fn plan(
                 (kind, ty)
             }
         };
-        let appended = exprs.len();
-        plan = plan.map(exprs);
+        let appended = exprs.exprs.len();
+        plan = plan.map(exprs.exprs);
         for i in 0..appended {
             scope
                 .columns
@@ -541,6 +539,24 @@ fn range_offset(e: &Expr, order: DataType, scope: &Scope) -> Result<u64> {
             order,
             want
         ))),
+    }
+}
+
+/// Expressions a window stage reads, appended to its input's `base` columns unless they are
+/// one of them.
+struct Appended {
+    base: usize,
+    exprs: Vec<ScalarExpr>,
+}
+
+impl Appended {
+    /// The column holding `x`.
+    fn column(&mut self, x: ScalarExpr) -> usize {
+        if let ScalarExpr::Column(c) = x {
+            return c;
+        }
+        self.exprs.push(x);
+        self.base + self.exprs.len() - 1
     }
 }
 
