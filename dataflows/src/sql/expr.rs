@@ -45,7 +45,10 @@ fn ct(ty: DataType, nullable: bool) -> ColumnType {
 
 /// Whether the function name is an aggregate.
 pub fn is_aggregate_name(name: &str) -> bool {
-    matches!(name, "count" | "sum" | "min" | "max" | "avg")
+    matches!(
+        name,
+        "count" | "sum" | "min" | "max" | "avg" | "bool_and" | "every" | "bool_or"
+    )
 }
 
 /// Whether `e` contains an aggregate call (not looking into subqueries, which aggregate on
@@ -504,10 +507,19 @@ impl<'a> ExprBinder<'a> {
             let func = match name {
                 "count" => AggFunc::Count,
                 "sum" => AggFunc::Sum,
-                "min" => AggFunc::Min,
-                "max" => AggFunc::Max,
+                // Over booleans false < true: every value true is the least one true.
+                "min" | "bool_and" | "every" => AggFunc::Min,
+                "max" | "bool_or" => AggFunc::Max,
                 _ => AggFunc::Avg,
             };
+            if matches!(name, "bool_and" | "every" | "bool_or")
+                && !matches!(t.ty, DataType::Bool | DataType::Null)
+            {
+                return Err(Error::plan(format!(
+                    "function {name}({}) does not exist",
+                    t.ty
+                )));
+            }
             if matches!(func, AggFunc::Sum | AggFunc::Avg)
                 && !t.ty.is_numeric()
                 && t.ty != DataType::Null

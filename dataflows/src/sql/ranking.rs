@@ -99,12 +99,13 @@ pub fn plan(
                 }
             }
             "lag" | "lead" | "first_value" | "last_value" | "nth_value" | "count" | "sum"
-            | "avg" | "min" | "max" => None,
+            | "avg" | "min" | "max" | "bool_and" | "every" | "bool_or" => None,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "window function {name}(…) OVER is not supported (row_number, rank, \
                      dense_rank, percent_rank, cume_dist, ntile, lag, lead, first_value, \
-                     last_value, nth_value and the aggregates count, sum, avg, min and max are)"
+                     last_value, nth_value and the aggregates count, sum, avg, min, max, \
+                     bool_and, bool_or and every are)"
                 )))
             }
         };
