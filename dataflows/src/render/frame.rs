@@ -143,9 +143,10 @@ struct Groups<'a> {
 
 /// Each position's ORDER BY value, negated when the order is descending so that values rise
 /// with positions; NULLs (all at one end) are `None`.
+/// The positions holding values (not NULL) are found once, as `values`.
 enum RangeKeys {
-    Int(Vec<Option<i128>>),
-    Float(Vec<Option<f64>>),
+    Int(Vec<Option<i128>>, std::ops::Range<usize>),
+    Float(Vec<Option<f64>>, std::ops::Range<usize>),
 }
 
 impl RangeKeys {
@@ -165,6 +166,10 @@ impl RangeKeys {
             .iter()
             .map(|(_, fields, _)| Row::decode_field(fields[key.column]))
             .collect();
+        // NULLs sort together at one end.
+        let present = |i: &usize| !values[*i].is_null();
+        let lo = places.iter().position(present).unwrap_or(0);
+        let hi = places.iter().rposition(present).map_or(lo, |h| h + 1);
         Some(match frame.float {
             true => RangeKeys::Float(
                 places
@@ -174,6 +179,7 @@ impl RangeKeys {
                         _ => None,
                     })
                     .collect(),
+                lo..hi,
             ),
             false => RangeKeys::Int(
                 places
@@ -185,6 +191,7 @@ impl RangeKeys {
                         _ => None,
                     })
                     .collect(),
+                lo..hi,
             ),
         })
     }
@@ -194,28 +201,33 @@ impl RangeKeys {
     /// is NULL.
     fn find(&self, p: usize, k: u64, ahead: bool, first: bool) -> Option<i64> {
         match self {
-            RangeKeys::Int(keys) => {
+            RangeKeys::Int(keys, values) => {
                 let k = k as i128;
-                search(keys, p, if ahead { k } else { -k }, first)
+                search(keys, values.clone(), p, if ahead { k } else { -k }, first)
             }
-            RangeKeys::Float(keys) => {
+            RangeKeys::Float(keys, values) => {
                 let k = f64::from_bits(k);
-                search(keys, p, if ahead { k } else { -k }, first)
+                search(keys, values.clone(), p, if ahead { k } else { -k }, first)
             }
         }
     }
 }
 
 /// [`RangeKeys::find`] over one kind of value.
-fn search<K>(keys: &[Option<K>], p: usize, delta: K, first: bool) -> Option<i64>
+fn search<K>(
+    keys: &[Option<K>],
+    values: std::ops::Range<usize>,
+    p: usize,
+    delta: K,
+    first: bool,
+) -> Option<i64>
 where
     K: PartialOrd + Copy + std::ops::Add<Output = K>,
 {
     let target = keys[p]? + delta;
     // Values (not NULL) are contiguous and rising.
-    let lo = keys.iter().position(Option::is_some)?;
-    let hi = keys.iter().rposition(Option::is_some)?;
-    let values = &keys[lo..=hi];
+    let lo = values.start;
+    let values = &keys[values];
     let at = match first {
         true => values.partition_point(|x| x.is_some_and(|x| x < target)),
         false => values.partition_point(|x| x.is_some_and(|x| x <= target)),

@@ -103,7 +103,7 @@ pub fn rewrite(
     inner.projection = match pushed.exprs.is_empty() {
         // One row per group is all the windows need.
         true => vec![ast::SelectItem::ExprWithAlias {
-            expr: literal_zero()?,
+            expr: super::subquery::parse_expr("0")?,
             alias: quoted("?x0"),
         }],
         false => pushed
@@ -200,13 +200,6 @@ fn is_constant(e: &Expr) -> bool {
 
 fn quoted(name: &str) -> ast::Ident {
     ast::Ident::with_quote('"', name)
-}
-
-fn literal_zero() -> Result<Expr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql("0")
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| Error::plan(format!("rewriting window functions: {e}")))
 }
 
 /// The SELECT of `sql`, a fixed query the rewrite starts from.

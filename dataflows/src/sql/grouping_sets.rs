@@ -98,12 +98,7 @@ pub fn expand(
     type_of: &mut dyn FnMut(&Expr) -> Result<DataType>,
 ) -> Result<ast::SetExpr> {
     if !s.named_window.is_empty()
-        || s.projection.iter().any(|i| match i {
-            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                !super::ranking::calls([e]).is_empty()
-            }
-            _ => false,
-        })
+        || !super::ranking::calls(s.projection.iter().filter_map(super::item_expr)).is_empty()
     {
         return Err(Error::unsupported(
             "window functions with GROUPING SETS, ROLLUP or CUBE",
@@ -175,12 +170,11 @@ pub fn expand(
             substitute.run(h)?;
         }
         // The empty set is one group over all rows, even with no aggregate in the list.
-        let aggregates = branch.projection.iter().any(|i| match i {
-            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                super::expr::contains_aggregate(e)
-            }
-            _ => false,
-        });
+        let aggregates = branch
+            .projection
+            .iter()
+            .filter_map(super::item_expr)
+            .any(super::expr::contains_aggregate);
         if set.is_empty() && branch.having.is_none() && !aggregates {
             branch.having = Some(super::subquery::parse_expr("true")?);
         }

@@ -367,6 +367,14 @@ fn strip_as_of(text: &str) -> Result<(&str, Option<u64>)> {
     Ok((text, None))
 }
 
+/// A select item's expression (`None` for wildcards).
+pub(crate) fn item_expr(item: &ast::SelectItem) -> Option<&ast::Expr> {
+    match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+        _ => None,
+    }
+}
+
 /// The name an identifier denotes, as PostgreSQL has it: unquoted names fold to lower case,
 /// quoted ones are kept exactly.
 pub(crate) fn ident(id: &ast::Ident) -> String {

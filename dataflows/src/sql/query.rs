@@ -483,12 +483,7 @@ impl<'a> QueryPlanner<'a> {
             })
             || order_by.iter().any(|o| contains_aggregate(&o.expr));
         // Window functions over groups: the aggregation becomes a derived table.
-        let item_exprs = s.projection.iter().filter_map(|i| match i {
-            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                Some(e)
-            }
-            _ => None,
-        });
+        let item_exprs = s.projection.iter().filter_map(super::item_expr);
         if aggregating
             && !ranking::calls(item_exprs.chain(order_by.iter().map(|o| &o.expr))).is_empty()
         {
