@@ -1995,6 +1995,24 @@ fn windows_over_groups() {
     run_case(&WINDOWS_OVER_GROUPS);
 }
 
+// string_agg with its own ORDER BY (SQLite's default NULL order is the other way round, so
+// both spell it out) and with DISTINCT (SQLite's one-argument group_concat).
+const STRING_AGG: Case = Case::new(
+    "string_agg",
+    "SELECT a, string_agg(c, ',' ORDER BY b DESC, x, c) AS s, \
+     string_agg(DISTINCT c, ',' ORDER BY c) AS d, count(*) AS n FROM t1 GROUP BY a",
+    &[&T1],
+)
+.sqlite(
+    "SELECT a, string_agg(c, ',' ORDER BY b DESC NULLS FIRST, x NULLS LAST, c NULLS LAST), \
+     group_concat(DISTINCT c ORDER BY c), count(*) FROM t1 GROUP BY a",
+);
+
+#[test]
+fn string_agg() {
+    run_case(&STRING_AGG);
+}
+
 // ROLLUP and CUBE (with HAVING), against SQLite's spelling: the union of one GROUP BY per
 // grouping set.
 const GROUPING_SETS: Case = Case::new(

@@ -104,11 +104,18 @@ impl Plan {
                     .aggregates
                     .iter()
                     .map(|a| {
+                        let mut extra: Vec<String> =
+                            a.extra.iter().map(|e| e.to_string()).collect();
+                        for k in &a.order {
+                            let e = &mut extra[k.column];
+                            *e = format!("ORDER BY {e}{}", if k.desc { " DESC" } else { "" });
+                        }
                         format!(
-                            "{:?}({}{})",
+                            "{:?}({}{}{})",
                             a.func,
                             if a.distinct { "DISTINCT " } else { "" },
-                            a.expr
+                            a.expr,
+                            extra.iter().map(|e| format!(", {e}")).collect::<String>()
                         )
                     })
                     .collect();

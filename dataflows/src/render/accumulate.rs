@@ -384,12 +384,7 @@ mod tests {
     use crate::expr::ScalarExpr;
 
     fn agg(func: AggFunc) -> AggregateExpr {
-        AggregateExpr {
-            func,
-            expr: ScalarExpr::Column(0),
-            distinct: false,
-            arg_type: DataType::Int,
-        }
+        AggregateExpr::new(func, ScalarExpr::Column(0), false, DataType::Int)
     }
 
     #[test]

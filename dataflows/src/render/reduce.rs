@@ -21,7 +21,13 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         return distinct_keys(ctx, r);
     }
     let key = crate::expr::RowExprs::new(r.key.clone());
-    let args = crate::expr::RowExprs::new(r.aggregates.iter().map(|a| a.expr.clone()).collect());
+    // Each aggregate's argument, then its extra arguments (see `AggregateExpr::extra`).
+    let args = crate::expr::RowExprs::new(
+        r.aggregates
+            .iter()
+            .flat_map(|a| std::iter::once(&a.expr).chain(&a.extra).cloned())
+            .collect(),
+    );
     let (keyed, input_errs) = ctx.map_rows::<(Row, Row)>(
         &r.input,
         Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
@@ -72,10 +78,80 @@ fn default_value(a: &AggregateExpr) -> Value {
 fn aggregate_group(aggs: &[AggregateExpr], vals: &[(&Row, isize)]) -> Result<Row, EvalError> {
     let rows: Vec<(Vec<Value>, isize)> = vals.iter().map(|(r, m)| (r.unpack(), *m)).collect();
     let mut out = Vec::with_capacity(aggs.len());
-    for (i, a) in aggs.iter().enumerate() {
-        out.push(aggregate_one(a, rows.iter().map(|(r, m)| (&r[i], *m)))?);
+    let mut at = 0;
+    for a in aggs {
+        out.push(match a.func {
+            AggFunc::StringAgg => string_agg(a, &rows, at)?,
+            _ => aggregate_one(a, rows.iter().map(|(r, m)| (&r[at], *m)))?,
+        });
+        at += 1 + a.extra.len();
     }
     Ok(Row::new(out))
+}
+
+/// `string_agg` over the group's rows, whose columns from `at` hold its value, delimiter and
+/// ORDER BY keys. Ties in the ORDER BY (and the whole order, without one) fall back to the
+/// order of the rows, which is sorted by all argument columns: deterministic on every worker.
+fn string_agg(
+    a: &AggregateExpr,
+    rows: &[(Vec<Value>, isize)],
+    at: usize,
+) -> Result<Value, EvalError> {
+    let mut items: Vec<(&[Value], isize)> = Vec::new();
+    for (r, m) in rows {
+        if *m < 0 {
+            return Err(EvalError::InvalidArgument(
+                "aggregate input has a negative multiplicity".into(),
+            ));
+        }
+        let args = &r[at..at + 1 + a.extra.len()];
+        if !args[0].is_null() {
+            items.push((args, if a.distinct { 1 } else { *m }));
+        }
+    }
+    if a.distinct {
+        // Rows equal in all arguments are neighbours: the rows are sorted.
+        items.dedup_by(|x, y| x.0 == y.0);
+    }
+    items.sort_by(|(x, _), (y, _)| {
+        a.order
+            .iter()
+            .map(|k| {
+                let (u, v) = (&x[1 + k.column], &y[1 + k.column]);
+                match (u.is_null(), v.is_null()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) if k.nulls_first => std::cmp::Ordering::Less,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) if k.nulls_first => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if k.desc => v.cmp(u),
+                    _ => u.cmp(v),
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut text = String::new();
+    let mut first = true;
+    for (args, m) in items {
+        let Value::Text(value) = &args[0] else {
+            continue;
+        };
+        for _ in 0..m {
+            if !first {
+                // A NULL delimiter joins with nothing between.
+                if let Value::Text(d) = &args[1] {
+                    text.push_str(d);
+                }
+            }
+            text.push_str(value);
+            first = false;
+        }
+    }
+    Ok(match first {
+        true => Value::Null,
+        false => Value::Text(text.into()),
+    })
 }
 
 fn aggregate_one<'a>(
@@ -101,6 +177,12 @@ fn aggregate_one<'a>(
         items = set.into_iter().map(|v| (v, 1)).collect();
     }
     Ok(match a.func {
+        // Needs its delimiter beside the value: `aggregate_group` calls `string_agg`.
+        AggFunc::StringAgg => {
+            return Err(EvalError::InvalidArgument(
+                "string_agg evaluated without its delimiter".into(),
+            ))
+        }
         AggFunc::CountStar | AggFunc::Count => Value::Int(items.iter().map(|(_, m)| m).sum()),
         AggFunc::Single => match items.as_slice() {
             [] => Value::Null,

@@ -47,7 +47,7 @@ fn ct(ty: DataType, nullable: bool) -> ColumnType {
 pub fn is_aggregate_name(name: &str) -> bool {
     matches!(
         name,
-        "count" | "sum" | "min" | "max" | "avg" | "bool_and" | "every" | "bool_or"
+        "count" | "sum" | "min" | "max" | "avg" | "bool_and" | "every" | "bool_or" | "string_agg"
     )
 }
 
@@ -481,6 +481,7 @@ impl<'a> ExprBinder<'a> {
             list.duplicate_treatment,
             Some(ast::DuplicateTreatment::Distinct)
         );
+        let (mut extra, mut order) = (Vec::new(), Vec::new());
         let star = matches!(
             list.args.as_slice(),
             [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]
@@ -495,21 +496,35 @@ impl<'a> ExprBinder<'a> {
                 DataType::Null,
             )
         } else {
-            let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = list.args.as_slice()
-            else {
-                return Err(Error::plan(format!("{name} takes exactly one argument")));
-            };
-            if contains_aggregate(arg) {
+            let args = list
+                .args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+                    other => Err(Error::unsupported(format!(
+                        "the argument {other} of {name}"
+                    ))),
+                })
+                .collect::<Result<Vec<&Expr>>>()?;
+            let wanted = if name == "string_agg" { 2 } else { 1 };
+            if args.len() != wanted {
+                return Err(Error::plan(match wanted {
+                    2 => format!("{name} takes two arguments (the value and the delimiter)"),
+                    _ => format!("{name} takes exactly one argument"),
+                }));
+            }
+            if args.iter().any(|a| contains_aggregate(a)) {
                 return Err(Error::plan("aggregate function calls cannot be nested"));
             }
             // The argument is evaluated on the input rows, not the Reduce output.
-            let (x, t) = ExprBinder::new(self.scope).bind(arg)?;
+            let (x, t) = ExprBinder::new(self.scope).bind(args[0])?;
             let func = match name {
                 "count" => AggFunc::Count,
                 "sum" => AggFunc::Sum,
                 // Over booleans false < true: every value true is the least one true.
                 "min" | "bool_and" | "every" => AggFunc::Min,
                 "max" | "bool_or" => AggFunc::Max,
+                "string_agg" => AggFunc::StringAgg,
                 _ => AggFunc::Avg,
             };
             if matches!(name, "bool_and" | "every" | "bool_or")
@@ -530,8 +545,45 @@ impl<'a> ExprBinder<'a> {
                     t.ty
                 )));
             }
+            if func == AggFunc::StringAgg {
+                let (delimiter, dt) = ExprBinder::new(self.scope).bind(args[1])?;
+                if !matches!(t.ty, DataType::Text | DataType::Null)
+                    || !matches!(dt.ty, DataType::Text | DataType::Null)
+                {
+                    return Err(Error::plan(format!(
+                        "function string_agg({}, {}) does not exist",
+                        t.ty, dt.ty
+                    )));
+                }
+                extra.push(delimiter);
+            }
             (func, x, t.ty)
         };
+        // The call's own ORDER BY matters only to string_agg; the other aggregates do not
+        // depend on the order of their input, so it is accepted and ignored, as PostgreSQL
+        // does.
+        for clause in &list.clauses {
+            match clause {
+                ast::FunctionArgumentClause::OrderBy(keys) if func == AggFunc::StringAgg => {
+                    for key in keys {
+                        if contains_aggregate(&key.expr) {
+                            return Err(Error::plan("aggregate function calls cannot be nested"));
+                        }
+                        let (e, _) = ExprBinder::new(self.scope).bind(&key.expr)?;
+                        if distinct && e != expr {
+                            return Err(Error::plan(
+                                "in an aggregate with DISTINCT, ORDER BY expressions must appear \
+                                 in argument list",
+                            ));
+                        }
+                        order.push(super::query::order_key(extra.len(), key));
+                        extra.push(e);
+                    }
+                }
+                ast::FunctionArgumentClause::OrderBy(_) => {}
+                other => return Err(Error::unsupported(format!("{other} in a call of {name}"))),
+            }
+        }
         // `agg(x) FILTER (WHERE p)` is `agg(CASE WHEN p THEN x END)`: the rows where p does
         // not hold give NULL, which no aggregate counts; `count(*)` counts a constant.
         let (func, expr, arg_type) = match &f.filter {
@@ -570,6 +622,8 @@ impl<'a> ExprBinder<'a> {
                 expr,
                 distinct,
                 arg_type,
+                extra,
+                order,
             },
             out_ty,
         ))

@@ -194,7 +194,9 @@ pub fn plan(
                         AggFunc::Avg => FrameFunc::Avg,
                         AggFunc::Min => FrameFunc::Min,
                         AggFunc::Max => FrameFunc::Max,
-                        AggFunc::Single => unreachable!("no window function is Single"),
+                        AggFunc::Single | AggFunc::StringAgg => {
+                            return Err(Error::unsupported(format!("{name}(…) OVER")))
+                        }
                     };
                     (func, call.expr, call.arg_type, ty)
                 } else {

@@ -382,12 +382,12 @@ impl Rewriter<'_, '_> {
         let count = Plan::Reduce(ReducePlan {
             input: Box::new(planned.visible_plan()),
             key: vec![],
-            aggregates: vec![AggregateExpr {
-                func: AggFunc::CountStar,
-                expr: ScalarExpr::Literal(Value::Null),
-                distinct: false,
-                arg_type: DataType::Null,
-            }],
+            aggregates: vec![AggregateExpr::new(
+                AggFunc::CountStar,
+                ScalarExpr::Literal(Value::Null),
+                false,
+                DataType::Null,
+            )],
             global: true,
         });
         let test = count
@@ -428,18 +428,13 @@ impl Rewriter<'_, '_> {
             input: Box::new(sub.clone()),
             key: (0..n).map(ScalarExpr::Column).collect(),
             aggregates: vec![
-                AggregateExpr {
-                    func: AggFunc::CountStar,
-                    expr: ScalarExpr::Literal(Value::Null),
-                    distinct: false,
-                    arg_type: DataType::Null,
-                },
-                AggregateExpr {
-                    func: AggFunc::Count,
-                    expr: ScalarExpr::Column(n),
-                    distinct: false,
-                    arg_type: value_ty,
-                },
+                AggregateExpr::new(
+                    AggFunc::CountStar,
+                    ScalarExpr::Literal(Value::Null),
+                    false,
+                    DataType::Null,
+                ),
+                AggregateExpr::new(AggFunc::Count, ScalarExpr::Column(n), false, value_ty),
             ],
             global: n == 0,
         });
@@ -565,12 +560,7 @@ fn decorrelated(
 
 /// `single(column)`: the one value of a group, an error when there are several.
 fn single(column: usize, ty: DataType) -> AggregateExpr {
-    AggregateExpr {
-        func: AggFunc::Single,
-        expr: ScalarExpr::Column(column),
-        distinct: false,
-        arg_type: ty,
-    }
+    AggregateExpr::new(AggFunc::Single, ScalarExpr::Column(column), false, ty)
 }
 
 /// Names of the hidden key columns of subquery `name`.
