@@ -2013,6 +2013,41 @@ fn string_agg() {
     run_case(&STRING_AGG);
 }
 
+// LATERAL: the top 2 of t1 per row of t2 (SQLite: row_number over a partition), and bare
+// aggregates per row of t2, 0 and NULL where nothing matched (SQLite: scalar subqueries).
+const LATERAL_TOP_K: Case = Case::new(
+    "lateral_top_k",
+    "SELECT t2.d, l.b, l.c, l.x FROM t2 LEFT JOIN LATERAL (SELECT b, c, x FROM t1 \
+     WHERE t1.a = t2.a ORDER BY x DESC NULLS LAST, b NULLS LAST, c NULLS LAST LIMIT 2) l ON true",
+    &[&T1, &T2],
+)
+.sqlite(
+    "SELECT t2.d, l.b, l.c, l.x FROM t2 LEFT JOIN (SELECT a, b, c, x, row_number() OVER \
+     (PARTITION BY a ORDER BY x DESC NULLS LAST, b NULLS LAST, c NULLS LAST) AS rn FROM t1) l \
+     ON l.a = t2.a AND l.rn <= 2",
+);
+
+const LATERAL_AGGREGATES: Case = Case::new(
+    "lateral_aggregates",
+    "SELECT t2.d, l.n, l.s FROM t2, LATERAL (SELECT count(*) AS n, sum(b) AS s FROM t1 \
+     WHERE t1.a = t2.a AND t1.c = t2.c) l",
+    &[&T1, &T2],
+)
+.sqlite(
+    "SELECT t2.d, (SELECT count(*) FROM t1 WHERE t1.a = t2.a AND t1.c = t2.c), \
+     (SELECT sum(b) FROM t1 WHERE t1.a = t2.a AND t1.c = t2.c) FROM t2",
+);
+
+#[test]
+fn lateral_top_k() {
+    run_case(&LATERAL_TOP_K);
+}
+
+#[test]
+fn lateral_aggregates() {
+    run_case(&LATERAL_AGGREGATES);
+}
+
 // ROLLUP and CUBE (with HAVING), against SQLite's spelling: the union of one GROUP BY per
 // grouping set.
 const GROUPING_SETS: Case = Case::new(

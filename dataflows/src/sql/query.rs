@@ -829,6 +829,15 @@ impl<'a> QueryPlanner<'a> {
         } else {
             let mut acc: Option<(Plan, Scope)> = None;
             for twj in from {
+                if let (Some((lp, ls)), Some((q, alias))) =
+                    (&acc, self.correlated_lateral(&twj.relation)?)
+                {
+                    // `FROM t, LATERAL (…) s …`: an inner join with everything before it.
+                    let (p, sc) =
+                        self.join_lateral(lp.clone(), ls.clone(), q, alias, JoinKind::Inner, None)?;
+                    acc = Some(self.apply_joins(p, sc, &twj.joins)?);
+                    continue;
+                }
                 let (p, sc) = self.plan_table_with_joins(twj)?;
                 if let Some((_, existing)) = &acc {
                     for t in sc.columns.iter().filter_map(|c| c.table.as_deref()) {
@@ -849,8 +858,41 @@ impl<'a> QueryPlanner<'a> {
     }
 
     fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Plan, Scope)> {
-        let (mut plan, mut scope) = self.plan_table_factor(&twj.relation)?;
-        for join in &twj.joins {
+        let (plan, scope) = self.plan_table_factor(&twj.relation)?;
+        self.apply_joins(plan, scope, &twj.joins)
+    }
+
+    /// `joins` applied in turn to the relation `plan` (whose columns `scope` names).
+    fn apply_joins(
+        &mut self,
+        mut plan: Plan,
+        mut scope: Scope,
+        joins: &[ast::Join],
+    ) -> Result<(Plan, Scope)> {
+        for join in joins {
+            use ast::JoinOperator as J;
+            if let Some((q, alias)) = self.correlated_lateral(&join.relation)? {
+                let (kind, on) =
+                    match &join.join_operator {
+                        J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
+                        J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                        J::CrossJoin(_) => (JoinKind::Inner, None),
+                        _ => return Err(Error::plan(
+                            "the combining JOIN type must be INNER or LEFT for a LATERAL reference",
+                        )),
+                    };
+                let on = match on {
+                    None | Some(ast::JoinConstraint::None) => None,
+                    Some(ast::JoinConstraint::On(e)) => Some(e),
+                    Some(_) => {
+                        return Err(Error::unsupported(
+                            "USING or NATURAL with a correlated LATERAL subquery",
+                        ))
+                    }
+                };
+                (plan, scope) = self.join_lateral(plan, scope, q, alias, kind, on)?;
+                continue;
+            }
             let (rplan, rscope) = self.plan_table_factor(&join.relation)?;
             for t in rscope.columns.iter().filter_map(|c| c.table.as_deref()) {
                 if scope.has_table(t) {
@@ -859,7 +901,6 @@ impl<'a> QueryPlanner<'a> {
                     )));
                 }
             }
-            use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
                 J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
@@ -941,6 +982,200 @@ impl<'a> QueryPlanner<'a> {
         Ok((plan, scope))
     }
 
+    /// The subquery and alias of `tf` if it is a `LATERAL` subquery that refers to the FROM
+    /// items before it (one that plans on its own is an ordinary derived table).
+    fn correlated_lateral<'t>(
+        &mut self,
+        tf: &'t TableFactor,
+    ) -> Result<Option<(&'t ast::Query, Option<&'t ast::TableAlias>)>> {
+        let TableFactor::Derived {
+            lateral: true,
+            subquery,
+            alias,
+            ..
+        } = tf
+        else {
+            return Ok(None);
+        };
+        match self.plan_query(subquery) {
+            Ok(_) => Ok(None),
+            Err(e) if super::subquery::refers_outside(&e) => Ok(Some((subquery, alias.as_ref()))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `left` joined with a `LATERAL` subquery that refers to it by equalities `inner =
+    /// outer` in its WHERE: the subquery's rows per key (`subquery::lateral`), joined on those
+    /// equalities (and `on`). The keys are hidden columns; a subquery of bare aggregate calls
+    /// is left-joined, its counts 0 where no inner row matched.
+    fn join_lateral(
+        &mut self,
+        left: Plan,
+        scope: Scope,
+        q: &ast::Query,
+        alias: Option<&ast::TableAlias>,
+        kind: JoinKind,
+        on: Option<&Expr>,
+    ) -> Result<(Plan, Scope)> {
+        if let Some(items) = row_map(q) {
+            return self.lateral_map(left, scope, items, alias, kind, on);
+        }
+        let lateral = super::subquery::lateral(self, q, &scope)?;
+        let mut cols = lateral.columns.clone();
+        if let Some(a) = alias {
+            rename(&mut cols, &a.columns)?;
+        }
+        let name = alias.map(|a| super::ident(&a.name));
+        if let Some(n) = &name {
+            if scope.has_table(n) {
+                return Err(Error::plan(format!(
+                    "table name \"{n}\" specified more than once"
+                )));
+            }
+        }
+        let keys = lateral.key_types.len();
+        let hidden = format!("__lateral{}", scope.len());
+        let mut rscope = Scope {
+            columns: lateral
+                .key_types
+                .iter()
+                .enumerate()
+                .map(|(i, ty)| super::scope::ScopeColumn {
+                    table: Some(hidden.clone()),
+                    name: format!("k{i}"),
+                    ty: *ty,
+                    nullable: true,
+                    hidden: true,
+                })
+                .collect(),
+        };
+        rscope = rscope.join(&scope_of(name.as_deref(), &cols));
+        // A subquery of bare aggregates has one row per outer row, matched or not: a left
+        // join (with counts made 0). An inner join's ON then only filters the joined rows.
+        let (kind, on, filter) = match (&lateral.padded_counts, kind) {
+            (None, kind) => (kind, on, None),
+            (Some(_), JoinKind::Inner) => (JoinKind::Left, None, on),
+            (Some(_), kind) => (kind, on, None),
+        };
+        let left_arity = scope.len();
+        let mut residual = Vec::new();
+        for (i, outer) in lateral.outer.iter().enumerate() {
+            let (o, ot) = ExprBinder::new(&scope).bind(outer)?;
+            let kt = lateral.key_types[i];
+            let ty = common_type(ot.ty, kt).ok_or_else(|| {
+                Error::plan(format!(
+                    "LATERAL correlation types {} and {kt} cannot be matched",
+                    ot.ty
+                ))
+            })?;
+            residual.push(coerce(o, ot.ty, ty).call_binary(
+                crate::expr::BinaryFunc::Eq,
+                coerce(ScalarExpr::Column(left_arity + i), kt, ty),
+            ));
+        }
+        if let Some(e) = on {
+            temporal::reject_now(e, "in a JOIN condition")?;
+            if contains_aggregate(e) {
+                return Err(Error::plan(
+                    "aggregate functions are not allowed in JOIN conditions",
+                ));
+            }
+            residual.push(ExprBinder::new(&scope.join(&rscope)).bind_predicate(e, "JOIN/ON")?);
+        }
+        let joined_scope = match kind {
+            JoinKind::Left => scope.join(&rscope.nullable()),
+            _ => scope.join(&rscope),
+        };
+        let mut plan = Plan::Join(JoinPlan {
+            left: Box::new(left),
+            right: Box::new(lateral.plan),
+            kind,
+            left_key: vec![],
+            right_key: vec![],
+            residual,
+        });
+        if let Some(counts) = lateral.padded_counts.filter(|c| !c.is_empty()) {
+            // Count columns: 0 where the left join found no inner row.
+            let arity = joined_scope.len();
+            let at = |c: usize| left_arity + keys + c;
+            let maps = counts
+                .iter()
+                .map(|c| {
+                    ScalarExpr::Variadic(
+                        crate::expr::VariadicFunc::Coalesce,
+                        vec![
+                            ScalarExpr::Column(at(*c)),
+                            ScalarExpr::Literal(crate::value::Value::Int(0)),
+                        ],
+                    )
+                })
+                .collect();
+            let order = (0..arity)
+                .map(|i| {
+                    counts
+                        .iter()
+                        .position(|c| at(*c) == i)
+                        .map_or(i, |n| arity + n)
+                })
+                .collect();
+            plan = plan.map(maps).project(order);
+        }
+        if let Some(e) = filter {
+            temporal::reject_now(e, "in a JOIN condition")?;
+            if contains_aggregate(e) {
+                return Err(Error::plan(
+                    "aggregate functions are not allowed in JOIN conditions",
+                ));
+            }
+            plan = plan.filter(vec![
+                ExprBinder::new(&joined_scope).bind_predicate(e, "JOIN/ON")?
+            ]);
+        }
+        Ok((plan, joined_scope))
+    }
+
+    /// `left` with the columns of a `LATERAL (SELECT expressions)` without FROM: values
+    /// computed from each row of `left`, under the subquery's alias.
+    fn lateral_map(
+        &mut self,
+        left: Plan,
+        scope: Scope,
+        items: &[ast::SelectItem],
+        alias: Option<&ast::TableAlias>,
+        kind: JoinKind,
+        on: Option<&Expr>,
+    ) -> Result<(Plan, Scope)> {
+        let on =
+            on.filter(|e| !matches!(e, Expr::Value(v) if v.value == ast::Value::Boolean(true)));
+        if kind == JoinKind::Left && on.is_some() {
+            return Err(Error::unsupported(
+                "LEFT JOIN LATERAL (SELECT …) without FROM ON a condition other than true",
+            ));
+        }
+        let (mut exprs, mut cols) = (Vec::new(), Vec::new());
+        for item in items {
+            let (e, name) = match item {
+                ast::SelectItem::UnnamedExpr(e) => (e, default_name(e)),
+                ast::SelectItem::ExprWithAlias { expr, alias } => (expr, super::ident(alias)),
+                other => return Err(Error::unsupported(format!("{other} in a LATERAL subquery"))),
+            };
+            let (x, t) = ExprBinder::new(&scope).bind(e)?;
+            exprs.push(x);
+            cols.push(Column::new(name, t.ty, t.nullable));
+        }
+        if let Some(a) = alias {
+            rename(&mut cols, &a.columns)?;
+        }
+        let name = alias.map(|a| super::ident(&a.name));
+        let joined = scope.join(&scope_of(name.as_deref(), &cols));
+        let mut plan = left.map(exprs);
+        if let Some(e) = on {
+            temporal::reject_now(e, "in a JOIN condition")?;
+            plan = plan.filter(vec![ExprBinder::new(&joined).bind_predicate(e, "JOIN/ON")?]);
+        }
+        Ok((plan, joined))
+    }
+
     fn plan_table_factor(&mut self, tf: &TableFactor) -> Result<(Plan, Scope)> {
         match tf {
             TableFactor::Table {
@@ -987,15 +1222,11 @@ impl<'a> QueryPlanner<'a> {
                 }
                 Ok((plan, scope_of(Some(&binding_name), &cols)))
             }
+            // A LATERAL subquery that refers to nothing before it is an ordinary one (those
+            // that do are joined by `join_lateral`).
             TableFactor::Derived {
-                lateral,
-                subquery,
-                alias,
-                ..
+                subquery, alias, ..
             } => {
-                if *lateral {
-                    return Err(Error::unsupported("LATERAL subqueries"));
-                }
                 let planned = self.plan_query(subquery)?;
                 let mut cols = planned.columns.clone();
                 if let Some(a) = alias {
@@ -1019,6 +1250,31 @@ impl<'a> QueryPlanner<'a> {
             other => Err(Error::unsupported(format!("FROM item {other}"))),
         }
     }
+}
+
+/// The select list of `q` if it is a plain `SELECT expressions` without FROM (nor anything
+/// else): over the FROM items before a LATERAL, a function of their row.
+fn row_map(q: &ast::Query) -> Option<&[ast::SelectItem]> {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return None;
+    };
+    let plain = s.from.is_empty()
+        && s.selection.is_none()
+        && s.having.is_none()
+        && s.distinct.is_none()
+        && matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+        && q.with.is_none()
+        && q.order_by.is_none()
+        && q.limit_clause.is_none()
+        && s.projection.iter().all(|i| match i {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                let mut windowed = false;
+                super::expr::visit_functions(e, &mut |f| windowed |= f.over.is_some());
+                !contains_aggregate(e) && !windowed
+            }
+            _ => false,
+        });
+    plain.then_some(s.projection.as_slice())
 }
 
 /// `USING`/`NATURAL` joins show each joined column once, first, as PostgreSQL does: the left

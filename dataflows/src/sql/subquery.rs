@@ -578,6 +578,8 @@ enum Use {
     Exists,
     Scalar,
     In,
+    /// A `LATERAL` subquery in FROM: all its columns, and its own ORDER BY … LIMIT per key.
+    Lateral,
 }
 
 /// A correlated subquery made uncorrelated: `plan` returns the inner sides of the
@@ -585,12 +587,18 @@ enum Use {
 struct Decorrelated {
     plan: Plan,
     types: Vec<DataType>,
+    /// The planned columns (the keys', then the subquery's).
+    columns: Vec<crate::schema::Column>,
     /// The outer sides of the equalities, as written (expressions over the outer FROM).
     outer: Vec<Expr>,
     /// The value is a bare `count(…)`, which is 0 (not NULL) where no inner row matched.
     count: bool,
     /// Grouped by the keys alone: one row per key already.
     one_per_key: bool,
+    /// For `LATERAL`: the subquery is bare aggregate calls without GROUP BY, one row for every
+    /// outer row even where no inner row matched, so it must be left-joined; these of its
+    /// columns are counts, 0 rather than NULL there.
+    padded_counts: Option<Vec<usize>>,
 }
 
 /// Moves the correlating equalities `inner = outer` out of `q`'s WHERE (see the module docs).
@@ -605,10 +613,13 @@ fn decorrelate(
         return Err(unsupported("that is not a plain SELECT"));
     };
     if q.with.is_some()
-        || q.limit_clause.is_some()
-        || (q.order_by.is_some() && usage != Use::Exists)
+        || (usage != Use::Lateral
+            && (q.limit_clause.is_some() || (q.order_by.is_some() && usage != Use::Exists)))
     {
         return Err(unsupported("with WITH, LIMIT or ORDER BY"));
+    }
+    if usage == Use::Lateral && matches!(select.distinct, Some(ast::Distinct::On(_))) {
+        return Err(unsupported("with DISTINCT ON"));
     }
     let (_, inner) = planner.plan_from(&select.from)?;
     let mut conjuncts = Vec::new();
@@ -666,7 +677,7 @@ fn decorrelate(
             }
             _ => false,
         });
-    let (mut count, mut one_per_key) = (false, false);
+    let (mut count, mut one_per_key, mut padded_counts) = (false, false, None);
     match &mut s.group_by {
         ast::GroupByExpr::Expressions(groups, _) if !groups.is_empty() => {
             groups.extend(keys.iter().cloned());
@@ -690,6 +701,29 @@ fn decorrelate(
                     count = func == "count";
                     one_per_key = true;
                 }
+                (Use::Lateral, _) if s.having.is_none() => {
+                    let mut counts = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        match item {
+                            ast::SelectItem::UnnamedExpr(Expr::Function(f))
+                            | ast::SelectItem::ExprWithAlias {
+                                expr: Expr::Function(f),
+                                ..
+                            } if is_aggregate_name(&function_name(&f.name)) && f.over.is_none() => {
+                                if function_name(&f.name) == "count" {
+                                    counts.push(i);
+                                }
+                            }
+                            _ => {
+                                return Err(unsupported(
+                                    "that aggregates without GROUP BY, other than aggregate \
+                                     calls as its columns",
+                                ))
+                            }
+                        }
+                    }
+                    padded_counts = Some(counts);
+                }
                 _ => {
                     return Err(unsupported(
                         "that aggregates without GROUP BY, other than a single aggregate's value",
@@ -705,6 +739,7 @@ fn decorrelate(
         Use::Exists => {
             s.distinct = None;
         }
+        Use::Lateral => projection.extend(items),
         Use::Scalar | Use::In => {
             if items.len() != 1
                 || !matches!(
@@ -718,24 +753,68 @@ fn decorrelate(
         }
     }
     s.projection = projection;
+    // A LATERAL subquery's ORDER BY … LIMIT picks rows per outer row: per key (below).
+    let limited = usage == Use::Lateral && q.limit_clause.is_some();
     let query = ast::Query {
         body: Box::new(ast::SetExpr::Select(Box::new(s))),
-        order_by: None,
+        order_by: if limited { q.order_by.clone() } else { None },
         ..q.clone()
     };
-    let planned = planner.plan_query(&query).map_err(|e| {
+    let mut planned = planner.plan_query(&query).map_err(|e| {
         if refers_outside(&e) {
             unsupported("that refers to the outer query other than by equalities in its WHERE")
         } else {
             e
         }
     })?;
+    if limited {
+        match &mut planned.plan {
+            // The keys lead the select list, so they lead the top-k's input too.
+            Plan::TopK(t) if t.group_key.is_empty() => t.group_key = (0..keys.len()).collect(),
+            _ => return Err(unsupported("whose LIMIT could not be kept per outer row")),
+        }
+    }
     Ok(Decorrelated {
         types: planned.columns.iter().map(|c| c.ty).collect(),
+        columns: planned.columns.clone(),
         plan: planned.visible_plan(),
         outer: outer_sides,
         count,
         one_per_key,
+        padded_counts,
+    })
+}
+
+/// A `LATERAL` subquery made uncorrelated (see [`lateral`]).
+pub struct Lateral {
+    /// Its rows per key: the keys first, then its own columns.
+    pub plan: Plan,
+    /// The keys' types, and the subquery's own columns.
+    pub key_types: Vec<DataType>,
+    pub columns: Vec<crate::schema::Column>,
+    /// Per key, the outer expression it must equal (over the FROM items before it).
+    pub outer: Vec<Expr>,
+    /// See [`Decorrelated::padded_counts`].
+    pub padded_counts: Option<Vec<usize>>,
+}
+
+/// A `LATERAL` subquery that refers to the FROM items before it (`outer`) by equalities in
+/// its WHERE, made into a relation of its rows per key, to be joined on those equalities:
+/// `FROM t, LATERAL (SELECT … FROM u WHERE u.k = t.k ORDER BY … LIMIT 3)` is the top 3 of
+/// `u` per `k`, joined with `t` on `k`.
+pub(super) fn lateral(
+    planner: &mut QueryPlanner<'_>,
+    q: &ast::Query,
+    outer: &Scope,
+) -> Result<Lateral> {
+    let d = decorrelate(planner, q, outer, Use::Lateral).map_err(correlated)?;
+    let keys = d.outer.len();
+    Ok(Lateral {
+        plan: d.plan,
+        key_types: d.types[..keys].to_vec(),
+        columns: d.columns[keys..].to_vec(),
+        outer: d.outer,
+        padded_counts: d.padded_counts,
     })
 }
 
@@ -777,7 +856,7 @@ fn one_column(planned: QueryPlan) -> Result<(Plan, DataType)> {
 }
 
 /// Whether planning failed on a name the subquery does not define: perhaps the outer query's.
-fn refers_outside(e: &Error) -> bool {
+pub(super) fn refers_outside(e: &Error) -> bool {
     matches!(e, Error::Plan(m) if m.contains("does not exist") || m.contains("missing FROM-clause"))
 }
 
