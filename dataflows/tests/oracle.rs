@@ -2048,6 +2048,24 @@ fn lateral_aggregates() {
     run_case(&LATERAL_AGGREGATES);
 }
 
+// generate_series over the rows before it (SQLite: a recursive CTE of numbers, joined).
+const GENERATE_SERIES: Case = Case::new(
+    "generate_series",
+    "SELECT t1.a, t1.c, g, count(*) AS n FROM t1, generate_series(t1.a, t1.b) AS g \
+     GROUP BY t1.a, t1.c, g",
+    &[&T1],
+)
+.sqlite(
+    "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 10) \
+     SELECT t1.a, t1.c, n, count(*) FROM t1, s WHERE n BETWEEN t1.a AND t1.b \
+     GROUP BY t1.a, t1.c, n",
+);
+
+#[test]
+fn generate_series() {
+    run_case(&GENERATE_SERIES);
+}
+
 // ROLLUP and CUBE (with HAVING), against SQLite's spelling: the union of one GROUP BY per
 // grouping set.
 const GROUPING_SETS: Case = Case::new(

@@ -17,6 +17,9 @@ use crate::value::{Value, MICROS_PER_DAY};
 /// every input row is copied that many times.
 pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
 
+/// Most values one `generate_series` call may produce: its rows are built in memory at once.
+pub const MAX_SERIES: i64 = 1_000_000;
+
 /// A function from one row to a list of values, each appended to a copy of the row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TableFunc {
@@ -26,6 +29,14 @@ pub enum TableFunc {
         ts: ScalarExpr,
         size: i64,
         slide: i64,
+    },
+    /// `generate_series(start, stop, step)` in FROM: bigints, or timestamps with an interval
+    /// step; from `start` while not past `stop`, in the step's direction. None when an
+    /// argument is NULL.
+    GenerateSeries {
+        start: ScalarExpr,
+        stop: ScalarExpr,
+        step: ScalarExpr,
     },
 }
 
@@ -72,6 +83,11 @@ impl TableFunc {
     pub fn support(&self, out: &mut Vec<usize>) {
         match self {
             TableFunc::Hop { ts, .. } => ts.support(out),
+            TableFunc::GenerateSeries { start, stop, step } => {
+                start.support(out);
+                stop.support(out);
+                step.support(out);
+            }
         }
     }
 
@@ -82,6 +98,11 @@ impl TableFunc {
                 ts: ts.substitute(map),
                 size: *size,
                 slide: *slide,
+            },
+            TableFunc::GenerateSeries { start, stop, step } => TableFunc::GenerateSeries {
+                start: start.substitute(map),
+                stop: stop.substitute(map),
+                step: step.substitute(map),
             },
         }
     }
@@ -119,8 +140,50 @@ impl TableFunc {
                 }
                 Ok(out)
             }
+            TableFunc::GenerateSeries { start, stop, step } => {
+                let (a, b, s) = (start.eval(row)?, stop.eval(row)?, step.eval(row)?);
+                let (a, b, s, wrap): (i64, i64, i64, fn(i64) -> Value) = match (a, b, s) {
+                    (Value::Null, _, _) | (_, Value::Null, _) | (_, _, Value::Null) => {
+                        return Ok(Vec::new())
+                    }
+                    (Value::Int(a), Value::Int(b), Value::Int(s)) => (a, b, s, Value::Int),
+                    (Value::Timestamp(a), Value::Timestamp(b), Value::Interval(s)) => {
+                        (a, b, s, Value::Timestamp)
+                    }
+                    (a, b, s) => {
+                        return Err(EvalError::InvalidArgument(format!(
+                            "generate_series does not accept {}, {}, {}",
+                            a.data_type(),
+                            b.data_type(),
+                            s.data_type()
+                        )))
+                    }
+                };
+                series(a, b, s)?.into_iter().map(|x| Ok(wrap(x))).collect()
+            }
         }
     }
+}
+
+/// `start`, `start + step`, … while not past `stop` (in the step's direction).
+fn series(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, EvalError> {
+    if step == 0 {
+        return Err(EvalError::InvalidArgument(
+            "step size cannot equal zero".into(),
+        ));
+    }
+    let span = i128::from(stop) - i128::from(start);
+    if span != 0 && (span < 0) != (step < 0) {
+        return Ok(Vec::new());
+    }
+    let count = span / i128::from(step) + 1;
+    if count > i128::from(MAX_SERIES) {
+        return Err(EvalError::InvalidArgument(format!(
+            "generate_series would produce {count} rows; at most {MAX_SERIES} are allowed per call"
+        )));
+    }
+    // Every value lies between start and stop, so none overflows.
+    Ok((0..count as i64).map(|i| start + i * step).collect())
 }
 
 impl std::fmt::Display for TableFunc {
@@ -132,6 +195,9 @@ impl std::fmt::Display for TableFunc {
                 Value::Interval(*size),
                 Value::Interval(*slide)
             ),
+            TableFunc::GenerateSeries { start, stop, step } => {
+                write!(f, "generate_series({start}, {stop}, {step})")
+            }
         }
     }
 }
@@ -164,6 +230,18 @@ mod tests {
                 assert!(w <= ts && ts < w + 12 && w.rem_euclid(4) == 0);
             }
         }
+    }
+
+    #[test]
+    fn series_run_in_the_steps_direction_and_stop_at_the_bound() {
+        assert_eq!(series(1, 5, 2), Ok(vec![1, 3, 5]));
+        assert_eq!(series(1, 6, 2), Ok(vec![1, 3, 5]));
+        assert_eq!(series(5, 1, -2), Ok(vec![5, 3, 1]));
+        assert_eq!(series(5, 1, 1), Ok(vec![]));
+        assert_eq!(series(3, 3, -1), Ok(vec![3]));
+        assert_eq!(series(i64::MAX - 1, i64::MAX, 5), Ok(vec![i64::MAX - 1]));
+        assert!(series(1, 2, 0).is_err());
+        assert!(series(0, i64::MAX, 1).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod query;
 pub mod ranking;
 pub mod scope;
 pub mod subquery;
+mod table_func;
 pub mod temporal;
 pub mod types;
 pub mod window;

@@ -6,7 +6,7 @@ use sqlparser::ast::{self, Expr, SetExpr, SetOperator, SetQuantifier, TableFacto
 use super::expr::{contains_aggregate, AggContext, ExprBinder};
 use super::scope::Scope;
 use super::types::{coerce, common_type};
-use super::{ranking, temporal, window};
+use super::{ranking, table_func, temporal, window};
 use crate::error::{Error, Result};
 use crate::expr::{ColumnType, ScalarExpr};
 use crate::plan::join::JoinPlan;
@@ -63,7 +63,7 @@ pub struct QueryPlanner<'a> {
 
 const MAX_QUERY_DEPTH: usize = 32;
 
-fn scope_of(table: Option<&str>, cols: &[Column]) -> Scope {
+pub(super) fn scope_of(table: Option<&str>, cols: &[Column]) -> Scope {
     Scope::new(
         table,
         cols.iter().map(|c| (c.name.clone(), c.ty, c.nullable)),
@@ -829,6 +829,14 @@ impl<'a> QueryPlanner<'a> {
         } else {
             let mut acc: Option<(Plan, Scope)> = None;
             for twj in from {
+                if let (Some(_), Some(call)) = (&acc, table_func::call(&twj.relation)) {
+                    // `FROM t, generate_series(1, t.n)`: a function in FROM reads the items
+                    // before it, as if LATERAL.
+                    let left = acc.take();
+                    let (p, sc) = table_func::plan(&call, left)?;
+                    acc = Some(self.apply_joins(p, sc, &twj.joins)?);
+                    continue;
+                }
                 if let (Some((lp, ls)), Some((q, alias))) =
                     (&acc, self.correlated_lateral(&twj.relation)?)
                 {
@@ -871,6 +879,33 @@ impl<'a> QueryPlanner<'a> {
     ) -> Result<(Plan, Scope)> {
         for join in joins {
             use ast::JoinOperator as J;
+            if let Some(call) = table_func::call(&join.relation) {
+                let on = match &join.join_operator {
+                    J::Join(c) | J::Inner(c) => match c {
+                        ast::JoinConstraint::On(e) => Some(e),
+                        ast::JoinConstraint::None => None,
+                        _ => {
+                            return Err(Error::unsupported(
+                                "USING or NATURAL with a function in FROM",
+                            ))
+                        }
+                    },
+                    J::CrossJoin(_) => None,
+                    _ => {
+                        return Err(Error::unsupported(
+                            "a function in FROM joined other than by CROSS or INNER JOIN",
+                        ))
+                    }
+                };
+                let (p, sc) = table_func::plan(&call, Some((plan, scope)))?;
+                (plan, scope) = (p, sc);
+                if let Some(e) = on {
+                    temporal::reject_now(e, "in a JOIN condition")?;
+                    let cond = ExprBinder::new(&scope).bind_predicate(e, "JOIN/ON")?;
+                    plan = plan.filter(vec![cond]);
+                }
+                continue;
+            }
             if let Some((q, alias)) = self.correlated_lateral(&join.relation)? {
                 let (kind, on) =
                     match &join.join_operator {
@@ -1177,13 +1212,11 @@ impl<'a> QueryPlanner<'a> {
     }
 
     fn plan_table_factor(&mut self, tf: &TableFactor) -> Result<(Plan, Scope)> {
+        if let Some(call) = table_func::call(tf) {
+            return table_func::plan(&call, None);
+        }
         match tf {
-            TableFactor::Table {
-                name, alias, args, ..
-            } => {
-                if args.is_some() {
-                    return Err(Error::unsupported("table functions"));
-                }
+            TableFactor::Table { name, alias, .. } => {
                 let name_s = super::object_name(name);
                 let binding_name = alias
                     .as_ref()
@@ -1422,7 +1455,7 @@ fn distinct_on_plan(
     }))
 }
 
-fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()> {
+pub(super) fn rename(cols: &mut [Column], names: &[ast::TableAliasColumnDef]) -> Result<()> {
     if names.len() > cols.len() {
         return Err(Error::plan(format!(
             "{} column names given for {} columns",
