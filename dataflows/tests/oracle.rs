@@ -2066,6 +2066,19 @@ fn generate_series() {
     run_case(&GENERATE_SERIES);
 }
 
+// [NOT] IN (subquery) after aggregation, in HAVING and the select list, with NULLs.
+const IN_AFTER_AGGREGATION: Case = Case::new(
+    "in_after_aggregation",
+    "SELECT a, sum(b) AS s, count(*) IN (SELECT d FROM t2 WHERE t2.a = t1.a) AS hit \
+     FROM t1 GROUP BY a HAVING sum(b) NOT IN (SELECT d FROM t2)",
+    &[&T1, &T2],
+);
+
+#[test]
+fn in_after_aggregation() {
+    run_case(&IN_AFTER_AGGREGATION);
+}
+
 // ROLLUP and CUBE (with HAVING), against SQLite's spelling: the union of one GROUP BY per
 // grouping set.
 const GROUPING_SETS: Case = Case::new(

@@ -60,10 +60,10 @@ pub const AFTER_AGGREGATION: &str = "__aggregated_subquery";
 /// width is known (`QueryPlanner::plan_select` moves them after its columns).
 pub const AFTER_AGGREGATION_COLUMNS: usize = 1 << 40;
 
-/// Rewrites the scalar and EXISTS subqueries of an aggregating SELECT's select list and
-/// HAVING into references to relations joined to the Reduce's output: one row each when
-/// uncorrelated, one per key, left-joined on group keys, when correlated. `IN (subquery)`
-/// there is refused.
+/// Rewrites the subqueries of an aggregating SELECT's select list and HAVING into references
+/// to relations joined to the Reduce's output: one row each when uncorrelated, one per key,
+/// left-joined on group keys, when correlated. For `x IN (subquery)` the distinct values are
+/// left-joined on `x` too, which is bound over the Reduce's output (an aggregate, say).
 pub fn rewrite_after_aggregation(
     planner: &mut QueryPlanner<'_>,
     select: &mut ast::Select,
@@ -287,12 +287,6 @@ impl VisitorMut for Rewriter<'_, '_> {
                 }
             }),
             Expr::In {
-                target: ast::InTarget::Subquery(_),
-                ..
-            } if self.table == AFTER_AGGREGATION => Err(Error::unsupported(
-                "IN (subquery) in HAVING or in the select list of an aggregating query",
-            )),
-            Expr::In {
                 expr,
                 target: ast::InTarget::Subquery(q),
                 negated,
@@ -467,7 +461,7 @@ impl Rewriter<'_, '_> {
         } else {
             ("FALSE", "TRUE", "FALSE")
         };
-        let t = TABLE;
+        let t = self.table;
         let sql = format!(
             "CASE WHEN coalesce({t}.{rows}, 0) = 0 THEN {empty} \
              WHEN ({x}) IS NULL THEN NULL \
