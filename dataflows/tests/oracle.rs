@@ -2079,6 +2079,28 @@ fn in_after_aggregation() {
     run_case(&IN_AFTER_AGGREGATION);
 }
 
+// string_agg over frames (tied rows agree on every output column, so any order among them
+// gives the same rows).
+const STRING_AGG_WINDOW: Case = Case::new(
+    "string_agg_window",
+    "SELECT a, b, c, string_agg(c, '-') OVER (PARTITION BY a ORDER BY b NULLS LAST, \
+     c NULLS LAST ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS s, \
+     string_agg(c, '') OVER (PARTITION BY a ORDER BY c NULLS LAST \
+       ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS whole FROM t1",
+    &[&T1],
+)
+.sqlite(
+    "SELECT a, b, c, string_agg(c, '-') OVER (PARTITION BY a ORDER BY b NULLS LAST, \
+     c NULLS LAST ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), \
+     string_agg(c, '') OVER (PARTITION BY a ORDER BY c NULLS LAST \
+       ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) FROM t1",
+);
+
+#[test]
+fn string_agg_window() {
+    run_case(&STRING_AGG_WINDOW);
+}
+
 // ROLLUP and CUBE (with HAVING), against SQLite's spelling: the union of one GROUP BY per
 // grouping set.
 const GROUPING_SETS: Case = Case::new(

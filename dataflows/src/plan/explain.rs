@@ -182,6 +182,9 @@ impl Plan {
                         let arg = match func {
                             crate::plan::top_k::FrameFunc::CountStar => "*".to_string(),
                             crate::plan::top_k::FrameFunc::NthValue(n) => format!("#{value}, {n}"),
+                            crate::plan::top_k::FrameFunc::StringAgg { delimiter } => {
+                                format!("#{value}, #{delimiter}")
+                            }
                             _ => format!("#{value}"),
                         };
                         let frame = match frame == crate::plan::top_k::Frame::DEFAULT {

@@ -69,6 +69,11 @@ pub enum FrameFunc {
     LastValue,
     /// The frame's n-th row (from 1).
     NthValue(u64),
+    /// `string_agg(value, delimiter)`: the frame's non-NULL values joined in its order, each
+    /// after the first preceded by its own row's `delimiter` column (of the stage input).
+    StringAgg {
+        delimiter: usize,
+    },
 }
 
 impl FrameFunc {
@@ -82,6 +87,7 @@ impl FrameFunc {
             FrameFunc::FirstValue => "first_value",
             FrameFunc::LastValue => "last_value",
             FrameFunc::NthValue(_) => "nth_value",
+            FrameFunc::StringAgg { .. } => "string_agg",
         }
     }
 }

@@ -71,6 +71,30 @@ pub fn frame_rows(
     let mut values: Vec<Result<Value, EvalError>> = vec![Ok(Value::Null); places.len()];
     let arg_at = |q: i64| &args[places[q as usize]];
     match w.func {
+        FrameFunc::StringAgg { delimiter } => {
+            // Text grows with the frame, so each frame is joined on its own.
+            let delimiters: Vec<Value> = rows
+                .iter()
+                .map(|(_, fields, _)| Row::decode_field(fields[delimiter]))
+                .collect();
+            for (p, v) in values.iter_mut().enumerate() {
+                let (start, end) = bounds(p);
+                let mut text: Option<String> = None;
+                for q in start..=end {
+                    let Value::Text(s) = arg_at(q) else { continue };
+                    match &mut text {
+                        None => text = Some(s.to_string()),
+                        Some(t) => {
+                            if let Value::Text(d) = &delimiters[places[q as usize]] {
+                                t.push_str(d);
+                            }
+                            t.push_str(s);
+                        }
+                    }
+                }
+                *v = Ok(text.map_or(Value::Null, |t| Value::Text(t.into())));
+            }
+        }
         FrameFunc::FirstValue | FrameFunc::LastValue | FrameFunc::NthValue(_) => {
             for (p, v) in values.iter_mut().enumerate() {
                 let (start, end) = bounds(p);
@@ -371,8 +395,11 @@ impl Acc {
                 DataType::Float => Value::float(self.float / self.count as f64),
                 _ => Value::Null,
             },
-            FrameFunc::FirstValue | FrameFunc::LastValue | FrameFunc::NthValue(_) => {
-                unreachable!("value functions take no accumulator")
+            FrameFunc::FirstValue
+            | FrameFunc::LastValue
+            | FrameFunc::NthValue(_)
+            | FrameFunc::StringAgg { .. } => {
+                unreachable!("value functions and string_agg take no accumulator")
             }
         })
     }

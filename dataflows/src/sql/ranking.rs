@@ -99,13 +99,13 @@ pub fn plan(
                 }
             }
             "lag" | "lead" | "first_value" | "last_value" | "nth_value" | "count" | "sum"
-            | "avg" | "min" | "max" | "bool_and" | "every" | "bool_or" => None,
+            | "avg" | "min" | "max" | "bool_and" | "every" | "bool_or" | "string_agg" => None,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "window function {name}(…) OVER is not supported (row_number, rank, \
                      dense_rank, percent_rank, cume_dist, ntile, lag, lead, first_value, \
                      last_value, nth_value and the aggregates count, sum, avg, min, max, \
-                     bool_and, bool_or and every are)"
+                     bool_and, bool_or, every and string_agg are)"
                 )))
             }
         };
@@ -194,7 +194,16 @@ pub fn plan(
                         AggFunc::Avg => FrameFunc::Avg,
                         AggFunc::Min => FrameFunc::Min,
                         AggFunc::Max => FrameFunc::Max,
-                        AggFunc::Single | AggFunc::StringAgg => {
+                        AggFunc::StringAgg if !call.order.is_empty() => {
+                            return Err(Error::unsupported(
+                                "ORDER BY inside string_agg(…) OVER (the window's ORDER BY \
+                                 orders it)",
+                            ))
+                        }
+                        AggFunc::StringAgg => FrameFunc::StringAgg {
+                            delimiter: exprs.column(call.extra[0].clone()),
+                        },
+                        AggFunc::Single => {
                             return Err(Error::unsupported(format!("{name}(…) OVER")))
                         }
                     };
