@@ -1093,21 +1093,12 @@ impl<'a> QueryPlanner<'a> {
             (Some(_), kind) => (kind, on, None),
         };
         let left_arity = scope.len();
-        let mut residual = Vec::new();
-        for (i, outer) in lateral.outer.iter().enumerate() {
-            let (o, ot) = ExprBinder::new(&scope).bind(outer)?;
-            let kt = lateral.key_types[i];
-            let ty = common_type(ot.ty, kt).ok_or_else(|| {
-                Error::plan(format!(
-                    "LATERAL correlation types {} and {kt} cannot be matched",
-                    ot.ty
-                ))
-            })?;
-            residual.push(coerce(o, ot.ty, ty).call_binary(
-                crate::expr::BinaryFunc::Eq,
-                coerce(ScalarExpr::Column(left_arity + i), kt, ty),
-            ));
-        }
+        let outer = lateral
+            .outer
+            .iter()
+            .map(|o| ExprBinder::new(&scope).bind(o))
+            .collect::<Result<Vec<_>>>()?;
+        let mut residual = super::subquery::key_equalities(outer, &lateral.key_types, left_arity)?;
         if let Some(e) = on {
             temporal::reject_now(e, "in a JOIN condition")?;
             if contains_aggregate(e) {

@@ -482,21 +482,7 @@ pub(super) fn join_subquery(
     outer: Vec<(ScalarExpr, ColumnType)>,
     types: &[DataType],
 ) -> Result<Plan> {
-    let left_arity = plan.arity();
-    let mut residual = Vec::new();
-    for (i, (o, ot)) in outer.into_iter().enumerate() {
-        let it = types[i];
-        let ty = common_type(ot.ty, it).ok_or_else(|| {
-            Error::plan(format!(
-                "a correlated subquery compares {} with {it}",
-                ot.ty
-            ))
-        })?;
-        residual.push(coerce(o, ot.ty, ty).call_binary(
-            BinaryFunc::Eq,
-            coerce(ScalarExpr::Column(left_arity + i), it, ty),
-        ));
-    }
+    let residual = key_equalities(outer, types, plan.arity())?;
     Ok(Plan::Join(JoinPlan {
         left: Box::new(plan),
         right: Box::new(sub),
@@ -509,6 +495,31 @@ pub(super) fn join_subquery(
         right_key: vec![],
         residual,
     }))
+}
+
+/// The conditions joining a decorrelated subquery's keys: `outer[i]` (bound over the left
+/// side, with its type) equal to the right side's column `i` (of type `types[i]`), the right
+/// side's columns starting at `left_arity`.
+pub(super) fn key_equalities(
+    outer: Vec<(ScalarExpr, ColumnType)>,
+    types: &[DataType],
+    left_arity: usize,
+) -> Result<Vec<ScalarExpr>> {
+    let mut equalities = Vec::new();
+    for (i, (o, ot)) in outer.into_iter().enumerate() {
+        let it = types[i];
+        let ty = common_type(ot.ty, it).ok_or_else(|| {
+            Error::plan(format!(
+                "a correlated subquery compares {} with {it}",
+                ot.ty
+            ))
+        })?;
+        equalities.push(coerce(o, ot.ty, ty).call_binary(
+            BinaryFunc::Eq,
+            coerce(ScalarExpr::Column(left_arity + i), it, ty),
+        ));
+    }
+    Ok(equalities)
 }
 
 /// A decorrelated subquery joined as a semi-join: its distinct rows, with the equalities to
