@@ -2121,6 +2121,25 @@ const GROUPING_SETS: Case = Case::new(
      UNION ALL SELECT NULL, NULL, count(*), min(x), 9 FROM t1 HAVING count(*) > 1",
 );
 
+// Window functions over the groups of ROLLUP's sets (SQLite: the union, ranked).
+const WINDOWS_OVER_GROUPING_SETS: Case = Case::new(
+    "windows_over_grouping_sets",
+    "SELECT c, a, sum(b) AS s, rank() OVER (PARTITION BY grouping(a) \
+     ORDER BY sum(b) DESC NULLS LAST) AS r FROM t1 GROUP BY ROLLUP (c, a)",
+    &[&T1],
+)
+.sqlite(
+    "SELECT c, a, s, rank() OVER (PARTITION BY g ORDER BY s DESC NULLS LAST) FROM \
+     (SELECT c, a, sum(b) AS s, 0 AS g FROM t1 GROUP BY c, a \
+      UNION ALL SELECT c, NULL, sum(b), 1 FROM t1 GROUP BY c \
+      UNION ALL SELECT NULL, NULL, sum(b), 1 FROM t1)",
+);
+
+#[test]
+fn windows_over_grouping_sets() {
+    run_case(&WINDOWS_OVER_GROUPING_SETS);
+}
+
 #[test]
 fn grouping_sets() {
     run_case(&GROUPING_SETS);

@@ -438,6 +438,15 @@ impl<'a> QueryPlanner<'a> {
         if !super::grouping_sets::applies(s) {
             return self.plan_select(s, order_by);
         }
+        // Window functions over the groups of all sets: the union becomes a derived table
+        // under them, as for a plain GROUP BY.
+        let item_exprs = s.projection.iter().filter_map(super::item_expr);
+        if !s.named_window.is_empty()
+            || !ranking::calls(item_exprs.chain(order_by.iter().map(|o| &o.expr))).is_empty()
+        {
+            let (outer, order) = super::grouped_windows::rewrite(s, order_by)?;
+            return self.plan_select(&outer, &order);
+        }
         let (_, scope) = self.plan_from(&s.from)?;
         let mut type_of = |e: &Expr| ExprBinder::new(&scope).bind(e).map(|(_, t)| t.ty);
         let union = super::grouping_sets::expand(s, &mut type_of)?;
