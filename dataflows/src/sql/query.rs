@@ -451,8 +451,15 @@ impl<'a> QueryPlanner<'a> {
         let mut type_of = |e: &Expr| ExprBinder::new(&scope).bind(e).map(|(_, t)| t.ty);
         let union = super::grouping_sets::expand(s, &mut type_of)?;
         let (plan, columns) = self.plan_set_expr(&union)?;
-        let order = self.order_by_output(order_by, &columns)?;
-        Ok((plan, columns, order))
+        match self.order_by_output(order_by, &columns) {
+            Ok(order) => Ok((plan, columns, order)),
+            // ORDER BY an expression (`sum(x) DESC`): the union as a derived table, which
+            // computes it as a column.
+            Err(_) => {
+                let (outer, order) = super::grouped_windows::rewrite(s, order_by)?;
+                self.plan_select(&outer, &order)
+            }
+        }
     }
 
     /// Plans a SELECT. Returns the plan (visible columns first, then hidden ORDER BY columns),
