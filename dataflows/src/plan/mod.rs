@@ -123,7 +123,10 @@ impl Plan {
         }
     }
 
-    pub fn filter(self, predicates: Vec<ScalarExpr>) -> Plan {
+    pub fn filter(self, mut predicates: Vec<ScalarExpr>) -> Plan {
+        // `WHERE true` (and the `HAVING true` that keeps a grouping set's empty set a group)
+        // keeps every row.
+        predicates.retain(|p| *p != ScalarExpr::Literal(crate::value::Value::Bool(true)));
         if predicates.is_empty() {
             return self;
         }
