@@ -238,6 +238,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             table,
             columns,
             source,
+            on_conflict,
         } => {
             let mut coord = inner.lock()?;
             let item = table_item(&coord, &table)?;
@@ -284,7 +285,15 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 }
                 updates.push((Row::new(values), diff));
             }
-            let n: Diff = updates.iter().map(|(_, d)| *d).sum();
+            if let Some(on) = &on_conflict {
+                updates = resolve_conflicts(engine, &coord, &table, on, updates)?;
+            }
+            // Inserted and updated rows, as PostgreSQL counts them.
+            let n: Diff = updates
+                .iter()
+                .filter(|(_, d)| *d > 0)
+                .map(|(_, d)| *d)
+                .sum();
             let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
             drop(coord);
             pending.wait()?;
@@ -771,6 +780,130 @@ pub(crate) fn write_rows(
         .fetch_add(n, Ordering::Relaxed);
     engine.inner.metrics.writes.fetch_add(1, Ordering::Relaxed);
     Ok((ts, pending))
+}
+
+/// `INSERT … ON CONFLICT`: the inserts of `updates` whose primary key is free (neither in
+/// the table nor taken by an earlier row of the statement), and for the others nothing
+/// (`DO NOTHING`) or the table's row replaced by its update (`DO UPDATE`), as PostgreSQL
+/// does. Without a primary key nothing conflicts; a target must name the primary key's
+/// columns. The table's rows are read only when some key is taken and `DO UPDATE` needs them.
+fn resolve_conflicts(
+    engine: &Engine,
+    coord: &Coord,
+    table: &str,
+    on: &crate::sql::OnConflict,
+    updates: Vec<(Row, Diff)>,
+) -> Result<Vec<(Row, Diff)>> {
+    let item = table_item(coord, table)?;
+    let (pk, schema) = (&item.primary_key, &item.schema);
+    let mut named = Vec::new();
+    for c in &on.target {
+        named.push(schema.index_of(c).ok_or_else(|| {
+            Error::plan(format!(
+                "column \"{c}\" of relation \"{table}\" does not exist"
+            ))
+        })?);
+    }
+    named.sort_unstable();
+    let mut key_cols = pk.clone();
+    key_cols.sort_unstable();
+    if (!on.target.is_empty() || on.update.is_some()) && named != key_cols {
+        return Err(Error::plan(
+            "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+        ));
+    }
+    if pk.is_empty() {
+        return Ok(updates);
+    }
+    let mut rows = Vec::with_capacity(updates.len());
+    for (i, (row, diff)) in updates.into_iter().enumerate() {
+        // Conformed first, so that keys compare as the table stores them.
+        let row =
+            conform(schema, row).map_err(|e| Error::InvalidData(format!("row {}: {e}", i + 1)))?;
+        rows.extend(std::iter::repeat_n(row, diff.max(0) as usize));
+    }
+    let taken = |key: &Row| {
+        coord
+            .keys
+            .get(&item.id)
+            .is_some_and(|t| t.get(key).copied().unwrap_or(0) > 0)
+    };
+    // DO UPDATE: the assignments and condition over (table row, excluded row), and the table's
+    // rows of the taken keys.
+    let mut update = None;
+    if let Some(crate::sql::ConflictUpdate {
+        sets,
+        condition: selection,
+    }) = &on.update
+    {
+        let columns = || {
+            schema
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty, c.nullable))
+        };
+        let scope =
+            Scope::new(Some(table), columns()).join(&Scope::new(Some("excluded"), columns()));
+        let mut bound = Vec::new();
+        for (col, e) in sets {
+            let i = schema.index_of(col).ok_or_else(|| {
+                Error::plan(format!(
+                    "column \"{col}\" of relation \"{table}\" does not exist"
+                ))
+            })?;
+            let (x, t) = ExprBinder::new(&scope).bind(e)?;
+            bound.push((i, crate::sql::types::coerce(x, t.ty, schema.columns[i].ty)));
+        }
+        let condition = match selection {
+            Some(e) => Some(ExprBinder::new(&scope).bind_predicate(e, "WHERE")?),
+            None => None,
+        };
+        let mut existing = std::collections::HashMap::new();
+        if rows.iter().any(|r| taken(&r.project(pk))) {
+            let pending = engine
+                .inner
+                .start_peek(Target::Item(item.id), coord.read_ts())?;
+            for r in expand(engine.inner.finish_peek(pending)?)? {
+                existing.insert(r.project(pk), r);
+            }
+        }
+        update = Some((bound, condition, existing));
+    }
+    let mut touched = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = row.project(pk);
+        let in_table = taken(&key);
+        let first = touched.insert(key.clone());
+        match &update {
+            _ if !in_table && first => out.push((row, 1)),
+            None => {}
+            Some(_) if !first => {
+                return Err(Error::InvalidData(
+                    "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+                ))
+            }
+            Some((sets, condition, existing)) => {
+                let Some(old) = existing.get(&key) else {
+                    continue;
+                };
+                let mut both = old.unpack();
+                both.extend(row.iter());
+                if let Some(c) = condition {
+                    if !c.eval(&both)?.is_true() {
+                        continue;
+                    }
+                }
+                let mut values = old.unpack();
+                for (i, x) in sets {
+                    values[*i] = x.eval(&both)?;
+                }
+                out.push((old.clone(), -1));
+                out.push((Row::new(values), 1));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Enforces a primary key: after the write, no key may be present more than once. The key

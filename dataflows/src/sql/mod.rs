@@ -47,6 +47,63 @@ impl ItemKind {
     }
 }
 
+/// `INSERT … ON CONFLICT [(columns)] DO NOTHING | DO UPDATE SET … [WHERE …]`: what to do with
+/// a row whose primary key is taken.
+#[derive(Debug, Clone)]
+pub struct OnConflict {
+    /// The conflict target's columns as written (empty: any key).
+    pub target: Vec<String>,
+    /// `DO UPDATE`; `None` for `DO NOTHING`.
+    pub update: Option<ConflictUpdate>,
+}
+
+/// `DO UPDATE SET … [WHERE …]`, over the table's columns and `excluded.*` (the row that was to
+/// be inserted).
+#[derive(Debug, Clone)]
+pub struct ConflictUpdate {
+    pub sets: Vec<(String, ast::Expr)>,
+    pub condition: Option<ast::Expr>,
+}
+
+impl OnConflict {
+    fn of(c: ast::OnConflict) -> Result<OnConflict> {
+        let target = match c.conflict_target {
+            None => Vec::new(),
+            Some(ast::ConflictTarget::Columns {
+                columns,
+                predicate: None,
+            }) => columns.iter().map(ident).collect(),
+            Some(other) => return Err(Error::unsupported(format!("ON CONFLICT {other}"))),
+        };
+        let update = match c.action {
+            ast::OnConflictAction::DoNothing => None,
+            ast::OnConflictAction::DoUpdate(u) => {
+                if target.is_empty() {
+                    return Err(Error::plan(
+                        "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                    ));
+                }
+                let mut sets = Vec::new();
+                for a in u.assignments {
+                    match a.target {
+                        ast::AssignmentTarget::ColumnName(c) => {
+                            sets.push((object_name(&c), a.value))
+                        }
+                        ast::AssignmentTarget::Tuple(_) => {
+                            return Err(Error::unsupported("tuple assignment"))
+                        }
+                    }
+                }
+                Some(ConflictUpdate {
+                    sets,
+                    condition: u.selection,
+                })
+            }
+        };
+        Ok(OnConflict { target, update })
+    }
+}
+
 /// A parsed statement.
 #[derive(Clone, Debug)]
 pub enum Statement {
@@ -67,6 +124,7 @@ pub enum Statement {
         table: String,
         columns: Vec<String>,
         source: Box<ast::Query>,
+        on_conflict: Option<OnConflict>,
     },
     Delete {
         table: String,
@@ -480,9 +538,14 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 ast::TableObject::TableName(n) => object_name(n),
                 _ => return Err(Error::unsupported("INSERT into a table function")),
             };
-            if ins.on.is_some() || ins.returning.is_some() {
-                return Err(Error::unsupported("INSERT … ON CONFLICT / RETURNING"));
+            if ins.returning.is_some() {
+                return Err(Error::unsupported("INSERT … RETURNING"));
             }
+            let on_conflict = match ins.on {
+                None => None,
+                Some(ast::OnInsert::OnConflict(c)) => Some(OnConflict::of(c)?),
+                Some(other) => return Err(Error::unsupported(format!("INSERT …{other}"))),
+            };
             let source = ins
                 .source
                 .ok_or_else(|| Error::unsupported("INSERT without VALUES or SELECT"))?;
@@ -490,6 +553,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 table,
                 columns: ins.columns.iter().map(object_name).collect(),
                 source,
+                on_conflict,
             }
         }
         ast::Statement::Delete(d) => {
