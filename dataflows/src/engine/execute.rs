@@ -323,16 +323,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     .iter()
                     .map(|c| (c.name.clone(), c.ty, c.nullable)),
             );
-            let mut sets = Vec::new();
-            for (col, e) in &assignments {
-                let i = schema.index_of(col).ok_or_else(|| {
-                    Error::plan(format!(
-                        "column \"{col}\" of relation \"{table}\" does not exist"
-                    ))
-                })?;
-                let (x, t) = ExprBinder::new(&scope).bind(e)?;
-                sets.push((i, crate::sql::types::coerce(x, t.ty, schema.columns[i].ty)));
-            }
+            let sets = bind_assignments(&assignments, &scope, &schema, &table)?;
             let n = matching.len();
             let mut updates = Vec::with_capacity(2 * n);
             for old in matching {
@@ -782,6 +773,27 @@ pub(crate) fn write_rows(
     Ok((ts, pending))
 }
 
+/// `SET col = expr, …` bound over `scope`: each target column's position and its value,
+/// cast to the column's type.
+fn bind_assignments(
+    sets: &[(String, sqlparser::ast::Expr)],
+    scope: &Scope,
+    schema: &Schema,
+    table: &str,
+) -> Result<Vec<(usize, crate::expr::ScalarExpr)>> {
+    sets.iter()
+        .map(|(col, e)| {
+            let i = schema.index_of(col).ok_or_else(|| {
+                Error::plan(format!(
+                    "column \"{col}\" of relation \"{table}\" does not exist"
+                ))
+            })?;
+            let (x, t) = ExprBinder::new(scope).bind(e)?;
+            Ok((i, crate::sql::types::coerce(x, t.ty, schema.columns[i].ty)))
+        })
+        .collect()
+}
+
 /// `INSERT … ON CONFLICT`: the inserts of `updates` whose primary key is free (neither in
 /// the table nor taken by an earlier row of the statement), and for the others nothing
 /// (`DO NOTHING`) or the table's row replaced by its update (`DO UPDATE`), as PostgreSQL
@@ -844,16 +856,7 @@ fn resolve_conflicts(
         };
         let scope =
             Scope::new(Some(table), columns()).join(&Scope::new(Some("excluded"), columns()));
-        let mut bound = Vec::new();
-        for (col, e) in sets {
-            let i = schema.index_of(col).ok_or_else(|| {
-                Error::plan(format!(
-                    "column \"{col}\" of relation \"{table}\" does not exist"
-                ))
-            })?;
-            let (x, t) = ExprBinder::new(&scope).bind(e)?;
-            bound.push((i, crate::sql::types::coerce(x, t.ty, schema.columns[i].ty)));
-        }
+        let bound = bind_assignments(sets, &scope, schema, table)?;
         let condition = match selection {
             Some(e) => Some(ExprBinder::new(&scope).bind_predicate(e, "WHERE")?),
             None => None,

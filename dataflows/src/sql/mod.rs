@@ -65,6 +65,16 @@ pub struct ConflictUpdate {
     pub condition: Option<ast::Expr>,
 }
 
+/// `SET col = expr, …` as (column name, expression) pairs.
+fn assignments(list: Vec<ast::Assignment>) -> Result<Vec<(String, ast::Expr)>> {
+    list.into_iter()
+        .map(|a| match a.target {
+            ast::AssignmentTarget::ColumnName(c) => Ok((object_name(&c), a.value)),
+            ast::AssignmentTarget::Tuple(_) => Err(Error::unsupported("tuple assignment")),
+        })
+        .collect()
+}
+
 impl OnConflict {
     fn of(c: ast::OnConflict) -> Result<OnConflict> {
         let target = match c.conflict_target {
@@ -83,19 +93,8 @@ impl OnConflict {
                         "ON CONFLICT DO UPDATE requires inference specification or constraint name",
                     ));
                 }
-                let mut sets = Vec::new();
-                for a in u.assignments {
-                    match a.target {
-                        ast::AssignmentTarget::ColumnName(c) => {
-                            sets.push((object_name(&c), a.value))
-                        }
-                        ast::AssignmentTarget::Tuple(_) => {
-                            return Err(Error::unsupported("tuple assignment"))
-                        }
-                    }
-                }
                 Some(ConflictUpdate {
-                    sets,
+                    sets: assignments(u.assignments)?,
                     condition: u.selection,
                 })
             }
@@ -581,17 +580,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             let ast::TableFactor::Table { name, .. } = &u.table.relation else {
                 return Err(Error::unsupported("UPDATE of a subquery"));
             };
-            let mut assignments = Vec::new();
-            for a in u.assignments {
-                match a.target {
-                    ast::AssignmentTarget::ColumnName(c) => {
-                        assignments.push((object_name(&c), a.value))
-                    }
-                    ast::AssignmentTarget::Tuple(_) => {
-                        return Err(Error::unsupported("tuple assignment"))
-                    }
-                }
-            }
+            let assignments = assignments(u.assignments)?;
             Statement::Update {
                 table: object_name(name),
                 assignments,
