@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use super::{split, Bundle, Context, RenderTime};
 use crate::error::EvalError;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
+use crate::plan::top_k::{compare_rows, OrderKey};
 use crate::row::Row;
 use crate::value::{DataType, Value};
 
@@ -113,24 +114,16 @@ fn string_agg(
         // Rows equal in all arguments are neighbours: the rows are sorted.
         items.dedup_by(|x, y| x.0 == y.0);
     }
-    items.sort_by(|(x, _), (y, _)| {
-        a.order
-            .iter()
-            .map(|k| {
-                let (u, v) = (&x[1 + k.column], &y[1 + k.column]);
-                match (u.is_null(), v.is_null()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) if k.nulls_first => std::cmp::Ordering::Less,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) if k.nulls_first => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ if k.desc => v.cmp(u),
-                    _ => u.cmp(v),
-                }
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    // The keys' columns count from the delimiter (`extra`); here they count from the value.
+    let order: Vec<OrderKey> = a
+        .order
+        .iter()
+        .map(|k| OrderKey {
+            column: k.column + 1,
+            ..k.clone()
+        })
+        .collect();
+    items.sort_by(|(x, _), (y, _)| compare_rows(x, y, &order));
     let mut text = String::new();
     let mut first = true;
     for (args, m) in items {

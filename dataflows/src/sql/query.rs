@@ -916,9 +916,7 @@ impl<'a> QueryPlanner<'a> {
                 let (p, sc) = table_func::plan(&call, Some((plan, scope)))?;
                 (plan, scope) = (p, sc);
                 if let Some(e) = on {
-                    temporal::reject_now(e, "in a JOIN condition")?;
-                    let cond = ExprBinder::new(&scope).bind_predicate(e, "JOIN/ON")?;
-                    plan = plan.filter(vec![cond]);
+                    plan = plan.filter(vec![join_condition(e, &scope)?]);
                 }
                 continue;
             }
@@ -984,14 +982,7 @@ impl<'a> QueryPlanner<'a> {
                     }
                 }
                 Some(ast::JoinConstraint::On(e)) => {
-                    temporal::reject_now(e, "in a JOIN condition")?;
-                    if contains_aggregate(e) {
-                        return Err(Error::plan(
-                            "aggregate functions are not allowed in JOIN conditions",
-                        ));
-                    }
-                    residual
-                        .push(ExprBinder::new(&scope.join(&rscope)).bind_predicate(e, "JOIN/ON")?);
+                    residual.push(join_condition(e, &scope.join(&rscope))?);
                 }
                 Some(ast::JoinConstraint::Using(names)) => {
                     for n in names {
@@ -1116,13 +1107,7 @@ impl<'a> QueryPlanner<'a> {
             .collect::<Result<Vec<_>>>()?;
         let mut residual = super::subquery::key_equalities(outer, &lateral.key_types, left_arity)?;
         if let Some(e) = on {
-            temporal::reject_now(e, "in a JOIN condition")?;
-            if contains_aggregate(e) {
-                return Err(Error::plan(
-                    "aggregate functions are not allowed in JOIN conditions",
-                ));
-            }
-            residual.push(ExprBinder::new(&scope.join(&rscope)).bind_predicate(e, "JOIN/ON")?);
+            residual.push(join_condition(e, &scope.join(&rscope))?);
         }
         let joined_scope = match kind {
             JoinKind::Left => scope.join(&rscope.nullable()),
@@ -1163,15 +1148,7 @@ impl<'a> QueryPlanner<'a> {
             plan = plan.map(maps).project(order);
         }
         if let Some(e) = filter {
-            temporal::reject_now(e, "in a JOIN condition")?;
-            if contains_aggregate(e) {
-                return Err(Error::plan(
-                    "aggregate functions are not allowed in JOIN conditions",
-                ));
-            }
-            plan = plan.filter(vec![
-                ExprBinder::new(&joined_scope).bind_predicate(e, "JOIN/ON")?
-            ]);
+            plan = plan.filter(vec![join_condition(e, &joined_scope)?]);
         }
         Ok((plan, joined_scope))
     }
@@ -1212,8 +1189,7 @@ impl<'a> QueryPlanner<'a> {
         let joined = scope.join(&scope_of(name.as_deref(), &cols));
         let mut plan = left.map(exprs);
         if let Some(e) = on {
-            temporal::reject_now(e, "in a JOIN condition")?;
-            plan = plan.filter(vec![ExprBinder::new(&joined).bind_predicate(e, "JOIN/ON")?]);
+            plan = plan.filter(vec![join_condition(e, &joined)?]);
         }
         Ok((plan, joined))
     }
@@ -1290,6 +1266,17 @@ impl<'a> QueryPlanner<'a> {
             other => Err(Error::unsupported(format!("FROM item {other}"))),
         }
     }
+}
+
+/// A join's `ON` condition, bound over the joined columns.
+fn join_condition(e: &Expr, joined: &Scope) -> Result<ScalarExpr> {
+    temporal::reject_now(e, "in a JOIN condition")?;
+    if contains_aggregate(e) {
+        return Err(Error::plan(
+            "aggregate functions are not allowed in JOIN conditions",
+        ));
+    }
+    ExprBinder::new(joined).bind_predicate(e, "JOIN/ON")
 }
 
 /// The select list of `q` if it is a plain `SELECT expressions` without FROM (nor anything
