@@ -2301,3 +2301,58 @@ fn hopping_windows() {
 fn subscribe_hopping_windows() {
     run_subscribe_case(&HOP);
 }
+
+// Subqueries correlated other than by equalities: by comparisons, under OR, in the select
+// list, beside equalities, with NULLs on both sides (read from the outer query's domain).
+const CORRELATED_COMPARISONS: Case = Case::new(
+    "correlated_comparisons",
+    "SELECT t2.a, t2.d, (SELECT count(*) FROM t1 WHERE t1.b < t2.d) AS n, \
+     EXISTS (SELECT 1 FROM t1 WHERE t1.a = t2.a AND t1.b <> t2.d) AS e, \
+     (SELECT max(t1.b + t2.d) FROM t1 WHERE t1.c = t2.c) AS m, \
+     t2.a NOT IN (SELECT t1.b FROM t1 WHERE t1.a >= t2.d) AS ni, \
+     (SELECT count(*) FROM t1 WHERE t1.b IS NOT DISTINCT FROM t2.d) AS same FROM t2",
+    &[&T1, &T2],
+)
+.sqlite(
+    "SELECT t2.a, t2.d, (SELECT count(*) FROM t1 WHERE t1.b < t2.d), \
+     EXISTS (SELECT 1 FROM t1 WHERE t1.a = t2.a AND t1.b <> t2.d), \
+     (SELECT max(t1.b + t2.d) FROM t1 WHERE t1.c = t2.c), \
+     t2.a NOT IN (SELECT t1.b FROM t1 WHERE t1.a >= t2.d), \
+     (SELECT count(*) FROM t1 WHERE t1.b IS t2.d) FROM t2",
+);
+
+#[test]
+fn correlated_comparisons() {
+    run_case(&CORRELATED_COMPARISONS);
+}
+
+// The same in WHERE: semi-joins and anti-joins through the domain.
+const CORRELATED_IN_WHERE: Case = Case::new(
+    "correlated_in_where",
+    "SELECT t2.a, t2.d FROM t2 WHERE t2.a IN (SELECT t1.a FROM t1 WHERE t1.b > t2.d) \
+     AND NOT EXISTS (SELECT 1 FROM t1 WHERE t1.c = t2.c AND (t1.b = t2.d OR t1.a > t2.d + 2)) \
+     AND EXISTS (SELECT 1 FROM t1 WHERE t1.a = t2.a AND coalesce(t1.b, 0) <= coalesce(t2.d, 0))",
+    &[&T1, &T2],
+);
+
+#[test]
+fn correlated_in_where() {
+    run_case(&CORRELATED_IN_WHERE);
+}
+
+// A LATERAL subquery correlated by a comparison: the two smallest larger values per row.
+const LATERAL_COMPARISON: Case = Case::new(
+    "lateral_comparison",
+    "SELECT t2.d, l.b, l.n FROM t2, LATERAL (SELECT b, t2.a + 1 AS n FROM t1 \
+     WHERE t1.b > t2.d ORDER BY b LIMIT 2) l",
+    &[&T1, &T2],
+)
+.sqlite(
+    "SELECT d, b, n FROM (SELECT t2.d, t1.b, t2.a + 1 AS n, row_number() OVER \
+     (PARTITION BY t2.rowid ORDER BY t1.b) AS rn FROM t2 JOIN t1 ON t1.b > t2.d) WHERE rn <= 2",
+);
+
+#[test]
+fn lateral_comparison() {
+    run_case(&LATERAL_COMPARISON);
+}

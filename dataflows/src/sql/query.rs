@@ -94,6 +94,23 @@ impl<'a> QueryPlanner<'a> {
         }
     }
 
+    /// Makes `plan` readable in FROM as `name` (a relation built by the planner itself, such
+    /// as a correlated subquery's domain) until [`QueryPlanner::unbind_relation`].
+    pub(super) fn bind_relation(&mut self, name: String, plan: Plan, columns: Vec<Column>) {
+        self.ctes.push((name, CteBinding::Inline(plan, columns)));
+    }
+
+    /// Forgets the relation bound last by [`QueryPlanner::bind_relation`].
+    pub(super) fn unbind_relation(&mut self) {
+        self.ctes.pop();
+    }
+
+    /// How many relations are bound by name (CTEs and the planner's own): a suffix that keeps
+    /// the names of the planner's own relations apart.
+    pub(super) fn bound_relations(&self) -> usize {
+        self.ctes.len()
+    }
+
     pub fn plan_query(&mut self, q: &ast::Query) -> Result<QueryPlan> {
         self.depth += 1;
         if self.depth > MAX_QUERY_DEPTH {
@@ -763,7 +780,7 @@ impl<'a> QueryPlanner<'a> {
             for (a, outer) in after_aggregation.into_iter().zip(correlations) {
                 let outer = outer.into_iter().map(|(o, t)| (place(&o), t)).collect();
                 let types: Vec<DataType> = a.columns.iter().map(|c| c.ty).collect();
-                plan = super::subquery::join_subquery(plan, a.plan, outer, &types)?;
+                plan = super::subquery::join_subquery(plan, a.plan, outer, &types, &a.null_safe)?;
             }
             for (x, _) in exprs.iter_mut().chain(hidden.iter_mut()) {
                 *x = place(x);
@@ -1062,7 +1079,11 @@ impl<'a> QueryPlanner<'a> {
         if let Some(items) = row_map(q) {
             return self.lateral_map(left, scope, items, alias, kind, on);
         }
-        let lateral = super::subquery::lateral(self, q, &scope)?;
+        let from = super::subquery::Outer {
+            scope: &scope,
+            plan: Some(&left),
+        };
+        let lateral = super::subquery::lateral(self, q, from)?;
         let mut cols = lateral.columns.clone();
         if let Some(a) = alias {
             rename(&mut cols, &a.columns)?;
@@ -1105,7 +1126,12 @@ impl<'a> QueryPlanner<'a> {
             .iter()
             .map(|o| ExprBinder::new(&scope).bind(o))
             .collect::<Result<Vec<_>>>()?;
-        let mut residual = super::subquery::key_equalities(outer, &lateral.key_types, left_arity)?;
+        let mut residual = super::subquery::key_equalities(
+            outer,
+            &lateral.key_types,
+            left_arity,
+            &lateral.null_safe,
+        )?;
         if let Some(e) = on {
             residual.push(join_condition(e, &scope.join(&rscope))?);
         }

@@ -73,7 +73,7 @@ pub fn rewrite_after_aggregation(
     let mut counter = 0usize;
     let mut visitor = Rewriter {
         planner,
-        outer: scope,
+        outer: Outer { scope, plan: None },
         extras: &mut extras,
         counter: &mut counter,
         depth: 0,
@@ -99,6 +99,7 @@ pub fn rewrite_after_aggregation(
             plan: x.plan,
             columns: hidden_columns(AFTER_AGGREGATION, x.columns),
             outer: x.outer,
+            null_safe: x.null_safe,
         })
         .collect())
 }
@@ -111,6 +112,8 @@ pub struct AfterAggregation {
     /// For a correlated subquery, the outer sides of its equalities, which must be group keys
     /// (bound after aggregation), matched with its leading columns by a left join.
     pub outer: Vec<Expr>,
+    /// Per `outer`: matched NULL to NULL too (see [`key_equalities`]).
+    pub null_safe: Vec<bool>,
 }
 
 /// A relation produced from a subquery, to be joined to the FROM clause.
@@ -121,6 +124,8 @@ struct Extra {
     /// For a decorrelated scalar or EXISTS subquery: the outer sides of its equalities, each
     /// matched with the column at the same position by a left join. Empty: a cross join.
     outer: Vec<Expr>,
+    /// Per `outer`: matched NULL to NULL too (see [`key_equalities`]).
+    null_safe: Vec<bool>,
 }
 
 impl Extra {
@@ -129,6 +134,7 @@ impl Extra {
             plan,
             columns: vec![(name, ty)],
             outer: vec![],
+            null_safe: vec![],
         }
     }
 }
@@ -144,6 +150,10 @@ pub fn rewrite(
 ) -> Result<(Plan, Scope)> {
     let mut extras = Vec::new();
     let mut counter = 0usize;
+    let from = Outer {
+        scope: &scope,
+        plan: Some(&plan),
+    };
 
     // Top-level `x IN (SELECT …)` conjuncts of WHERE become semi-joins.
     if let Some(w) = select.selection.take() {
@@ -164,10 +174,10 @@ pub fn rewrite(
                         Err(e) if refers_outside(&e) => {
                             // Correlated: join with the distinct (keys, value), on the
                             // equalities and on `expr = value`, all as conditions of WHERE.
-                            let d = decorrelated(planner, &q, &scope, Use::In, e)?;
+                            let d = decorrelated(planner, &q, from, Use::In, e)?;
                             let mut columns = key_columns(&name, &d.types[..d.outer.len()]);
                             columns.push((name.clone(), d.types[d.outer.len()]));
-                            semi_join(d, columns, &mut kept, &mut extras);
+                            semi_join(d, columns, &mut kept, &mut extras)?;
                         }
                         planned => {
                             let (sub, ty) = one_column(planned.map_err(correlated)?)?;
@@ -184,9 +194,9 @@ pub fn rewrite(
                 } if matches!(planner.plan_query(&subquery), Err(e) if refers_outside(&e)) => {
                     let name = format!("s{counter}");
                     counter += 1;
-                    let d = decorrelate(planner, &subquery, &scope, Use::Exists)?;
+                    let d = decorrelate(planner, &subquery, from, Use::Exists)?;
                     let columns = key_columns(&name, &d.types);
-                    semi_join(d, columns, &mut kept, &mut extras);
+                    semi_join(d, columns, &mut kept, &mut extras)?;
                 }
                 other => kept.push(other),
             }
@@ -200,7 +210,7 @@ pub fn rewrite(
 
     let mut visitor = Rewriter {
         planner,
-        outer: &scope,
+        outer: from,
         extras: &mut extras,
         counter: &mut counter,
         depth: 0,
@@ -237,7 +247,7 @@ pub fn rewrite(
             .map(|o| ExprBinder::new(&scope).bind(o))
             .collect::<Result<Vec<_>>>()?;
         let types: Vec<DataType> = extra.columns.iter().map(|(_, ty)| *ty).collect();
-        plan = join_subquery(plan, extra.plan, outer, &types)?;
+        plan = join_subquery(plan, extra.plan, outer, &types, &extra.null_safe)?;
         scope.columns.extend(hidden_columns(TABLE, extra.columns));
     }
     Ok((plan, scope))
@@ -245,8 +255,8 @@ pub fn rewrite(
 
 struct Rewriter<'p, 'a> {
     planner: &'p mut QueryPlanner<'a>,
-    /// The FROM clause's columns, which correlated subqueries refer to.
-    outer: &'p Scope,
+    /// The FROM clause, which correlated subqueries refer to.
+    outer: Outer<'p>,
     extras: &'p mut Vec<Extra>,
     counter: &'p mut usize,
     /// How many queries deep the traversal is: only depth 0 belongs to this SELECT.
@@ -348,6 +358,7 @@ impl Rewriter<'_, '_> {
             plan: per_key,
             columns,
             outer: d.outer,
+            null_safe: d.null_safe,
         });
         let value = reference_in(self.table, &name);
         if d.count {
@@ -362,12 +373,22 @@ impl Rewriter<'_, '_> {
         let planned = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
                 let d = decorrelated(self.planner, q, self.outer, Use::Exists, e)?;
-                let columns = key_columns(&name, &d.types);
-                let matched = Expr::IsNotNull(Box::new(reference_in(self.table, &columns[0].0)));
+                let mut columns = key_columns(&name, &d.types);
+                let mut plan = d.plan.distinct();
+                if d.null_safe[0] {
+                    // A domain column may match as NULL: a marker column tells a match.
+                    plan = plan.map(vec![ScalarExpr::Literal(Value::Bool(true))]);
+                    columns.push((name.clone(), DataType::Bool));
+                }
+                let matched = Expr::IsNotNull(Box::new(reference_in(
+                    self.table,
+                    &columns[columns.len() - 1].0,
+                )));
                 self.extras.push(Extra {
-                    plan: d.plan.distinct(),
+                    plan,
                     columns,
                     outer: d.outer,
+                    null_safe: d.null_safe,
                 });
                 return Ok(Expr::Nested(Box::new(matched)));
             }
@@ -403,14 +424,14 @@ impl Rewriter<'_, '_> {
     /// the subquery's row and non-NULL counts, and its distinct non-NULL values, both
     /// left-joined (per key, when the subquery is correlated).
     fn membership(&mut self, x: &Expr, q: &ast::Query, negated: bool) -> Result<Expr> {
-        let (sub, ty, outer) = match self.planner.plan_query(q) {
+        let (sub, ty, outer, null_safe) = match self.planner.plan_query(q) {
             Err(e) if refers_outside(&e) => {
                 let d = decorrelated(self.planner, q, self.outer, Use::In, e)?;
-                (d.plan, d.types, d.outer)
+                (d.plan, d.types, d.outer, d.null_safe)
             }
             planned => {
                 let (sub, ty) = one_column(planned.map_err(correlated)?)?;
-                (sub, vec![ty], vec![])
+                (sub, vec![ty], vec![], vec![])
             }
         };
         let n = outer.len();
@@ -440,6 +461,7 @@ impl Rewriter<'_, '_> {
             plan: counts,
             columns,
             outer: outer.clone(),
+            null_safe: null_safe.clone(),
         });
 
         let values_name = self.next_name();
@@ -450,10 +472,13 @@ impl Rewriter<'_, '_> {
         columns.push((values_name.clone(), value_ty));
         let mut on = outer;
         on.push(x.clone());
+        let mut null_safe = null_safe;
+        null_safe.push(false);
         self.extras.push(Extra {
             plan: values,
             columns,
             outer: on,
+            null_safe,
         });
 
         let (empty, hit, miss) = if negated {
@@ -481,8 +506,9 @@ pub(super) fn join_subquery(
     sub: Plan,
     outer: Vec<(ScalarExpr, ColumnType)>,
     types: &[DataType],
+    null_safe: &[bool],
 ) -> Result<Plan> {
-    let residual = key_equalities(outer, types, plan.arity())?;
+    let residual = key_equalities(outer, types, plan.arity(), null_safe)?;
     Ok(Plan::Join(JoinPlan {
         left: Box::new(plan),
         right: Box::new(sub),
@@ -499,11 +525,14 @@ pub(super) fn join_subquery(
 
 /// The conditions joining a decorrelated subquery's keys: `outer[i]` (bound over the left
 /// side, with its type) equal to the right side's column `i` (of type `types[i]`), the right
-/// side's columns starting at `left_arity`.
+/// side's columns starting at `left_arity`. Where `null_safe[i]` (a domain column), NULL
+/// matches NULL: equal NULL tests, and equal values with NULL read as a fixed value, two
+/// equalities that lowering keys the join on like any other.
 pub(super) fn key_equalities(
     outer: Vec<(ScalarExpr, ColumnType)>,
     types: &[DataType],
     left_arity: usize,
+    null_safe: &[bool],
 ) -> Result<Vec<ScalarExpr>> {
     let mut equalities = Vec::new();
     for (i, (o, ot)) in outer.into_iter().enumerate() {
@@ -514,10 +543,28 @@ pub(super) fn key_equalities(
                 ot.ty
             ))
         })?;
-        equalities.push(coerce(o, ot.ty, ty).call_binary(
-            BinaryFunc::Eq,
+        let (o, c) = (
+            coerce(o, ot.ty, ty),
             coerce(ScalarExpr::Column(left_arity + i), it, ty),
-        ));
+        );
+        if null_safe.get(i).copied().unwrap_or(false) {
+            equalities.push(
+                o.clone()
+                    .call_unary(UnaryFunc::IsNull)
+                    .call_binary(BinaryFunc::Eq, c.clone().call_unary(UnaryFunc::IsNull)),
+            );
+            if let Some((v, _)) = stand_in(ty) {
+                let or = |x: ScalarExpr| {
+                    ScalarExpr::Variadic(
+                        crate::expr::VariadicFunc::Coalesce,
+                        vec![x, ScalarExpr::Literal(v.clone())],
+                    )
+                };
+                equalities.push(or(o).call_binary(BinaryFunc::Eq, or(c)));
+            }
+        } else {
+            equalities.push(o.call_binary(BinaryFunc::Eq, c));
+        }
     }
     Ok(equalities)
 }
@@ -529,15 +576,42 @@ fn semi_join(
     columns: Vec<(String, DataType)>,
     kept: &mut Vec<Expr>,
     extras: &mut Vec<Extra>,
-) {
-    for (o, (name, _)) in d.outer.iter().zip(&columns) {
-        kept.push(equals(o.clone(), reference(name)));
+) -> Result<()> {
+    for ((o, (name, ty)), safe) in d.outer.iter().zip(&columns).zip(&d.null_safe) {
+        if !*safe {
+            kept.push(equals(o.clone(), reference(name)));
+            continue;
+        }
+        // NULL matches NULL (see `key_equalities`).
+        let is_null = |e: Expr| Expr::Nested(Box::new(Expr::IsNull(Box::new(e))));
+        kept.push(equals(is_null(o.clone()), is_null(reference(name))));
+        if let Some((_, literal)) = stand_in(*ty) {
+            let or = |e: Expr| parse_expr(&format!("coalesce({e}, {literal})"));
+            kept.push(equals(or(o.clone())?, or(reference(name))?));
+        }
     }
     extras.push(Extra {
         plan: d.plan.distinct(),
         columns,
         outer: vec![],
+        null_safe: vec![],
     });
+    Ok(())
+}
+
+/// A value of type `ty` that stands in for NULL when NULLs must match (and the same as SQL),
+/// none for the type of a bare NULL, which is always NULL.
+fn stand_in(ty: DataType) -> Option<(Value, &'static str)> {
+    Some(match ty {
+        DataType::Bool => (Value::Bool(false), "false"),
+        DataType::Int => (Value::Int(0), "0"),
+        DataType::Float => (Value::Float(0.0.into()), "CAST(0 AS double precision)"),
+        DataType::Text => (Value::text(""), "''"),
+        DataType::Timestamp => (Value::Timestamp(0), "TIMESTAMP '1970-01-01 00:00:00'"),
+        DataType::Date => (Value::Date(0), "DATE '1970-01-01'"),
+        DataType::Interval => (Value::Interval(0), "INTERVAL '0 seconds'"),
+        DataType::Null => return None,
+    })
 }
 
 fn equals(left: Expr, right: Expr) -> Expr {
@@ -553,7 +627,7 @@ fn equals(left: Expr, right: Expr) -> Expr {
 fn decorrelated(
     planner: &mut QueryPlanner<'_>,
     q: &ast::Query,
-    outer: &Scope,
+    outer: Outer<'_>,
     usage: Use,
     e: Error,
 ) -> Result<Decorrelated> {
@@ -594,8 +668,11 @@ struct Decorrelated {
     types: Vec<DataType>,
     /// The planned columns (the keys', then the subquery's).
     columns: Vec<crate::schema::Column>,
-    /// The outer sides of the equalities, as written (expressions over the outer FROM).
+    /// The outer sides of the equalities, as written (expressions over the outer FROM), then
+    /// the outer columns read from the domain.
     outer: Vec<Expr>,
+    /// Per `outer`: matched NULL to NULL (a domain column), not by `=`.
+    null_safe: Vec<bool>,
     /// The value is a bare `count(…)`, which is 0 (not NULL) where no inner row matched.
     count: bool,
     /// Grouped by the keys alone: one row per key already.
@@ -610,9 +687,13 @@ struct Decorrelated {
 fn decorrelate(
     planner: &mut QueryPlanner<'_>,
     q: &ast::Query,
-    outer: &Scope,
+    outer: Outer<'_>,
     usage: Use,
 ) -> Result<Decorrelated> {
+    let Outer {
+        scope: outer,
+        plan: outer_plan,
+    } = outer;
     let unsupported = |what: &str| Error::unsupported(format!("a correlated subquery {what}"));
     let ast::SetExpr::Select(select) = &*q.body else {
         return Err(unsupported("that is not a plain SELECT"));
@@ -654,18 +735,55 @@ fn decorrelate(
             None => rest.push(c),
         }
     }
-    if keys.is_empty() {
-        return Err(unsupported(
-            "that refers to the outer query other than by equalities in its WHERE",
-        ));
-    }
-
     let mut s = (**select).clone();
     s.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
         left: Box::new(a),
         op: ast::BinaryOperator::And,
         right: Box::new(b),
     });
+    // A LATERAL subquery's ORDER BY … LIMIT picks rows per outer row: per key (below).
+    let limited = usage == Use::Lateral && q.limit_clause.is_some();
+    let mut order_by = if limited { q.order_by.clone() } else { None };
+
+    // Outer columns the subquery still reads (by `<`, under OR, in its select list …) come
+    // from the domain: the distinct values they take in the outer query.
+    let domain_name = format!("__domain{}", planner.bound_relations());
+    let refs = replace_outer_references(&mut s, order_by.as_mut(), &inner, outer, &domain_name)?;
+    let mut null_safe = vec![false; keys.len()];
+    let domain = if refs.is_empty() {
+        if keys.is_empty() {
+            return Err(unsupported(
+                "that refers to the outer query other than by equalities in its WHERE",
+            ));
+        }
+        None
+    } else {
+        let Some(outer_plan) = outer_plan else {
+            return Err(unsupported(
+                "that refers to the outer query other than by equalities in its WHERE \
+                 (after aggregation)",
+            ));
+        };
+        let (plan, columns) = domain(outer_plan, outer, &outer_sides, &refs)?;
+        // The inner rows meet the domain on the equalities, and the domain's own columns
+        // become keys too, matched to the outer query's NULLs as well as its values.
+        let mut conjuncts: Vec<Expr> = s.selection.take().into_iter().collect();
+        for (i, k) in keys.iter().enumerate() {
+            conjuncts.push(equals(k.clone(), domain_column(&domain_name, &format!("e{i}"))));
+        }
+        s.selection = conjuncts.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        s.from.push(from_relation(&domain_name)?);
+        for j in 0..refs.len() {
+            keys.push(domain_column(&domain_name, &format!("c{j}")));
+            null_safe.push(true);
+        }
+        outer_sides.extend(refs);
+        Some((plan, columns))
+    };
     let mut projection: Vec<ast::SelectItem> = keys
         .iter()
         .enumerate()
@@ -758,16 +876,22 @@ fn decorrelate(
         }
     }
     s.projection = projection;
-    // A LATERAL subquery's ORDER BY … LIMIT picks rows per outer row: per key (below).
-    let limited = usage == Use::Lateral && q.limit_clause.is_some();
     let query = ast::Query {
         body: Box::new(ast::SetExpr::Select(Box::new(s))),
-        order_by: if limited { q.order_by.clone() } else { None },
+        order_by,
         ..q.clone()
     };
-    let mut planned = planner.plan_query(&query).map_err(|e| {
+    let bound = domain.is_some();
+    if let Some((plan, columns)) = domain {
+        planner.bind_relation(domain_name, plan, columns);
+    }
+    let planned = planner.plan_query(&query);
+    if bound {
+        planner.unbind_relation();
+    }
+    let mut planned = planned.map_err(|e| {
         if refers_outside(&e) {
-            unsupported("that refers to the outer query other than by equalities in its WHERE")
+            unsupported("that refers to the outer query other than in its own expressions")
         } else {
             e
         }
@@ -784,10 +908,189 @@ fn decorrelate(
         columns: planned.columns.clone(),
         plan: planned.visible_plan(),
         outer: outer_sides,
+        null_safe,
         count,
         one_per_key,
         padded_counts,
     })
+}
+
+/// The query a subquery is correlated with: its FROM clause's columns and, where the
+/// subquery may read them from a domain, its plan.
+#[derive(Clone, Copy)]
+pub(super) struct Outer<'a> {
+    pub scope: &'a Scope,
+    pub plan: Option<&'a Plan>,
+}
+
+/// Replaces the outer columns that `s` (and `order_by`) still refer to with the columns of
+/// the domain relation `domain` (`c0`, `c1`, … in order of first use), and returns them as
+/// written. Only `s`'s own expressions are searched, not subqueries nested in them.
+fn replace_outer_references(
+    s: &mut ast::Select,
+    order_by: Option<&mut ast::OrderBy>,
+    inner: &Scope,
+    outer: &Scope,
+    domain: &str,
+) -> Result<Vec<Expr>> {
+    let mut visitor = OuterReferences {
+        inner,
+        outer,
+        domain,
+        found: Vec::new(),
+        depth: 0,
+        error: None,
+    };
+    for item in s.projection.iter_mut() {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
+            item
+        {
+            let _ = e.visit(&mut visitor);
+        }
+    }
+    if let Some(w) = s.selection.as_mut() {
+        let _ = w.visit(&mut visitor);
+    }
+    if let Some(h) = s.having.as_mut() {
+        let _ = h.visit(&mut visitor);
+    }
+    if let ast::GroupByExpr::Expressions(groups, _) = &mut s.group_by {
+        for g in groups.iter_mut() {
+            let _ = g.visit(&mut visitor);
+        }
+    }
+    if let Some(ast::OrderBy {
+        kind: ast::OrderByKind::Expressions(es),
+        ..
+    }) = order_by
+    {
+        for o in es.iter_mut() {
+            let _ = o.expr.visit(&mut visitor);
+        }
+    }
+    match visitor.error {
+        Some(e) => Err(e),
+        None => Ok(visitor.found),
+    }
+}
+
+struct OuterReferences<'s> {
+    inner: &'s Scope,
+    outer: &'s Scope,
+    domain: &'s str,
+    /// The outer columns found, as written, in order.
+    found: Vec<Expr>,
+    depth: usize,
+    error: Option<Error>,
+}
+
+impl OuterReferences<'_> {
+    fn is_outer(&self, e: &Expr) -> bool {
+        matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            && ExprBinder::new(self.inner).bind(e).is_err()
+            && ExprBinder::new(self.outer).bind(e).is_ok()
+    }
+}
+
+impl VisitorMut for OuterReferences<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
+        if let Expr::Function(f) = e {
+            // PostgreSQL evaluates an aggregate of outer columns alone in the outer query.
+            if is_aggregate_name(&function_name(&f.name)) && f.over.is_none() {
+                let (mut outer, mut other) = (false, false);
+                let _ = ast::visit_expressions(&*f, |x| {
+                    if matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                        if self.is_outer(x) {
+                            outer = true;
+                        } else {
+                            other = true;
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+                if outer && !other {
+                    self.error = Some(Error::unsupported(
+                        "an aggregate of outer columns alone inside a subquery",
+                    ));
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        if self.is_outer(e) {
+            let at = match self.found.iter().position(|f| f == e) {
+                Some(i) => i,
+                None => {
+                    self.found.push(e.clone());
+                    self.found.len() - 1
+                }
+            };
+            *e = domain_column(self.domain, &format!("c{at}"));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The domain of a correlated subquery: the distinct values of the outer expressions
+/// `equalities` (named `e0`, …) and `references` (`c0`, …) over the outer query's FROM.
+fn domain(
+    plan: &Plan,
+    scope: &Scope,
+    equalities: &[Expr],
+    references: &[Expr],
+) -> Result<(Plan, Vec<crate::schema::Column>)> {
+    let arity = plan.arity();
+    let (mut exprs, mut columns) = (Vec::new(), Vec::new());
+    let named = equalities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("e{i}"), e))
+        .chain(references.iter().enumerate().map(|(j, e)| (format!("c{j}"), e)));
+    for (name, e) in named {
+        let (x, ty) = ExprBinder::new(scope).bind(e)?;
+        exprs.push(x);
+        columns.push(crate::schema::Column::new(name, ty.ty, ty.nullable));
+    }
+    let width = exprs.len();
+    let plan = plan
+        .clone()
+        .map(exprs)
+        .project((arity..arity + width).collect())
+        .distinct();
+    Ok((plan, columns))
+}
+
+fn domain_column(domain: &str, column: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![Ident::new(domain), Ident::new(column)])
+}
+
+/// `FROM name` as a FROM item.
+fn from_relation(name: &str) -> Result<ast::TableWithJoins> {
+    let sql = format!("SELECT 1 FROM {name}");
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+        .map_err(|e| Error::plan(format!("rewriting a subquery: {e}")))?;
+    match statements.into_iter().next() {
+        Some(ast::Statement::Query(q)) => match *q.body {
+            ast::SetExpr::Select(s) => s.from.into_iter().next(),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| Error::plan("rewriting a subquery: no FROM item"))
 }
 
 /// A `LATERAL` subquery made uncorrelated (see [`lateral`]).
@@ -799,6 +1102,8 @@ pub struct Lateral {
     pub columns: Vec<crate::schema::Column>,
     /// Per key, the outer expression it must equal (over the FROM items before it).
     pub outer: Vec<Expr>,
+    /// Per key: matched NULL to NULL too (see [`key_equalities`]).
+    pub null_safe: Vec<bool>,
     /// See [`Decorrelated::padded_counts`].
     pub padded_counts: Option<Vec<usize>>,
 }
@@ -810,7 +1115,7 @@ pub struct Lateral {
 pub(super) fn lateral(
     planner: &mut QueryPlanner<'_>,
     q: &ast::Query,
-    outer: &Scope,
+    outer: Outer<'_>,
 ) -> Result<Lateral> {
     let d = decorrelate(planner, q, outer, Use::Lateral).map_err(correlated)?;
     let keys = d.outer.len();
@@ -819,6 +1124,7 @@ pub(super) fn lateral(
         key_types: d.types[..keys].to_vec(),
         columns: d.columns[keys..].to_vec(),
         outer: d.outer,
+        null_safe: d.null_safe,
         padded_counts: d.padded_counts,
     })
 }
