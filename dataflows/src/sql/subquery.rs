@@ -25,8 +25,12 @@
 //! - `x IN (…)` as a top-level conjunct of WHERE becomes a join with the distinct
 //!   `(keys, value)` on the equalities and `x = value`.
 //!
-//! Anything else that refers to the outer query (a correlation in the select list, under OR,
-//! or by a comparison other than `=`) is reported as not supported.
+//! Outer columns the subquery reads any other way (by `<`, under OR, in its select list) come
+//! from the outer query's *domain*: the distinct values of those columns (and of the
+//! equalities' outer sides) over the outer FROM, bound as a relation the rewritten subquery
+//! joins (on the equalities). Those columns become keys too, matched back to the outer row
+//! NULL to NULL ([`key_equalities`]): PostgreSQL runs the subquery for a NULL outer value
+//! like any other, and `IS NOT DISTINCT FROM` in it may match.
 //!
 //! In an aggregating SELECT, the select list and HAVING are read after the Reduce: their
 //! scalar and EXISTS subqueries become relations joined to its output
@@ -769,7 +773,10 @@ fn decorrelate(
         // become keys too, matched to the outer query's NULLs as well as its values.
         let mut conjuncts: Vec<Expr> = s.selection.take().into_iter().collect();
         for (i, k) in keys.iter().enumerate() {
-            conjuncts.push(equals(k.clone(), domain_column(&domain_name, &format!("e{i}"))));
+            conjuncts.push(equals(
+                k.clone(),
+                domain_column(&domain_name, &format!("e{i}")),
+            ));
         }
         s.selection = conjuncts.into_iter().reduce(|a, b| Expr::BinaryOp {
             left: Box::new(a),
@@ -1059,7 +1066,12 @@ fn domain(
         .iter()
         .enumerate()
         .map(|(i, e)| (format!("e{i}"), e))
-        .chain(references.iter().enumerate().map(|(j, e)| (format!("c{j}"), e)));
+        .chain(
+            references
+                .iter()
+                .enumerate()
+                .map(|(j, e)| (format!("c{j}"), e)),
+        );
     for (name, e) in named {
         let (x, ty) = ExprBinder::new(scope).bind(e)?;
         exprs.push(x);
@@ -1174,8 +1186,8 @@ pub(super) fn refers_outside(e: &Error) -> bool {
 fn correlated(e: Error) -> Error {
     match e {
         Error::Plan(m) if refers_outside(&Error::Plan(m.clone())) => Error::Unsupported(format!(
-            "{m} (a subquery may refer to the outer query only by equalities `inner = outer` \
-             among the AND-ed conditions of its WHERE)"
+            "{m} (a subquery may refer to the columns of the outer query's FROM clause; read \
+             after aggregation, only by equalities `inner = outer` with group keys)"
         )),
         other => other,
     }
