@@ -84,6 +84,25 @@ fn sql_multi_statement_results_have_the_documented_shape() {
         server.rows("t"),
         multiset(&[json!([1, "a"]), json!([2, "B"]), json!([3, null])])
     );
+
+    // RETURNING: the written rows beside the tag and timestamp.
+    let results = server.sql_ok(
+        "UPDATE t SET name = upper(name) WHERE id = 1 RETURNING id, name; \
+         DELETE FROM t WHERE id IN (SELECT id FROM t WHERE name IS NULL) RETURNING *",
+    );
+    assert_eq!(results[0]["tag"], "UPDATE 1");
+    assert!(results[0]["timestamp"].as_u64().is_some());
+    assert_eq!(
+        results[0]["columns"],
+        json!([{"name": "id", "type": "bigint"}, {"name": "name", "type": "text"}])
+    );
+    assert_eq!(results[0]["rows"], json!([[1, "A"]]));
+    assert_eq!(results[1]["tag"], "DELETE 1");
+    assert_eq!(results[1]["rows"], json!([[3, null]]));
+    assert_eq!(
+        server.rows("t"),
+        multiset(&[json!([1, "A"]), json!([2, "B"])])
+    );
 }
 
 #[test]

@@ -41,6 +41,15 @@ impl StatementResult {
             ..Default::default()
         }
     }
+
+    /// With the columns and rows of a `RETURNING` clause, if any.
+    fn returning(mut self, returned: Option<(Vec<Column>, Vec<Row>)>) -> Self {
+        if let Some((columns, rows)) = returned {
+            self.columns = Some(columns);
+            self.rows = Some(rows);
+        }
+        self
+    }
 }
 
 /// The first failing statement of a request.
@@ -239,6 +248,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             columns,
             source,
             on_conflict,
+            returning,
         } => {
             let mut coord = inner.lock()?;
             let item = table_item(&coord, &table)?;
@@ -294,51 +304,77 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 .filter(|(_, d)| *d > 0)
                 .map(|(_, d)| *d)
                 .sum();
+            // RETURNING is evaluated before the write: an error in it applies nothing.
+            let returned = match &returning {
+                Some(items) => {
+                    let written: Vec<Row> = updates
+                        .iter()
+                        .filter(|(_, d)| *d > 0)
+                        .flat_map(|(r, d)| std::iter::repeat_n(r.clone(), *d as usize))
+                        .collect();
+                    Some(super::dml::returning(
+                        items, &table, false, &schema, &written,
+                    )?)
+                }
+                None => None,
+            };
             let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
             drop(coord);
             pending.wait()?;
-            Ok(StatementResult::written(format!("INSERT {n}"), ts))
+            Ok(StatementResult::written(format!("INSERT {n}"), ts).returning(returned))
         }
-        Statement::Delete { table, selection } => {
+        Statement::Delete { target, returning } => {
             let mut coord = inner.lock()?;
-            let (matching, _) = matching_rows(engine, &coord, &table, selection.as_ref())?;
-            let n = matching.len();
-            let updates = matching.into_iter().map(|r| (r, -1)).collect();
-            let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
+            let (changes, schema) = super::dml::changes(engine, &coord, &target, &[], false)?;
+            let n = changes.len();
+            let deleted: Vec<Row> = changes.into_iter().map(|c| c.old).collect();
+            let returned = match &returning {
+                Some(items) => Some(super::dml::returning(
+                    items,
+                    target.binding(),
+                    !target.from.is_empty(),
+                    &schema,
+                    &deleted,
+                )?),
+                None => None,
+            };
+            let updates = deleted.into_iter().map(|r| (r, -1)).collect();
+            let (ts, pending) = write_rows(engine, &mut coord, &target.table, updates)?;
             drop(coord);
             pending.wait()?;
-            Ok(StatementResult::written(format!("DELETE {n}"), ts))
+            Ok(StatementResult::written(format!("DELETE {n}"), ts).returning(returned))
         }
         Statement::Update {
-            table,
+            target,
             assignments,
-            selection,
+            returning,
         } => {
             let mut coord = inner.lock()?;
-            let (matching, schema) = matching_rows(engine, &coord, &table, selection.as_ref())?;
-            let scope = Scope::new(
-                Some(&table),
-                schema
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.ty, c.nullable)),
-            );
-            let sets = bind_assignments(&assignments, &scope, &schema, &table)?;
-            let n = matching.len();
+            let (changes, schema) =
+                super::dml::changes(engine, &coord, &target, &assignments, true)?;
+            let n = changes.len();
             let mut updates = Vec::with_capacity(2 * n);
-            for old in matching {
-                let old_values = old.unpack();
-                let mut values = old_values.clone();
-                for (i, x) in &sets {
-                    values[*i] = x.eval(&old_values)?;
-                }
-                updates.push((old, -1));
-                updates.push((Row::new(values), 1));
+            let mut new_rows = Vec::with_capacity(n);
+            for c in changes {
+                let new = c.new.unwrap_or_else(|| c.old.clone());
+                updates.push((c.old, -1));
+                new_rows.push(new);
             }
-            let (ts, pending) = write_rows(engine, &mut coord, &table, updates)?;
+            let returned = match &returning {
+                Some(items) => Some(super::dml::returning(
+                    items,
+                    target.binding(),
+                    !target.from.is_empty(),
+                    &schema,
+                    &new_rows,
+                )?),
+                None => None,
+            };
+            updates.extend(new_rows.into_iter().map(|r| (r, 1)));
+            let (ts, pending) = write_rows(engine, &mut coord, &target.table, updates)?;
             drop(coord);
             pending.wait()?;
-            Ok(StatementResult::written(format!("UPDATE {n}"), ts))
+            Ok(StatementResult::written(format!("UPDATE {n}"), ts).returning(returned))
         }
         Statement::Select { query, as_of } => {
             let (pending, planned, ts) = {
@@ -647,7 +683,7 @@ fn check_unique_names(cols: &[Column]) -> Result<()> {
 }
 
 /// Rejects plans the renderer cannot build (checked before any worker sees them).
-fn check_plan(plan: &Plan) -> Result<()> {
+pub(super) fn check_plan(plan: &Plan) -> Result<()> {
     let mut nested = false;
     plan.visit(&mut |p| {
         if let Plan::LetRec { base, step, .. } = p {
@@ -666,7 +702,7 @@ fn check_plan(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn table_item<'c>(coord: &'c Coord, name: &str) -> Result<&'c CatalogItem> {
+pub(super) fn table_item<'c>(coord: &'c Coord, name: &str) -> Result<&'c CatalogItem> {
     match coord.catalog.by_name(name) {
         Some(i) if i.kind == ItemKind::Table => Ok(i),
         Some(i) => Err(Error::plan(format!(
@@ -679,43 +715,6 @@ fn table_item<'c>(coord: &'c Coord, name: &str) -> Result<&'c CatalogItem> {
             name: name.to_string(),
         }),
     }
-}
-
-/// Current rows of `table` for which `selection` is true (all rows without one).
-fn matching_rows(
-    engine: &Engine,
-    coord: &Coord,
-    table: &str,
-    selection: Option<&sqlparser::ast::Expr>,
-) -> Result<(Vec<Row>, Schema)> {
-    let item = table_item(coord, table)?;
-    let schema = item.schema.clone();
-    let scope = Scope::new(
-        Some(table),
-        schema
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty, c.nullable)),
-    );
-    let predicate = match selection {
-        Some(e) => Some(ExprBinder::new(&scope).bind_predicate(e, "WHERE")?),
-        None => None,
-    };
-    let pending = engine
-        .inner
-        .start_peek(Target::Item(item.id), coord.read_ts())?;
-    let rows = expand(engine.inner.finish_peek(pending)?)?;
-    let mut out = Vec::new();
-    for r in rows {
-        let keep = match &predicate {
-            Some(p) => p.eval(&r.unpack())?.is_true(),
-            None => true,
-        };
-        if keep {
-            out.push(r);
-        }
-    }
-    Ok((out, schema))
 }
 
 /// Validates and applies updates to a table at a fresh timestamp. Nothing is applied if any

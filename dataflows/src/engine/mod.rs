@@ -17,6 +17,7 @@
 //! (DELETE, UPDATE, INSERT … SELECT) are atomic. Reads and subscriptions only hold it while
 //! their command is sequenced.
 
+mod dml;
 pub(crate) mod durable;
 mod execute;
 mod metrics;

@@ -103,6 +103,46 @@ impl OnConflict {
     }
 }
 
+/// The rows an UPDATE or DELETE changes: those of `table` (named `alias` in the statement, if
+/// given) that `selection` holds for, over the table joined with `from` (UPDATE's FROM,
+/// DELETE's USING).
+#[derive(Clone, Debug)]
+pub struct WriteTarget {
+    pub table: String,
+    pub alias: Option<String>,
+    pub from: Vec<ast::TableWithJoins>,
+    pub selection: Option<ast::Expr>,
+}
+
+impl WriteTarget {
+    fn of(
+        relation: &ast::TableFactor,
+        what: &str,
+        from: Vec<ast::TableWithJoins>,
+        selection: Option<ast::Expr>,
+    ) -> Result<WriteTarget> {
+        let ast::TableFactor::Table { name, alias, .. } = relation else {
+            return Err(Error::unsupported(format!("{what} of a subquery")));
+        };
+        if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+            return Err(Error::unsupported(format!(
+                "column aliases on the table of {what}"
+            )));
+        }
+        Ok(WriteTarget {
+            table: object_name(name),
+            alias: alias.as_ref().map(|a| ident(&a.name)),
+            from,
+            selection,
+        })
+    }
+
+    /// The name the statement refers to the table by.
+    pub fn binding(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.table)
+    }
+}
+
 /// A parsed statement.
 #[derive(Clone, Debug)]
 pub enum Statement {
@@ -124,15 +164,16 @@ pub enum Statement {
         columns: Vec<String>,
         source: Box<ast::Query>,
         on_conflict: Option<OnConflict>,
+        returning: Option<Vec<ast::SelectItem>>,
     },
     Delete {
-        table: String,
-        selection: Option<ast::Expr>,
+        target: WriteTarget,
+        returning: Option<Vec<ast::SelectItem>>,
     },
     Update {
-        table: String,
+        target: WriteTarget,
         assignments: Vec<(String, ast::Expr)>,
-        selection: Option<ast::Expr>,
+        returning: Option<Vec<ast::SelectItem>>,
     },
     Drop {
         kind: ItemKind,
@@ -537,9 +578,6 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 ast::TableObject::TableName(n) => object_name(n),
                 _ => return Err(Error::unsupported("INSERT into a table function")),
             };
-            if ins.returning.is_some() {
-                return Err(Error::unsupported("INSERT … RETURNING"));
-            }
             let on_conflict = match ins.on {
                 None => None,
                 Some(ast::OnInsert::OnConflict(c)) => Some(OnConflict::of(c)?),
@@ -553,11 +591,12 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 columns: ins.columns.iter().map(object_name).collect(),
                 source,
                 on_conflict,
+                returning: ins.returning,
             }
         }
         ast::Statement::Delete(d) => {
-            if d.using.is_some() || d.returning.is_some() || d.limit.is_some() {
-                return Err(Error::unsupported("DELETE … USING / RETURNING / LIMIT"));
+            if d.limit.is_some() || !d.order_by.is_empty() {
+                return Err(Error::unsupported("DELETE … ORDER BY / LIMIT"));
             }
             let from = match &d.from {
                 ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
@@ -565,26 +604,34 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             let [twj] = from.as_slice() else {
                 return Err(Error::unsupported("DELETE from several tables"));
             };
-            let ast::TableFactor::Table { name, .. } = &twj.relation else {
-                return Err(Error::unsupported("DELETE from a subquery"));
-            };
+            if !twj.joins.is_empty() {
+                return Err(Error::unsupported("DELETE from a join (use USING)"));
+            }
+            let using = d.using.unwrap_or_default();
             Statement::Delete {
-                table: object_name(name),
-                selection: d.selection,
+                target: WriteTarget::of(&twj.relation, "DELETE", using, d.selection)?,
+                returning: d.returning,
             }
         }
         ast::Statement::Update(u) => {
-            if u.from.is_some() || u.returning.is_some() {
-                return Err(Error::unsupported("UPDATE … FROM / RETURNING"));
+            if u.limit.is_some() || !u.order_by.is_empty() {
+                return Err(Error::unsupported("UPDATE … ORDER BY / LIMIT"));
             }
-            let ast::TableFactor::Table { name, .. } = &u.table.relation else {
-                return Err(Error::unsupported("UPDATE of a subquery"));
+            if !u.table.joins.is_empty() {
+                return Err(Error::unsupported("UPDATE of a join (use FROM)"));
+            }
+            let from = match u.from {
+                None => vec![],
+                Some(ast::UpdateTableFromKind::AfterSet(f)) => f,
+                Some(ast::UpdateTableFromKind::BeforeSet(_)) => {
+                    return Err(Error::unsupported("UPDATE FROM … before SET"))
+                }
             };
             let assignments = assignments(u.assignments)?;
             Statement::Update {
-                table: object_name(name),
+                target: WriteTarget::of(&u.table.relation, "UPDATE", from, u.selection)?,
                 assignments,
-                selection: u.selection,
+                returning: u.returning,
             }
         }
         ast::Statement::Drop {

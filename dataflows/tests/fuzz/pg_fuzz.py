@@ -72,8 +72,13 @@ def val_sql(v, ty):
     raise ValueError(ty)
 
 
+BARE_DECIMALS = False
+
+
 def lit_sql(v, ty):
     s = val_sql(v, ty)
+    if ty == FLT and v is not None and not BARE_DECIMALS:
+        return f"CAST({s} AS double precision)"
     if ty in (INT, FLT) and v is not None and v < 0:
         return f"({s})"
     if v is None:
@@ -81,7 +86,7 @@ def lit_sql(v, ty):
     return s
 
 
-DEFAULT_LIT = {INT: "1", NUM: "1", FLT: "1.5", TXT: "'a'", BOOL: "true",
+DEFAULT_LIT = {INT: "1", NUM: "1", FLT: "CAST(1.5 AS double precision)", TXT: "'a'", BOOL: "true",
                TS: "TIMESTAMP '2024-01-01 00:00:00'"}
 
 
@@ -126,6 +131,48 @@ def AND(a, b):
     return fn("({0} AND {1})", BOOL, a, b)
 
 
+def tie_sensitive(n):
+    """Window functions whose value can differ between rows that are equal in every other column
+    (so two of them in one SELECT can pair up differently in PostgreSQL and freshet)."""
+    if n.tag != "win":
+        return False
+    if n.f["fn"] in ("row_number", "lag", "lead", "ntile"):
+        return True
+    return bool(n.f["frame"]) and n.f["frame"].startswith("ROWS")
+
+
+def has_col(n):
+    if n.tag == "col":
+        return True
+    return any(has_col(c) for _, _, c in child_slots(n))
+
+
+def base_cols_only(n):
+    """Only columns of base tables (aliases x…), at least one."""
+    cols = []
+
+    def walk(m):
+        if m.tag == "col":
+            cols.append(m.f["sql"])
+        for _, _, c in child_slots(m):
+            walk(c)
+    walk(n)
+    return bool(cols) and all(re.match(r"^x\d+\.", c) for c in cols)
+
+
+def sane(q):
+    """Rules the shrinker must keep: grouping-set keys over base-table columns (PostgreSQL 15
+    does not null constant or pulled-up grouping expressions in grouping sets), at most one
+    tie-sensitive window function per SELECT."""
+    if q.tag == "select":
+        g = q.f.get("group")
+        if g is not None and g.f["kind"] != "plain" and not all(base_cols_only(k) for k in g.f["keys"]):
+            return False
+        if sum(1 for i in q.f["items"] if tie_sensitive(i)) > 1:
+            return False
+    return all(sane(c) for _, _, c in child_slots(q))
+
+
 def ncols(q):
     if q.tag == "select":
         return len(q.f["items"])
@@ -153,6 +200,8 @@ def R(n, ctx=None):
             return f"{R(n.f['l'])}, {R(n.f['r'])}"
         if k == "CROSS JOIN":
             return f"{R(n.f['l'])} CROSS JOIN {R(n.f['r'])}"
+        if n.f.get("using"):
+            return f"{R(n.f['l'])} {k} {R(n.f['r'])} USING ({n.f['using']})"
         return f"{R(n.f['l'])} {k} {R(n.f['r'])} ON {R(n.f['on'])}"
     if t == "subq":
         lat = "LATERAL " if n.f["lateral"] else ""
@@ -161,6 +210,10 @@ def R(n, ctx=None):
         return f"generate_series({R(n.f['a'])}, {R(n.f['b'])}) AS {n.f['alias']}(i)"
     if t == "cte":
         return f"{n.f['name']} AS ({R(n.f['q'])})"
+    if t == "rawq":
+        return n.f["sql"]
+    if t == "values":
+        return f"(VALUES {n.f['rows']}) AS {n.f['alias']}(c0, c1)"
     raise ValueError(t)
 
 
@@ -168,7 +221,11 @@ def render_order_limit(n, k):
     s = ""
     if n.f.get("order"):
         dirs = n.f["order"]
-        s += " ORDER BY " + ", ".join(f"{i + 1} {dirs[i % len(dirs)]}" for i in range(k))
+        if n.f.get("order_exprs") and n.tag == "select":
+            keys = [R(it) for it in n.f["items"]]
+        else:
+            keys = [str(i + 1) for i in range(k)]
+        s += " ORDER BY " + ", ".join(f"{keys[i]} {dirs[i % len(dirs)]}" for i in range(k))
         if n.f.get("limit") is not None:
             s += f" LIMIT {n.f['limit']}"
             if n.f.get("offset"):
@@ -224,7 +281,8 @@ def render_select(n):
     f = n.f
     out = ""
     if f.get("ctes"):
-        out += "WITH " + ", ".join(R(c) for c in f["ctes"]) + " "
+        rec = "RECURSIVE " if any(c.f["q"].tag == "rawq" for c in f["ctes"]) else ""
+        out += "WITH " + rec + ", ".join(R(c) for c in f["ctes"]) + " "
     items = f["items"]
     base = [i for i in items if i.tag != "win"]
     ctx = {"base": [R(b) for b in base], "types": [b.ty for b in base]}
@@ -361,6 +419,7 @@ class Gen:
         self.r = rng
         self.opts = opts
         self.alias_n = 0
+        self.no_str_order = False
 
     def ch(self, p):
         return self.r.random() < p
@@ -399,7 +458,7 @@ class Gen:
     def nzlit(self, ty):
         if ty == INT:
             return lit(self.pick(["2", "3", "(-2)", "1"]), INT)
-        return lit(self.pick(["2.0", "4.0", "0.5", "(-2.0)"]), FLT)
+        return lit(lit_sql(self.pick([2.0, 4.0, 0.5, -2.0]), FLT), FLT)
 
     # ---- expressions
     def expr(self, ty, scope, d, sub=False, safe=False):
@@ -407,6 +466,11 @@ class Gen:
         if d <= 0 or self.ch(0.3):
             if cols and self.ch(0.85):
                 return self.pick(cols)
+            if ty == BOOL and self.ch(0.8):
+                others = [c for c in scope if c.ty in (INT, FLT, TXT, TS)]
+                if others:
+                    c = self.pick(others)
+                    return fn(f"({{0}} {self.pick(['=', '<', '>=', '<>'])} {{1}})", BOOL, c, self.lit(c.ty))
             return self.lit(ty)
         e = lambda t, dd=d - 1: self.expr(t, scope, dd, sub, safe)
         if ty == NUM:
@@ -536,7 +600,8 @@ class Gen:
             outs = [c for c in outer_scope if c.ty == ty and c.tag == "col"]
             if ins and outs:
                 # unparenthesized: freshet refuses a correlation written `(inner = outer)`
-                return fn("{0} = {1}", BOOL, self.pick(ins), self.pick(outs))
+                op = "=" if not self.ch(self.opts.corr_cmp_p) else self.pick(["<", ">=", "<>"])
+                return fn("{0} %s {1}" % op, BOOL, self.pick(ins), self.pick(outs))
         return None
 
     def sub_pred(self, scope):
@@ -600,6 +665,8 @@ class Gen:
             opts += [("min({0})", [TXT]), ("max({0})", [TXT]),
                      ("string_agg({0}, ',' ORDER BY {0})", [TXT]), ("string_agg({0}, '' ORDER BY {0} DESC)", [TXT]),
                      ("string_agg(DISTINCT {0}, '/' ORDER BY {0})", [TXT])]
+            if self.opts.avoid_known:
+                opts = opts[:2] + ([] if self.no_str_order else opts[2:4])
         elif ty == BOOL:
             opts += [("bool_and({0})", [BOOL]), ("bool_or({0})", [BOOL]), ("every({0})", [BOOL])]
         elif ty == TS:
@@ -618,7 +685,34 @@ class Gen:
         return self.wpick(ts)
 
     # ---- FROM
+    def values_item(self):
+        rows = []
+        for _ in range(self.r.randint(1, 4)):
+            a, b = self.value(INT, 0.2), self.value(TXT, 0.2)
+            rows.append(f"({lit_sql(a, INT) if a is not None else 'CAST(NULL AS bigint)'}, "
+                        f"{lit_sql(b, TXT) if b is not None else 'CAST(NULL AS text)'})")
+        a = self.alias("vv")
+        return N("values", rows=", ".join(rows), alias=a), [col(f"{a}.c0", INT), col(f"{a}.c1", TXT)]
+
+    def recursive_cte(self):
+        name = self.alias("rec")
+        u = self.pick(["UNION", "UNION", "UNION ALL"])
+        form = self.pick(["count", "closure", "closure"])
+        if form == "count" or u == "UNION ALL":
+            t = self.pick(list(TABLES))
+            c = self.pick([c for c, ty in TABLES[t] if ty == INT])
+            sql = (f"SELECT z.{c} AS c0, 0 AS c1 FROM {t} AS z WHERE z.{c} IS NOT NULL {u} "
+                   f"SELECT r.c0 + 1, r.c1 + 1 FROM {name} AS r WHERE r.c1 < {self.r.randint(1, 3)}")
+        else:
+            # reachability over t3's k -> v edges (or t2's k -> x), a fixed point over a finite domain
+            t, a, b = self.pick([("t3", "k", "v"), ("t2", "k", "x"), ("t1", "a", "b")])
+            sql = (f"SELECT z.{a} AS c0, z.{b} AS c1 FROM {t} AS z UNION "
+                   f"SELECT r.c0, z.{b} FROM {name} AS r JOIN {t} AS z ON z.{a} = r.c1")
+        return N("cte", name=name, q=N("rawq", sql=sql), types=[INT, INT])
+
     def from_item(self, d, ctes):
+        if self.ch(0.04):
+            return self.values_item()
         x = self.r.random()
         if ctes and x < 0.4:
             c = self.pick(ctes)
@@ -659,7 +753,8 @@ class Gen:
         elif form == "topk":
             items = [self.expr(self.pick([INT, TXT, FLT]), isc, 1) for _ in range(self.r.randint(1, 2))]
             q = N("select", items=items, frm=tab, where=where, order=[self.pick(["ASC", "DESC", "ASC NULLS FIRST"])],
-                  limit=self.r.randint(1, 3), offset=1 if self.ch(0.15) else None)
+                  limit=self.r.randint(1, 3), offset=1 if self.ch(0.15) else None,
+                  order_exprs=self.opts.avoid_known)
         elif form == "plain":
             items = [self.expr(self.pick([INT, TXT, FLT, BOOL]), isc, 1) for _ in range(self.r.randint(1, 2))]
             q = N("select", items=items, frm=tab, where=where)
@@ -691,6 +786,9 @@ class Gen:
                 jk = self.pick([",", "CROSS JOIN", "JOIN", "LEFT JOIN"] if last else ["CROSS JOIN", "JOIN", "LEFT JOIN"])
                 if jk in ("JOIN", "LEFT JOIN"):
                     on = self.pick([lit("true", BOOL), self.expr(BOOL, scope + sc2, 1)])
+                    if self.opts.avoid_known and jk == "LEFT JOIN" and item.f["q"].f.get("group") is None \
+                            and any(i.tag == "agg" for i in item.f["q"].f["items"]):
+                        on = lit("true", BOOL)
                     frm = N("join", kind=jk, l=frm, r=item, on=on)
                 else:
                     frm = N("join", kind=jk, l=frm, r=item, on=None)
@@ -709,8 +807,13 @@ class Gen:
                 scope = scope + [col(f"{a}.i", INT)]
                 continue
             item, sc2 = self.from_item(d, ctes)
+            common = []
+            if frm.tag == "table" and item.tag == "table" and frm.f["name"] in TABLES and item.f["name"] in TABLES:
+                common = sorted({c for c, _ in TABLES[frm.f["name"]]} & {c for c, _ in TABLES[item.f["name"]]})
             if kind == "CROSS JOIN":
                 frm = N("join", kind=kind, l=frm, r=item, on=None)
+            elif common and self.ch(0.5):
+                frm = N("join", kind=kind, l=frm, r=item, on=None, using=self.pick(common))
             else:
                 frm = N("join", kind=kind, l=frm, r=item, on=self.join_cond(scope, sc2))
             scope = scope + sc2
@@ -736,6 +839,8 @@ class Gen:
         if allow_cte and want is None and d > 0 and self.ch(0.12):
             cq, ctypes = self.query(d - 1, allow_cte=False)
             ctes = [N("cte", name=self.alias("cte"), q=cq, types=ctypes)]
+        elif allow_cte and want is None and self.ch(0.05):
+            ctes = [self.recursive_cte()]
         if shape == "setop":
             l, lt = self.query(max(d - 1, 0), no_num=True, allow_cte=False) if self.ch(0.2) else self.select(d, "plain", None, True, [])
             r, rt = self.select(d, self.pick(["plain", "agg"]), lt, True, [])
@@ -767,6 +872,14 @@ class Gen:
 
     def select(self, d, shape, want, no_num, ctes, rank_only=False):
         frm, scope = self.from_clause(d, ctes, first_cte=bool(ctes) and self.ch(0.8))
+        saved = self.no_str_order
+        self.no_str_order = self.opts.avoid_known and "generate_series" in R(frm)
+        try:
+            return self.select_body(d, shape, want, no_num, ctes, rank_only, frm, scope)
+        finally:
+            self.no_str_order = saved
+
+    def select_body(self, d, shape, want, no_num, ctes, rank_only, frm, scope):
         where = self.where(scope)
         sub = self.opts.subqueries
         if shape == "plain":
@@ -784,8 +897,14 @@ class Gen:
                     k = self.pick(scope)
                 else:
                     k = self.expr(self.pick([INT, TXT, TS]), scope, 1)
+                if shape == "gsets" and not base_cols_only(k):
+                    continue
+                if shape == "gsets" and self.opts.avoid_known and k.tag != "col":
+                    continue
                 if all(R(k) != R(x) for x in keys):
                     keys.append(k)
+            if shape == "gsets" and len(keys) < 2:
+                shape = "agg"
             kscope = [col(R(k), k.ty) for k in keys]
             items = []
             if want is not None:
@@ -816,6 +935,9 @@ class Gen:
             if self.ch(0.35):
                 hs = kscope + [self.aggregate(self.pick([INT, INT, FLT, TXT, NUM]), scope, no_num)]
                 having = self.expr(BOOL, hs, 1)
+            if sub and self.ch(0.05):
+                having = AND(having, fn("(count(*) %s {0})" % self.pick([">=", "<", "<>"]), BOOL,
+                                        self.scalar_sub(INT, [])))
             group = None
             if keys:
                 kind = "plain"
@@ -836,7 +958,8 @@ class Gen:
             items = list(base)
             nw = 1 if rank_only else self.r.randint(1, 2)
             for _ in range(nw):
-                items.append(self.window_item(len(base), ranking=rank_only))
+                items.append(self.window_item(len(base), ranking=rank_only,
+                                              sensitive_ok=not any(tie_sensitive(i) for i in items)))
             types = []
             for it in items:
                 if it.tag == "win":
@@ -846,9 +969,12 @@ class Gen:
             return N("select", items=items, frm=frm, where=where, ctes=ctes), types
         raise ValueError(shape)
 
-    def window_item(self, nbase, ranking=False):
+    def window_item(self, nbase, ranking=False, sensitive_ok=True):
         if ranking:
             fname = self.pick(["row_number", "rank", "dense_rank"])
+        elif not sensitive_ok:
+            fname = self.pick(["rank", "dense_rank", "percent_rank", "cume_dist", "sum", "count", "count*",
+                               "min", "max", "first_value", "last_value"])
         else:
             fname = self.wpick([("row_number", 2), ("rank", 2), ("dense_rank", 1), ("lag", 2), ("lead", 1.5),
                                 ("first_value", 1), ("last_value", 0.5), ("nth_value", 0.5), ("sum", 2),
@@ -859,7 +985,8 @@ class Gen:
         if fname in ("sum", "count", "count*", "min", "max", "avg") and self.ch(0.3):
             ordered = False
         frame = None
-        if fname in ("sum", "count", "count*", "min", "max", "avg", "first_value", "last_value", "nth_value") and self.ch(0.4):
+        if fname in ("sum", "count", "count*", "min", "max", "avg", "first_value", "last_value", "nth_value") and self.ch(0.4) \
+                and sensitive_ok:
             frame = self.pick(["ROWS BETWEEN 1 PRECEDING AND CURRENT ROW", "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 FOLLOWING",
                                "ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING", "GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW",
                                "RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING",
@@ -1078,6 +1205,7 @@ class Freshet:
         self.sess = requests.Session()
         self.starts = 0
         self.log_path = None
+        self.recent = collections.deque(maxlen=40)
 
     def start(self):
         self.starts += 1
@@ -1131,10 +1259,11 @@ class Freshet:
         return [l for l in txt.splitlines() if "panick" in l or "PANIC" in l]
 
     def _req(self, method, path, timeout, **kw):
+        self.recent.append(f"{method} {path} {json.dumps(kw.get('json'))[:3000] if kw.get('json') else ''}")
         try:
             r = self.sess.request(method, self.url + path, timeout=timeout, **kw)
         except requests.Timeout:
-            raise Hang(f"{method} {path} timed out after {timeout}s")
+            raise Hang(f"{method} {path} {json.dumps(kw.get('json')) if kw.get('json') else ''} timed out after {timeout}s")
         except requests.ConnectionError as e:
             if not self.alive():
                 raise ServerDied(str(e))
@@ -1174,7 +1303,7 @@ class Pg:
         self.conn = psycopg2.connect(self.dsn)
         self.conn.autocommit = True
         self.cur = self.conn.cursor()
-        self.cur.execute(f"SET statement_timeout = '20s'; SET extra_float_digits = 3")
+        self.cur.execute(f"SET statement_timeout = '20s'; SET extra_float_digits = 3; SET synchronous_commit = off")
 
     def run(self, sql):
         try:
@@ -1273,6 +1402,8 @@ class Fuzzer:
         self.findings = []
         self.view_n = 0
         self.start_time = time.time()
+        st = os.stat(opts.binary)
+        self.bin_id = f"size {st.st_size}, mtime {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(st.st_mtime))} UTC"
         self.sig_file = os.path.join(opts.findings_dir, "signatures.txt")
         self.rej_file = os.path.join(opts.findings_dir, f"rejections-{opts.port}.txt")
         self.ref_file = os.path.join(opts.findings_dir, f"refusals-{opts.port}.txt")
@@ -1496,6 +1627,9 @@ class Fuzzer:
                 s = R(cand)
                 if s == qsql or s in seen_bad:
                     continue
+                if not sane(cand):
+                    seen_bad.add(s)
+                    continue
                 if not self.pg.run("EXPLAIN " + s).ok:
                     seen_bad.add(s)
                     continue
@@ -1582,7 +1716,7 @@ class Fuzzer:
 
     def header(self, rno):
         return (f"seed {self.o.seed}, workers {self.o.workers}, round {rno}, "
-                f"binary {self.o.binary}\n")
+                f"binary {self.o.binary} ({self.bin_id})\n")
 
     def record_simple(self, what, text, rno):
         self.stats[f"finding_{what}"] += 1
@@ -1591,6 +1725,16 @@ class Fuzzer:
 
     def handle_failure(self, fl):
         feats = features(fl.qsql)
+        errsig = None
+        if fl.cls.startswith(("fe_err", "pg_err")):
+            # one error on one side: grouped by the error's message (an expression evaluated on
+            # rows where the other system does not evaluate it looks the same whatever the query)
+            errsig = f"{fl.cls}|msg|{norm_msg(fl.fe.msg if not fl.fe.ok else fl.pg.msg)}"
+            if errsig in self.known_signatures() and self.rng.random() < 0.9:
+                self.stats["probable_duplicates"] += 1
+                with open(os.path.join(self.o.findings_dir, f"dups-{self.o.port}.txt"), "a") as fh:
+                    fh.write(f"{errsig} ({fl.kind})\n  {fl.qsql}\n\n")
+                return
         # probable duplicate of a finding already written: skip the (slow) shrinking most of the time
         for line in self.known_signatures():
             parts = line.split("|")
@@ -1613,7 +1757,7 @@ class Fuzzer:
                 res = None
         if res is None:
             # not reproducible alone (or not shrunk): record it as it happened
-            sig = f"{fl.cls}|{fl.kind}-unshrunk|{','.join(feats)}"
+            sig = errsig or f"{fl.cls}|{fl.kind}-unshrunk|{','.join(feats)}"
             body = (f"kind: {fl.cls} ({fl.kind} read), NOT reproduced with this view alone (or shrinking off)\n"
                     f"{self.header(fl.round_no)}\nview {fl.qid}:\n{fl.qsql}\n\n"
                     f"other views live in the same round:\n" + "\n".join("  " + s for s in fl.others) + "\n\n"
@@ -1626,7 +1770,7 @@ class Fuzzer:
         other = "adhoc" if fl.kind == "view" else "view"
         c2, f2, _ = self.scenario(qsql, scen, other)
         feats = features(qsql)
-        sig = f"{fl.cls}|{fl.kind}|{','.join(feats)}"
+        sig = errsig or f"{fl.cls}|{fl.kind}|{','.join(feats)}"
         body = (f"kind: {fl.cls} on the {fl.kind} read (the {other} read: {'also differs (' + c2 + ')' if c2 else 'agrees'})\n"
                 f"{self.header(fl.round_no)}shrunk in {time.time() - t0:.0f}s\n\n"
                 + scenario_text(scen, qsql)
@@ -1636,6 +1780,24 @@ class Fuzzer:
                 + (diff_text(f, p) if (f and p) else ""))
         body += f"\n-- original query ({fl.qid}):\n{fl.qsql}\n"
         self.write_finding(sig, body)
+
+    def after_hang(self):
+        """What the server does after a request timed out: does it answer at all, and a SELECT?"""
+        out = []
+        for i in range(6):
+            try:
+                r = self.fe.sess.get(self.fe.url + "/readyz", timeout=5)
+                out.append(f"+{i * 10}s readyz {r.status_code} {r.text[:200]}")
+            except requests.RequestException as e:
+                out.append(f"+{i * 10}s readyz failed: {type(e).__name__}")
+            try:
+                r = self.fe.sess.post(self.fe.url + "/v1/sql", json={"sql": "SELECT count(*) FROM t1"}, timeout=5)
+                out.append(f"+{i * 10}s SELECT count(*) FROM t1: {r.status_code} {r.text[:200]}")
+            except requests.RequestException as e:
+                out.append(f"+{i * 10}s SELECT failed: {type(e).__name__}")
+            time.sleep(5)
+        out.append(f"server alive: {self.fe.alive()}; log tail:\n{self.fe.log_tail(20)}")
+        return "\n".join(out)
 
     def run(self):
         self.fe.start()
@@ -1652,7 +1814,8 @@ class Fuzzer:
                     self.handle_failure(fl)
             except Hang as e:
                 self.stats["hangs"] += 1
-                self.record_simple("hang", f"{e}\nround {rno}", rno)
+                self.record_simple("hang", f"{e}\nround {rno}\n\n{self.after_hang()}\nlast requests:\n"
+                                   + "\n".join(self.fe.recent), rno)
                 self.fe.restart()
             except ServerDied as e:
                 self.stats["crashes"] += 1
@@ -1740,16 +1903,30 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--max-rows", type=int, default=12, help="rows per table at the start of a round")
     ap.add_argument("--adhoc-p", type=float, default=0.15, help="chance of an ad-hoc check per view and step")
-    ap.add_argument("--div-col-p", type=float, default=0.05, help="chance that a division divides by a column")
+    ap.add_argument("--div-col-p", type=float, default=0.03, help="chance that a division divides by a column")
     ap.add_argument("--no-subqueries", dest="subqueries", action="store_false")
     ap.add_argument("--no-lateral", dest="lateral", action="store_false")
+    ap.add_argument("--corr-cmp-p", type=float, default=0.1,
+                    help="chance that a correlation compares with <, >= or <> instead of =")
     ap.add_argument("--shrink-secs", type=float, default=180)
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--findings-dir", default="/tmp/fuzz-findings")
     ap.add_argument("--pg-dsn", default=os.environ.get("PG_DSN", "host=127.0.0.1 port=5433 user=postgres dbname=postgres"))
+    ap.add_argument("--avoid-known", action="store_true",
+                    help="steer away from bugs already found (string_agg DISTINCT, expressions as grouping-set "
+                         "keys, positional ORDER BY in LATERAL, LEFT JOIN LATERAL aggregates with an ON "
+                         "condition, string_agg ORDER BY beside generate_series)")
+    ap.add_argument("--bare-decimals", action="store_true",
+                    help="write float literals as 1.5 (numeric in PostgreSQL) instead of CAST(1.5 AS double precision)")
     ap.add_argument("-v", "--verbose", action="store_true")
     opts = ap.parse_args()
+    global BARE_DECIMALS
+    BARE_DECIMALS = opts.bare_decimals
     fz = Fuzzer(opts)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
     try:
         fz.run()
     except KeyboardInterrupt:
