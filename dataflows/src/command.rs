@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::connector::{SinkSpec, SourceSpec};
 use crate::error::EvalError;
+use crate::plan::mfp::Mfp;
 use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::Time;
 use crate::row::Row;
@@ -25,6 +26,25 @@ pub enum Target {
         plan: Plan,
         deps: Vec<GlobalId>,
     },
+    /// An item's rows (of `arity` columns) through `mfp`, read from its arrangement without
+    /// building a dataflow; with a `prefix` (the values of the leading columns that every row
+    /// the mfp keeps starts with), only the rows that start with it, found by a seek.
+    Fast {
+        id: GlobalId,
+        arity: usize,
+        mfp: Mfp,
+        prefix: Option<Row>,
+    },
+}
+
+impl Target {
+    /// The catalog items the target reads.
+    pub fn deps(&self) -> Vec<GlobalId> {
+        match self {
+            Target::Item(id) | Target::Errors(id) | Target::Fast { id, .. } => vec![*id],
+            Target::Plan { deps, .. } => deps.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

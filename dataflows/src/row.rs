@@ -804,6 +804,12 @@ impl Row {
         Row(Bytes::new(&[]))
     }
 
+    /// Whether this row's leading values are `prefix`'s (values encode prefix-free, so a
+    /// byte prefix is a prefix of whole values).
+    pub fn starts_with(&self, prefix: &Row) -> bool {
+        self.bytes().starts_with(prefix.bytes())
+    }
+
     fn bytes(&self) -> &[u8] {
         self.0.as_slice()
     }

@@ -520,6 +520,9 @@ fn js_client_resumes_without_gap_or_duplicate() {
            return true;
          })",
     );
+    // Until the snapshot's progress arrives there is nothing to resume from (a drop then
+    // takes a new snapshot), so the drops below start after it.
+    page.wait_for("the snapshot", "window.sub.time", |v| v.as_u64().is_some());
     let mut writes: Vec<(u64, i64)> = Vec::new();
     let mut k = 0;
     for round in 0..4 {

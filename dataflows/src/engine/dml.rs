@@ -18,6 +18,7 @@ use super::{expand, Coord, Engine};
 use crate::command::Target;
 use crate::error::{Error, Result};
 use crate::expr::ScalarExpr;
+use crate::plan::mfp::{pinned_prefix, Mfp};
 use crate::row::Row;
 use crate::schema::{Column, Schema};
 use crate::sql::expr::ExprBinder;
@@ -57,7 +58,6 @@ pub(super) fn changes(
     let reads_more = !target.from.is_empty()
         || target.selection.as_ref().is_some_and(has_subquery)
         || sets.iter().any(|(_, e)| has_subquery(e));
-    let rows = read_table(engine, coord, item.id)?;
     let new_of = |old: &Row, values: &[Value]| {
         let mut row = old.unpack();
         for (i, v) in columns.iter().zip(values) {
@@ -72,13 +72,8 @@ pub(super) fn changes(
             None => None,
         };
         let sets = bind_sets(sets, &columns, &scope, &schema)?;
-        for old in rows {
+        for old in read_matching(engine, coord, item.id, &schema, predicate)? {
             let values = old.unpack();
-            if let Some(p) = &predicate {
-                if !p.eval(&values)?.is_true() {
-                    continue;
-                }
-            }
             let new = if update {
                 let vals = sets
                     .iter()
@@ -93,7 +88,9 @@ pub(super) fn changes(
         return Ok((out, schema));
     }
 
-    // Planned: the distinct matching rows with their new values.
+    // Planned: the distinct matching rows with their new values, changed as many times as
+    // the table holds them.
+    let rows = read_table(engine, coord, item.id)?;
     let matched = read_planned(engine, coord, target, sets, &columns, &schema)?;
     let arity = schema.len();
     let mut chosen: HashMap<Row, Option<Row>> = HashMap::new();
@@ -114,6 +111,32 @@ pub(super) fn changes(
         }
     }
     Ok((out, schema))
+}
+
+/// The table's rows (one per copy) at the latest timestamp, or those `predicate` holds for,
+/// filtered by the workers (which seek to the values it pins the leading columns to).
+fn read_matching(
+    engine: &Engine,
+    coord: &Coord,
+    id: u64,
+    schema: &Schema,
+    predicate: Option<ScalarExpr>,
+) -> Result<Vec<Row>> {
+    let arity = schema.len();
+    let mut mfp = Mfp::identity(arity);
+    if let Some(p) = predicate {
+        mfp.then_filter(&[p]);
+    }
+    let types: Vec<_> = schema.columns.iter().map(|c| c.ty).collect();
+    let prefix = pinned_prefix(mfp.predicates(), &types);
+    let target = Target::Fast {
+        id,
+        arity,
+        mfp,
+        prefix,
+    };
+    let pending = engine.inner.start_peek(target, coord.read_ts())?;
+    expand(engine.inner.finish_peek(pending)?)
 }
 
 /// The table's rows (one per copy) at the latest timestamp.

@@ -389,14 +389,14 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     Plan::Get { id, .. } if planned.plan.arity() == planned.columns.len() => {
                         Target::Item(*id)
                     }
-                    plan => {
+                    plan => fast_target(&coord, plan).unwrap_or_else(|| {
                         let mut deps = Vec::new();
                         plan.dependencies(&mut deps);
                         Target::Plan {
                             plan: plan.clone(),
                             deps,
                         }
-                    }
+                    }),
                 };
                 (inner.start_peek(target, ts)?, planned, ts)
             };
@@ -683,6 +683,27 @@ fn check_unique_names(cols: &[Column]) -> Result<()> {
 }
 
 /// Rejects plans the renderer cannot build (checked before any worker sees them).
+/// A read of `plan` that needs no dataflow: an item's rows through a map-filter-project, read
+/// from its arrangement by the workers (from the prefix its filters pin, when they do). A
+/// point lookup `WHERE id = 5` on a table whose first column is `id` is then a seek.
+fn fast_target(coord: &Coord, plan: &Plan) -> Option<Target> {
+    let Plan::Mfp { input, mfp } = crate::plan::lower::lower(plan.clone()) else {
+        return None;
+    };
+    let Plan::Get { id, arity } = *input else {
+        return None;
+    };
+    let item = coord.catalog.get(id)?;
+    let types: Vec<DataType> = item.schema.columns.iter().map(|c| c.ty).collect();
+    let prefix = crate::plan::mfp::pinned_prefix(mfp.predicates(), &types);
+    Some(Target::Fast {
+        id,
+        arity,
+        mfp,
+        prefix,
+    })
+}
+
 pub(super) fn check_plan(plan: &Plan) -> Result<()> {
     let mut nested = false;
     plan.visit(&mut |p| {

@@ -790,10 +790,7 @@ impl Engine {
         };
 
         // Subscribers of a view at its latest time share one stream (and one dataflow).
-        let deps = match &target {
-            Target::Item(id) | Target::Errors(id) => vec![*id],
-            Target::Plan { deps, .. } => deps.clone(),
-        };
+        let deps = target.deps();
         let latest = self.inner.read_ts_for(&coord, &deps);
         let shared = options.as_of.is_none() && options.resume_from.is_none() && options.snapshot;
         if let (true, Target::Item(gid)) = (shared, &target) {

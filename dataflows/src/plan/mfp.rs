@@ -106,6 +106,14 @@ impl Mfp {
         self.project = cols.iter().map(|c| self.project[*c]).collect();
     }
 
+    /// Its filters' predicates.
+    pub fn predicates(&self) -> impl Iterator<Item = &ScalarExpr> {
+        self.steps.iter().filter_map(|s| match s {
+            MfpStep::Filter(p) => Some(p),
+            MfpStep::Map(_) => None,
+        })
+    }
+
     /// This mfp ready to run on rows of `input_arity` columns.
     pub fn evaluator(&self, input_arity: usize) -> MfpEval {
         let mut cols = Vec::new();
@@ -204,10 +212,80 @@ impl MfpEval {
     }
 }
 
+/// The values `predicates` pin the leading input columns to (`#0 = 5 AND #1 = 'a'`, over
+/// input columns of `types`): a prefix of every row they keep, by which a read can seek in an
+/// arrangement sorted by row. Only for types whose equal values encode equally (not floats,
+/// where `-0 = 0`); `None` when the first column is not pinned.
+pub fn pinned_prefix<'a>(
+    predicates: impl IntoIterator<Item = &'a ScalarExpr>,
+    types: &[crate::value::DataType],
+) -> Option<Row> {
+    use crate::expr::BinaryFunc;
+    use crate::value::DataType;
+    let mut pinned: Vec<Option<Value>> = vec![None; types.len()];
+    let mut conjuncts = Vec::new();
+    for p in predicates {
+        p.clone().into_conjuncts(&mut conjuncts);
+    }
+    for c in &conjuncts {
+        let ScalarExpr::Binary(BinaryFunc::Eq, a, b) = c else {
+            continue;
+        };
+        let (col, v) = match (&**a, &**b) {
+            (ScalarExpr::Column(i), ScalarExpr::Literal(v))
+            | (ScalarExpr::Literal(v), ScalarExpr::Column(i)) => (*i, v),
+            _ => continue,
+        };
+        let exact = !matches!(
+            types.get(col),
+            None | Some(DataType::Float | DataType::Null)
+        );
+        if exact && !v.is_null() && v.data_type() == types[col] {
+            pinned[col] = Some(v.clone());
+        }
+    }
+    let values: Vec<Value> = pinned.into_iter().map_while(|v| v).collect();
+    (!values.is_empty()).then(|| Row::new(values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::expr::BinaryFunc;
+
+    #[test]
+    fn pinned_prefix_takes_leading_equalities_of_exact_types() {
+        use crate::expr::VariadicFunc;
+        use crate::value::DataType;
+        let eq = |c: usize, v: Value| {
+            ScalarExpr::Column(c).call_binary(BinaryFunc::Eq, ScalarExpr::literal(v))
+        };
+        let types = [DataType::Text, DataType::Int, DataType::Float];
+        let both = ScalarExpr::Variadic(
+            VariadicFunc::And,
+            vec![eq(1, Value::Int(2)), eq(0, Value::text("b"))],
+        );
+        let prefix = pinned_prefix([&both], &types).expect("pinned");
+        assert_eq!(prefix, Row::new(vec![Value::text("b"), Value::Int(2)]));
+        // Rows with those leading values start with it; others do not.
+        let row = |k: &str, n: i64| Row::new(vec![Value::text(k), Value::Int(n), Value::Null]);
+        assert!(row("b", 2).starts_with(&prefix));
+        assert!(!row("b", 20).starts_with(&prefix) && !row("bb", 2).starts_with(&prefix));
+        assert!(row("b", 20) > Row::new(vec![Value::text("b")]));
+        // A gap stops it; floats, NULLs and mistyped literals never pin.
+        assert_eq!(pinned_prefix([&eq(1, Value::Int(2))], &types), None);
+        let f = ScalarExpr::Variadic(
+            VariadicFunc::And,
+            vec![
+                eq(0, Value::text("b")),
+                eq(1, Value::Int(1)),
+                eq(2, Value::Float(0.0.into())),
+            ],
+        );
+        assert_eq!(pinned_prefix([&f], &types).map(|r| r.len()), Some(2));
+        assert_eq!(pinned_prefix([&eq(0, Value::Null)], &types), None);
+        assert_eq!(pinned_prefix([&eq(0, Value::Int(1))], &types), None);
+    }
 
     #[test]
     fn comparisons_cannot_fail_and_arithmetic_can() {

@@ -40,7 +40,7 @@ use crate::connector::{
 };
 use crate::error::EvalError;
 use crate::pending::PendingUpdates;
-use crate::plan::{Diff, GlobalId};
+use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::{Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
 use crate::row::Row;
 use crate::subscribe::{Offer, SubscribeEvent, SubscriptionFeed};
@@ -179,6 +179,8 @@ struct PendingPeek {
     dataflow: Option<usize>,
     /// Answer with the errors (as rows of their messages) instead of the rows.
     errors_only: bool,
+    /// Read the rows through this, from this prefix on ([`Target::Fast`]).
+    fast: Option<(crate::plan::mfp::MfpEval, Option<Row>)>,
 }
 
 struct WorkerState {
@@ -538,6 +540,24 @@ impl WorkerState {
                         errs: item.errs.clone(),
                         dataflow: None,
                         errors_only: matches!(target, Target::Errors(_)),
+                        fast: None,
+                    }),
+                    None => self.send_peek(shared, id, Ok(Vec::new())),
+                },
+                Target::Fast {
+                    id: gid,
+                    arity,
+                    mfp,
+                    prefix,
+                } => match self.items.get(&gid) {
+                    Some(item) => self.peeks.push(PendingPeek {
+                        id,
+                        ts,
+                        oks: item.oks.clone(),
+                        errs: item.errs.clone(),
+                        dataflow: None,
+                        errors_only: false,
+                        fast: Some((mfp.evaluator(arity), prefix)),
                     }),
                     None => self.send_peek(shared, id, Ok(Vec::new())),
                 },
@@ -560,6 +580,7 @@ impl WorkerState {
                         errs: Some(errs),
                         dataflow: Some(dataflow),
                         errors_only: false,
+                        fast: None,
                     });
                 }
             },
@@ -592,6 +613,19 @@ impl WorkerState {
                         Target::Plan { plan, deps } => {
                             import(&mut ctx, items, &deps);
                             ctx.render(&crate::plan::lower::lower(plan))
+                        }
+                        Target::Fast {
+                            id: gid,
+                            arity,
+                            mfp,
+                            ..
+                        } => {
+                            import(&mut ctx, items, &[gid]);
+                            let plan = Plan::Mfp {
+                                input: Box::new(Plan::Get { id: gid, arity }),
+                                mfp,
+                            };
+                            ctx.render(&plan)
                         }
                     };
                     let scope = ctx.scope;
@@ -1030,7 +1064,10 @@ impl WorkerState {
             } else {
                 match errors.into_iter().find(|(_, d)| *d > 0) {
                     Some((e, _)) => Err(e),
-                    None => Ok(read_at(&mut p.oks, p.ts)),
+                    None => match &p.fast {
+                        Some((mfp, prefix)) => read_through(&mut p.oks, p.ts, mfp, prefix.as_ref()),
+                        None => Ok(read_at(&mut p.oks, p.ts)),
+                    },
                 }
             };
             self.send_peek(shared, p.id, answer);
@@ -1187,6 +1224,47 @@ fn read_at<K: timely::ExchangeData + Ord + Clone + 'static>(
         cursor.step_key(&storage);
     }
     out
+}
+
+/// The rows of `trace` at `ts` through `mfp`: from `prefix` on, as long as rows start with it
+/// (rows sort by their leading values), or all of them.
+fn read_through(
+    trace: &mut RowTrace,
+    ts: Time,
+    mfp: &crate::plan::mfp::MfpEval,
+    prefix: Option<&Row>,
+) -> Result<Vec<(Row, Diff)>, EvalError> {
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return Ok(Vec::new());
+    };
+    let (mut cursor, storage) = cursor_list(batches);
+    if let Some(p) = prefix {
+        cursor.seek_key(&storage, p);
+    }
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    while cursor.key_valid(&storage) {
+        let row = cursor.key(&storage);
+        if prefix.is_some_and(|p| !row.starts_with(p)) {
+            break;
+        }
+        let mut count: Diff = 0;
+        while cursor.val_valid(&storage) {
+            cursor.map_times(&storage, |t, d| {
+                if *t <= ts {
+                    count += *d;
+                }
+            });
+            cursor.step_val(&storage);
+        }
+        if count != 0 {
+            if let Some(r) = mfp.apply(row, &mut scratch)? {
+                out.push((r, count));
+            }
+        }
+        cursor.step_key(&storage);
+    }
+    Ok(out)
 }
 
 /// Worker 0's end of a subscription dataflow: batches updates by time as the frontier passes.
