@@ -35,13 +35,22 @@ pub enum Target {
         mfp: Mfp,
         prefix: Option<Row>,
     },
+    /// How many times an item holds each of `rows` (sorted), found by seeks: what a write
+    /// that deletes them checks.
+    Rows {
+        id: GlobalId,
+        rows: Vec<Row>,
+    },
 }
 
 impl Target {
     /// The catalog items the target reads.
     pub fn deps(&self) -> Vec<GlobalId> {
         match self {
-            Target::Item(id) | Target::Errors(id) | Target::Fast { id, .. } => vec![*id],
+            Target::Item(id)
+            | Target::Errors(id)
+            | Target::Fast { id, .. }
+            | Target::Rows { id, .. } => vec![*id],
             Target::Plan { deps, .. } => deps.clone(),
         }
     }

@@ -757,13 +757,24 @@ pub(crate) fn write_rows(
         ));
     }
     if checked.iter().any(|(_, d)| *d < 0) {
-        // Deletes must match rows that exist (with enough multiplicity).
-        let pending = engine.inner.start_peek(Target::Item(id), coord.read_ts())?;
-        let current: std::collections::HashMap<Row, Diff> =
-            engine.inner.finish_peek(pending)?.into_iter().collect();
+        // Deletes must match rows that exist (with enough multiplicity): the workers seek to
+        // each row a write takes away on net.
         let mut net: std::collections::HashMap<&Row, Diff> = std::collections::HashMap::new();
         for (r, d) in &checked {
             *net.entry(r).or_default() += d;
+        }
+        let mut rows: Vec<Row> = net
+            .iter()
+            .filter(|(_, d)| **d < 0)
+            .map(|(r, _)| (*r).clone())
+            .collect();
+        rows.sort();
+        let pending = engine
+            .inner
+            .start_peek(Target::Rows { id, rows }, coord.read_ts())?;
+        let mut current: std::collections::HashMap<Row, Diff> = std::collections::HashMap::new();
+        for (r, d) in engine.inner.finish_peek(pending)? {
+            *current.entry(r).or_default() += d;
         }
         for (r, d) in net {
             if current.get(r).copied().unwrap_or(0) + d < 0 {

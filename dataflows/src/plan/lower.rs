@@ -138,7 +138,11 @@ fn narrow_table_function_input(r: &mut ReducePlan) {
     let arity = f.input.arity();
     let mut read = Vec::new();
     f.func.support(&mut read);
-    for e in r.key.iter().chain(r.aggregates.iter().map(|a| &a.expr)) {
+    let aggregate_args = r
+        .aggregates
+        .iter()
+        .flat_map(|a| std::iter::once(&a.expr).chain(&a.extra));
+    for e in r.key.iter().chain(aggregate_args) {
         e.support(&mut read);
     }
     let mut keep: Vec<usize> = read.into_iter().filter(|c| *c < arity).collect();
@@ -161,6 +165,9 @@ fn narrow_table_function_input(r: &mut ReducePlan) {
     }
     for a in r.aggregates.iter_mut() {
         a.expr = a.expr.substitute(&moved);
+        for e in a.extra.iter_mut() {
+            *e = e.substitute(&moved);
+        }
     }
     let input = std::mem::replace(
         f.input.as_mut(),

@@ -111,7 +111,9 @@ fn string_agg(
         }
     }
     if a.distinct {
-        // Rows equal in all arguments are neighbours: the rows are sorted.
+        // The rows are sorted by every aggregate's arguments, this one's not necessarily
+        // first: sort by its own before dropping repeats.
+        items.sort_by(|x, y| x.0.cmp(y.0));
         items.dedup_by(|x, y| x.0 == y.0);
     }
     // The keys' columns count from the delimiter (`extra`); here they count from the value.

@@ -18,17 +18,42 @@ use crate::value::DataType;
 /// More sets than this (a CUBE of seven or more) are refused: each is an aggregation of its own.
 const MAX_SETS: usize = 64;
 
-/// Whether `s` groups by grouping sets.
+/// Whether `s` groups by grouping sets, or calls `grouping(…)` (0 under a plain GROUP BY,
+/// which is one set).
 pub fn applies(s: &ast::Select) -> bool {
     match &s.group_by {
-        ast::GroupByExpr::Expressions(es, _) => es.iter().any(|e| {
-            matches!(
-                e,
-                Expr::GroupingSets(_) | Expr::Rollup(_) | Expr::Cube(_) | Expr::Tuple(_)
-            )
-        }),
+        ast::GroupByExpr::Expressions(es, _) => {
+            es.iter().any(|e| {
+                matches!(
+                    e,
+                    Expr::GroupingSets(_) | Expr::Rollup(_) | Expr::Cube(_) | Expr::Tuple(_)
+                )
+            }) || (!es.is_empty() && calls_grouping(s))
+        }
         ast::GroupByExpr::All(_) => false,
     }
+}
+
+/// Whether the select list or HAVING of `s` calls `grouping(…)`.
+fn calls_grouping(s: &ast::Select) -> bool {
+    let items = s.projection.iter().filter_map(super::item_expr);
+    items.chain(s.having.as_ref()).any(|e| {
+        ast::visit_expressions(e, |x| match x {
+            Expr::Function(f) if f.over.is_none() && function_name(&f.name) == "grouping" => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break()
+    })
+}
+
+/// `e` without the parentheses around it: `(a * b)` groups what `a * b` does.
+fn bare(mut e: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e
 }
 
 /// The grouping sets of `s`'s GROUP BY: each element's sets, crossed.
@@ -81,6 +106,9 @@ pub fn sets(s: &ast::Select) -> Result<Vec<Vec<Expr>>> {
         }
     }
     for set in &mut sets {
+        for e in set.iter_mut() {
+            *e = bare(e).clone();
+        }
         let mut seen: Vec<Expr> = Vec::new();
         set.retain(|e| {
             let new = !seen.contains(e);
@@ -242,8 +270,16 @@ impl VisitorMut for Substitute<'_> {
     type Break = ();
 
     fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        if let Some((_, null)) = self.absent.iter().find(|(g, _)| g == e) {
+        // The NULL (which may be written like the expression it stands for, `CAST(NULL AS
+        // bigint)`) and a grouped expression are final: set aside, not searched again. A
+        // grouped `a + 1` keeps its `a` even where `a` alone is not grouped.
+        if let Some((_, null)) = self.absent.iter().find(|(g, _)| bare(g) == bare(e)) {
             *e = null.clone();
+            self.set_aside(e);
+            return ControlFlow::Continue(());
+        }
+        if self.set.iter().any(|g| bare(g) == bare(e)) {
+            self.set_aside(e);
             return ControlFlow::Continue(());
         }
         match e {
@@ -258,8 +294,8 @@ impl VisitorMut for Substitute<'_> {
                         self.failed = Some(Error::plan("grouping() takes expressions"));
                         return ControlFlow::Break(());
                     };
-                    let grouped = self.set.contains(a);
-                    if !grouped && !self.absent.iter().any(|(g, _)| g == a) {
+                    let grouped = self.set.iter().any(|g| bare(g) == bare(a));
+                    if !grouped && !self.absent.iter().any(|(g, _)| bare(g) == bare(a)) {
                         self.failed = Some(Error::plan(
                             "arguments to GROUPING must be grouping expressions of the associated query level",
                         ));

@@ -1115,10 +1115,12 @@ impl<'a> QueryPlanner<'a> {
         rscope = rscope.join(&scope_of(name.as_deref(), &cols));
         // A subquery of bare aggregates has one row per outer row, matched or not: a left
         // join (with counts made 0). An inner join's ON then only filters the joined rows.
-        let (kind, on, filter) = match (&lateral.padded_counts, kind) {
-            (None, kind) => (kind, on, None),
-            (Some(_), JoinKind::Inner) => (JoinKind::Left, None, on),
-            (Some(_), kind) => (kind, on, None),
+        // A left join's ON then decides whether the outer row keeps that row or NULLs.
+        let (kind, on, filter, nullify) = match (&lateral.padded_counts, kind) {
+            (None, kind) => (kind, on, None, None),
+            (Some(_), JoinKind::Inner) => (JoinKind::Left, None, on, None),
+            (Some(_), JoinKind::Left) => (JoinKind::Left, None, None, on),
+            (Some(_), kind) => (kind, on, None, None),
         };
         let left_arity = scope.len();
         let outer = lateral
@@ -1175,6 +1177,21 @@ impl<'a> QueryPlanner<'a> {
         }
         if let Some(e) = filter {
             plan = plan.filter(vec![join_condition(e, &joined_scope)?]);
+        }
+        if let Some(e) = nullify {
+            let on = join_condition(e, &joined_scope)?;
+            let arity = joined_scope.len();
+            let maps = (left_arity..arity)
+                .map(|c| ScalarExpr::If {
+                    cond: Box::new(on.clone()),
+                    then: Box::new(ScalarExpr::Column(c)),
+                    els: Box::new(ScalarExpr::Literal(crate::value::Value::Null)),
+                })
+                .collect();
+            let order = (0..left_arity)
+                .chain(arity..arity + (arity - left_arity))
+                .collect();
+            plan = plan.map(maps).project(order);
         }
         Ok((plan, joined_scope))
     }

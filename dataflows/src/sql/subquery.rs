@@ -883,6 +883,22 @@ fn decorrelate(
         }
     }
     s.projection = projection;
+    // The keys lead the select list: ORDER BY positions count past them.
+    if let Some(ast::OrderBy {
+        kind: ast::OrderByKind::Expressions(es),
+        ..
+    }) = order_by.as_mut()
+    {
+        for o in es.iter_mut() {
+            if let Expr::Value(v) = &mut o.expr {
+                if let ast::Value::Number(n, _) = &mut v.value {
+                    if let Ok(i) = n.parse::<usize>() {
+                        *n = (i + keys.len()).to_string();
+                    }
+                }
+            }
+        }
+    }
     let query = ast::Query {
         body: Box::new(ast::SetExpr::Select(Box::new(s))),
         order_by,

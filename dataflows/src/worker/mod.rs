@@ -179,8 +179,16 @@ struct PendingPeek {
     dataflow: Option<usize>,
     /// Answer with the errors (as rows of their messages) instead of the rows.
     errors_only: bool,
-    /// Read the rows through this, from this prefix on ([`Target::Fast`]).
-    fast: Option<(crate::plan::mfp::MfpEval, Option<Row>)>,
+    /// Read only some rows ([`Target::Fast`], [`Target::Rows`]).
+    fast: Option<FastRead>,
+}
+
+/// A read straight from an item's arrangement.
+enum FastRead {
+    /// Its rows through an mfp, from a prefix on.
+    Through(crate::plan::mfp::MfpEval, Option<Row>),
+    /// How many times it holds each of these (sorted) rows.
+    Rows(Vec<Row>),
 }
 
 struct WorkerState {
@@ -557,7 +565,19 @@ impl WorkerState {
                         errs: item.errs.clone(),
                         dataflow: None,
                         errors_only: false,
-                        fast: Some((mfp.evaluator(arity), prefix)),
+                        fast: Some(FastRead::Through(mfp.evaluator(arity), prefix)),
+                    }),
+                    None => self.send_peek(shared, id, Ok(Vec::new())),
+                },
+                Target::Rows { id: gid, rows } => match self.items.get(&gid) {
+                    Some(item) => self.peeks.push(PendingPeek {
+                        id,
+                        ts,
+                        oks: item.oks.clone(),
+                        errs: None,
+                        dataflow: None,
+                        errors_only: false,
+                        fast: Some(FastRead::Rows(rows)),
                     }),
                     None => self.send_peek(shared, id, Ok(Vec::new())),
                 },
@@ -604,7 +624,7 @@ impl WorkerState {
                 worker.dataflow_named::<Time, _, _>(&format!("subscribe {id}"), |scope| {
                     let mut ctx = Context::new(scope);
                     let bundle = match target {
-                        Target::Item(gid) | Target::Errors(gid) => {
+                        Target::Item(gid) | Target::Errors(gid) | Target::Rows { id: gid, .. } => {
                             import(&mut ctx, items, &[gid]);
                             ctx.get(gid).unwrap_or_else(|| {
                                 Bundle::new(ctx.constant(vec![]), ctx.no_errors())
@@ -1065,7 +1085,10 @@ impl WorkerState {
                 match errors.into_iter().find(|(_, d)| *d > 0) {
                     Some((e, _)) => Err(e),
                     None => match &p.fast {
-                        Some((mfp, prefix)) => read_through(&mut p.oks, p.ts, mfp, prefix.as_ref()),
+                        Some(FastRead::Through(mfp, prefix)) => {
+                            read_through(&mut p.oks, p.ts, mfp, prefix.as_ref())
+                        }
+                        Some(FastRead::Rows(rows)) => Ok(read_rows(&mut p.oks, p.ts, rows)),
                         None => Ok(read_at(&mut p.oks, p.ts)),
                     },
                 }
@@ -1265,6 +1288,37 @@ fn read_through(
         cursor.step_key(&storage);
     }
     Ok(out)
+}
+
+/// How many times `trace` holds each of `rows` (sorted) at `ts`, by a seek each.
+fn read_rows(trace: &mut RowTrace, ts: Time, rows: &[Row]) -> Vec<(Row, Diff)> {
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return Vec::new();
+    };
+    let (mut cursor, storage) = cursor_list(batches);
+    let mut out = Vec::new();
+    for row in rows {
+        cursor.seek_key(&storage, row);
+        if !cursor.key_valid(&storage) {
+            break;
+        }
+        if cursor.key(&storage) != row {
+            continue;
+        }
+        let mut count: Diff = 0;
+        while cursor.val_valid(&storage) {
+            cursor.map_times(&storage, |t, d| {
+                if *t <= ts {
+                    count += *d;
+                }
+            });
+            cursor.step_val(&storage);
+        }
+        if count != 0 {
+            out.push((row.clone(), count));
+        }
+    }
+    out
 }
 
 /// Worker 0's end of a subscription dataflow: batches updates by time as the frontier passes.
