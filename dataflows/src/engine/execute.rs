@@ -683,9 +683,9 @@ fn check_unique_names(cols: &[Column]) -> Result<()> {
 }
 
 /// Rejects plans the renderer cannot build (checked before any worker sees them).
-/// A read of `plan` that needs no dataflow: an item's rows through a map-filter-project, read
-/// from its arrangement by the workers (from the prefix its filters pin, when they do). A
-/// point lookup `WHERE id = 5` on a table whose first column is `id` is then a seek.
+/// A read of `plan` that needs no dataflow: an item's rows through a map-filter-project whose
+/// filters pin its leading columns, read by the workers from the arrangement after a seek. A
+/// point lookup `WHERE id = 5` on a table whose first column is `id` reads one row.
 fn fast_target(coord: &Coord, plan: &Plan) -> Option<Target> {
     let Plan::Mfp { input, mfp } = crate::plan::lower::lower(plan.clone()) else {
         return None;
@@ -695,12 +695,15 @@ fn fast_target(coord: &Coord, plan: &Plan) -> Option<Target> {
     };
     let item = coord.catalog.get(id)?;
     let types: Vec<DataType> = item.schema.columns.iter().map(|c| c.ty).collect();
-    let prefix = crate::plan::mfp::pinned_prefix(mfp.predicates(), &types);
+    // Without a prefix the workers would walk the whole arrangement through a cursor over all
+    // its batches, which measured slower on large tables than the transient dataflow (which
+    // reads each batch apart) and no faster on small ones (benchmarks.md, "Point reads").
+    let prefix = crate::plan::mfp::pinned_prefix(mfp.predicates(), &types)?;
     Some(Target::Fast {
         id,
         arity,
         mfp,
-        prefix,
+        prefix: Some(prefix),
     })
 }
 
