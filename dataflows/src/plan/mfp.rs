@@ -132,11 +132,29 @@ impl Mfp {
             .chain(self.project.iter().filter(|c| **c < input_arity))
             .max()
             .map_or(0, |c| c + 1);
+        // A map whose value nothing keeps or reads later is not evaluated: its errors never
+        // surface, as PostgreSQL never evaluates an unused column of a subquery.
+        let mut read: Vec<usize> = self.project.clone();
+        let mut live = vec![true; self.steps.len()];
+        let mut at = self.working_arity(input_arity);
+        for (i, step) in self.steps.iter().enumerate().rev() {
+            match step {
+                MfpStep::Map(e) => {
+                    at -= 1;
+                    live[i] = read.contains(&at);
+                    if live[i] {
+                        e.support(&mut read);
+                    }
+                }
+                MfpStep::Filter(p) => p.support(&mut read),
+            }
+        }
         MfpEval {
             mfp: self.clone(),
             input_arity,
             needed,
             reach,
+            live,
         }
     }
 }
@@ -150,6 +168,8 @@ pub struct MfpEval {
     input_arity: usize,
     needed: Vec<bool>,
     reach: usize,
+    /// Per step: whether it is evaluated (a map nothing reads is not; it gives NULL).
+    live: Vec<bool>,
 }
 
 impl MfpEval {
@@ -160,10 +180,10 @@ impl MfpEval {
         if !self.mfp.steps.is_empty() {
             self.decode(&fields, scratch);
         }
-        for step in &self.mfp.steps {
+        for (step, live) in self.mfp.steps.iter().zip(&self.live) {
             match step {
                 MfpStep::Map(e) => {
-                    let v = e.eval(scratch)?;
+                    let v = if *live { e.eval(scratch)? } else { Value::Null };
                     scratch.push(v);
                 }
                 MfpStep::Filter(p) => {
