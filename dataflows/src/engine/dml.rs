@@ -250,6 +250,21 @@ fn has_subquery(e: &ast::Expr) -> bool {
     .is_break()
 }
 
+/// [`returning`] of an UPDATE or DELETE of `target`, if it has the clause.
+pub(super) fn returning_of(
+    items: Option<&[ast::SelectItem]>,
+    target: &WriteTarget,
+    schema: &Schema,
+    rows: &[Row],
+) -> Result<Option<(Vec<Column>, Vec<Row>)>> {
+    items
+        .map(|items| {
+            let from = !target.from.is_empty();
+            returning(items, target.binding(), from, schema, rows)
+        })
+        .transpose()
+}
+
 /// `RETURNING items`, evaluated over `rows` of a table (named `binding` in the statement):
 /// the columns and rows a write statement returns. Only the table's columns can be returned;
 /// with `from` items (UPDATE's FROM, DELETE's USING), PostgreSQL's `*` would include theirs,

@@ -328,16 +328,8 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             let (changes, schema) = super::dml::changes(engine, &coord, &target, &[], false)?;
             let n = changes.len();
             let deleted: Vec<Row> = changes.into_iter().map(|c| c.old).collect();
-            let returned = match &returning {
-                Some(items) => Some(super::dml::returning(
-                    items,
-                    target.binding(),
-                    !target.from.is_empty(),
-                    &schema,
-                    &deleted,
-                )?),
-                None => None,
-            };
+            let returned =
+                super::dml::returning_of(returning.as_deref(), &target, &schema, &deleted)?;
             let updates = deleted.into_iter().map(|r| (r, -1)).collect();
             let (ts, pending) = write_rows(engine, &mut coord, &target.table, updates)?;
             drop(coord);
@@ -360,16 +352,8 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 updates.push((c.old, -1));
                 new_rows.push(new);
             }
-            let returned = match &returning {
-                Some(items) => Some(super::dml::returning(
-                    items,
-                    target.binding(),
-                    !target.from.is_empty(),
-                    &schema,
-                    &new_rows,
-                )?),
-                None => None,
-            };
+            let returned =
+                super::dml::returning_of(returning.as_deref(), &target, &schema, &new_rows)?;
             updates.extend(new_rows.into_iter().map(|r| (r, 1)));
             let (ts, pending) = write_rows(engine, &mut coord, &target.table, updates)?;
             drop(coord);
