@@ -1219,6 +1219,24 @@ fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
     }
 }
 
+/// The count at `ts` of the key under `cursor`, over all its values, leaving the cursor past
+/// them: what every read of an arrangement accumulates per key.
+fn count_at<C>(cursor: &mut C, storage: &C::Storage, ts: Time) -> Diff
+where
+    C: for<'a> Cursor<TimeGat<'a> = &'a Time, DiffGat<'a> = &'a Diff>,
+{
+    let mut count: Diff = 0;
+    while cursor.val_valid(storage) {
+        cursor.map_times(storage, |t, d| {
+            if *t <= ts {
+                count += *d;
+            }
+        });
+        cursor.step_val(storage);
+    }
+    count
+}
+
 /// The accumulated contents of a key arrangement as of `ts`.
 fn read_at<K: timely::ExchangeData + Ord + Clone + 'static>(
     trace: &mut differential_dataflow::operators::arrange::TraceAgent<
@@ -1232,15 +1250,7 @@ fn read_at<K: timely::ExchangeData + Ord + Clone + 'static>(
     let (mut cursor, storage) = cursor_list(batches);
     let mut out = Vec::new();
     while cursor.key_valid(&storage) {
-        let mut count: Diff = 0;
-        while cursor.val_valid(&storage) {
-            cursor.map_times(&storage, |t, d| {
-                if *t <= ts {
-                    count += *d;
-                }
-            });
-            cursor.step_val(&storage);
-        }
+        let count = count_at(&mut cursor, &storage, ts);
         if count != 0 {
             out.push((cursor.key(&storage).clone(), count));
         }
@@ -1271,15 +1281,7 @@ fn read_through(
         if prefix.is_some_and(|p| !row.starts_with(p)) {
             break;
         }
-        let mut count: Diff = 0;
-        while cursor.val_valid(&storage) {
-            cursor.map_times(&storage, |t, d| {
-                if *t <= ts {
-                    count += *d;
-                }
-            });
-            cursor.step_val(&storage);
-        }
+        let count = count_at(&mut cursor, &storage, ts);
         if count != 0 {
             if let Some(r) = mfp.apply(row, &mut scratch)? {
                 out.push((r, count));
@@ -1305,15 +1307,7 @@ fn read_rows(trace: &mut RowTrace, ts: Time, rows: &[Row]) -> Vec<(Row, Diff)> {
         if cursor.key(&storage) != row {
             continue;
         }
-        let mut count: Diff = 0;
-        while cursor.val_valid(&storage) {
-            cursor.map_times(&storage, |t, d| {
-                if *t <= ts {
-                    count += *d;
-                }
-            });
-            cursor.step_val(&storage);
-        }
+        let count = count_at(&mut cursor, &storage, ts);
         if count != 0 {
             out.push((row.clone(), count));
         }
