@@ -814,6 +814,32 @@ impl Row {
         self.0.as_slice()
     }
 
+    /// The encoded values, as one slice (rows order as these bytes do).
+    pub(crate) fn encoded_bytes(&self) -> &[u8] {
+        self.bytes()
+    }
+
+    /// The row whose encoded values are `bytes` (from [`Row::encoded_bytes`], or a prefix of
+    /// them that ends between values).
+    pub(crate) fn from_encoded(bytes: &[u8]) -> Row {
+        Row(Bytes::new(bytes))
+    }
+
+    /// The length of the first `n` values' encodings, or `None` when one of them is NULL or
+    /// the row has fewer.
+    pub(crate) fn leading_len(&self, n: usize) -> Option<usize> {
+        let mut len = 0;
+        let mut fields = self.encoded();
+        for _ in 0..n {
+            let field = fields.next()?;
+            if field[0] == NULL {
+                return None;
+            }
+            len += field.len();
+        }
+        Some(len)
+    }
+
     /// The encoded values, one slice each.
     fn encoded(&self) -> impl Iterator<Item = &[u8]> {
         let mut rest = self.bytes();

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use differential_dataflow::lattice::Lattice;
 
-use super::prefix::PairArranged;
+use super::prefix::{self, KeepFn, PrefixSide, Side};
 use super::{split, Bundle, Context, RenderTime, Rows};
 use crate::expr::{RowExprs, ScalarExpr};
 use crate::plan::join::{JoinKind, JoinPlan};
@@ -20,9 +20,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     let left_arity = j.left.arity();
     let right_arity = j.right.arity();
 
-    let (larr, lerrs) = arranged(ctx, &j.left, &j.left_key, "JoinLeft");
-    let (rarr, rerrs) = arranged(ctx, &j.right, &j.right_key, "JoinRight");
-    let joined = larr.join_core(rarr, |_k, l: &Row, r: &Row| Some(l.concat(r)));
+    let (lside, lerrs) = side(ctx, &j.left, &j.left_key, "JoinLeft");
+    let (rside, rerrs) = side(ctx, &j.right, &j.right_key, "JoinRight");
+    let joined = prefix::join(lside, rside);
 
     let residual = j.residual.clone();
     let (matched, res_errs) = if residual.is_empty() {
@@ -64,16 +64,15 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     Bundle::new(oks, errs)
 }
 
-/// `side` arranged by `key` as `(key, row)` pairs, with `side`'s errors. An imported
-/// arrangement keyed by its leading columns is keyed batch by batch, in the order it has
-/// ([`super::prefix`]); any other side is keyed row by row (in place when it is imported) and
-/// arranged.
-fn arranged<'s, T: RenderTime>(
+/// `side` as a join side by `key`, with `side`'s errors. An imported arrangement joined on its
+/// leading columns is read in place ([`super::prefix`]); any other side is keyed row by row
+/// (in place when it is imported) and arranged as `(key, row)` pairs.
+fn side<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     side: &Plan,
     key: &[ScalarExpr],
     name: &str,
-) -> (PairArranged<'s, T>, super::Errs<'s, T>) {
+) -> (Side<'s, T>, super::Errs<'s, T>) {
     let leading = key
         .iter()
         .enumerate()
@@ -92,16 +91,23 @@ fn arranged<'s, T: RenderTime>(
     };
     let imported = source.and_then(|id| ctx.imported.get(&id));
     if let (true, Some(imported)) = (leading && !key.is_empty(), imported) {
-        if let Some(by_prefix) = imported.by_prefix.as_ref() {
+        if let Some(whole) = imported.whole.as_ref() {
+            let prefix = |keep| {
+                Side::Prefix(PrefixSide {
+                    arranged: whole.clone(),
+                    n: key.len(),
+                    keep,
+                })
+            };
             let Some((input, eval, cannot_fail)) = filter else {
-                return (by_prefix(key.len(), None), imported.errs.clone());
+                return (prefix(None), imported.errs.clone());
             };
             let eval = Rc::new(eval);
-            let keep = {
+            let keep: KeepFn = {
                 let (eval, mut scratch) = (Rc::clone(&eval), Vec::new());
                 Box::new(move |row: &Row| eval.passes(row, &mut scratch) == Ok(true))
             };
-            let arranged = by_prefix(key.len(), Some(keep));
+            let arranged = prefix(Some(keep));
             if cannot_fail {
                 return (arranged, imported.errs.clone());
             }
@@ -116,7 +122,7 @@ fn arranged<'s, T: RenderTime>(
         }
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());
-    (keyed.arrange_by_key_named(name), errs)
+    (Side::Keyed(keyed.arrange_by_key_named(name)), errs)
 }
 
 /// `(key, row)` pairs of `side`'s rows whose key has no NULL (NULL never equals anything),

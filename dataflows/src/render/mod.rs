@@ -101,10 +101,6 @@ impl InPlace for (Row, Row) {
     }
 }
 
-/// Keys an imported arrangement's rows (those a filter keeps) by their first `n` columns.
-pub type ByPrefix<'s, T> =
-    Box<dyn Fn(usize, Option<prefix::KeepFn>) -> prefix::PairArranged<'s, T> + 's>;
-
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
 /// Operators that only read rows (a map-filter-project, group keys) read them in place from
@@ -118,10 +114,10 @@ pub struct Imported<'s, T: Timestamp + Lattice> {
     pub read_pairs: Box<dyn Fn(PairFn) -> PairResults<'s, T> + 's>,
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
-    /// The rows as `(first n columns, row)` pairs arranged for a join, from the arrangement's
-    /// batches without sorting them again (see [`prefix`]). Only with a single worker: the
-    /// arrangement is spread over workers by whole row, a join side by its key.
-    pub by_prefix: Option<ByPrefix<'s, T>>,
+    /// The arrangement itself, for joins on its leading columns that read it in place (see
+    /// [`prefix`]). Only with a single worker: the arrangement is spread over workers by whole
+    /// row, a join side by its key.
+    pub whole: Option<prefix::RowArranged<'s, T>>,
     pub errs: Errs<'s, T>,
 }
 

@@ -1,132 +1,367 @@
-//! A join side keyed by the leading columns of an imported arrangement, without sorting.
+//! Joins that read an imported arrangement of whole rows by its leading columns, in place.
 //!
 //! Tables, sources and views are arranged by whole row, and a row's bytes order rows by their
 //! first column, then by the next (each value's encoding delimits itself, see `row.rs`, so the
-//! first byte where two rows differ lies in the first column where they differ). A batch of
-//! such an arrangement is therefore already in the order of `(first n columns, row)`, the
-//! order a join side keyed by those columns needs. [`by_prefix`] keys each batch in one pass
-//! into a batch builder, where arranging the side anew (`arrange_by_key`) would send every
-//! update through differential's batcher again: sorted in chunks, then merged chain by chain.
+//! first byte where two rows differ lies in the first column where they differ). Such an
+//! arrangement is therefore already in the order of its first `n` columns: it *is* a join side
+//! keyed by them, without a second arrangement holding `(key, row)` copies. A join on a table's
+//! leading columns reads the table's own batches here, so the join costs no memory beyond the
+//! table and sends no update through differential's batcher a second time.
 //!
-//! The batches keep their descriptions (lower, upper, since), so the keyed trace is the source
-//! trace batch for batch. The source's stream carries only batches with updates; the gaps
-//! between them are sealed with empty batches as the next one arrives. The keyed trace's upper
-//! may lag the source's until then, which is safe: the join reads a trace only up to the
-//! batches it has received on that trace's stream.
+//! Differential's `join_core` needs both sides to present the same key type, which a row
+//! arrangement (key: the row) and a key arrangement (key: the key row) do not. The join here
+//! drives differential's own join operator (`join_with_tactic`: frontiers, capabilities and
+//! trace compaction) with a tactic of ours that merges the two sides by key *bytes*: the
+//! leading fields of a row on a [`PrefixSide`], the key row's bytes on a keyed side.
+//!
+//! Only with a single worker: with several, a table's rows are spread over workers by whole
+//! row, where a join side must be spread by its key.
 
-use differential_dataflow::operators::arrange::{Arranged, TraceAgent, TraceWriter};
-use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
-use differential_dataflow::trace::{Builder, Cursor, Navigable, Span, Trace, TraceReader};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
-use timely::progress::Antichain;
 
-use super::{RowTrace, Time};
+use differential_dataflow::consolidation::{consolidate_updates, ConsolidatingContainerBuilder};
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
+use differential_dataflow::trace::cursor::{cursor_list, CursorList};
+use differential_dataflow::trace::implementations::ord_neu::{OrdKeyBatch, OrdValBatch};
+use differential_dataflow::trace::implementations::{KeySpine, ValSpine, Vector};
+use differential_dataflow::trace::{Cursor, Navigable};
+use differential_dataflow::AsCollection;
+use timely::container::{ContainerBuilder, PushInto};
+
+use super::{RenderTime, Rows};
 use crate::plan::Diff;
 use crate::row::Row;
 
-/// An arrangement of `(key, row)` pairs: a join side.
+/// An arrangement of `(key, row)` pairs: a join side keyed by evaluated key expressions.
 pub type PairSpine<T> = ValSpine<Row, Row, T, Diff>;
 pub type PairArranged<'s, T> = Arranged<'s, TraceAgent<PairSpine<T>>>;
+/// An arrangement of whole rows (a table's, a source's, a view's) at time `T`.
+pub type RowArranged<'s, T> = Arranged<'s, TraceAgent<KeySpine<Row, T, Diff>>>;
 
-/// Which rows a join side keeps (its `WHERE` predicates on the table, say). Filtering keeps
-/// the order.
+// The batch types of those arrangements, named (not projected) so each gets its own reader.
+type RowBatch<T> = Rc<OrdKeyBatch<Vector<((Row, ()), T, Diff)>>>;
+type PairBatch<T> = Rc<OrdValBatch<Vector<((Row, Row), T, Diff)>>>;
+
+/// Which rows a join side keeps (its `WHERE` predicates on the table, say).
 pub type KeepFn = Box<dyn FnMut(&Row) -> bool>;
 
-/// `source`'s rows that `keep` keeps, keyed by their first `n` columns, as `(key, row)`
-/// pairs; rows with a NULL among those columns are left out (NULL never equals anything).
-pub fn by_prefix<'s>(
-    source: Arranged<'s, RowTrace>,
-    n: usize,
-    mut keep: Option<KeepFn>,
-    name: &str,
-) -> PairArranged<'s, Time> {
-    let mut reader: Option<TraceAgent<PairSpine<Time>>> = None;
-    let reader_ref = &mut reader;
-    let scope = source.stream.scope();
-    let stream = source
-        .stream
-        .unary(Pipeline, name, move |_capability, info| {
-            let activator = Some(scope.activator_for(Rc::clone(&info.address)));
-            let mut empty = PairSpine::<Time>::new(info.clone(), None, activator);
-            if let Some(logic) = scope
-                .worker()
-                .config()
-                .get::<differential_dataflow::trace::ExertionLogic>(
-                    "differential/default_exert_logic",
-                )
-                .cloned()
-            {
-                empty.set_exert_logic(logic);
-            }
-            let (agent, mut writer) = TraceAgent::new(empty, info, None);
-            *reader_ref = Some(agent);
-            let mut upper = Antichain::from_elem(0);
-            move |input, output| {
-                input.for_each(|cap, spans| {
-                    let caps = cap.retain_stamp(0);
-                    let mut session = output.session(&caps);
-                    for span in spans.drain(..) {
-                        let keyed = key_span(&span, n, &mut keep);
-                        insert(&mut writer, &mut upper, keyed.clone(), cap.stamp().clone());
-                        session.give(keyed);
-                    }
-                });
-                writer.exert();
-            }
-        });
-    Arranged {
-        stream,
-        trace: reader.expect("the operator's constructor ran"),
-    }
+/// An imported arrangement of whole rows read as a join side keyed by its first `n` columns.
+/// Rows `keep` drops, and rows with a NULL among those columns (NULL never equals anything),
+/// are passed over.
+pub struct PrefixSide<'s, T: RenderTime> {
+    pub arranged: RowArranged<'s, T>,
+    pub n: usize,
+    pub keep: Option<KeepFn>,
 }
 
-/// Seals the gap before `span` (the source sent no batch for it) and inserts `span`.
-fn insert(
-    writer: &mut TraceWriter<PairSpine<Time>>,
-    upper: &mut Antichain<Time>,
-    span: Span<Time, <PairSpine<Time> as TraceReader>::Batch>,
-    stamp: timely::progress::Stamp<Time>,
-) {
-    if upper != span.lower() {
-        writer.seal(span.lower().clone());
-    }
-    upper.clone_from(span.upper());
-    writer.insert(span, stamp);
+/// One side of an equi-join.
+pub enum Side<'s, T: RenderTime> {
+    /// Arranged anew as `(key, row)` pairs.
+    Keyed(PairArranged<'s, T>),
+    /// Read in place from an arrangement of whole rows.
+    Prefix(PrefixSide<'s, T>),
 }
 
-/// One batch of whole rows as a batch of `(prefix, row)` pairs, in the order it already has.
-fn key_span(
-    span: &Span<Time, <RowTrace as TraceReader>::Batch>,
-    n: usize,
-    keep: &mut Option<KeepFn>,
-) -> Span<Time, <PairSpine<Time> as TraceReader>::Batch> {
-    let mut builder = ValBuilder::<Row, Row, Time, Diff>::default();
-    let mut chunk = Vec::new();
-    if let Some(batch) = span.inner.as_ref() {
-        let mut cursor = batch.cursor();
-        while let Some(row) = cursor.get_key(batch) {
-            let key = row.prefix(n);
-            if !key.has_null() && keep.as_mut().is_none_or(|keep| keep(row)) {
-                // A batch of whole rows has one (empty) value per row.
-                while cursor.get_val(batch).is_some() {
-                    cursor.map_times(batch, |t, d| {
-                        chunk.push(((key.clone(), row.clone()), *t, *d));
-                    });
-                    cursor.step_val(batch);
-                }
-                if chunk.len() >= CHUNK {
-                    builder.push(&mut chunk);
-                    chunk.clear();
-                }
-            }
-            cursor.step_key(batch);
+/// The matches of `left` and `right` on equal keys, each the left row followed by the right.
+pub fn join<'s, T: RenderTime>(left: Side<'s, T>, right: Side<'s, T>) -> Rows<'s, T> {
+    match (left, right) {
+        (Side::Keyed(l), Side::Keyed(r)) => {
+            l.join_core(r, |_k, l: &Row, r: &Row| Some(l.concat(r)))
+        }
+        (Side::Prefix(l), Side::Keyed(r)) => {
+            let (l, lp) = prefix_params(l);
+            let tactic = BytesTactic::<RowBatch<T>, PairBatch<T>, T>::new(lp, ());
+            join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
+        }
+        (Side::Keyed(l), Side::Prefix(r)) => {
+            let (r, rp) = prefix_params(r);
+            let tactic = BytesTactic::<PairBatch<T>, RowBatch<T>, T>::new((), rp);
+            join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
+        }
+        (Side::Prefix(l), Side::Prefix(r)) => {
+            let ((l, lp), (r, rp)) = (prefix_params(l), prefix_params(r));
+            let tactic = BytesTactic::<RowBatch<T>, RowBatch<T>, T>::new(lp, rp);
+            join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
         }
     }
-    builder.push(&mut chunk);
-    Span::new(span.desc.clone(), builder.done().map(Rc::new))
 }
 
-/// Updates handed to the builder at a time.
-const CHUNK: usize = 1024;
+/// Splits a prefix side into its arrangement and what its readers share.
+fn prefix_params<T: RenderTime>(side: PrefixSide<'_, T>) -> (RowArranged<'_, T>, PrefixParams) {
+    let keep = side.keep.map(|keep| Rc::new(RefCell::new(keep)));
+    (side.arranged, (side.n, keep))
+}
+
+/// A prefix side's key width and filter, shared by every work unit of its join.
+type PrefixParams = (usize, Option<Rc<RefCell<KeepFn>>>);
+
+/// The batches of one side of a join, read by key bytes.
+trait SideBatch<T>: Sized + 'static {
+    type Params: Clone + 'static;
+    type Reader: SideReader<T> + 'static;
+    fn reader(batches: Vec<Self>, params: &Self::Params) -> Self::Reader;
+}
+
+/// A position in one side's batches, one join key at a time, in key byte order.
+trait SideReader<T> {
+    /// The current key's bytes; `None` once every key has been read.
+    fn key(&self) -> Option<&[u8]>;
+    /// Moves to the first key at or after `key`.
+    fn seek(&mut self, key: &[u8]);
+    /// Appends the current key's `(row, time, diff)` updates (times joined with `meet` when
+    /// given) to `into`, and moves to the next key.
+    fn load(&mut self, meet: Option<&T>, into: &mut Vec<(Row, T, Diff)>);
+}
+
+/// Batches of whole rows, keyed by their first `n` fields.
+struct PrefixReader<T: RenderTime> {
+    cursor: CursorList<<RowBatch<T> as Navigable>::Cursor>,
+    storage: Vec<RowBatch<T>>,
+    n: usize,
+    keep: Option<Rc<RefCell<KeepFn>>>,
+    /// The length of the current row's key bytes.
+    key_len: usize,
+}
+
+impl<T: RenderTime> SideBatch<T> for RowBatch<T> {
+    type Params = PrefixParams;
+    type Reader = PrefixReader<T>;
+    fn reader(batches: Vec<Self>, (n, keep): &PrefixParams) -> PrefixReader<T> {
+        let (cursor, storage) = cursor_list(batches);
+        let mut reader = PrefixReader {
+            cursor,
+            storage,
+            n: *n,
+            keep: keep.clone(),
+            key_len: 0,
+        };
+        reader.settle();
+        reader
+    }
+}
+
+impl<T: RenderTime> PrefixReader<T> {
+    /// Moves past rows the side does not keep, to the next one it does (or the end).
+    fn settle(&mut self) {
+        loop {
+            let Some(row) = self.cursor.get_key(&self.storage) else {
+                return;
+            };
+            let kept = match row.leading_len(self.n) {
+                Some(len) => {
+                    self.key_len = len;
+                    self.keep
+                        .as_ref()
+                        .is_none_or(|keep| (keep.borrow_mut())(row))
+                }
+                None => false,
+            };
+            if kept {
+                return;
+            }
+            self.cursor.step_key(&self.storage);
+        }
+    }
+}
+
+impl<T: RenderTime> SideReader<T> for PrefixReader<T> {
+    fn key(&self) -> Option<&[u8]> {
+        let row = self.cursor.get_key(&self.storage)?;
+        Some(&row.encoded_bytes()[..self.key_len])
+    }
+
+    fn seek(&mut self, key: &[u8]) {
+        // Rows whose first `n` fields are `key` start with those bytes, so they sort at or
+        // after the row of `key` alone, and rows with a smaller key before it.
+        self.cursor.seek_key(&self.storage, &Row::from_encoded(key));
+        self.settle();
+    }
+
+    fn load(&mut self, meet: Option<&T>, into: &mut Vec<(Row, T, Diff)>) {
+        let Some(first) = self.cursor.get_key(&self.storage) else {
+            return;
+        };
+        // The current row is kept (`settle`); its key's later rows are checked here.
+        let key = Row::from_encoded(&first.encoded_bytes()[..self.key_len]);
+        let mut checked = true;
+        while let Some(row) = self.cursor.get_key(&self.storage) {
+            if !row.starts_with(&key) {
+                break;
+            }
+            let kept = checked
+                || self
+                    .keep
+                    .as_ref()
+                    .is_none_or(|keep| (keep.borrow_mut())(row));
+            checked = false;
+            if kept {
+                while self.cursor.get_val(&self.storage).is_some() {
+                    self.cursor.map_times(&self.storage, |t, d| {
+                        into.push((row.clone(), advanced(t, meet), *d));
+                    });
+                    self.cursor.step_val(&self.storage);
+                }
+            }
+            self.cursor.step_key(&self.storage);
+        }
+        self.settle();
+    }
+}
+
+/// Batches of `(key, row)` pairs.
+struct PairReader<T: RenderTime> {
+    cursor: CursorList<<PairBatch<T> as Navigable>::Cursor>,
+    storage: Vec<PairBatch<T>>,
+}
+
+impl<T: RenderTime> SideBatch<T> for PairBatch<T> {
+    type Params = ();
+    type Reader = PairReader<T>;
+    fn reader(batches: Vec<Self>, _: &()) -> PairReader<T> {
+        let (cursor, storage) = cursor_list(batches);
+        PairReader { cursor, storage }
+    }
+}
+
+impl<T: RenderTime> SideReader<T> for PairReader<T> {
+    fn key(&self) -> Option<&[u8]> {
+        Some(self.cursor.get_key(&self.storage)?.encoded_bytes())
+    }
+
+    fn seek(&mut self, key: &[u8]) {
+        self.cursor.seek_key(&self.storage, &Row::from_encoded(key));
+    }
+
+    fn load(&mut self, meet: Option<&T>, into: &mut Vec<(Row, T, Diff)>) {
+        while let Some(row) = self.cursor.get_val(&self.storage) {
+            self.cursor.map_times(&self.storage, |t, d| {
+                into.push((row.clone(), advanced(t, meet), *d));
+            });
+            self.cursor.step_val(&self.storage);
+        }
+        self.cursor.step_key(&self.storage);
+    }
+}
+
+fn advanced<T: RenderTime>(t: &T, meet: Option<&T>) -> T {
+    match meet {
+        Some(meet) => t.join(meet),
+        None => t.clone(),
+    }
+}
+
+/// Joins batches of two sides by merging them on key bytes.
+struct BytesTactic<B0: SideBatch<T>, B1: SideBatch<T>, T> {
+    params0: B0::Params,
+    params1: B1::Params,
+}
+
+impl<B0: SideBatch<T>, B1: SideBatch<T>, T> BytesTactic<B0, B1, T> {
+    fn new(params0: B0::Params, params1: B1::Params) -> Self {
+        BytesTactic { params0, params1 }
+    }
+}
+
+type Output<T> = Vec<(Row, T, Diff)>;
+type Builder<T> = ConsolidatingContainerBuilder<Output<T>>;
+
+impl<B0, B1, T> JoinTactic<T, B0, B1, Output<T>> for BytesTactic<B0, B1, T>
+where
+    B0: SideBatch<T>,
+    B1: SideBatch<T>,
+    T: RenderTime,
+{
+    fn prep(
+        &mut self,
+        input0: Vec<B0>,
+        input1: Vec<B1>,
+        fresh: Fresh,
+        meet: T,
+    ) -> Box<dyn Iterator<Item = Output<T>>> {
+        // The side that is not the fresh batch is a trace read through older batches: its
+        // times are advanced to `meet` (a lower bound of the fresh side's times, so of every
+        // output time) to consolidate them, as differential's own join does.
+        let advance0 = matches!(fresh, Fresh::Input1);
+        Box::new(Matches::<B0::Reader, B1::Reader, T> {
+            side0: B0::reader(input0, &self.params0),
+            side1: B1::reader(input1, &self.params1),
+            meet,
+            advance0,
+            updates0: Vec::new(),
+            updates1: Vec::new(),
+            builder: Builder::<T>::default(),
+            ready: VecDeque::new(),
+            done: false,
+        })
+    }
+}
+
+/// The matches of one work unit, produced a container at a time so the join operator can
+/// stop when its fuel runs out and resume on its next activation.
+struct Matches<R0, R1, T: RenderTime> {
+    side0: R0,
+    side1: R1,
+    meet: T,
+    advance0: bool,
+    updates0: Vec<(Row, T, Diff)>,
+    updates1: Vec<(Row, T, Diff)>,
+    builder: Builder<T>,
+    ready: VecDeque<Output<T>>,
+    done: bool,
+}
+
+impl<R0: SideReader<T>, R1: SideReader<T>, T: RenderTime> Iterator for Matches<R0, R1, T> {
+    type Item = Output<T>;
+
+    fn next(&mut self) -> Option<Output<T>> {
+        use std::cmp::Ordering;
+        if let Some(container) = self.ready.pop_front() {
+            return Some(container);
+        }
+        if self.done {
+            return None;
+        }
+        let (meet0, meet1) = match self.advance0 {
+            true => (Some(&self.meet), None),
+            false => (None, Some(&self.meet)),
+        };
+        while self.ready.is_empty() {
+            let (Some(key0), Some(key1)) = (self.side0.key(), self.side1.key()) else {
+                self.done = true;
+                while let Some(container) = self.builder.finish() {
+                    self.ready.push_back(std::mem::take(container));
+                }
+                break;
+            };
+            match key0.cmp(key1) {
+                Ordering::Less => self.side0.seek(key1),
+                Ordering::Greater => self.side1.seek(key0),
+                Ordering::Equal => {
+                    self.side0.load(meet0, &mut self.updates0);
+                    self.side1.load(meet1, &mut self.updates1);
+                    if meet0.is_some() {
+                        consolidate_updates(&mut self.updates0);
+                    }
+                    if meet1.is_some() {
+                        consolidate_updates(&mut self.updates1);
+                    }
+                    for (r0, t0, d0) in &self.updates0 {
+                        for (r1, t1, d1) in &self.updates1 {
+                            self.builder
+                                .push_into((r0.concat(r1), t0.join(t1), d0 * d1));
+                        }
+                    }
+                    self.updates0.clear();
+                    self.updates1.clear();
+                    while let Some(container) = self.builder.extract() {
+                        self.ready.push_back(std::mem::take(container));
+                    }
+                }
+            }
+        }
+        self.ready.pop_front()
+    }
+}

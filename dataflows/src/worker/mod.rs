@@ -1138,12 +1138,8 @@ fn import<'s>(
                 .as_collection(|k: &EvalError, _: &()| k.clone()),
             None => ctx.no_errors(),
         };
-        let (in_place, pairs, keyed) = (arranged.clone(), arranged.clone(), arranged.clone());
-        let name = format!("by prefix {}", item.name);
-        let by_prefix = (ctx.scope.peers() == 1).then(|| {
-            Box::new(move |n, keep| crate::render::prefix::by_prefix(keyed.clone(), n, keep, &name))
-                as crate::render::ByPrefix<'s, Time>
-        });
+        let (in_place, pairs) = (arranged.clone(), arranged.clone());
+        let whole = (ctx.scope.peers() == 1).then(|| arranged.clone());
         ctx.imported.insert(
             *id,
             Imported {
@@ -1156,7 +1152,7 @@ fn import<'s>(
                     pairs.clone().flat_map_ref(move |row: &Row, _: &()| f(row))
                 }),
                 rows: Box::new(move || arranged.clone().as_collection(|k: &Row, _: &()| k.clone())),
-                by_prefix,
+                whole,
                 errs,
             },
         );
