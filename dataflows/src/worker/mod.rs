@@ -372,7 +372,6 @@ impl WorkerState {
                 input.advance_to(self.upper);
                 input.flush();
                 oks.set_logical_compaction(AntichainRef::new(&[self.since]));
-                oks.set_physical_compaction(AntichainRef::new(&[self.since]));
                 self.items.insert(
                     id,
                     Item {
@@ -384,7 +383,7 @@ impl WorkerState {
                         stats,
                         records: 0,
                         batches: 0,
-                        physical: (self.since, self.since),
+                        physical: (0, 0),
                     },
                 );
             }
@@ -416,9 +415,7 @@ impl WorkerState {
                         )
                     });
                 oks.set_logical_compaction(AntichainRef::new(&[self.since]));
-                oks.set_physical_compaction(AntichainRef::new(&[self.since]));
                 errs.set_logical_compaction(AntichainRef::new(&[self.since]));
-                errs.set_physical_compaction(AntichainRef::new(&[self.since]));
                 self.items.insert(
                     id,
                     Item {
@@ -430,7 +427,7 @@ impl WorkerState {
                         stats,
                         records: 0,
                         batches: 0,
-                        physical: (self.since, self.since),
+                        physical: (0, 0),
                     },
                 );
             }
@@ -866,9 +863,7 @@ impl WorkerState {
         oks_in.flush();
         errs_in.flush();
         oks.set_logical_compaction(AntichainRef::new(&[self.since]));
-        oks.set_physical_compaction(AntichainRef::new(&[self.since]));
         errs.set_logical_compaction(AntichainRef::new(&[self.since]));
-        errs.set_physical_compaction(AntichainRef::new(&[self.since]));
         let (mut ctx, batches, stop) = ReaderContext::new(
             worker.index(),
             worker.peers(),
@@ -945,7 +940,7 @@ impl WorkerState {
                 stats: item_stats,
                 records: 0,
                 batches: 0,
-                physical: (self.since, self.since),
+                physical: (0, 0),
             },
         );
     }
@@ -1179,7 +1174,8 @@ const PHYSICAL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 /// own cost: a merge compacts only times before `since`, so history that leaves the window
 /// later (a temporal filter's retractions) stays until the batch is merged again. So the
 /// frontier follows `since` while few batches wait, and jumps to the upper once more than
-/// [`MAX_UNMERGED`] do.
+/// [`MAX_UNMERGED`] do. A new arrangement's frontier starts at the beginning of time, and the
+/// frontier never passes the trace's upper.
 fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
     trace: &mut differential_dataflow::operators::arrange::TraceAgent<
         differential_dataflow::trace::implementations::KeySpine<K, Time, Diff>,
@@ -1190,7 +1186,7 @@ fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
     let current = *physical;
     let mut waiting = 0;
     // The spans come oldest first: the last one's upper is the trace's.
-    let mut upper = since;
+    let mut upper: Time = 0;
     trace.map_spans(|span| {
         let end = span
             .desc
@@ -1204,11 +1200,14 @@ fn follow_upper<K: timely::ExchangeData + Ord + Clone + 'static>(
         }
         upper = end;
     });
+    // Never beyond the upper: a join reading the trace in place (`render::prefix`) starts from
+    // its batches, which differential requires to reach the physical compaction frontier.
     let target = if waiting > MAX_UNMERGED {
         since.max(upper)
     } else {
         since
-    };
+    }
+    .min(upper);
     if target > *physical {
         *physical = target;
         trace.set_physical_compaction(AntichainRef::new(&[target]));
