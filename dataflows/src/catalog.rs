@@ -25,6 +25,8 @@ pub struct CatalogItem {
     /// What a source reads, or a sink writes.
     pub source: Option<crate::connector::SourceSpec>,
     pub sink: Option<crate::connector::SinkSpec>,
+    /// What an index arranges, and by which columns.
+    pub index: Option<crate::plan::index::IndexOn>,
 }
 
 /// A catalog entry as the API shows it.
@@ -43,6 +45,9 @@ pub struct ItemDescription {
     pub connector: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
+    /// An index: the item it arranges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
 }
 
 #[derive(Default)]
@@ -171,11 +176,24 @@ impl Catalog {
         self.items.values()
     }
 
+    /// Every index, with its id.
+    pub fn indexes(&self) -> Vec<(GlobalId, crate::plan::index::IndexOn)> {
+        self.items
+            .values()
+            .filter_map(|i| i.index.clone().map(|ix| (i.id, ix)))
+            .collect()
+    }
+
     pub fn describe(&self, item: &CatalogItem) -> ItemDescription {
+        // An index shows the columns it is keyed by (its rows hold the item's columns after).
+        let columns = match &item.index {
+            Some(ix) => Schema::new(item.schema.columns[..ix.columns.len()].to_vec()).to_json(),
+            None => item.schema.to_json(),
+        };
         ItemDescription {
             name: item.name.clone(),
             kind: item.kind.name(),
-            columns: item.schema.to_json(),
+            columns,
             definition: item.definition.clone(),
             depends_on: item
                 .dependencies
@@ -198,6 +216,11 @@ impl Catalog {
                         .map(|s| connector_json(&s.transport, Some(s.format), &s.options))
                 }),
             status: None,
+            on: item
+                .index
+                .as_ref()
+                .and_then(|ix| self.get(ix.on))
+                .map(|on| on.name.clone()),
         }
     }
 }
@@ -228,10 +251,20 @@ fn connector_json(
 }
 
 impl Resolver for Catalog {
-    /// Relations a query can read: tables, views and sources (not sinks).
+    /// Relations a query can read: tables, views and sources (not sinks, not indexes).
     fn resolve(&self, name: &str) -> Option<(GlobalId, Schema)> {
         self.by_exact_name(name)
-            .filter(|i| i.kind != ItemKind::Sink)
+            .filter(|i| !matches!(i.kind, ItemKind::Sink | ItemKind::Index))
             .map(|i| (i.id, i.schema.clone()))
+    }
+
+    fn unreadable(&self, name: &str) -> Option<String> {
+        let item = self.by_exact_name(name)?;
+        let what = match item.kind {
+            ItemKind::Index => "an index; read the relation it indexes",
+            ItemKind::Sink => "a sink; read the relation it writes from",
+            _ => return None,
+        };
+        Some(format!("\"{name}\" is {what} instead"))
     }
 }

@@ -66,6 +66,8 @@ pub enum Command {
         name: String,
         plan: Plan,
         deps: Vec<GlobalId>,
+        /// An index's view: what it arranges (joins over `on` read it, see `plan::index`).
+        index: Option<crate::plan::index::IndexOn>,
     },
     /// A source: every worker starts its reader, whose rows feed the source's arrangement.
     /// With `replay`, the source first takes the rows logged before a restart

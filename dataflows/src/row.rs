@@ -825,6 +825,12 @@ impl Row {
         Row(Bytes::new(bytes))
     }
 
+    /// The row without its first `n` values (their bytes skipped, the rest copied).
+    pub(crate) fn skip_fields(&self, n: usize) -> Row {
+        let len: usize = self.encoded().take(n).map(<[u8]>::len).sum();
+        Row(Bytes::new(&self.bytes()[len..]))
+    }
+
     /// The length of the first `n` values' encodings, or `None` when one of them is NULL or
     /// the row has fewer.
     pub(crate) fn leading_len(&self, n: usize) -> Option<usize> {

@@ -158,6 +158,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     })?;
                 }
             }
+            let uses = index_deps(&coord, &plan);
             let id = add_item(
                 &mut coord,
                 &name,
@@ -167,16 +168,22 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                 Some(plan.clone()),
                 vec![],
             )?;
-            let deps = coord
+            let item = coord
                 .catalog
-                .get(id)
-                .map(|i| i.dependencies.clone())
-                .unwrap_or_default();
+                .get_mut(id)
+                .ok_or_else(|| Error::Internal("view vanished".into()))?;
+            for ix in uses {
+                if !item.dependencies.contains(&ix) {
+                    item.dependencies.push(ix);
+                }
+            }
+            let deps = item.dependencies.clone();
             inner.send(Command::CreateView {
                 id,
                 name,
                 plan,
                 deps,
+                index: None,
             })?;
             inner.log_ddl(text)?;
             Ok(StatementResult::tag("CREATE VIEW"))
@@ -200,19 +207,23 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     }
                     Some(item) if item.kind != kind => {
                         return Err(Error::plan(format!(
-                            "\"{}\" is not a {}",
+                            "\"{}\" is not {} {}",
                             item.name,
+                            if kind == ItemKind::Index { "an" } else { "a" },
                             kind.name()
                         )))
                     }
                     Some(item) => {
                         let order = coord.catalog.drop_order(item.id);
-                        if order.len() > 1 && !cascade {
-                            let deps: Vec<String> = order[..order.len() - 1]
-                                .iter()
-                                .filter_map(|d| coord.catalog.get(*d))
-                                .map(|d| d.name.clone())
-                                .collect();
+                        // Its indexes go with it (as in PostgreSQL); anything else that reads
+                        // it (views, sinks, or views that read those indexes) needs CASCADE.
+                        let deps: Vec<String> = order[..order.len() - 1]
+                            .iter()
+                            .filter_map(|d| coord.catalog.get(*d))
+                            .filter(|d| d.kind != ItemKind::Index)
+                            .map(|d| d.name.clone())
+                            .collect();
+                        if !deps.is_empty() && !cascade {
                             return Err(Error::DependentObjects(format!(
                                 "cannot drop {} \"{}\" because other objects depend on it ({}); use DROP … CASCADE",
                                 kind.name(),
@@ -376,6 +387,7 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     plan => fast_target(&coord, plan).unwrap_or_else(|| {
                         let mut deps = Vec::new();
                         plan.dependencies(&mut deps);
+                        deps.extend(index_deps(&coord, plan));
                         Target::Plan {
                             plan: plan.clone(),
                             deps,
@@ -413,7 +425,12 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
                     .map(|i| i.name.clone())
                     .unwrap_or_else(|| format!("#{id}"))
             };
-            let text = lowered.explain(&names);
+            let mut text = lowered.explain(&names);
+            let indexes = crate::plan::index::used_by(&lowered, &coord.catalog.indexes());
+            if !indexes.is_empty() {
+                let used: Vec<String> = indexes.into_iter().map(names).collect();
+                text.push_str(&format!("Joins read indexes: {}\n", used.join(", ")));
+            }
             Ok(StatementResult {
                 tag: "EXPLAIN".into(),
                 timestamp: None,
@@ -533,6 +550,68 @@ fn run(engine: &Engine, stmt: Statement, text: &str) -> Result<StatementResult> 
             inner.log_ddl(text)?;
             Ok(StatementResult::tag("CREATE SINK"))
         }
+        Statement::CreateIndex {
+            name,
+            on,
+            columns,
+            if_not_exists,
+        } => {
+            let mut coord = inner.lock()?;
+            let item = coord
+                .catalog
+                .by_exact_name(&on)
+                .filter(|i| matches!(i.kind, ItemKind::Table | ItemKind::View | ItemKind::Source))
+                .ok_or_else(|| Error::UnknownItem {
+                    kind: "relation",
+                    name: on.clone(),
+                })?;
+            let mut positions = Vec::new();
+            for c in &columns {
+                let i = item.schema.index_of(c).ok_or_else(|| {
+                    Error::plan(format!(
+                        "column \"{c}\" of relation \"{on}\" does not exist"
+                    ))
+                })?;
+                positions.push(i);
+            }
+            let name = name.unwrap_or_else(|| format!("{on}_{}_idx", columns.join("_")));
+            if coord.catalog.by_exact_name(&name).is_some() && if_not_exists {
+                return Ok(StatementResult::tag("CREATE INDEX"));
+            }
+            let index = crate::plan::index::IndexOn {
+                on: item.id,
+                columns: positions,
+            };
+            let arity = item.schema.len();
+            let mut schema: Vec<Column> = index
+                .columns
+                .iter()
+                .map(|c| item.schema.columns[*c].clone())
+                .collect();
+            schema.extend(item.schema.columns.iter().cloned());
+            let plan = index.plan(arity);
+            let id = add_item(
+                &mut coord,
+                &name,
+                ItemKind::Index,
+                Schema::new(schema),
+                text,
+                Some(plan.clone()),
+                vec![],
+            )?;
+            if let Some(item) = coord.catalog.get_mut(id) {
+                item.index = Some(index.clone());
+            }
+            inner.send(Command::CreateView {
+                id,
+                name,
+                plan,
+                deps: vec![index.on],
+                index: Some(index),
+            })?;
+            inner.log_ddl(text)?;
+            Ok(StatementResult::tag("CREATE INDEX"))
+        }
         Statement::Show(kind) => {
             let coord = inner.lock()?;
             let mut names: Vec<String> = coord
@@ -588,6 +667,11 @@ fn replace_view_with_dependents(
     }
     let mut deps = Vec::new();
     plan.dependencies(&mut deps);
+    for ix in index_deps(coord, &plan) {
+        if !deps.contains(&ix) {
+            deps.push(ix);
+        }
+    }
     if deps.iter().any(|d| order.contains(d)) {
         return Err(Error::plan(format!(
             "view \"{}\" cannot read a view that depends on it",
@@ -616,6 +700,7 @@ fn replace_view_with_dependents(
                 .clone()
                 .ok_or_else(|| Error::Internal("view without a plan".into()))?,
             deps: item.dependencies.clone(),
+            index: item.index.clone(),
         })?;
     }
     engine.inner.log_ddl(text)?;
@@ -648,10 +733,21 @@ fn add_item(
         dependencies,
         primary_key,
         created_at,
+        index: None,
         source: None,
         sink: None,
     })?;
     Ok(id)
+}
+
+/// The indexes the joins of `plan` (a view's, a read's) would read (see `plan::index`).
+pub(super) fn index_deps(coord: &Coord, plan: &Plan) -> Vec<crate::plan::GlobalId> {
+    let indexes = coord.catalog.indexes();
+    if indexes.is_empty() {
+        return Vec::new();
+    }
+    let lowered = crate::plan::lower::lower(plan.clone());
+    crate::plan::index::used_by(&lowered, &indexes)
 }
 
 fn check_unique_names(cols: &[Column]) -> Result<()> {
@@ -668,8 +764,9 @@ fn check_unique_names(cols: &[Column]) -> Result<()> {
 
 /// Rejects plans the renderer cannot build (checked before any worker sees them).
 /// A read of `plan` that needs no dataflow: an item's rows through a map-filter-project whose
-/// filters pin its leading columns, read by the workers from the arrangement after a seek. A
-/// point lookup `WHERE id = 5` on a table whose first column is `id` reads one row.
+/// filters pin its leading columns (or an index's), read by the workers from the arrangement
+/// after a seek. A point lookup `WHERE id = 5` on a table whose first column is `id`, or that
+/// has an index on `id`, reads one row.
 fn fast_target(coord: &Coord, plan: &Plan) -> Option<Target> {
     let Plan::Mfp { input, mfp } = crate::plan::lower::lower(plan.clone()) else {
         return None;
@@ -682,12 +779,31 @@ fn fast_target(coord: &Coord, plan: &Plan) -> Option<Target> {
     // Without a prefix the workers would walk the whole arrangement through a cursor over all
     // its batches, which measured slower on large tables than the transient dataflow (which
     // reads each batch apart) and no faster on small ones (benchmarks.md, "Point reads").
-    let prefix = crate::plan::mfp::pinned_prefix(mfp.predicates(), &types)?;
-    Some(Target::Fast {
-        id,
-        arity,
-        mfp,
-        prefix: Some(prefix),
+    let pinned = crate::plan::mfp::pinned_columns(mfp.predicates(), &types);
+    let prefix_of = |cols: &mut dyn Iterator<Item = usize>| {
+        let values: Vec<Value> = cols.map_while(|c| pinned[c].clone()).collect();
+        (!values.is_empty()).then(|| Row::new(values))
+    };
+    if let Some(prefix) = prefix_of(&mut (0..arity)) {
+        return Some(Target::Fast {
+            id,
+            arity,
+            mfp,
+            prefix: Some(prefix),
+        });
+    }
+    // An index whose first column is pinned: its rows are the indexed columns, then the item's.
+    coord.catalog.indexes().into_iter().find_map(|(ix, on)| {
+        if on.on != id {
+            return None;
+        }
+        let prefix = prefix_of(&mut on.columns.iter().copied())?;
+        Some(Target::Fast {
+            id: ix,
+            arity: on.columns.len() + arity,
+            mfp: mfp.shifted(on.columns.len()),
+            prefix: Some(prefix),
+        })
     })
 }
 

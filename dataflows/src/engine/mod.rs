@@ -429,6 +429,12 @@ fn check_relation(item: &crate::catalog::CatalogItem) -> Result<()> {
             item.name
         )));
     }
+    if item.kind == crate::sql::ItemKind::Index {
+        return Err(Error::plan(format!(
+            "\"{}\" is an index; read the relation it indexes instead",
+            item.name
+        )));
+    }
     Ok(())
 }
 
@@ -766,6 +772,7 @@ impl Engine {
                 let (plan, columns) = execute::plan_select_text(&coord, &sql)?;
                 let mut deps = Vec::new();
                 plan.dependencies(&mut deps);
+                deps.extend(execute::index_deps(&coord, &plan));
                 (Target::Plan { plan, deps }, columns)
             }
         };

@@ -106,6 +106,23 @@ impl Mfp {
         self.project = cols.iter().map(|c| self.project[*c]).collect();
     }
 
+    /// The same steps over rows with `n` more columns in front (an index's indexed columns,
+    /// see `plan::index`), which the result leaves out.
+    pub fn shifted(&self, n: usize) -> Mfp {
+        let shift = |e: &ScalarExpr| e.substitute(&|c| ScalarExpr::Column(c + n));
+        Mfp {
+            steps: self
+                .steps
+                .iter()
+                .map(|s| match s {
+                    MfpStep::Map(e) => MfpStep::Map(shift(e)),
+                    MfpStep::Filter(e) => MfpStep::Filter(shift(e)),
+                })
+                .collect(),
+            project: self.project.iter().map(|c| c + n).collect(),
+        }
+    }
+
     /// Its filters' predicates.
     pub fn predicates(&self) -> impl Iterator<Item = &ScalarExpr> {
         self.steps.iter().filter_map(|s| match s {
@@ -240,6 +257,19 @@ pub fn pinned_prefix<'a>(
     predicates: impl IntoIterator<Item = &'a ScalarExpr>,
     types: &[crate::value::DataType],
 ) -> Option<Row> {
+    let values: Vec<Value> = pinned_columns(predicates, types)
+        .into_iter()
+        .map_while(|v| v)
+        .collect();
+    (!values.is_empty()).then(|| Row::new(values))
+}
+
+/// The value `predicates` pin each input column to (`#c = literal`), for columns of types
+/// whose equal values encode equally; `None` for the others.
+pub fn pinned_columns<'a>(
+    predicates: impl IntoIterator<Item = &'a ScalarExpr>,
+    types: &[crate::value::DataType],
+) -> Vec<Option<Value>> {
     use crate::expr::BinaryFunc;
     use crate::value::DataType;
     let mut pinned: Vec<Option<Value>> = vec![None; types.len()];
@@ -264,8 +294,7 @@ pub fn pinned_prefix<'a>(
             pinned[col] = Some(v.clone());
         }
     }
-    let values: Vec<Value> = pinned.into_iter().map_while(|v| v).collect();
-    (!values.is_empty()).then(|| Row::new(values))
+    pinned
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 mod explain;
 pub mod flat_map;
+pub mod index;
 pub mod join;
 pub mod lower;
 pub mod mfp;

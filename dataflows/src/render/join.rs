@@ -12,6 +12,7 @@ use differential_dataflow::lattice::Lattice;
 use super::prefix::{self, KeepFn, PrefixSide, Side};
 use super::{split, Bundle, Context, RenderTime, Rows};
 use crate::expr::{RowExprs, ScalarExpr};
+use crate::plan::index;
 use crate::plan::join::{JoinKind, JoinPlan};
 use crate::plan::Plan;
 use crate::row::Row;
@@ -65,61 +66,76 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
 }
 
 /// `side` as a join side by `key`, with `side`'s errors. An imported arrangement joined on its
-/// leading columns is read in place ([`super::prefix`]); any other side is keyed row by row
-/// (in place when it is imported) and arranged as `(key, row)` pairs.
+/// leading columns, or an index whose columns start with the key's, is read in place
+/// ([`super::prefix`], [`crate::plan::index`]); any other side is keyed row by row (in place
+/// when it is imported) and arranged as `(key, row)` pairs.
 fn side<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     side: &Plan,
     key: &[ScalarExpr],
     name: &str,
 ) -> (Side<'s, T>, super::Errs<'s, T>) {
-    let leading = key
-        .iter()
-        .enumerate()
-        .all(|(i, e)| matches!(e, ScalarExpr::Column(c) if *c == i));
     // The side's table, view or source, and the filter (if any) that `WHERE` put over it.
-    let (source, filter) = match side {
-        Plan::Get { id, .. } => (Some(*id), None),
-        Plan::Mfp { input, mfp } => match input.as_ref() {
-            Plan::Get { id, .. } if mfp.is_filter(input.arity()) => (
-                Some(*id),
-                Some((input, mfp.evaluator(input.arity()), mfp.cannot_fail())),
-            ),
-            _ => (None, None),
-        },
-        _ => (None, None),
+    let source = index::side_item(side);
+    let filter = match side {
+        Plan::Mfp { input, mfp } if source.is_some() => Some((
+            input.as_ref(),
+            mfp.evaluator(input.arity()),
+            mfp.cannot_fail(),
+        )),
+        _ => None,
+    };
+    // The arrangement that serves the side in place, with the indexed columns its rows start
+    // with: the item's own for its leading columns, else an index (the rule of `plan::index`).
+    let served = match (source, index::key_columns(key)) {
+        (Some(id), Some(cols)) if index::is_leading(&cols) => ctx
+            .imported
+            .get(&id)
+            .and_then(|imported| imported.whole.clone())
+            .map(|whole| (whole, 0)),
+        (Some(id), Some(cols)) => {
+            let indexes = ctx
+                .imported
+                .iter()
+                .filter_map(|(ix, imported)| imported.index.as_ref().map(|on| (*ix, on)));
+            index::serving(indexes, id, &cols).and_then(|(ix, on)| {
+                let whole = ctx.imported.get(&ix)?.whole.clone()?;
+                Some((whole, on.columns.len()))
+            })
+        }
+        _ => None,
     };
     let imported = source.and_then(|id| ctx.imported.get(&id));
-    if let (true, Some(imported)) = (leading && !key.is_empty(), imported) {
-        if let Some(whole) = imported.whole.as_ref() {
-            let prefix = |keep| {
-                Side::Prefix(PrefixSide {
-                    arranged: whole.clone(),
-                    n: key.len(),
-                    keep,
-                })
-            };
-            let Some((input, eval, cannot_fail)) = filter else {
-                return (prefix(None), imported.errs.clone());
-            };
-            let eval = Rc::new(eval);
-            let keep: KeepFn = {
-                let (eval, mut scratch) = (Rc::clone(&eval), Vec::new());
-                Box::new(move |row: &Row| eval.passes(row, &mut scratch) == Ok(true))
-            };
-            let arranged = prefix(Some(keep));
-            if cannot_fail {
-                return (arranged, imported.errs.clone());
-            }
-            // The filter's own errors (a division by zero in `WHERE`), in a second pass.
-            let mut scratch = Vec::new();
-            let (failed, input_errs) = ctx.map_rows::<Row>(
-                input,
-                Box::new(move |row| eval.passes(row, &mut scratch).err().map(Err)),
-            );
-            let (_, filter_errs) = split(failed);
-            return (arranged, input_errs.concat(filter_errs));
+    if let (Some((whole, skip)), Some(imported)) = (served, imported) {
+        let prefix = |keep| {
+            Side::Prefix(PrefixSide {
+                arranged: whole,
+                n: key.len(),
+                skip,
+                keep,
+            })
+        };
+        let errs = imported.errs.clone();
+        let Some((input, eval, cannot_fail)) = filter else {
+            return (prefix(None), errs);
+        };
+        let eval = Rc::new(eval);
+        let keep: KeepFn = {
+            let (eval, mut scratch) = (Rc::clone(&eval), Vec::new());
+            Box::new(move |row: &Row| eval.passes(row, &mut scratch) == Ok(true))
+        };
+        let arranged = prefix(Some(keep));
+        if cannot_fail {
+            return (arranged, errs);
         }
+        // The filter's own errors (a division by zero in `WHERE`), in a second pass.
+        let mut scratch = Vec::new();
+        let (failed, input_errs) = ctx.map_rows::<Row>(
+            input,
+            Box::new(move |row| eval.passes(row, &mut scratch).err().map(Err)),
+        );
+        let (_, filter_errs) = split(failed);
+        return (arranged, input_errs.concat(filter_errs));
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());
     (Side::Keyed(keyed.arrange_by_key_named(name)), errs)

@@ -118,6 +118,8 @@ pub struct Imported<'s, T: Timestamp + Lattice> {
     /// [`prefix`]). Only with a single worker: the arrangement is spread over workers by whole
     /// row, a join side by its key.
     pub whole: Option<prefix::RowArranged<'s, T>>,
+    /// When this is an index: what it arranges, and by which columns.
+    pub index: Option<crate::plan::index::IndexOn>,
     pub errs: Errs<'s, T>,
 }
 

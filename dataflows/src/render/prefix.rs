@@ -50,10 +50,12 @@ pub type KeepFn = Box<dyn FnMut(&Row) -> bool>;
 
 /// An imported arrangement of whole rows read as a join side keyed by its first `n` columns.
 /// Rows `keep` drops, and rows with a NULL among those columns (NULL never equals anything),
-/// are passed over.
+/// are passed over. An index's rows start with `skip` indexed columns before the item's own:
+/// the side's rows (what `keep` sees and the join emits) are what follows them.
 pub struct PrefixSide<'s, T: RenderTime> {
     pub arranged: RowArranged<'s, T>,
     pub n: usize,
+    pub skip: usize,
     pub keep: Option<KeepFn>,
 }
 
@@ -92,11 +94,12 @@ pub fn join<'s, T: RenderTime>(left: Side<'s, T>, right: Side<'s, T>) -> Rows<'s
 /// Splits a prefix side into its arrangement and what its readers share.
 fn prefix_params<T: RenderTime>(side: PrefixSide<'_, T>) -> (RowArranged<'_, T>, PrefixParams) {
     let keep = side.keep.map(|keep| Rc::new(RefCell::new(keep)));
-    (side.arranged, (side.n, keep))
+    (side.arranged, (side.n, side.skip, keep))
 }
 
-/// A prefix side's key width and filter, shared by every work unit of its join.
-type PrefixParams = (usize, Option<Rc<RefCell<KeepFn>>>);
+/// A prefix side's key width, leading columns to skip and filter, shared by every work unit of
+/// its join.
+type PrefixParams = (usize, usize, Option<Rc<RefCell<KeepFn>>>);
 
 /// The batches of one side of a join, read by key bytes.
 trait SideBatch<T>: Sized + 'static {
@@ -121,6 +124,7 @@ struct PrefixReader<T: RenderTime> {
     cursor: CursorList<<RowBatch<T> as Navigable>::Cursor>,
     storage: Vec<RowBatch<T>>,
     n: usize,
+    skip: usize,
     keep: Option<Rc<RefCell<KeepFn>>>,
     /// The length of the current row's key bytes.
     key_len: usize,
@@ -129,12 +133,13 @@ struct PrefixReader<T: RenderTime> {
 impl<T: RenderTime> SideBatch<T> for RowBatch<T> {
     type Params = PrefixParams;
     type Reader = PrefixReader<T>;
-    fn reader(batches: Vec<Self>, (n, keep): &PrefixParams) -> PrefixReader<T> {
+    fn reader(batches: Vec<Self>, (n, skip, keep): &PrefixParams) -> PrefixReader<T> {
         let (cursor, storage) = cursor_list(batches);
         let mut reader = PrefixReader {
             cursor,
             storage,
             n: *n,
+            skip: *skip,
             keep: keep.clone(),
             key_len: 0,
         };
@@ -153,9 +158,11 @@ impl<T: RenderTime> PrefixReader<T> {
             let kept = match row.leading_len(self.n) {
                 Some(len) => {
                     self.key_len = len;
-                    self.keep
-                        .as_ref()
-                        .is_none_or(|keep| (keep.borrow_mut())(row))
+                    match &self.keep {
+                        None => true,
+                        Some(keep) if self.skip == 0 => (keep.borrow_mut())(row),
+                        Some(keep) => (keep.borrow_mut())(&row.skip_fields(self.skip)),
+                    }
                 }
                 None => false,
             };
@@ -191,16 +198,21 @@ impl<T: RenderTime> SideReader<T> for PrefixReader<T> {
             if !row.starts_with(&key) {
                 break;
             }
+            // The side's row: an index's without its leading indexed columns.
+            let own = match self.skip {
+                0 => row.clone(),
+                skip => row.skip_fields(skip),
+            };
             let kept = checked
                 || self
                     .keep
                     .as_ref()
-                    .is_none_or(|keep| (keep.borrow_mut())(row));
+                    .is_none_or(|keep| (keep.borrow_mut())(&own));
             checked = false;
             if kept {
                 while self.cursor.get_val(&self.storage).is_some() {
                     self.cursor.map_times(&self.storage, |t, d| {
-                        into.push((row.clone(), advanced(t, meet), *d));
+                        into.push((own.clone(), advanced(t, meet), *d));
                     });
                     self.cursor.step_val(&self.storage);
                 }

@@ -34,6 +34,7 @@ pub enum ItemKind {
     View,
     Source,
     Sink,
+    Index,
 }
 
 impl ItemKind {
@@ -43,6 +44,7 @@ impl ItemKind {
             ItemKind::View => "view",
             ItemKind::Source => "source",
             ItemKind::Sink => "sink",
+            ItemKind::Index => "index",
         }
     }
 }
@@ -197,6 +199,13 @@ pub enum Statement {
         spec: Box<crate::connector::SinkSpec>,
         if_not_exists: bool,
     },
+    /// `CREATE INDEX [name] ON item (columns)`: the item's rows arranged by those columns.
+    CreateIndex {
+        name: Option<String>,
+        on: String,
+        columns: Vec<String>,
+        if_not_exists: bool,
+    },
 }
 
 /// One statement of a request, with where it starts.
@@ -333,6 +342,7 @@ pub fn parse_statement(request: &str, stmt: &StatementText<'_>) -> Result<Statem
             return Ok(Statement::Show(ItemKind::View))
         }
         ["SHOW", "TABLES", ..] => return Ok(Statement::Show(ItemKind::Table)),
+        ["SHOW", "INDEXES" | "INDEX", ..] => return Ok(Statement::Show(ItemKind::Index)),
         ["CREATE", "SOURCE", ..] | ["CREATE", "SINK", ..] => {
             if as_of.is_some() {
                 return Err(Error::plan("AS OF applies to SELECT only"));
@@ -566,6 +576,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 if_not_exists: ct.if_not_exists,
             }
         }
+        ast::Statement::CreateIndex(ci) => create_index(ci)?,
         ast::Statement::CreateView(cv) => Statement::CreateView {
             name: object_name(&cv.name),
             query: cv.query,
@@ -644,6 +655,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             let kind = match object_type {
                 ast::ObjectType::Table => ItemKind::Table,
                 ast::ObjectType::View | ast::ObjectType::MaterializedView => ItemKind::View,
+                ast::ObjectType::Index => ItemKind::Index,
                 other => return Err(Error::unsupported(format!("DROP {other}"))),
             };
             Statement::Drop {
@@ -680,6 +692,55 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                 head.join(" ")
             )));
         }
+    })
+}
+
+/// `CREATE INDEX`: plain columns only; what freshet cannot honour is refused by name.
+fn create_index(ci: ast::CreateIndex) -> Result<Statement> {
+    if ci.unique {
+        return Err(Error::unsupported(
+            "UNIQUE indexes (declare a PRIMARY KEY on the table instead)",
+        ));
+    }
+    if ci.predicate.is_some() {
+        return Err(Error::unsupported("partial indexes (CREATE INDEX … WHERE)"));
+    }
+    if !ci.include.is_empty() {
+        return Err(Error::unsupported("CREATE INDEX … INCLUDE"));
+    }
+    if ci.concurrently || ci.r#async {
+        return Err(Error::unsupported("CREATE INDEX CONCURRENTLY"));
+    }
+    if ci.using.is_some() || !ci.with.is_empty() || !ci.index_options.is_empty() {
+        return Err(Error::unsupported(
+            "index methods and options (every index is an arrangement)",
+        ));
+    }
+    let mut columns = Vec::new();
+    for c in &ci.columns {
+        let o = &c.column.options;
+        if o.sort.is_some() || o.nulls_first.is_some() || c.operator_class.is_some() {
+            return Err(Error::unsupported(
+                "ordering options and operator classes in CREATE INDEX",
+            ));
+        }
+        match &c.column.expr {
+            ast::Expr::Identifier(id) => columns.push(ident(id)),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "indexes on expressions ({other}): index columns by name"
+                )))
+            }
+        }
+    }
+    if columns.is_empty() {
+        return Err(Error::plan("an index needs at least one column"));
+    }
+    Ok(Statement::CreateIndex {
+        name: ci.name.as_ref().map(object_name),
+        on: object_name(&ci.table_name),
+        columns,
+        if_not_exists: ci.if_not_exists,
     })
 }
 

@@ -21,6 +21,11 @@ use crate::value::DataType;
 pub trait Resolver {
     /// The id and columns of a table, view or source called `name`.
     fn resolve(&self, name: &str) -> Option<(GlobalId, Schema)>;
+
+    /// Why `name`, which `resolve` does not find, cannot be read (it names an index, say).
+    fn unreadable(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// How an ad-hoc result is presented: sorted by `order` (over the plan's columns) and cut to
@@ -1262,12 +1267,15 @@ impl<'a> QueryPlanner<'a> {
                         }
                     } else {
                         let (id, schema) =
-                            self.resolver
-                                .resolve(&name_s)
-                                .ok_or_else(|| Error::UnknownItem {
-                                    kind: "relation",
-                                    name: name_s.clone(),
-                                })?;
+                            self.resolver.resolve(&name_s).ok_or_else(|| {
+                                match self.resolver.unreadable(&name_s) {
+                                    Some(why) => Error::plan(why),
+                                    None => Error::UnknownItem {
+                                        kind: "relation",
+                                        name: name_s.clone(),
+                                    },
+                                }
+                            })?;
                         (
                             Plan::Get {
                                 id,

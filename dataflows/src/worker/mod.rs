@@ -169,6 +169,8 @@ struct Item {
     batches: i64,
     /// The physical compaction frontiers last set on `oks` and `errs` (see [`follow_upper`]).
     physical: (Time, Time),
+    /// An index: what it arranges (joins read it in place, see `plan::index`).
+    index: Option<crate::plan::index::IndexOn>,
 }
 
 struct PendingPeek {
@@ -384,6 +386,7 @@ impl WorkerState {
                         records: 0,
                         batches: 0,
                         physical: (0, 0),
+                        index: None,
                     },
                 );
             }
@@ -392,6 +395,7 @@ impl WorkerState {
                 name,
                 plan,
                 deps,
+                index,
             } => {
                 let dataflow = worker.next_dataflow_index();
                 let items = &mut self.items;
@@ -428,6 +432,7 @@ impl WorkerState {
                         records: 0,
                         batches: 0,
                         physical: (0, 0),
+                        index,
                     },
                 );
             }
@@ -941,6 +946,7 @@ impl WorkerState {
                 records: 0,
                 batches: 0,
                 physical: (0, 0),
+                index: None,
             },
         );
     }
@@ -1148,6 +1154,7 @@ fn import<'s>(
                 }),
                 rows: Box::new(move || arranged.clone().as_collection(|k: &Row, _: &()| k.clone())),
                 whole,
+                index: item.index.clone(),
                 errs,
             },
         );
