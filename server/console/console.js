@@ -90,7 +90,7 @@ function renderCatalog(cat) {
   catalogText = text;
   const box = $("#catalog-items");
   box.replaceChildren();
-  const order = ["tables", "views", "sources", "sinks"];
+  const order = ["tables", "views", "sources", "sinks", "indexes"];
   const names = [...order, ...Object.keys(groups).filter((g) => !order.includes(g))];
   for (const group of names) {
     const items = groups[group];

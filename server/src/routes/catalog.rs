@@ -1,4 +1,5 @@
-//! `GET /v1/catalog`: tables, views, sources and sinks with their columns and definitions.
+//! `GET /v1/catalog`: tables, views, sources, sinks and indexes with their columns and
+//! definitions.
 
 use axum::extract::State;
 use axum::Json;
@@ -23,6 +24,7 @@ pub async fn get(State(state): State<AppState>) -> Json<Value> {
         "views": of_kind("view"),
         "sources": of_kind("source"),
         "sinks": of_kind("sink"),
+        "indexes": of_kind("index"),
         "timestamps": {"latest": latest, "earliest_retained": since},
         "cluster": {
             "processes": processes,
