@@ -93,7 +93,12 @@ pub fn rewrite(
                 // A column of the same name wins over an output name, as in the planner:
                 // leave identifiers to it unless they name an item with another expression.
                 if !matches!(&*g, Expr::Identifier(_)) || item != *g {
-                    *g = item;
+                    // A constant item (`SELECT 1 … GROUP BY 1`) stays a constant: bare, the
+                    // derived table's planner would read it as a position in its own list.
+                    *g = match item {
+                        Expr::Value(_) => Expr::Nested(Box::new(item)),
+                        item => item,
+                    };
                 }
             }
         }
