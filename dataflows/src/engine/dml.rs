@@ -18,7 +18,7 @@ use super::{expand, Coord, Engine};
 use crate::command::Target;
 use crate::error::{Error, Result};
 use crate::expr::ScalarExpr;
-use crate::plan::mfp::{pinned_prefix, Mfp};
+use crate::plan::mfp::Mfp;
 use crate::row::Row;
 use crate::schema::{Column, Schema};
 use crate::sql::expr::ExprBinder;
@@ -114,7 +114,8 @@ pub(super) fn changes(
 }
 
 /// The table's rows (one per copy) at the latest timestamp, or those `predicate` holds for,
-/// filtered by the workers (which seek to the values it pins the leading columns to).
+/// filtered by the workers (which seek to the values it pins the leading columns, or an
+/// index's, to).
 fn read_matching(
     engine: &Engine,
     coord: &Coord,
@@ -128,13 +129,7 @@ fn read_matching(
         mfp.then_filter(&[p]);
     }
     let types: Vec<_> = schema.columns.iter().map(|c| c.ty).collect();
-    let prefix = pinned_prefix(mfp.predicates(), &types);
-    let target = Target::Fast {
-        id,
-        arity,
-        mfp,
-        prefix,
-    };
+    let target = super::execute::seek_target(coord, id, arity, &types, mfp);
     let pending = engine.inner.start_peek(target, coord.read_ts())?;
     expand(engine.inner.finish_peek(pending)?)
 }

@@ -779,32 +779,58 @@ fn fast_target(coord: &Coord, plan: &Plan) -> Option<Target> {
     // Without a prefix the workers would walk the whole arrangement through a cursor over all
     // its batches, which measured slower on large tables than the transient dataflow (which
     // reads each batch apart) and no faster on small ones (benchmarks.md, "Point reads").
-    let pinned = crate::plan::mfp::pinned_columns(mfp.predicates(), &types);
+    match seek_target(coord, id, arity, &types, mfp) {
+        target @ Target::Fast {
+            prefix: Some(_), ..
+        } => Some(target),
+        _ => None,
+    }
+}
+
+/// A read of item `id`'s rows (of `types`) through `mfp` by the workers, seeking where its
+/// filters pin leading values: of the item's own arrangement, else of an index on it (whose
+/// rows hold the indexed columns first, so the mfp is shifted past them); without either, a
+/// read of every row (`prefix: None`).
+pub(super) fn seek_target(
+    coord: &Coord,
+    id: crate::plan::GlobalId,
+    arity: usize,
+    types: &[DataType],
+    mfp: crate::plan::mfp::Mfp,
+) -> Target {
+    let pinned = crate::plan::mfp::pinned_columns(mfp.predicates(), types);
     let prefix_of = |cols: &mut dyn Iterator<Item = usize>| {
         let values: Vec<Value> = cols.map_while(|c| pinned[c].clone()).collect();
         (!values.is_empty()).then(|| Row::new(values))
     };
     if let Some(prefix) = prefix_of(&mut (0..arity)) {
-        return Some(Target::Fast {
+        return Target::Fast {
             id,
             arity,
             mfp,
             prefix: Some(prefix),
-        });
+        };
     }
-    // An index whose first column is pinned: its rows are the indexed columns, then the item's.
-    coord.catalog.indexes().into_iter().find_map(|(ix, on)| {
+    // An index whose first column is pinned.
+    for (ix, on) in coord.catalog.indexes() {
         if on.on != id {
-            return None;
+            continue;
         }
-        let prefix = prefix_of(&mut on.columns.iter().copied())?;
-        Some(Target::Fast {
-            id: ix,
-            arity: on.columns.len() + arity,
-            mfp: mfp.shifted(on.columns.len()),
-            prefix: Some(prefix),
-        })
-    })
+        if let Some(prefix) = prefix_of(&mut on.columns.iter().copied()) {
+            return Target::Fast {
+                id: ix,
+                arity: on.columns.len() + arity,
+                mfp: mfp.shifted(on.columns.len()),
+                prefix: Some(prefix),
+            };
+        }
+    }
+    Target::Fast {
+        id,
+        arity,
+        mfp,
+        prefix: None,
+    }
 }
 
 pub(super) fn check_plan(plan: &Plan) -> Result<()> {

@@ -249,23 +249,11 @@ impl MfpEval {
     }
 }
 
-/// The values `predicates` pin the leading input columns to (`#0 = 5 AND #1 = 'a'`, over
-/// input columns of `types`): a prefix of every row they keep, by which a read can seek in an
-/// arrangement sorted by row. Only for types whose equal values encode equally (not floats,
-/// where `-0 = 0`); `None` when the first column is not pinned.
-pub fn pinned_prefix<'a>(
-    predicates: impl IntoIterator<Item = &'a ScalarExpr>,
-    types: &[crate::value::DataType],
-) -> Option<Row> {
-    let values: Vec<Value> = pinned_columns(predicates, types)
-        .into_iter()
-        .map_while(|v| v)
-        .collect();
-    (!values.is_empty()).then(|| Row::new(values))
-}
-
-/// The value `predicates` pin each input column to (`#c = literal`), for columns of types
-/// whose equal values encode equally; `None` for the others.
+/// The value `predicates` pin each input column to (`#c = literal`, over input columns of
+/// `types`), for columns of types whose equal values encode equally (not floats, where
+/// `-0 = 0`); `None` for the others. The pinned leading values (of an item, or of an index on
+/// it) are a prefix of every row the predicates keep, by which a read can seek in an
+/// arrangement sorted by row.
 pub fn pinned_columns<'a>(
     predicates: impl IntoIterator<Item = &'a ScalarExpr>,
     types: &[crate::value::DataType],
@@ -301,6 +289,18 @@ pub fn pinned_columns<'a>(
 mod tests {
     use super::*;
     use crate::expr::BinaryFunc;
+
+    /// The pinned values of the leading columns, as a read seeks by them.
+    fn pinned_prefix<'a>(
+        predicates: impl IntoIterator<Item = &'a ScalarExpr>,
+        types: &[crate::value::DataType],
+    ) -> Option<Row> {
+        let values: Vec<Value> = pinned_columns(predicates, types)
+            .into_iter()
+            .map_while(|v| v)
+            .collect();
+        (!values.is_empty()).then(|| Row::new(values))
+    }
 
     #[test]
     fn pinned_prefix_takes_leading_equalities_of_exact_types() {

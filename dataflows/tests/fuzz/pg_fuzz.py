@@ -1374,6 +1374,10 @@ def runtime_pg_error(code):
     return code is not None and (code.startswith("22") or code.startswith("21") or code == "2201W")
 
 
+# `CREATE INDEX` statements run on freshet after the tables (chosen once per run, `--indexes`):
+# joins and reads over indexed columns take other paths, and the results must not change.
+INDEX_SQL = ""
+
 CREATE_TABLES = "; ".join(f"CREATE TABLE {t} (" + ", ".join(f"{c} {SQLTYPE[ty]}" for c, ty in cols) + ")"
                           for t, cols in TABLES.items())
 
@@ -1419,6 +1423,14 @@ class Fuzzer:
     def __init__(self, opts):
         self.o = opts
         self.rng = random.Random(opts.seed)
+        global INDEX_SQL
+        picks = []
+        for _ in range(opts.indexes):
+            t = self.rng.choice(sorted(TABLES))
+            cols = [c for c, _ in TABLES[t]]
+            n = self.rng.choice([1, 1, 2])
+            picks.append(f"CREATE INDEX ON {t} ({', '.join(self.rng.sample(cols, n))})")
+        INDEX_SQL = "".join(f"; {i}" for i in dict.fromkeys(picks))
         os.makedirs(opts.findings_dir, exist_ok=True)
         self.fe = Freshet(opts.binary, opts.port, opts.workers, opts.findings_dir)
         self.pg = Pg(opts.pg_dsn, f"fuzz_{opts.port}")
@@ -1440,7 +1452,7 @@ class Fuzzer:
     # ---- environment
     def reset(self):
         self.pg.reset()
-        r = self.fe.sql("DROP TABLE IF EXISTS t1, t2, t3 CASCADE; " + CREATE_TABLES)
+        r = self.fe.sql("DROP TABLE IF EXISTS t1, t2, t3 CASCADE; " + CREATE_TABLES + INDEX_SQL)
         if not r.ok:
             raise RuntimeError(f"freshet reset failed: {r.code} {r.msg}")
 
@@ -1909,7 +1921,7 @@ def ddmin(lst, test):
 
 
 def scenario_text(scen, qsql=None):
-    s = "-- tables\n" + CREATE_TABLES.replace("; ", ";\n") + ";\n"
+    s = "-- tables\n" + (CREATE_TABLES + INDEX_SQL).replace("; ", ";\n") + ";\n"
     pre = [step_sql({"kind": "insert", "table": t, "rows": rs}) + ";" for t, rs in scen["pre"].items() if rs]
     if pre:
         s += "-- data before the view\n" + "\n".join(pre) + "\n"
@@ -1932,6 +1944,8 @@ def main():
     ap.add_argument("--queries", type=int, default=200, help="accepted views to test")
     ap.add_argument("--minutes", type=float, default=0, help="stop after this long (0: no limit)")
     ap.add_argument("--views-per-round", type=int, default=5)
+    ap.add_argument("--indexes", type=int, default=3,
+                    help="random CREATE INDEX statements on freshet's tables (results must not change)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--dml-extra", type=float, default=1.0,
                     help="weight of INSERT … SELECT and DELETE … WHERE x IN (SELECT …) steps (vs 4 / 2.5 / 3.5 for "
