@@ -825,10 +825,14 @@ impl Row {
         Row(Bytes::new(bytes))
     }
 
+    /// The length of the first `n` values' encodings (all of them in a shorter row).
+    pub(crate) fn leading_len_any(&self, n: usize) -> usize {
+        self.encoded().take(n).map(<[u8]>::len).sum()
+    }
+
     /// The row without its first `n` values (their bytes skipped, the rest copied).
     pub(crate) fn skip_fields(&self, n: usize) -> Row {
-        let len: usize = self.encoded().take(n).map(<[u8]>::len).sum();
-        Row(Bytes::new(&self.bytes()[len..]))
+        Row(Bytes::new(&self.bytes()[self.leading_len_any(n)..]))
     }
 
     /// The length of the first `n` values' encodings, or `None` when one of them is NULL or

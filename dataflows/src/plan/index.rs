@@ -7,6 +7,9 @@
 //! reads the index in place instead of arranging `t` again, and every view doing so shares the
 //! one arrangement; a read whose filters pin `c` seeks in it.
 //!
+//! An index is spread over workers by its first column (where other arrangements of rows are
+//! spread by whole row), so with several workers it serves join keys of that column alone.
+//!
 //! The coordinator decides which indexes a view's joins read (they become its dependencies:
 //! the index cannot be dropped under it) with [`used_by`], and the renderer finds the same
 //! ones with [`serving`] among the arrangements it imported. Both apply the same rule.
@@ -79,10 +82,10 @@ pub fn serving<'a>(
         .find(|(_, ix)| ix.on == item && ix.columns.starts_with(columns))
 }
 
-/// The indexes that serve the joins of a lowered `plan`. With several workers the joins do
-/// not read them (an index, like every arrangement of rows, is spread over workers by whole
-/// row, where a join side must be spread by its key), but the plan depends on them all the
-/// same, so what can be dropped does not depend on the number of workers.
+/// The indexes that serve the joins of a lowered `plan`. With several workers an index is
+/// spread over them by its first column, so joins read it only for keys of that one column,
+/// but the plan depends on every index that serves it all the same: what can be dropped does
+/// not depend on the number of workers.
 pub fn used_by(plan: &Plan, indexes: &[(GlobalId, IndexOn)]) -> Vec<GlobalId> {
     let mut used = Vec::new();
     plan.visit(&mut |p| {

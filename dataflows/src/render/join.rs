@@ -93,7 +93,9 @@ fn side<'s, T: RenderTime>(
             .get(&id)
             .and_then(|imported| imported.whole.clone())
             .map(|whole| (whole, 0)),
-        (Some(id), Some(cols)) => {
+        // With several workers an index is spread by its first column: it serves a key of
+        // that column alone.
+        (Some(id), Some(cols)) if ctx.scope.peers() == 1 || cols.len() == 1 => {
             let indexes = ctx
                 .imported
                 .iter()

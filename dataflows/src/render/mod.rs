@@ -115,8 +115,8 @@ pub struct Imported<'s, T: Timestamp + Lattice> {
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
     /// The arrangement itself, for joins on its leading columns that read it in place (see
-    /// [`prefix`]). Only with a single worker: the arrangement is spread over workers by whole
-    /// row, a join side by its key.
+    /// [`prefix`]). Only with a single worker, or for an index: other arrangements are spread
+    /// over workers by whole row, a join side by its key.
     pub whole: Option<prefix::RowArranged<'s, T>>,
     /// When this is an index: what it arranges, and by which columns.
     pub index: Option<crate::plan::index::IndexOn>,

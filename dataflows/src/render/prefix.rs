@@ -14,8 +14,11 @@
 //! trace compaction) with a tactic of ours that merges the two sides by key *bytes*: the
 //! leading fields of a row on a [`PrefixSide`], the key row's bytes on a keyed side.
 //!
-//! Only with a single worker: with several, a table's rows are spread over workers by whole
-//! row, where a join side must be spread by its key.
+//! A table's (or view's, or source's) rows are spread over workers by whole row, where a join
+//! side must be spread by its key, so its own arrangement serves joins only with a single
+//! worker. An index's rows are spread by their first column ([`arrange_by_first_column`]),
+//! hashed as a one-column key row is, so with several workers an index serves joins on that
+//! column alone: the other side, arranged by that one-column key, lies on the same workers.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -31,9 +34,10 @@ use differential_dataflow::trace::{Cursor, Navigable};
 use differential_dataflow::AsCollection;
 use timely::container::{ContainerBuilder, PushInto};
 
-use super::{RenderTime, Rows};
+use super::{RenderTime, Rows, Time};
 use crate::plan::Diff;
 use crate::row::Row;
+use timely::dataflow::channels::pact::Exchange;
 
 /// An arrangement of `(key, row)` pairs: a join side keyed by evaluated key expressions.
 pub type PairSpine<T> = ValSpine<Row, Row, T, Diff>;
@@ -89,6 +93,25 @@ pub fn join<'s, T: RenderTime>(left: Side<'s, T>, right: Side<'s, T>) -> Rows<'s
             join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
         }
     }
+}
+
+/// `rows` arranged by whole row and spread over workers by their first column, hashed as the
+/// one-column key row of that value is (so `arrange_by_key` on such keys places a key where
+/// its rows are).
+pub fn arrange_by_first_column<'s>(rows: Rows<'s, Time>, name: &str) -> RowArranged<'s, Time> {
+    use differential_dataflow::operators::arrange::arrangement::arrange_core;
+    use differential_dataflow::trace::implementations::KeyBatcher;
+    use differential_dataflow::Hashable;
+    let exchange = Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| {
+        let first = row.leading_len_any(1);
+        Row::from_encoded(&row.encoded_bytes()[..first]).hashed()
+    });
+    arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
+        rows.map(|row| (row, ())).inner,
+        exchange,
+        name,
+        KeyBatcher::new,
+    )
 }
 
 /// Splits a prefix side into its arrangement and what its readers share.

@@ -401,17 +401,22 @@ impl WorkerState {
                 let items = &mut self.items;
                 let stats = shared.stats_for(id);
                 let counter = Arc::clone(&stats);
+                let by_first = index.is_some();
                 let (mut oks, mut errs) =
                     worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
                         let mut ctx = Context::new(scope);
                         import(&mut ctx, items, &deps);
                         let bundle = ctx.render(&crate::plan::lower::lower(plan));
+                        let rows = bundle
+                            .oks
+                            .inspect_batch(move |_t, data| count_updates(&counter, data.len()));
+                        let name = format!("arrange {name}");
                         (
-                            bundle
-                                .oks
-                                .inspect_batch(move |_t, data| count_updates(&counter, data.len()))
-                                .arrange_by_self_named(&format!("arrange {name}"))
-                                .trace,
+                            match by_first {
+                                true => crate::render::prefix::arrange_by_first_column(rows, &name),
+                                false => rows.arrange_by_self_named(&name),
+                            }
+                            .trace,
                             bundle
                                 .errs
                                 .arrange_by_self_named(&format!("errors {name}"))
@@ -1140,7 +1145,9 @@ fn import<'s>(
             None => ctx.no_errors(),
         };
         let (in_place, pairs) = (arranged.clone(), arranged.clone());
-        let whole = (ctx.scope.peers() == 1).then(|| arranged.clone());
+        // Rows spread over workers by whole row serve joins only with one worker; an index is
+        // spread by its first column (see `render::prefix`).
+        let whole = (ctx.scope.peers() == 1 || item.index.is_some()).then(|| arranged.clone());
         ctx.imported.insert(
             *id,
             Imported {
