@@ -94,9 +94,8 @@ pub fn used_by(plan: &Plan, indexes: &[(GlobalId, IndexOn)]) -> Vec<GlobalId> {
             let (Some(item), Some(cols)) = (side_item(side), key_columns(key)) else {
                 continue;
             };
-            if is_leading(&cols) {
-                continue;
-            }
+            // On leading columns the item's own arrangement serves with one worker, an index
+            // with several (the item's rows are spread by whole row).
             let found = serving(indexes.iter().map(|(id, ix)| (*id, ix)), item, &cols);
             if let Some((id, _)) = found {
                 if !used.contains(&id) {

@@ -88,22 +88,26 @@ fn side<'s, T: RenderTime>(
     // The arrangement that serves the side in place, with the indexed columns its rows start
     // with: the item's own for its leading columns, else an index (the rule of `plan::index`).
     let served = match (source, index::key_columns(key)) {
-        (Some(id), Some(cols)) if index::is_leading(&cols) => ctx
-            .imported
-            .get(&id)
-            .and_then(|imported| imported.whole.clone())
-            .map(|whole| (whole, 0)),
-        // With several workers an index is spread by its first column: it serves a key of
-        // that column alone.
-        (Some(id), Some(cols)) if ctx.scope.peers() == 1 || cols.len() == 1 => {
-            let indexes = ctx
-                .imported
-                .iter()
-                .filter_map(|(ix, imported)| imported.index.as_ref().map(|on| (*ix, on)));
-            index::serving(indexes, id, &cols).and_then(|(ix, on)| {
+        (Some(id), Some(cols)) => {
+            let own = match index::is_leading(&cols) {
+                true => ctx.imported.get(&id).and_then(|i| i.whole.clone()),
+                false => None,
+            };
+            // With several workers an index is spread by its first column: it serves a key of
+            // that column alone.
+            let by_index = || {
+                if ctx.scope.peers() > 1 && cols.len() > 1 {
+                    return None;
+                }
+                let indexes = ctx
+                    .imported
+                    .iter()
+                    .filter_map(|(ix, imported)| imported.index.as_ref().map(|on| (*ix, on)));
+                let (ix, on) = index::serving(indexes, id, &cols)?;
                 let whole = ctx.imported.get(&ix)?.whole.clone()?;
                 Some((whole, on.columns.len()))
-            })
+            };
+            own.map(|whole| (whole, 0)).or_else(by_index)
         }
         _ => None,
     };
