@@ -243,6 +243,15 @@ fn as_mfp(p: Plan) -> (usize, Plan, Mfp) {
 }
 
 fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
+    // A filter that can never hold (`WHERE false`, `WHERE 'a' IN ('b')`) empties the plan
+    // without evaluating its input, as PostgreSQL's one-time filter does: errors the input
+    // would raise in rows nothing keeps are not reported.
+    if never_holds(&mfp) {
+        return Plan::Constant {
+            rows: vec![],
+            arity: mfp.project.len(),
+        };
+    }
     let input = match input {
         Plan::TopK(mut t) if t.rank.is_some_and(RankKind::is_rank) => {
             let rank_col = t.input.arity();
@@ -474,4 +483,15 @@ fn rank_bound(pred: &ScalarExpr, col: usize) -> Option<usize> {
         _ => return None,
     };
     Some(bound.max(0) as usize)
+}
+
+/// Whether a filter of `mfp` is a conjunction with a constant part that is false or NULL.
+fn never_holds(mfp: &Mfp) -> bool {
+    mfp.predicates().any(|p| {
+        let mut conjuncts = Vec::new();
+        p.clone().into_conjuncts(&mut conjuncts);
+        conjuncts
+            .iter()
+            .any(|c| matches!(c.reduce_constants(), ScalarExpr::Literal(v) if !v.is_true()))
+    })
 }
