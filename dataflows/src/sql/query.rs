@@ -1214,11 +1214,6 @@ impl<'a> QueryPlanner<'a> {
     ) -> Result<(Plan, Scope)> {
         let on =
             on.filter(|e| !matches!(e, Expr::Value(v) if v.value == ast::Value::Boolean(true)));
-        if kind == JoinKind::Left && on.is_some() {
-            return Err(Error::unsupported(
-                "LEFT JOIN LATERAL (SELECT …) without FROM ON a condition other than true",
-            ));
-        }
         let (mut exprs, mut cols) = (Vec::new(), Vec::new());
         for item in items {
             let (e, name) = match item {
@@ -1235,9 +1230,28 @@ impl<'a> QueryPlanner<'a> {
         }
         let name = alias.map(|a| super::ident(&a.name));
         let joined = scope.join(&scope_of(name.as_deref(), &cols));
+        let left_arity = scope.len();
         let mut plan = left.map(exprs);
-        if let Some(e) = on {
-            plan = plan.filter(vec![join_condition(e, &joined)?]);
+        match (on, kind) {
+            (None, _) => {}
+            // The subquery has one row per left row: where the condition does not hold, the
+            // left join pads it with NULLs instead.
+            (Some(e), JoinKind::Left) => {
+                let on = join_condition(e, &joined)?;
+                let arity = joined.len();
+                let maps = (left_arity..arity)
+                    .map(|c| ScalarExpr::If {
+                        cond: Box::new(on.clone()),
+                        then: Box::new(ScalarExpr::Column(c)),
+                        els: Box::new(ScalarExpr::Literal(crate::value::Value::Null)),
+                    })
+                    .collect();
+                let order = (0..left_arity)
+                    .chain(arity..2 * arity - left_arity)
+                    .collect();
+                plan = plan.map(maps).project(order);
+            }
+            (Some(e), _) => plan = plan.filter(vec![join_condition(e, &joined)?]),
         }
         Ok((plan, joined))
     }
