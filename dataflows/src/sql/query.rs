@@ -1185,18 +1185,7 @@ impl<'a> QueryPlanner<'a> {
         }
         if let Some(e) = nullify {
             let on = join_condition(e, &joined_scope)?;
-            let arity = joined_scope.len();
-            let maps = (left_arity..arity)
-                .map(|c| ScalarExpr::If {
-                    cond: Box::new(on.clone()),
-                    then: Box::new(ScalarExpr::Column(c)),
-                    els: Box::new(ScalarExpr::Literal(crate::value::Value::Null)),
-                })
-                .collect();
-            let order = (0..left_arity)
-                .chain(arity..arity + (arity - left_arity))
-                .collect();
-            plan = plan.map(maps).project(order);
+            plan = null_unless(plan, on, left_arity, joined_scope.len());
         }
         Ok((plan, joined_scope))
     }
@@ -1238,18 +1227,7 @@ impl<'a> QueryPlanner<'a> {
             // left join pads it with NULLs instead.
             (Some(e), JoinKind::Left) => {
                 let on = join_condition(e, &joined)?;
-                let arity = joined.len();
-                let maps = (left_arity..arity)
-                    .map(|c| ScalarExpr::If {
-                        cond: Box::new(on.clone()),
-                        then: Box::new(ScalarExpr::Column(c)),
-                        els: Box::new(ScalarExpr::Literal(crate::value::Value::Null)),
-                    })
-                    .collect();
-                let order = (0..left_arity)
-                    .chain(arity..2 * arity - left_arity)
-                    .collect();
-                plan = plan.map(maps).project(order);
+                plan = null_unless(plan, on, left_arity, joined.len());
             }
             (Some(e), _) => plan = plan.filter(vec![join_condition(e, &joined)?]),
         }
@@ -1588,4 +1566,20 @@ fn references_set(s: &SetExpr, name: &str) -> bool {
         std::ops::ControlFlow::Continue(())
     });
     found
+}
+
+/// `plan` (rows of `arity` columns) with the columns from `left_arity` on NULL in rows where
+/// `on` does not hold: a left join's padding, for a right side that has one row per left row.
+fn null_unless(plan: Plan, on: ScalarExpr, left_arity: usize, arity: usize) -> Plan {
+    let maps = (left_arity..arity)
+        .map(|c| ScalarExpr::If {
+            cond: Box::new(on.clone()),
+            then: Box::new(ScalarExpr::Column(c)),
+            els: Box::new(ScalarExpr::Literal(crate::value::Value::Null)),
+        })
+        .collect();
+    let order = (0..left_arity)
+        .chain(arity..2 * arity - left_arity)
+        .collect();
+    plan.map(maps).project(order)
 }
