@@ -474,3 +474,55 @@ fn quoted_identifiers_are_case_sensitive() {
         .sql("SELECT * FROM \"my table\"")
         .expect_error(404, "not_found");
 }
+
+/// Indexes over HTTP: created and dropped through `/v1/sql`, listed in the catalog with the
+/// columns they are keyed by and the relation they index, named as dependencies of a view whose
+/// join reads one, and refused as a relation to read or subscribe to.
+#[test]
+fn indexes_in_the_catalog_and_refused_as_relations() {
+    let server = Server::start(&[]);
+    server.sql_ok(
+        "CREATE TABLE orders (id bigint, customer bigint); CREATE TABLE customers (id bigint, name text);
+         CREATE INDEX orders_by_customer ON orders (customer);
+         CREATE VIEW named AS SELECT c.name, o.id FROM orders o JOIN customers c ON o.customer = c.id;
+         INSERT INTO orders VALUES (1, 7), (2, 8); INSERT INTO customers VALUES (7, 'ann')",
+    );
+    let c = server.get("/v1/catalog").json();
+    let indexes = c["indexes"].as_array().expect("indexes");
+    assert_eq!(indexes.len(), 1, "{c}");
+    assert_eq!(indexes[0]["name"], "orders_by_customer");
+    assert_eq!(indexes[0]["kind"], "index");
+    assert_eq!(indexes[0]["on"], "orders");
+    assert_eq!(
+        indexes[0]["columns"],
+        json!([{"name": "customer", "type": "bigint"}])
+    );
+    let named = c["views"]
+        .as_array()
+        .expect("views")
+        .iter()
+        .find(|v| v["name"] == "named")
+        .expect("the view")
+        .clone();
+    assert_eq!(
+        named["depends_on"],
+        json!(["orders", "customers", "orders_by_customer"]),
+        "{named}"
+    );
+    assert_eq!(server.rows("named"), common::multiset(&[json!(["ann", 1])]));
+    let err = server
+        .get("/v1/views/orders_by_customer")
+        .expect_error(400, "invalid_query");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is an index"),
+        "{err}"
+    );
+    server
+        .sql("DROP INDEX orders_by_customer")
+        .expect_error(409, "dependent_objects");
+    server.sql_ok("DROP VIEW named; DROP INDEX orders_by_customer");
+    assert_eq!(server.get("/v1/catalog").json()["indexes"], json!([]));
+}
