@@ -826,13 +826,13 @@ impl Row {
     }
 
     /// The length of the first `n` values' encodings (all of them in a shorter row).
-    pub(crate) fn leading_len_any(&self, n: usize) -> usize {
+    fn fields_len(&self, n: usize) -> usize {
         self.encoded().take(n).map(<[u8]>::len).sum()
     }
 
     /// The row without its first `n` values (their bytes skipped, the rest copied).
     pub(crate) fn skip_fields(&self, n: usize) -> Row {
-        Row(Bytes::new(&self.bytes()[self.leading_len_any(n)..]))
+        Row(Bytes::new(&self.bytes()[self.fields_len(n)..]))
     }
 
     /// The length of the first `n` values' encodings, or `None` when one of them is NULL or
@@ -969,8 +969,7 @@ impl Row {
 
     /// The first `n` values (their bytes).
     pub fn prefix(&self, n: usize) -> Row {
-        let len: usize = self.encoded().take(n).map(<[u8]>::len).sum();
-        Row(Bytes::new(&self.bytes()[..len]))
+        Row(Bytes::new(&self.bytes()[..self.fields_len(n)]))
     }
 
     /// The values at `cols`, in that order (their bytes, copied); panics past the end, like

@@ -102,10 +102,8 @@ pub fn arrange_by_first_column<'s>(rows: Rows<'s, Time>, name: &str) -> RowArran
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
     use differential_dataflow::trace::implementations::KeyBatcher;
     use differential_dataflow::Hashable;
-    let exchange = Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| {
-        let first = row.leading_len_any(1);
-        Row::from_encoded(&row.encoded_bytes()[..first]).hashed()
-    });
+    let exchange =
+        Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.prefix(1).hashed());
     arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
         rows.map(|row| (row, ())).inner,
         exchange,
