@@ -14,6 +14,7 @@
 //! `freshet-bench reads` measures reads of a view after many single-row writes.
 
 mod baseline;
+mod batcher;
 mod durability;
 mod engine;
 mod heap;
@@ -63,6 +64,19 @@ enum Command {
         /// (differential over freshet's `Row`). The others report zeros.
         #[arg(long)]
         only: Option<String>,
+    },
+    /// Forming batches: differential's merge batcher against freshet's, on random and ordered
+    /// rows.
+    Batcher {
+        /// Updates per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Batches.
+        #[arg(long, default_value_t = 40)]
+        batches: usize,
+        /// Runs of each, the fastest reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Reads of a view after many single-row writes (inside the retention window).
     Reads {
@@ -336,6 +350,11 @@ fn main() -> anyhow::Result<()> {
                 line("freshet", &ours, ratio(&ours));
             }
         }
+        Command::Batcher {
+            batch,
+            batches,
+            rounds,
+        } => batcher::run(batch, batches, rounds)?,
         Command::Reads {
             writes,
             reads,

@@ -144,7 +144,7 @@ fn side<'s, T: RenderTime>(
         return (arranged, input_errs.concat(filter_errs));
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());
-    (Side::Keyed(keyed.arrange_by_key_named(name)), errs)
+    (Side::Keyed(super::arrange::by_key(keyed, name)), errs)
 }
 
 /// `(key, row)` pairs of `side`'s rows whose key has no NULL (NULL never equals anything),

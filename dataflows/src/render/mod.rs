@@ -12,6 +12,7 @@
 //! same dataflow.
 
 mod accumulate;
+pub mod arrange;
 mod flat_map;
 mod frame;
 mod join;

@@ -99,8 +99,8 @@ pub fn join<'s, T: RenderTime>(left: Side<'s, T>, right: Side<'s, T>) -> Rows<'s
 /// one-column key row of that value is (so `arrange_by_key` on such keys places a key where
 /// its rows are).
 pub fn arrange_by_first_column<'s>(rows: Rows<'s, Time>, name: &str) -> RowArranged<'s, Time> {
+    use super::arrange::KeyBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
-    use differential_dataflow::trace::implementations::KeyBatcher;
     use differential_dataflow::Hashable;
     let exchange =
         Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.prefix(1).hashed());

@@ -65,14 +65,14 @@ impl RenderTime for Time {
     where
         R: Semigroup + differential_dataflow::ExchangeData + Ord,
     {
-        keys.count_total()
+        super::arrange::by_self(keys, "Arrange: CountTotal").count_total()
     }
 
     fn threshold_rows<'s>(
         rows: VecCollection<'s, Self, Row, isize>,
         f: fn(&Row, &isize) -> isize,
     ) -> VecCollection<'s, Self, Row, isize> {
-        rows.threshold_total(f)
+        super::arrange::by_self(rows, "Arrange: ThresholdTotal").threshold_total(f)
     }
 
     fn render_letrec<'s>(

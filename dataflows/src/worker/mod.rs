@@ -41,7 +41,7 @@ use crate::connector::{
 use crate::error::EvalError;
 use crate::pending::PendingUpdates;
 use crate::plan::{Diff, GlobalId, Plan};
-use crate::render::{Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
+use crate::render::{arrange, Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
 use crate::row::Row;
 use crate::subscribe::{Offer, SubscribeEvent, SubscriptionFeed};
 
@@ -365,11 +365,10 @@ impl WorkerState {
                 let counter = Arc::clone(&stats);
                 let mut oks =
                     worker.dataflow_named::<Time, _, _>(&format!("table {name}"), |scope| {
-                        input
+                        let rows = input
                             .to_collection(scope)
-                            .inspect_batch(move |_t, data| count_updates(&counter, data.len()))
-                            .arrange_by_self_named(&format!("arrange {name}"))
-                            .trace
+                            .inspect_batch(move |_t, data| count_updates(&counter, data.len()));
+                        arrange::by_self(rows, &format!("arrange {name}")).trace
                     });
                 input.advance_to(self.upper);
                 input.flush();
@@ -414,13 +413,10 @@ impl WorkerState {
                         (
                             match by_first {
                                 true => crate::render::prefix::arrange_by_first_column(rows, &name),
-                                false => rows.arrange_by_self_named(&name),
+                                false => arrange::by_self(rows, &name),
                             }
                             .trace,
-                            bundle
-                                .errs
-                                .arrange_by_self_named(&format!("errors {name}"))
-                                .trace,
+                            arrange::by_self(bundle.errs, &format!("errors {name}")).trace,
                         )
                     });
                 oks.set_logical_compaction(AntichainRef::new(&[self.since]));
@@ -596,8 +592,8 @@ impl WorkerState {
                         import(&mut ctx, items, &deps);
                         let bundle = ctx.render(&crate::plan::lower::lower(plan));
                         (
-                            bundle.oks.arrange_by_self().trace,
-                            bundle.errs.arrange_by_self().trace,
+                            arrange::by_self(bundle.oks, "peek").trace,
+                            arrange::by_self(bundle.errs, "peek errors").trace,
                         )
                     });
                     self.peeks.push(PendingPeek {
@@ -857,10 +853,12 @@ impl WorkerState {
                     errs = errs.concat(r_errs.to_collection(scope));
                 }
                 (
-                    oks.inspect_batch(move |_t, data| count_updates(&counter, data.len()))
-                        .arrange_by_self_named(&format!("arrange {name}"))
-                        .trace,
-                    errs.arrange_by_self_named(&format!("errors {name}")).trace,
+                    arrange::by_self(
+                        oks.inspect_batch(move |_t, data| count_updates(&counter, data.len())),
+                        &format!("arrange {name}"),
+                    )
+                    .trace,
+                    arrange::by_self(errs, &format!("errors {name}")).trace,
                 )
             });
         let start = if spec.event_time.is_some() {

@@ -1,0 +1,491 @@
+//! Arrangements formed by freshet's own merger, which puts ordered input together in bulk.
+//!
+//! Differential's merge batcher sorts each small chunk of incoming updates and then merges
+//! chains of chunks update by update, each update about log(chunks) times. Much of what freshet
+//! arranges arrives already in order: a join emits its matches key by key, `count` emits its
+//! changes key by key, and an aggregate's result rows lead with the group key. Merged update by
+//! update, ordered chains cost as much as random ones.
+//!
+//! [`RunMerger`] merges the same chains with three shortcuts, none of which changes the result:
+//!
+//! - two chains that do not overlap are concatenated, chunks untouched;
+//! - a chunk whose remaining updates all come before the other chain's next update moves whole;
+//! - after a run of updates taken from one side, the rest of that run is found by binary search
+//!   and moved in bulk (galloping, as in timsort), so nearly ordered chains cost little more.
+//!
+//! Extracting the updates before a frontier moves whole chunks whose updates all go the same
+//! way. Everything else (chunking, sealing into batches, the spine) is differential's.
+
+use std::cmp::Ordering;
+use std::marker::PhantomData;
+
+use differential_dataflow::batcher::merge::chunker::ContainerChunker;
+use differential_dataflow::batcher::merge::{Extractor, MergeBatcher, Merger};
+use differential_dataflow::difference::Semigroup;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::implementations::ord_neu::{VecOrdKeyBuilder, VecOrdValBuilder};
+use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
+use differential_dataflow::{ExchangeData, Hashable, VecCollection};
+use timely::progress::frontier::{Antichain, AntichainRef};
+use timely::progress::Timestamp;
+use timely::PartialOrder;
+
+/// A batcher for arrangements of keys (`KeySpine`).
+pub type KeyBatcher<K, T, R> = MergeBatcher<
+    ContainerChunker<Vec<((K, ()), T, R)>>,
+    RunMerger<(K, ()), T, R>,
+    VecOrdKeyBuilder<K, T, R>,
+>;
+
+/// A batcher for arrangements of `(key, value)` pairs (`ValSpine`).
+pub type ValBatcher<K, V, T, R> = MergeBatcher<
+    ContainerChunker<Vec<((K, V), T, R)>>,
+    RunMerger<(K, V), T, R>,
+    VecOrdValBuilder<K, V, T, R>,
+>;
+
+/// `keys` arranged by themselves and spread over workers by their hash (differential's
+/// `arrange_by_self_named`, with [`RunMerger`]).
+pub fn by_self<'s, K, T, R>(
+    keys: VecCollection<'s, T, K, R>,
+    name: &str,
+) -> Arranged<'s, TraceAgent<KeySpine<K, T, R>>>
+where
+    K: ExchangeData + Hashable,
+    T: Timestamp + Lattice + Ord,
+    R: ExchangeData + Semigroup,
+{
+    keys.map(|k| (k, ()))
+        .arrange_named::<KeyBatcher<K, T, R>, _>(name, KeyBatcher::new)
+}
+
+/// `pairs` arranged by their keys (differential's `arrange_by_key_named`, with [`RunMerger`]).
+pub fn by_key<'s, K, V, T, R>(
+    pairs: VecCollection<'s, T, (K, V), R>,
+    name: &str,
+) -> Arranged<'s, TraceAgent<ValSpine<K, V, T, R>>>
+where
+    K: ExchangeData + Hashable,
+    V: ExchangeData,
+    T: Timestamp + Lattice + Ord,
+    R: ExchangeData + Semigroup,
+{
+    pairs.arrange_named::<ValBatcher<K, V, T, R>, _>(name, ValBatcher::new)
+}
+
+/// Merges and splits chains of sorted, consolidated `Vec<(data, time, diff)>` chunks.
+pub struct RunMerger<D, T, R>(PhantomData<(D, T, R)>);
+
+impl<D, T, R> Default for RunMerger<D, T, R> {
+    fn default() -> Self {
+        RunMerger(PhantomData)
+    }
+}
+
+/// Consecutive updates taken from one side after which the merge looks for a longer run.
+const GALLOP_AFTER: usize = 8;
+
+/// The order updates are merged in: by data, then time.
+fn order<D: Ord, T: Ord, R>(a: &(D, T, R), b: &(D, T, R)) -> Ordering {
+    (&a.0, &a.1).cmp(&(&b.0, &b.1))
+}
+
+impl<D, T, R> RunMerger<D, T, R> {
+    /// Updates per output chunk: differential's buffer size, as a power of two.
+    fn capacity() -> usize {
+        timely::container::buffer::default_capacity::<(D, T, R)>().next_power_of_two()
+    }
+
+    /// An empty chunk of the output capacity, recycled from `stash` when one fits.
+    fn empty(stash: &mut Vec<Vec<(D, T, R)>>) -> Vec<(D, T, R)> {
+        let capacity = Self::capacity();
+        match stash.pop() {
+            Some(mut chunk) if chunk.capacity() == capacity => {
+                chunk.clear();
+                chunk
+            }
+            _ => Vec::with_capacity(capacity),
+        }
+    }
+}
+
+/// The first and last update of a chain, when it has any.
+fn ends<U>(chain: &[Vec<U>]) -> Option<(&U, &U)> {
+    let first = chain.iter().find_map(|chunk| chunk.first())?;
+    let last = chain.iter().rev().find_map(|chunk| chunk.last())?;
+    Some((first, last))
+}
+
+/// One chain being merged: its current chunk, partly taken, and the chunks after it.
+struct Cursor<U> {
+    head: std::vec::IntoIter<U>,
+    rest: std::vec::IntoIter<Vec<U>>,
+    /// Whether `head` is a chunk not yet looked at.
+    fresh: bool,
+}
+
+impl<U> Cursor<U> {
+    fn new(chain: Vec<Vec<U>>) -> Self {
+        Cursor {
+            head: Vec::new().into_iter(),
+            rest: chain.into_iter(),
+            fresh: false,
+        }
+    }
+
+    /// The current chunk's remaining updates, moving on to the next chunk when it is used up;
+    /// `None` when the chain is.
+    fn current(&mut self) -> Option<&[U]> {
+        while self.head.as_slice().is_empty() {
+            self.head = self.rest.next()?.into_iter();
+            self.fresh = true;
+        }
+        Some(self.head.as_slice())
+    }
+
+    /// Every remaining update, as chunks.
+    fn drain_into(self, output: &mut Vec<Vec<U>>) {
+        if !self.head.as_slice().is_empty() {
+            output.push(self.head.collect());
+        }
+        output.extend(self.rest.filter(|chunk| !chunk.is_empty()));
+    }
+}
+
+/// Output chunks being filled.
+struct Output<'a, U> {
+    chunk: Vec<U>,
+    capacity: usize,
+    output: &'a mut Vec<Vec<U>>,
+}
+
+impl<U> Output<'_, U> {
+    #[inline]
+    fn push(&mut self, update: U, stash: &mut Vec<Vec<U>>, empty: fn(&mut Vec<Vec<U>>) -> Vec<U>) {
+        self.chunk.push(update);
+        if self.chunk.len() == self.capacity {
+            self.output
+                .push(std::mem::replace(&mut self.chunk, empty(stash)));
+        }
+    }
+
+    /// The next `n` updates of `from`, moved in bulk.
+    fn take(
+        &mut self,
+        from: &mut std::vec::IntoIter<U>,
+        mut n: usize,
+        stash: &mut Vec<Vec<U>>,
+        empty: fn(&mut Vec<Vec<U>>) -> Vec<U>,
+    ) {
+        while n > 0 {
+            let k = n.min(self.capacity - self.chunk.len());
+            self.chunk.extend(from.by_ref().take(k));
+            n -= k;
+            if self.chunk.len() == self.capacity {
+                self.output
+                    .push(std::mem::replace(&mut self.chunk, empty(stash)));
+            }
+        }
+    }
+
+    /// Ends the partly filled chunk, so a whole chunk can follow it.
+    fn close(&mut self, stash: &mut Vec<Vec<U>>, empty: fn(&mut Vec<Vec<U>>) -> Vec<U>) {
+        if !self.chunk.is_empty() {
+            self.output
+                .push(std::mem::replace(&mut self.chunk, empty(stash)));
+        }
+    }
+}
+
+impl<D, T, R> Merger for RunMerger<D, T, R>
+where
+    D: Ord + Clone + 'static,
+    T: Ord + Clone + PartialOrder + 'static,
+    R: Semigroup + 'static,
+{
+    type Chunk = Vec<(D, T, R)>;
+
+    fn merge(
+        &mut self,
+        list1: Vec<Self::Chunk>,
+        list2: Vec<Self::Chunk>,
+        output: &mut Vec<Self::Chunk>,
+        stash: &mut Vec<Self::Chunk>,
+    ) {
+        // Chains that do not overlap are put one after the other.
+        let (first, second) = match (ends(&list1), ends(&list2)) {
+            (None, _) | (_, None) => {
+                let all = list1.into_iter().chain(list2);
+                output.extend(all.filter(|chunk| !chunk.is_empty()));
+                return;
+            }
+            (Some((_, last1)), Some((first2, _))) if order(last1, first2).is_lt() => (list1, list2),
+            (Some((first1, _)), Some((_, last2))) if order(last2, first1).is_lt() => (list2, list1),
+            _ => return merge_overlapping(list1, list2, output, stash),
+        };
+        output.extend(first.into_iter().filter(|chunk| !chunk.is_empty()));
+        output.extend(second.into_iter().filter(|chunk| !chunk.is_empty()));
+    }
+
+    fn len(chunk: &Self::Chunk) -> usize {
+        chunk.len()
+    }
+}
+
+/// Merges two chains that overlap, moving whole chunks and long runs in bulk where it can.
+fn merge_overlapping<D, T, R>(
+    list1: Vec<Vec<(D, T, R)>>,
+    list2: Vec<Vec<(D, T, R)>>,
+    output: &mut Vec<Vec<(D, T, R)>>,
+    stash: &mut Vec<Vec<(D, T, R)>>,
+) where
+    D: Ord,
+    T: Ord,
+    R: Semigroup,
+{
+    let empty = RunMerger::<D, T, R>::empty;
+    let mut out = Output {
+        chunk: empty(stash),
+        capacity: RunMerger::<D, T, R>::capacity(),
+        output,
+    };
+    let (mut a, mut b) = (Cursor::new(list1), Cursor::new(list2));
+    // How many updates in a row each side has given.
+    let (mut wins_a, mut wins_b) = (0usize, 0usize);
+    loop {
+        if a.current().is_none() || b.current().is_none() {
+            break;
+        }
+        let (sa, sb) = (a.head.as_slice(), b.head.as_slice());
+        let (first_a, first_b) = (&sa[0], &sb[0]);
+        // A new chunk that ends before the other side's next update moves whole.
+        if std::mem::take(&mut a.fresh) && order(&sa[sa.len() - 1], first_b).is_lt() {
+            out.close(stash, empty);
+            out.output.push(std::mem::take(&mut a.head).collect());
+            continue;
+        }
+        if std::mem::take(&mut b.fresh) && order(&sb[sb.len() - 1], first_a).is_lt() {
+            out.close(stash, empty);
+            out.output.push(std::mem::take(&mut b.head).collect());
+            continue;
+        }
+        // Merge until either chunk runs out.
+        while let (Some(x), Some(y)) = (a.head.as_slice().first(), b.head.as_slice().first()) {
+            match order(x, y) {
+                Ordering::Less => {
+                    wins_a += 1;
+                    wins_b = 0;
+                    if wins_a >= GALLOP_AFTER {
+                        let n = a.head.as_slice().partition_point(|u| order(u, y).is_lt());
+                        out.take(&mut a.head, n, stash, empty);
+                        wins_a = 0;
+                    } else {
+                        out.push(a.head.next().expect("first"), stash, empty);
+                    }
+                }
+                Ordering::Greater => {
+                    wins_b += 1;
+                    wins_a = 0;
+                    if wins_b >= GALLOP_AFTER {
+                        let n = b.head.as_slice().partition_point(|u| order(u, x).is_lt());
+                        out.take(&mut b.head, n, stash, empty);
+                        wins_b = 0;
+                    } else {
+                        out.push(b.head.next().expect("first"), stash, empty);
+                    }
+                }
+                Ordering::Equal => {
+                    let (d, t, mut r) = a.head.next().expect("first");
+                    let (_, _, r2) = b.head.next().expect("first");
+                    r.plus_equals(&r2);
+                    if !r.is_zero() {
+                        out.push((d, t, r), stash, empty);
+                    }
+                }
+            }
+        }
+    }
+    out.close(stash, empty);
+    a.drain_into(out.output);
+    b.drain_into(out.output);
+}
+
+impl<D, T, R> Extractor for RunMerger<D, T, R>
+where
+    D: Ord + Clone + 'static,
+    T: Ord + Clone + PartialOrder + 'static,
+    R: Semigroup + 'static,
+{
+    type Time = T;
+
+    fn extract(
+        &mut self,
+        merged: Vec<Self::Chunk>,
+        upper: AntichainRef<T>,
+        frontier: &mut Antichain<T>,
+        ship: &mut Vec<Self::Chunk>,
+        kept: &mut Vec<Self::Chunk>,
+        stash: &mut Vec<Self::Chunk>,
+    ) {
+        let mut keep = Self::empty(stash);
+        let mut ready = Self::empty(stash);
+        let capacity = Self::capacity();
+        for mut chunk in merged {
+            let kept_here = chunk.iter().filter(|(_, t, _)| upper.less_equal(t)).count();
+            if kept_here == 0 {
+                // All complete: the chunk goes as it is, after what was split before it.
+                if !ready.is_empty() {
+                    ship.push(std::mem::replace(&mut ready, Self::empty(stash)));
+                }
+                ship.push(chunk);
+                continue;
+            }
+            if kept_here == chunk.len() {
+                for (_, t, _) in &chunk {
+                    frontier.insert_with(t, |t| t.clone());
+                }
+                if !keep.is_empty() {
+                    kept.push(std::mem::replace(&mut keep, Self::empty(stash)));
+                }
+                kept.push(chunk);
+                continue;
+            }
+            for (data, time, diff) in chunk.drain(..) {
+                if upper.less_equal(&time) {
+                    frontier.insert_with(&time, |time| time.clone());
+                    keep.push((data, time, diff));
+                    if keep.len() == capacity {
+                        kept.push(std::mem::replace(&mut keep, Self::empty(stash)));
+                    }
+                } else {
+                    ready.push((data, time, diff));
+                    if ready.len() == capacity {
+                        ship.push(std::mem::replace(&mut ready, Self::empty(stash)));
+                    }
+                }
+            }
+            if chunk.capacity() == capacity {
+                stash.push(chunk);
+            }
+        }
+        if !keep.is_empty() {
+            kept.push(keep);
+        }
+        if !ready.is_empty() {
+            ship.push(ready);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use differential_dataflow::batcher::merge::Merger;
+    use rand::{Rng, SeedableRng};
+
+    type U = (u64, u64, i64);
+
+    /// Sorted, consolidated chunks of `updates` (as the chunker makes them), `size` per chunk.
+    fn chain(mut updates: Vec<U>, size: usize) -> Vec<Vec<U>> {
+        updates.sort();
+        let mut consolidated: Vec<U> = Vec::new();
+        for (d, t, r) in updates {
+            match consolidated.last_mut() {
+                Some(last) if (last.0, last.1) == (d, t) => last.2 += r,
+                _ => consolidated.push((d, t, r)),
+            }
+            if consolidated.last().is_some_and(|u| u.2 == 0) {
+                consolidated.pop();
+            }
+        }
+        consolidated.chunks(size).map(|c| c.to_vec()).collect()
+    }
+
+    fn reference(a: &[Vec<U>], b: &[Vec<U>]) -> Vec<U> {
+        chain(a.iter().chain(b).flatten().copied().collect(), usize::MAX)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Random chains, ordered chains, chains that overlap at their ends, long runs from one
+    /// side, and cancelling updates: the merge equals sorting both and consolidating.
+    #[test]
+    fn merges_equal_a_sort_of_both() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for case in 0..2000 {
+            let gen = |rng: &mut rand::rngs::StdRng, base: u64, span: u64| -> Vec<U> {
+                let n = rng.random_range(0..400);
+                (0..n)
+                    .map(|_| {
+                        let d = base + rng.random_range(0..span.max(1));
+                        (
+                            d,
+                            rng.random_range(0..3),
+                            [1, -1, 2][rng.random_range(0..3)],
+                        )
+                    })
+                    .collect()
+            };
+            let (base2, span) = match case % 4 {
+                0 => (0, 1000),    // interleaved
+                1 => (1000, 1000), // one after the other
+                2 => (900, 1000),  // overlapping at the ends
+                _ => (0, 20),      // many equal updates, cancelling
+            };
+            let a = chain(gen(&mut rng, 0, span), rng.random_range(1..70));
+            let mut b = gen(&mut rng, base2, span);
+            if case % 3 == 0 {
+                // Chains that touch: one's last update is the other's first, at the same time.
+                if let Some(&(d, t, _)) = a.last().and_then(|c| c.last()) {
+                    b.retain(|u| (u.0, u.1) > (d, t));
+                    b.push((d, t, 1));
+                }
+            }
+            let b = chain(b, rng.random_range(1..70));
+            let expected = reference(&a, &b);
+            let mut output = Vec::new();
+            let mut stash = Vec::new();
+            RunMerger::<u64, u64, i64>::default().merge(a, b, &mut output, &mut stash);
+            assert!(
+                output.iter().all(|c| !c.is_empty()),
+                "case {case}: an empty chunk"
+            );
+            let merged: Vec<U> = output.into_iter().flatten().collect();
+            assert_eq!(merged, expected, "case {case}");
+        }
+    }
+
+    /// Extraction ships the updates before the frontier, keeps the rest, and reports the
+    /// frontier of what it kept, whether chunks go whole or are split.
+    #[test]
+    fn extract_splits_by_frontier() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for case in 0..500 {
+            let updates: Vec<U> = (0..rng.random_range(0..300))
+                .map(|_| (rng.random_range(0..100), rng.random_range(0..6), 1))
+                .collect();
+            let merged = chain(updates, rng.random_range(1..40));
+            let all: Vec<U> = merged.iter().flatten().copied().collect();
+            let upper = rng.random_range(0..7);
+            let (mut ship, mut kept, mut frontier) = (Vec::new(), Vec::new(), Antichain::new());
+            RunMerger::<u64, u64, i64>::default().extract(
+                merged,
+                Antichain::from_elem(upper).borrow(),
+                &mut frontier,
+                &mut ship,
+                &mut kept,
+                &mut Vec::new(),
+            );
+            let shipped: Vec<U> = ship.into_iter().flatten().collect();
+            let kept: Vec<U> = kept.into_iter().flatten().collect();
+            let expect_ship: Vec<U> = all.iter().filter(|u| u.1 < upper).copied().collect();
+            let expect_kept: Vec<U> = all.iter().filter(|u| u.1 >= upper).copied().collect();
+            assert_eq!(shipped, expect_ship, "case {case}");
+            assert_eq!(kept, expect_kept, "case {case}");
+            let least = expect_kept.iter().map(|u| u.1).min();
+            assert_eq!(frontier.elements().first().copied(), least, "case {case}");
+        }
+    }
+}
