@@ -3,7 +3,8 @@
 //! Every arrangement's updates pass through a batcher, so its cost is paid per update by tables,
 //! views, join sides and aggregates. Three inputs: rows in random order (a table's writes),
 //! rows in order (a join's or an aggregate's output), and rows in order but for pairs swapped
-//! (an aggregate's retraction and insertion of a group's row, in either order).
+//! (an aggregate's retraction and insertion of a group's row, in either order), and two ordered
+//! sources taking turns (what a worker receives from itself and a peer).
 
 use std::time::{Duration, Instant};
 
@@ -26,12 +27,23 @@ fn rows(order: &str, batch: usize, batches: usize) -> Vec<Vec<Update>> {
             let time = b as u64;
             let mut keys: Vec<i64> = match order {
                 "random" => (0..batch).map(|_| rng.random_range(0..1_000_000)).collect(),
+                "two sources" => (0..batch as i64).collect(),
                 _ => (0..batch as i64).map(|k| k * 3 + b as i64 % 3).collect(),
             };
             if order == "pairs" {
                 for pair in keys.chunks_mut(2) {
                     pair.reverse();
                 }
+            }
+            if order == "two sources" {
+                // Each of two ordered halves in turn, a container at a time.
+                let (a, b): (Vec<i64>, Vec<i64>) = keys.iter().partition(|k| *k % 2 == 0);
+                keys = a
+                    .chunks(CONTAINER)
+                    .zip(b.chunks(CONTAINER))
+                    .flat_map(|(a, b)| a.iter().chain(b))
+                    .copied()
+                    .collect();
             }
             keys.into_iter()
                 .map(|k| {
@@ -76,7 +88,7 @@ impl<B: differential_dataflow::trace::implementations::spine_fueled::SpineBatch>
 pub fn run(batch: usize, batches: usize, rounds: usize) -> anyhow::Result<()> {
     println!("| input | differential's merge batcher | freshet's (`RunMerger`) | ratio |");
     println!("|---|---|---|---|");
-    for order in ["random", "ordered", "pairs"] {
+    for order in ["random", "ordered", "pairs", "two sources"] {
         let input = rows(order, batch, batches);
         let (mut dd, mut ours) = (Duration::MAX, Duration::MAX);
         for _ in 0..rounds {

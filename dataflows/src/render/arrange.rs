@@ -17,9 +17,9 @@
 //! way. Everything else (chunking, sealing into batches, the spine) is differential's.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 
-use differential_dataflow::batcher::merge::chunker::ContainerChunker;
 use differential_dataflow::batcher::merge::{Extractor, MergeBatcher, Merger};
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
@@ -27,23 +27,18 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::ord_neu::{VecOrdKeyBuilder, VecOrdValBuilder};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
+use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::progress::Timestamp;
 use timely::PartialOrder;
 
 /// A batcher for arrangements of keys (`KeySpine`).
-pub type KeyBatcher<K, T, R> = MergeBatcher<
-    ContainerChunker<Vec<((K, ()), T, R)>>,
-    RunMerger<(K, ()), T, R>,
-    VecOrdKeyBuilder<K, T, R>,
->;
+pub type KeyBatcher<K, T, R> =
+    MergeBatcher<RunChunker<(K, ()), T, R>, RunMerger<(K, ()), T, R>, VecOrdKeyBuilder<K, T, R>>;
 
 /// A batcher for arrangements of `(key, value)` pairs (`ValSpine`).
-pub type ValBatcher<K, V, T, R> = MergeBatcher<
-    ContainerChunker<Vec<((K, V), T, R)>>,
-    RunMerger<(K, V), T, R>,
-    VecOrdValBuilder<K, V, T, R>,
->;
+pub type ValBatcher<K, V, T, R> =
+    MergeBatcher<RunChunker<(K, V), T, R>, RunMerger<(K, V), T, R>, VecOrdValBuilder<K, V, T, R>>;
 
 /// `keys` arranged by themselves and spread over workers by their hash (differential's
 /// `arrange_by_self_named`, with [`RunMerger`]).
@@ -74,6 +69,116 @@ where
     pairs.arrange_named::<ValBatcher<K, V, T, R>, _>(name, ValBatcher::new)
 }
 
+/// Cuts incoming updates into sorted, consolidated chunks for the merge ladder.
+///
+/// Differential's chunker gathers updates into a buffer and sorts it when full. Containers
+/// that arrive in order (an operator's output, or one peer's share of it) need no sort: they
+/// are checked in one pass and appended to the chunk they continue. Containers out of order
+/// are gathered and sorted as differential's are.
+pub struct RunChunker<D, T, R> {
+    /// Updates for the next chunk: sorted and consolidated while `sorted`.
+    pending: Vec<(D, T, R)>,
+    sorted: bool,
+    ready: VecDeque<Vec<(D, T, R)>>,
+    /// The chunk last handed out by `extract` or `finish`.
+    current: Vec<(D, T, R)>,
+}
+
+impl<D, T, R> Default for RunChunker<D, T, R> {
+    fn default() -> Self {
+        RunChunker {
+            pending: Vec::new(),
+            sorted: true,
+            ready: VecDeque::new(),
+            current: Vec::new(),
+        }
+    }
+}
+
+/// Adds up equal neighbours of a sorted `updates[from..]` (and the one before it), dropping
+/// those that come to zero.
+fn consolidate_sorted<D: Ord, T: Ord, R: Semigroup>(updates: &mut Vec<(D, T, R)>, from: usize) {
+    let mut write = from;
+    for read in from..updates.len() {
+        if write > 0 && order(&updates[write - 1], &updates[read]).is_eq() {
+            let (head, tail) = updates.split_at_mut(read);
+            head[write - 1].2.plus_equals(&tail[0].2);
+            if head[write - 1].2.is_zero() {
+                write -= 1;
+            }
+        } else if !updates[read].2.is_zero() {
+            updates.swap(write, read);
+            write += 1;
+        }
+    }
+    updates.truncate(write);
+}
+
+impl<D: Ord, T: Ord, R: Semigroup> RunChunker<D, T, R> {
+    fn capacity() -> usize {
+        timely::container::buffer::default_capacity::<(D, T, R)>()
+    }
+
+    /// Moves `pending` to the ready chunks if it is large enough to stand as one.
+    fn seal_pending(&mut self, at_least: usize) {
+        if !self.sorted {
+            differential_dataflow::consolidation::consolidate_updates(&mut self.pending);
+            self.sorted = true;
+        }
+        if !self.pending.is_empty() && self.pending.len() >= at_least {
+            self.ready.push_back(std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+impl<D: Ord, T: Ord, R: Semigroup> PushInto<&mut Vec<(D, T, R)>> for RunChunker<D, T, R> {
+    fn push_into(&mut self, container: &mut Vec<(D, T, R)>) {
+        let capacity = Self::capacity();
+        let Some(first) = container.first() else {
+            return;
+        };
+        let ordered = container.windows(2).all(|w| order(&w[0], &w[1]).is_le());
+        let mut continues = match self.pending.last() {
+            None => true,
+            Some(last) => self.sorted && order(last, first).is_le(),
+        };
+        if ordered && !continues && self.sorted && self.pending.len() >= capacity / 2 {
+            // An ordered container after an ordered chunk it does not continue: a new chunk.
+            self.seal_pending(0);
+            continues = true;
+        }
+        let from = self.pending.len().saturating_sub(1);
+        self.pending.append(container);
+        if ordered && self.sorted && continues {
+            consolidate_sorted(&mut self.pending, from);
+        } else {
+            self.sorted = false;
+        }
+        if self.pending.len() >= capacity {
+            self.seal_pending(capacity / 2);
+        }
+    }
+}
+
+impl<D, T, R> ContainerBuilder for RunChunker<D, T, R>
+where
+    D: Ord + 'static,
+    T: Ord + 'static,
+    R: Semigroup + 'static,
+{
+    type Container = Vec<(D, T, R)>;
+
+    fn extract(&mut self) -> Option<&mut Self::Container> {
+        self.current = self.ready.pop_front()?;
+        Some(&mut self.current)
+    }
+
+    fn finish(&mut self) -> Option<&mut Self::Container> {
+        self.seal_pending(0);
+        self.extract()
+    }
+}
+
 /// Merges and splits chains of sorted, consolidated `Vec<(data, time, diff)>` chunks.
 pub struct RunMerger<D, T, R>(PhantomData<(D, T, R)>);
 
@@ -85,6 +190,19 @@ impl<D, T, R> Default for RunMerger<D, T, R> {
 
 /// Consecutive updates taken from one side after which the merge looks for a longer run.
 const GALLOP_AFTER: usize = 8;
+
+/// How many of `updates` come before `pivot`, found by probing 1, 2, 4, … ahead and then
+/// searching the last interval: the cost grows with the run found, not with the chunk.
+fn run_before<D: Ord, T: Ord, R>(updates: &[(D, T, R)], pivot: &(D, T, R)) -> usize {
+    let mut done = 0;
+    let mut step = 1;
+    while done + step <= updates.len() && order(&updates[done + step - 1], pivot).is_lt() {
+        done += step;
+        step *= 2;
+    }
+    let end = (done + step).min(updates.len());
+    done + updates[done..end].partition_point(|u| order(u, pivot).is_lt())
+}
 
 /// The order updates are merged in: by data, then time.
 fn order<D: Ord, T: Ord, R>(a: &(D, T, R), b: &(D, T, R)) -> Ordering {
@@ -277,7 +395,7 @@ fn merge_overlapping<D, T, R>(
                     wins_a += 1;
                     wins_b = 0;
                     if wins_a >= GALLOP_AFTER {
-                        let n = a.head.as_slice().partition_point(|u| order(u, y).is_lt());
+                        let n = run_before(a.head.as_slice(), y);
                         out.take(&mut a.head, n, stash, empty);
                         wins_a = 0;
                     } else {
@@ -288,7 +406,7 @@ fn merge_overlapping<D, T, R>(
                     wins_b += 1;
                     wins_a = 0;
                     if wins_b >= GALLOP_AFTER {
-                        let n = b.head.as_slice().partition_point(|u| order(u, x).is_lt());
+                        let n = run_before(b.head.as_slice(), x);
                         out.take(&mut b.head, n, stash, empty);
                         wins_b = 0;
                     } else {
@@ -486,6 +604,68 @@ mod tests {
             assert_eq!(kept, expect_kept, "case {case}");
             let least = expect_kept.iter().map(|u| u.1).min();
             assert_eq!(frontier.elements().first().copied(), least, "case {case}");
+        }
+    }
+
+    /// Containers in order, out of order, interleaved from two ordered sources, with
+    /// cancelling and zero updates: every chunk is sorted, consolidated and not empty, and
+    /// together they hold what went in.
+    #[test]
+    fn chunks_are_sorted_and_hold_the_input() {
+        use timely::container::{ContainerBuilder, PushInto};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for case in 0..500 {
+            let mut chunker = RunChunker::<u64, u64, i64>::default();
+            let mut all = Vec::new();
+            let mut chunks = Vec::new();
+            let (mut next_a, mut next_b) = (0u64, 0u64);
+            for _ in 0..rng.random_range(0..60) {
+                let n = rng.random_range(0..300);
+                let mut container: Vec<U> = match case % 3 {
+                    0 => (0..n)
+                        .map(|_| {
+                            (
+                                rng.random_range(0..500),
+                                0,
+                                [1, -1, 0][rng.random_range(0..3)],
+                            )
+                        })
+                        .collect(),
+                    _ => {
+                        // Two ordered sources taking turns (one only, every third case).
+                        let next = match case % 3 == 1 || rng.random_bool(0.5) {
+                            true => &mut next_a,
+                            false => &mut next_b,
+                        };
+                        (0..n)
+                            .map(|_| {
+                                *next += rng.random_range(0..3);
+                                (*next, 0, [1, -1][rng.random_range(0..2)])
+                            })
+                            .collect()
+                    }
+                };
+                all.extend(container.iter().copied());
+                chunker.push_into(&mut container);
+                while let Some(chunk) = chunker.extract() {
+                    chunks.push(std::mem::take(chunk));
+                }
+            }
+            while let Some(chunk) = chunker.finish() {
+                chunks.push(std::mem::take(chunk));
+            }
+            for chunk in &chunks {
+                assert!(!chunk.is_empty(), "case {case}: an empty chunk");
+                assert!(chunk.iter().all(|u| u.2 != 0), "case {case}: a zero update");
+                assert!(
+                    chunk
+                        .windows(2)
+                        .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)),
+                    "case {case}: unsorted or unconsolidated"
+                );
+            }
+            let got = chain(chunks.into_iter().flatten().collect(), usize::MAX);
+            assert_eq!(got, chain(all, usize::MAX), "case {case}");
         }
     }
 }
