@@ -30,6 +30,9 @@ use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::progress::Timestamp;
+
+use crate::plan::Diff;
+use crate::row::Row;
 use timely::PartialOrder;
 
 /// A batcher for arrangements of keys (`KeySpine`).
@@ -177,6 +180,32 @@ where
         self.seal_pending(0);
         self.extract()
     }
+}
+
+/// `pairs` reduced by key (differential's `reduce_named`, its input arranged with
+/// [`RunMerger`]): `logic` maps a key's values to its output values.
+pub fn reduce<'s, T, V2, R2, L>(
+    pairs: VecCollection<'s, T, (Row, Row), Diff>,
+    name: &str,
+    logic: L,
+) -> VecCollection<'s, T, (Row, V2), R2>
+where
+    T: Timestamp + Lattice + Ord,
+    V2: differential_dataflow::Data,
+    R2: Ord + differential_dataflow::difference::Abelian + 'static,
+    L: FnMut(&Row, &[(&Row, Diff)], &mut Vec<(V2, R2)>) + 'static,
+{
+    use differential_dataflow::trace::implementations::ValBuilder;
+    by_key(pairs, &format!("Arrange: {name}"))
+        .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<Row, V2, _, _>, _, _>(
+            name,
+            logic,
+            |out, key, updates| {
+                out.clear();
+                out.extend(updates.drain(..).map(|(v, t, r)| ((key.clone(), v), t, r)));
+            },
+        )
+        .as_collection(|k, v| (k.clone(), v.clone()))
 }
 
 /// Merges and splits chains of sorted, consolidated `Vec<(data, time, diff)>` chunks.

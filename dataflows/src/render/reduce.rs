@@ -36,14 +36,14 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     let (keyed, key_errs) = split(keyed);
 
     let aggs = r.aggregates.clone();
-    let reduced = keyed
-        .reduce_named(
-            "Reduce",
-            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
-                out.push((aggregate_group(&aggs, vals), 1));
-            },
-        )
-        .map(|(k, res)| res.map(|vals| k.concat(&vals)));
+    let reduced = super::arrange::reduce(
+        keyed,
+        "Reduce",
+        move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
+            out.push((aggregate_group(&aggs, vals), 1));
+        },
+    )
+    .map(|(k, res)| res.map(|vals| k.concat(&vals)));
     let (mut oks, agg_errs) = split(reduced);
 
     if r.global {

@@ -18,35 +18,33 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
     let group_key = t.group_key.clone();
     let order = t.order.clone();
     let (limit, offset) = (t.limit, t.offset);
-    let oks = input
-        .oks
-        .map(move |row| (row.project(&group_key), row))
-        .reduce_named(
-            "TopK",
-            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-                let rows = sorted(vals, &order);
-                let mut skip = offset.min(isize::MAX as usize) as isize;
-                let mut take = limit
-                    .map(|l| l.min(isize::MAX as usize) as isize)
-                    .unwrap_or(isize::MAX);
-                for (row, _, mut m) in rows {
-                    if take == 0 {
-                        break;
-                    }
-                    if skip > 0 {
-                        let s = skip.min(m);
-                        skip -= s;
-                        m -= s;
-                    }
-                    let n = m.min(take);
-                    if n > 0 {
-                        out.push((row.clone(), n));
-                        take -= n;
-                    }
+    let oks = super::arrange::reduce(
+        input.oks.map(move |row| (row.project(&group_key), row)),
+        "TopK",
+        move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+            let rows = sorted(vals, &order);
+            let mut skip = offset.min(isize::MAX as usize) as isize;
+            let mut take = limit
+                .map(|l| l.min(isize::MAX as usize) as isize)
+                .unwrap_or(isize::MAX);
+            for (row, _, mut m) in rows {
+                if take == 0 {
+                    break;
                 }
-            },
-        )
-        .map(|(_key, row)| row);
+                if skip > 0 {
+                    let s = skip.min(m);
+                    skip -= s;
+                    m -= s;
+                }
+                let n = m.min(take);
+                if n > 0 {
+                    out.push((row.clone(), n));
+                    take -= n;
+                }
+            }
+        },
+    )
+    .map(|(_key, row)| row);
     Bundle::new(oks, input.errs)
 }
 
@@ -76,32 +74,30 @@ fn render_rank<'s, T: RenderTime>(
     let group_key = t.group_key.clone();
     let order = t.order.clone();
     let limit = t.limit.map(|l| l as i64).unwrap_or(i64::MAX);
-    let oks = input
-        .oks
-        .map(move |row| (row.project(&group_key), row))
-        .reduce_named(
-            "Rank",
-            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-                let rows = sorted(vals, &order);
-                match kind {
-                    RankKind::Lag {
-                        value,
-                        offset,
-                        default,
-                    } => offset_rows(&rows, value, -(offset as isize), default, out),
-                    RankKind::Lead {
-                        value,
-                        offset,
-                        default,
-                    } => offset_rows(&rows, value, offset as isize, default, out),
-                    RankKind::PercentRank | RankKind::CumeDist | RankKind::Ntile(_) => {
-                        distribution_rows(&rows, &order, kind, out)
-                    }
-                    _ => rank_rows(&rows, &order, kind, limit, out),
+    let oks = super::arrange::reduce(
+        input.oks.map(move |row| (row.project(&group_key), row)),
+        "Rank",
+        move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+            let rows = sorted(vals, &order);
+            match kind {
+                RankKind::Lag {
+                    value,
+                    offset,
+                    default,
+                } => offset_rows(&rows, value, -(offset as isize), default, out),
+                RankKind::Lead {
+                    value,
+                    offset,
+                    default,
+                } => offset_rows(&rows, value, offset as isize, default, out),
+                RankKind::PercentRank | RankKind::CumeDist | RankKind::Ntile(_) => {
+                    distribution_rows(&rows, &order, kind, out)
                 }
-            },
-        )
-        .map(|(_key, row)| row);
+                _ => rank_rows(&rows, &order, kind, limit, out),
+            }
+        },
+    )
+    .map(|(_key, row)| row);
     Bundle::new(oks, input.errs)
 }
 
@@ -115,16 +111,14 @@ fn render_window<'s, T: RenderTime>(
     let input = ctx.render(&t.input);
     let group_key = t.group_key.clone();
     let order = t.order.clone();
-    let results = input
-        .oks
-        .map(move |row| (row.project(&group_key), row))
-        .reduce_named(
-            "Window",
-            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
-                super::frame::frame_rows(&sorted(vals, &order), &order, &w, out);
-            },
-        )
-        .map(|(_key, row)| row);
+    let results = super::arrange::reduce(
+        input.oks.map(move |row| (row.project(&group_key), row)),
+        "Window",
+        move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
+            super::frame::frame_rows(&sorted(vals, &order), &order, &w, out);
+        },
+    )
+    .map(|(_key, row)| row);
     let (oks, errs) = super::split(results);
     Bundle::new(oks, input.errs.concat(errs))
 }
