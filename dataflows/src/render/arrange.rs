@@ -300,6 +300,9 @@ impl<U> Cursor<U> {
     }
 }
 
+/// Makes an empty output chunk, recycling one from the stash when it can.
+type Empty<U> = fn(&mut Vec<Vec<U>>) -> Vec<U>;
+
 /// Output chunks being filled.
 struct Output<'a, U> {
     chunk: Vec<U>,
@@ -309,7 +312,7 @@ struct Output<'a, U> {
 
 impl<U> Output<'_, U> {
     #[inline]
-    fn push(&mut self, update: U, stash: &mut Vec<Vec<U>>, empty: fn(&mut Vec<Vec<U>>) -> Vec<U>) {
+    fn push(&mut self, update: U, stash: &mut Vec<Vec<U>>, empty: Empty<U>) {
         self.chunk.push(update);
         if self.chunk.len() == self.capacity {
             self.output
@@ -323,7 +326,7 @@ impl<U> Output<'_, U> {
         from: &mut std::vec::IntoIter<U>,
         mut n: usize,
         stash: &mut Vec<Vec<U>>,
-        empty: fn(&mut Vec<Vec<U>>) -> Vec<U>,
+        empty: Empty<U>,
     ) {
         while n > 0 {
             let k = n.min(self.capacity - self.chunk.len());
@@ -337,11 +340,37 @@ impl<U> Output<'_, U> {
     }
 
     /// Ends the partly filled chunk, so a whole chunk can follow it.
-    fn close(&mut self, stash: &mut Vec<Vec<U>>, empty: fn(&mut Vec<Vec<U>>) -> Vec<U>) {
+    fn close(&mut self, stash: &mut Vec<Vec<U>>, empty: Empty<U>) {
         if !self.chunk.is_empty() {
             self.output
                 .push(std::mem::replace(&mut self.chunk, empty(stash)));
         }
+    }
+}
+
+impl<D: Ord, T: Ord, R> Output<'_, (D, T, R)> {
+    /// Takes the next update of `from`, which comes before `pivot`, the `streak`th in a row
+    /// from that side; from the `GALLOP_AFTER`th on, every update of `from` before `pivot` at
+    /// once. The streak after it.
+    fn take_before(
+        &mut self,
+        from: &mut std::vec::IntoIter<(D, T, R)>,
+        pivot: &(D, T, R),
+        streak: usize,
+        stash: &mut Vec<Vec<(D, T, R)>>,
+        empty: Empty<(D, T, R)>,
+    ) -> usize {
+        if streak < GALLOP_AFTER {
+            self.push(
+                from.next().expect("an update before the pivot"),
+                stash,
+                empty,
+            );
+            return streak;
+        }
+        let n = run_before(from.as_slice(), pivot);
+        self.take(from, n, stash, empty);
+        0
     }
 }
 
@@ -421,26 +450,12 @@ fn merge_overlapping<D, T, R>(
         while let (Some(x), Some(y)) = (a.head.as_slice().first(), b.head.as_slice().first()) {
             match order(x, y) {
                 Ordering::Less => {
-                    wins_a += 1;
                     wins_b = 0;
-                    if wins_a >= GALLOP_AFTER {
-                        let n = run_before(a.head.as_slice(), y);
-                        out.take(&mut a.head, n, stash, empty);
-                        wins_a = 0;
-                    } else {
-                        out.push(a.head.next().expect("first"), stash, empty);
-                    }
+                    wins_a = out.take_before(&mut a.head, y, wins_a + 1, stash, empty);
                 }
                 Ordering::Greater => {
-                    wins_b += 1;
                     wins_a = 0;
-                    if wins_b >= GALLOP_AFTER {
-                        let n = run_before(b.head.as_slice(), x);
-                        out.take(&mut b.head, n, stash, empty);
-                        wins_b = 0;
-                    } else {
-                        out.push(b.head.next().expect("first"), stash, empty);
-                    }
+                    wins_b = out.take_before(&mut b.head, x, wins_b + 1, stash, empty);
                 }
                 Ordering::Equal => {
                     let (d, t, mut r) = a.head.next().expect("first");
