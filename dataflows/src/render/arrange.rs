@@ -1,20 +1,25 @@
-//! Arrangements formed by freshet's own merger, which puts ordered input together in bulk.
+//! Arrangements formed by freshet's own chunker and merger, which put ordered input together in
+//! bulk.
 //!
 //! Differential's merge batcher sorts each small chunk of incoming updates and then merges
 //! chains of chunks update by update, each update about log(chunks) times. Much of what freshet
 //! arranges arrives already in order: a join emits its matches key by key, `count` emits its
-//! changes key by key, and an aggregate's result rows lead with the group key. Merged update by
-//! update, ordered chains cost as much as random ones.
+//! changes key by key, an aggregate's result rows lead with the group key, and with more
+//! workers each peer's share of those is still in order. Merged update by update, ordered
+//! chains cost as much as random ones.
 //!
-//! [`RunMerger`] merges the same chains with three shortcuts, none of which changes the result:
+//! [`RunChunker`] turns a container that arrives in order into (part of) a chunk without
+//! sorting it. [`RunMerger`] merges chains with three shortcuts, none of which changes the
+//! result:
 //!
 //! - two chains that do not overlap are concatenated, chunks untouched;
 //! - a chunk whose remaining updates all come before the other chain's next update moves whole;
-//! - after a run of updates taken from one side, the rest of that run is found by binary search
-//!   and moved in bulk (galloping, as in timsort), so nearly ordered chains cost little more.
+//! - after a run of updates taken from one side, the rest of that run is found by exponential
+//!   search and moved in bulk (galloping, as in timsort), so nearly ordered chains cost little
+//!   more.
 //!
 //! Extracting the updates before a frontier moves whole chunks whose updates all go the same
-//! way. Everything else (chunking, sealing into batches, the spine) is differential's.
+//! way. The ladder of chains, sealing into batches and the spine stay differential's.
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -30,10 +35,10 @@ use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::progress::Timestamp;
+use timely::PartialOrder;
 
 use crate::plan::Diff;
 use crate::row::Row;
-use timely::PartialOrder;
 
 /// A batcher for arrangements of keys (`KeySpine`).
 pub type KeyBatcher<K, T, R> =
@@ -303,47 +308,43 @@ impl<U> Cursor<U> {
 /// Makes an empty output chunk, recycling one from the stash when it can.
 type Empty<U> = fn(&mut Vec<Vec<U>>) -> Vec<U>;
 
-/// Output chunks being filled.
+/// Output chunks being filled, with the stash their empty chunks come from.
 struct Output<'a, U> {
     chunk: Vec<U>,
     capacity: usize,
     output: &'a mut Vec<Vec<U>>,
+    stash: &'a mut Vec<Vec<U>>,
+    empty: Empty<U>,
 }
 
 impl<U> Output<'_, U> {
     #[inline]
-    fn push(&mut self, update: U, stash: &mut Vec<Vec<U>>, empty: Empty<U>) {
+    fn push(&mut self, update: U) {
         self.chunk.push(update);
         if self.chunk.len() == self.capacity {
             self.output
-                .push(std::mem::replace(&mut self.chunk, empty(stash)));
+                .push(std::mem::replace(&mut self.chunk, (self.empty)(self.stash)));
         }
     }
 
     /// The next `n` updates of `from`, moved in bulk.
-    fn take(
-        &mut self,
-        from: &mut std::vec::IntoIter<U>,
-        mut n: usize,
-        stash: &mut Vec<Vec<U>>,
-        empty: Empty<U>,
-    ) {
+    fn take(&mut self, from: &mut std::vec::IntoIter<U>, mut n: usize) {
         while n > 0 {
             let k = n.min(self.capacity - self.chunk.len());
             self.chunk.extend(from.by_ref().take(k));
             n -= k;
             if self.chunk.len() == self.capacity {
                 self.output
-                    .push(std::mem::replace(&mut self.chunk, empty(stash)));
+                    .push(std::mem::replace(&mut self.chunk, (self.empty)(self.stash)));
             }
         }
     }
 
     /// Ends the partly filled chunk, so a whole chunk can follow it.
-    fn close(&mut self, stash: &mut Vec<Vec<U>>, empty: Empty<U>) {
+    fn close(&mut self) {
         if !self.chunk.is_empty() {
             self.output
-                .push(std::mem::replace(&mut self.chunk, empty(stash)));
+                .push(std::mem::replace(&mut self.chunk, (self.empty)(self.stash)));
         }
     }
 }
@@ -357,19 +358,13 @@ impl<D: Ord, T: Ord, R> Output<'_, (D, T, R)> {
         from: &mut std::vec::IntoIter<(D, T, R)>,
         pivot: &(D, T, R),
         streak: usize,
-        stash: &mut Vec<Vec<(D, T, R)>>,
-        empty: Empty<(D, T, R)>,
     ) -> usize {
         if streak < GALLOP_AFTER {
-            self.push(
-                from.next().expect("an update before the pivot"),
-                stash,
-                empty,
-            );
+            self.push(from.next().expect("an update before the pivot"));
             return streak;
         }
         let n = run_before(from.as_slice(), pivot);
-        self.take(from, n, stash, empty);
+        self.take(from, n);
         0
     }
 }
@@ -425,6 +420,8 @@ fn merge_overlapping<D, T, R>(
         chunk: empty(stash),
         capacity: RunMerger::<D, T, R>::capacity(),
         output,
+        stash,
+        empty,
     };
     let (mut a, mut b) = (Cursor::new(list1), Cursor::new(list2));
     // How many updates in a row each side has given.
@@ -437,12 +434,12 @@ fn merge_overlapping<D, T, R>(
         let (first_a, first_b) = (&sa[0], &sb[0]);
         // A new chunk that ends before the other side's next update moves whole.
         if std::mem::take(&mut a.fresh) && order(&sa[sa.len() - 1], first_b).is_lt() {
-            out.close(stash, empty);
+            out.close();
             out.output.push(std::mem::take(&mut a.head).collect());
             continue;
         }
         if std::mem::take(&mut b.fresh) && order(&sb[sb.len() - 1], first_a).is_lt() {
-            out.close(stash, empty);
+            out.close();
             out.output.push(std::mem::take(&mut b.head).collect());
             continue;
         }
@@ -451,24 +448,24 @@ fn merge_overlapping<D, T, R>(
             match order(x, y) {
                 Ordering::Less => {
                     wins_b = 0;
-                    wins_a = out.take_before(&mut a.head, y, wins_a + 1, stash, empty);
+                    wins_a = out.take_before(&mut a.head, y, wins_a + 1);
                 }
                 Ordering::Greater => {
                     wins_a = 0;
-                    wins_b = out.take_before(&mut b.head, x, wins_b + 1, stash, empty);
+                    wins_b = out.take_before(&mut b.head, x, wins_b + 1);
                 }
                 Ordering::Equal => {
                     let (d, t, mut r) = a.head.next().expect("first");
                     let (_, _, r2) = b.head.next().expect("first");
                     r.plus_equals(&r2);
                     if !r.is_zero() {
-                        out.push((d, t, r), stash, empty);
+                        out.push((d, t, r));
                     }
                 }
             }
         }
     }
-    out.close(stash, empty);
+    out.close();
     a.drain_into(out.output);
     b.drain_into(out.output);
 }
