@@ -39,7 +39,7 @@ enum Slots {
 }
 
 /// Slots kept inline.
-const NARROW: usize = 3;
+pub(super) const NARROW: usize = 3;
 
 impl Accums {
     /// Totals from their values, inline when they fit.
@@ -56,6 +56,15 @@ impl Accums {
         } else {
             Accums(Slots::Wide(slots.to_vec()))
         }
+    }
+
+    /// Totals of `len` slots that fit in `i64` (`vals[len..]` are zero).
+    pub(super) fn from_inline(len: usize, vals: [i64; NARROW]) -> Accums {
+        debug_assert!(len <= NARROW && vals[len..].iter().all(|x| *x == 0));
+        Accums(Slots::Narrow {
+            len: len as u8,
+            vals,
+        })
     }
 
     fn len(&self) -> usize {
@@ -76,7 +85,8 @@ impl Accums {
         }
     }
 
-    fn values(&self) -> impl Iterator<Item = i128> + '_ {
+    /// The slots, in order.
+    pub(super) fn values(&self) -> impl ExactSizeIterator<Item = i128> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
 

@@ -22,6 +22,7 @@ mod reduce;
 mod temporal;
 mod threshold;
 mod top_k;
+mod totals;
 
 use std::collections::BTreeMap;
 

@@ -7,14 +7,14 @@
 //! Recursion is one level deep: a recursive CTE inside another is rejected when planning.
 
 use differential_dataflow::collection::AsCollection;
-use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::iterate::Variable;
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::VecCollection;
 use timely::dataflow::operators::core::OkErr;
 use timely::order::Product;
 
+use super::accumulate::Accums;
 use super::{Bundle, Context, Time};
 use crate::error::EvalError;
 use crate::plan::{LocalId, Plan};
@@ -33,11 +33,9 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
     fn from_millis(ms: Time) -> Self;
 
     /// Each key with its accumulated difference (`count`).
-    fn count_keys<'s, R>(
-        keys: VecCollection<'s, Self, Row, R>,
-    ) -> VecCollection<'s, Self, (Row, R), isize>
-    where
-        R: Semigroup + differential_dataflow::ExchangeData + Ord;
+    fn count_keys<'s>(
+        keys: VecCollection<'s, Self, Row, Accums>,
+    ) -> VecCollection<'s, Self, (Row, Accums), isize>;
 
     /// `rows` with each multiplicity mapped by `f` (`threshold`).
     fn threshold_rows<'s>(
@@ -59,13 +57,10 @@ impl RenderTime for Time {
         ms
     }
 
-    fn count_keys<'s, R>(
-        keys: VecCollection<'s, Self, Row, R>,
-    ) -> VecCollection<'s, Self, (Row, R), isize>
-    where
-        R: Semigroup + differential_dataflow::ExchangeData + Ord,
-    {
-        super::arrange::by_self(keys, "Arrange: CountTotal").count_total()
+    fn count_keys<'s>(
+        keys: VecCollection<'s, Self, Row, Accums>,
+    ) -> VecCollection<'s, Self, (Row, Accums), isize> {
+        super::totals::count_totals(keys)
     }
 
     fn threshold_rows<'s>(
@@ -139,12 +134,9 @@ impl RenderTime for Product<Time, u64> {
         Product::new(ms, 0)
     }
 
-    fn count_keys<'s, R>(
-        keys: VecCollection<'s, Self, Row, R>,
-    ) -> VecCollection<'s, Self, (Row, R), isize>
-    where
-        R: Semigroup + differential_dataflow::ExchangeData + Ord,
-    {
+    fn count_keys<'s>(
+        keys: VecCollection<'s, Self, Row, Accums>,
+    ) -> VecCollection<'s, Self, (Row, Accums), isize> {
         keys.count()
     }
 
