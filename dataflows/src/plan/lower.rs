@@ -15,8 +15,13 @@ use super::top_k::RankKind;
 use super::{Mfp, Plan};
 use crate::expr::{BinaryFunc, ScalarExpr};
 
-/// Lowers a plan for rendering.
+/// Lowers a plan for rendering, after dropping the work of columns nothing reads
+/// ([`super::demand`]).
 pub fn lower(plan: Plan) -> Plan {
+    lower_plan(super::demand::prune(plan))
+}
+
+fn lower_plan(plan: Plan) -> Plan {
     match plan {
         Plan::Filter { input, predicates } if is_inner_join(&input) => {
             let mut preds = predicates;
@@ -29,8 +34,8 @@ pub fn lower(plan: Plan) -> Plan {
             order_joins(inputs, preds)
         }
         Plan::Join(j) => {
-            let left = lower(*j.left);
-            let right = lower(*j.right);
+            let left = lower_plan(*j.left);
+            let right = lower_plan(*j.right);
             let left_arity = left.arity();
             let mut conjuncts = Vec::new();
             for r in j.residual {
@@ -56,7 +61,7 @@ pub fn lower(plan: Plan) -> Plan {
             })
         }
         Plan::Map { input, exprs } => {
-            let (arity, inner, mut mfp) = as_mfp(lower(*input));
+            let (arity, inner, mut mfp) = as_mfp(lower_plan(*input));
             mfp.then_map(arity, &exprs);
             finish_mfp(inner, mfp)
         }
@@ -67,46 +72,46 @@ pub fn lower(plan: Plan) -> Plan {
             push_below_outer_join(j, predicates)
         }
         Plan::Filter { input, predicates } => {
-            let (_, inner, mut mfp) = as_mfp(lower(*input));
+            let (_, inner, mut mfp) = as_mfp(lower_plan(*input));
             mfp.then_filter(&predicates);
             finish_mfp(inner, mfp)
         }
         Plan::Project { input, cols } => {
-            let (_, inner, mut mfp) = as_mfp(lower(*input));
+            let (_, inner, mut mfp) = as_mfp(lower_plan(*input));
             mfp.then_project(&cols);
             finish_mfp(inner, mfp)
         }
         Plan::Mfp { input, mfp } => Plan::Mfp {
-            input: Box::new(lower(*input)),
+            input: Box::new(lower_plan(*input)),
             mfp,
         },
         Plan::Reduce(mut r) => {
-            r.input = Box::new(lower(*r.input));
+            r.input = Box::new(lower_plan(*r.input));
             narrow_table_function_input(&mut r);
             Plan::Reduce(r)
         }
         Plan::FlatMap(mut f) => {
-            f.input = Box::new(lower(*f.input));
+            f.input = Box::new(lower_plan(*f.input));
             Plan::FlatMap(f)
         }
         Plan::TemporalFilter(mut t) => {
-            t.input = Box::new(lower(*t.input));
+            t.input = Box::new(lower_plan(*t.input));
             Plan::TemporalFilter(t)
         }
         Plan::Distinct { input } => Plan::Distinct {
-            input: Box::new(lower(*input)),
+            input: Box::new(lower_plan(*input)),
         },
         Plan::Negate { input } => Plan::Negate {
-            input: Box::new(lower(*input)),
+            input: Box::new(lower_plan(*input)),
         },
         Plan::Threshold { input } => Plan::Threshold {
-            input: Box::new(lower(*input)),
+            input: Box::new(lower_plan(*input)),
         },
         Plan::Union { inputs } => Plan::Union {
             inputs: inputs.into_iter().map(lower).collect(),
         },
         Plan::TopK(mut t) => {
-            t.input = Box::new(lower(*t.input));
+            t.input = Box::new(lower_plan(*t.input));
             Plan::TopK(t)
         }
         Plan::LetRec {
@@ -117,10 +122,10 @@ pub fn lower(plan: Plan) -> Plan {
             body,
         } => Plan::LetRec {
             id,
-            base: Box::new(lower(*base)),
-            step: Box::new(lower(*step)),
+            base: Box::new(lower_plan(*base)),
+            step: Box::new(lower_plan(*step)),
             distinct,
-            body: Box::new(lower(*body)),
+            body: Box::new(lower_plan(*body)),
         },
         leaf @ (Plan::Get { .. } | Plan::LocalGet { .. } | Plan::Constant { .. }) => leaf,
     }
@@ -219,7 +224,7 @@ fn push_below_outer_join(mut j: JoinPlan, predicates: Vec<ScalarExpr>) -> Plan {
             predicates: right,
         });
     }
-    let joined = lower(Plan::Join(j));
+    let joined = lower_plan(Plan::Join(j));
     if rest.is_empty() {
         return joined;
     }
@@ -311,7 +316,7 @@ fn flatten_into(plan: Plan, offset: usize, preds: &mut Vec<ScalarExpr>, out: &mu
             preds.extend(predicates.iter().map(|p| p.shift(offset as isize)));
             flatten_into(*input, offset, preds, out);
         }
-        other => out.push(lower(other)),
+        other => out.push(lower_plan(other)),
     }
 }
 
@@ -382,7 +387,7 @@ fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
     for (i, l) in local.into_iter().enumerate() {
         if !l.is_empty() {
             let p = inputs[i].take().expect("present");
-            inputs[i] = Some(lower(p.filter(l)));
+            inputs[i] = Some(lower_plan(p.filter(l)));
         }
     }
 

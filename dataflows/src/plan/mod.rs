@@ -7,6 +7,7 @@
 //! step has keys when the query allows it. The renderer (`render/`) mirrors the node kinds one
 //! to one: `plan/join.rs` ↔ `render/join.rs` and so on.
 
+mod demand;
 mod explain;
 pub mod flat_map;
 pub mod index;

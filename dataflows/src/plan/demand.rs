@@ -1,0 +1,166 @@
+//! Columns nothing reads are not computed: PostgreSQL never evaluates a subquery's column
+//! that the outer query drops, so neither may we.
+//!
+//! `SELECT true FROM t, LATERAL (SELECT 1 / k FROM u) s` returns rows in PostgreSQL even
+//! where `k` is zero: the division is never evaluated. Computed column by column, the division
+//! would fail and the view would report an error PostgreSQL does not. Within one
+//! map-filter-project, [`super::Mfp`] already skips maps whose value nothing reads; this pass
+//! does the same across operators: walking down from the view's output, each operator learns
+//! which of its output columns anything above it reads, and a `Map` expression whose column
+//! nobody reads, and which could fail, becomes NULL. Column positions never change, so the
+//! pass cannot break a reference.
+//!
+//! An operator whose result depends on whole rows reads all of its input's columns: `DISTINCT`,
+//! the threshold of `EXCEPT`/`INTERSECT`, outer joins (unmatched rows are found by whole
+//! row), top-k (ties), recursion, table functions and temporal filters (kept simple).
+//! Expressions that cannot fail are left as they are, so plans that share a subplan keep
+//! sharing it wherever nothing could have surfaced.
+
+use super::join::JoinKind;
+use super::Plan;
+use crate::expr::ScalarExpr;
+use crate::value::Value;
+
+/// `plan` with the fallible expressions of columns nothing reads replaced by NULL.
+pub fn prune(plan: Plan) -> Plan {
+    let all = vec![true; plan.arity()];
+    prune_to(plan, &all)
+}
+
+/// `plan`, of whose output columns only those marked in `read` are read above it.
+fn prune_to(plan: Plan, read: &[bool]) -> Plan {
+    match plan {
+        Plan::Get { .. } | Plan::LocalGet { .. } | Plan::Constant { .. } => plan,
+        Plan::Map { input, mut exprs } => {
+            let arity = input.arity();
+            let mut needed = read.to_vec();
+            needed.resize(arity + exprs.len(), true);
+            // Last to first: a kept expression may read an earlier one's column.
+            for (i, e) in exprs.iter_mut().enumerate().rev() {
+                if needed[arity + i] {
+                    mark(e, &mut needed);
+                } else if !e.cannot_fail() {
+                    *e = ScalarExpr::Literal(Value::Null);
+                }
+            }
+            needed.truncate(arity);
+            Plan::Map {
+                input: Box::new(prune_to(*input, &needed)),
+                exprs,
+            }
+        }
+        Plan::Filter { input, predicates } => {
+            let mut needed = read.to_vec();
+            for p in &predicates {
+                mark(p, &mut needed);
+            }
+            Plan::Filter {
+                input: Box::new(prune_to(*input, &needed)),
+                predicates,
+            }
+        }
+        Plan::Project { input, cols } => {
+            let mut needed = vec![false; input.arity()];
+            for (&c, &r) in cols.iter().zip(read) {
+                if r && c < needed.len() {
+                    needed[c] = true;
+                }
+            }
+            Plan::Project {
+                input: Box::new(prune_to(*input, &needed)),
+                cols,
+            }
+        }
+        Plan::Join(mut j) if j.kind == JoinKind::Inner => {
+            let left_arity = j.left.arity();
+            let mut needed = read.to_vec();
+            needed.resize(left_arity + j.right.arity(), true);
+            for r in &j.residual {
+                mark(r, &mut needed);
+            }
+            let mut right = needed.split_off(left_arity);
+            for k in &j.left_key {
+                mark(k, &mut needed);
+            }
+            for k in &j.right_key {
+                mark(k, &mut right);
+            }
+            j.left = Box::new(prune_to(*j.left, &needed));
+            j.right = Box::new(prune_to(*j.right, &right));
+            Plan::Join(j)
+        }
+        Plan::Reduce(mut r) => {
+            let mut needed = vec![false; r.input.arity()];
+            for k in &r.key {
+                mark(k, &mut needed);
+            }
+            for a in &r.aggregates {
+                mark(&a.expr, &mut needed);
+                for e in &a.extra {
+                    mark(e, &mut needed);
+                }
+            }
+            r.input = Box::new(prune_to(*r.input, &needed));
+            Plan::Reduce(r)
+        }
+        Plan::Union { inputs } => Plan::Union {
+            inputs: inputs.into_iter().map(|p| prune_to(p, read)).collect(),
+        },
+        Plan::Negate { input } => Plan::Negate {
+            input: Box::new(prune_to(*input, read)),
+        },
+        // Whole rows matter from here down.
+        Plan::Distinct { input } => Plan::Distinct {
+            input: Box::new(prune(*input)),
+        },
+        Plan::Threshold { input } => Plan::Threshold {
+            input: Box::new(prune(*input)),
+        },
+        Plan::Join(mut j) => {
+            j.left = Box::new(prune(*j.left));
+            j.right = Box::new(prune(*j.right));
+            Plan::Join(j)
+        }
+        Plan::TopK(mut t) => {
+            t.input = Box::new(prune(*t.input));
+            Plan::TopK(t)
+        }
+        Plan::FlatMap(mut f) => {
+            f.input = Box::new(prune(*f.input));
+            Plan::FlatMap(f)
+        }
+        Plan::TemporalFilter(mut t) => {
+            t.input = Box::new(prune(*t.input));
+            Plan::TemporalFilter(t)
+        }
+        Plan::LetRec {
+            id,
+            base,
+            step,
+            distinct,
+            body,
+        } => Plan::LetRec {
+            id,
+            base: Box::new(prune(*base)),
+            step: Box::new(prune(*step)),
+            distinct,
+            body: Box::new(prune_to(*body, read)),
+        },
+        // Already fused (lowered plans are not pruned again): left as it is.
+        Plan::Mfp { input, mfp } => Plan::Mfp {
+            input: Box::new(prune(*input)),
+            mfp,
+        },
+    }
+}
+
+/// Marks the columns `e` reads in `needed` (columns past its end are ignored).
+fn mark(e: &ScalarExpr, needed: &mut [bool]) {
+    let mut cols = Vec::new();
+    e.support(&mut cols);
+    for c in cols {
+        if let Some(n) = needed.get_mut(c) {
+            *n = true;
+        }
+    }
+}
