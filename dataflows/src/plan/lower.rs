@@ -108,7 +108,7 @@ fn lower_plan(plan: Plan) -> Plan {
             input: Box::new(lower_plan(*input)),
         },
         Plan::Union { inputs } => Plan::Union {
-            inputs: inputs.into_iter().map(lower).collect(),
+            inputs: inputs.into_iter().map(lower_plan).collect(),
         },
         Plan::TopK(mut t) => {
             t.input = Box::new(lower_plan(*t.input));
