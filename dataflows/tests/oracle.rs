@@ -986,9 +986,58 @@ const GLOBAL_AGGREGATE_OVER_JOIN: Case = Case::new(
     &[&T1, &T2],
 );
 
+// Inner joins under count/sum aggregates over plain columns: the aggregate is computed in the
+// join's output (`accumulate::render_over_join`), from either side, through a reordered join's
+// projection, and with no group key.
+const JOIN_AGGREGATE: Case = Case::new(
+    "join_aggregate",
+    "SELECT t1.a, count(*) AS n, sum(t2.d) AS s FROM t1 JOIN t2 ON t1.a = t2.a GROUP BY t1.a",
+    &[&T1, &T2],
+);
+
+const JOIN_AGGREGATE_BY_RIGHT_COLUMN: Case = Case::new(
+    "join_aggregate_by_right_column",
+    "SELECT t2.d, t2.c, count(t1.b) AS n, sum(t1.b) AS s FROM t1 JOIN t2 ON t1.a = t2.a \
+     GROUP BY t2.d, t2.c",
+    &[&T1, &T2],
+);
+
+const THREE_WAY_JOIN_AGGREGATE: Case = Case::new(
+    "three_way_join_aggregate",
+    "SELECT e.dst, count(*) AS n, sum(t1.b) AS s FROM t1, t2, edges AS e \
+     WHERE t1.a = t2.a AND t2.d = e.src GROUP BY e.dst",
+    &[&T1, &T2, &EDGES],
+);
+
+const GLOBAL_COUNT_OVER_JOIN: Case = Case::new(
+    "global_count_over_join",
+    "SELECT count(*) AS n, sum(t1.b) AS s FROM t1 JOIN t2 ON t1.a = t2.a",
+    &[&T1, &T2],
+);
+
 #[test]
 fn inner_join() {
     run_case(&INNER_JOIN);
+}
+
+#[test]
+fn join_aggregate() {
+    run_case(&JOIN_AGGREGATE);
+}
+
+#[test]
+fn join_aggregate_by_right_column() {
+    run_case(&JOIN_AGGREGATE_BY_RIGHT_COLUMN);
+}
+
+#[test]
+fn three_way_join_aggregate() {
+    run_case(&THREE_WAY_JOIN_AGGREGATE);
+}
+
+#[test]
+fn global_count_over_join() {
+    run_case(&GLOBAL_COUNT_OVER_JOIN);
 }
 
 #[test]

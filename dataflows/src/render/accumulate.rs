@@ -12,6 +12,7 @@
 //! `bigint` is reported as an evaluation error for that group, like the general path does.
 
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
+use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -246,6 +247,9 @@ fn contribution(func: AggFunc, v: &Value, acc: &mut SmallVec<[i128; 3]>) {
 /// general path would instead recompute the group's whole set of values at every change, which
 /// is what made one large `count(DISTINCT …)` group the slowest Nexmark query (q15).
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
+    if let Some(bundle) = render_over_join(ctx, r) {
+        return bundle;
+    }
     let input = ctx.render(&r.input);
     let key = RowExprs::new(r.key.clone());
     let aggs = r.aggregates.clone();
@@ -324,6 +328,17 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             Some((row.prefix(n), Accums::from_slots(&acc)))
         }));
     }
+    let (oks, agg_errs) = totals(ctx, r, contributions);
+    Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
+}
+
+/// Each group's result row from its rows' contributions (and its errors: a total outside
+/// `bigint`), with the one row of a global aggregate over no rows.
+fn totals<'s, T: RenderTime>(
+    ctx: &mut Context<'s, T>,
+    r: &ReducePlan,
+    contributions: VecCollection<'s, T, Row, Accums>,
+) -> (super::Rows<'s, T>, super::Errs<'s, T>) {
     let aggs = r.aggregates.clone();
     let totals = T::count_keys(contributions)
         .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.append(&vals)));
@@ -344,7 +359,71 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             .concat(present.negate());
         oks = oks.concat(missing.map(move |_| defaults.clone()));
     }
-    Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
+    (oks, agg_errs)
+}
+
+/// The reduce rendered into the join below it, when that is an inner equi-join without
+/// residual predicates (under at most a projection) and the group key and every argument are
+/// plain columns, with no DISTINCT aggregate: the join then emits each match's group key and
+/// contributions straight from its two sides' rows. Otherwise it would build the joined row
+/// only for this operator to take it apart again (and sort and consolidate those rows once
+/// more on the way).
+fn render_over_join<'s, T: RenderTime>(
+    ctx: &mut Context<'s, T>,
+    r: &ReducePlan,
+) -> Option<Bundle<'s, T>> {
+    use crate::expr::ScalarExpr;
+    use crate::plan::join::JoinKind;
+    use crate::plan::Plan;
+    let (j, project) = match r.input.as_ref() {
+        Plan::Join(j) => (j, None),
+        Plan::Mfp { input, mfp } if mfp.steps.is_empty() => match input.as_ref() {
+            Plan::Join(j) => (j, Some(mfp.project.clone())),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if j.kind != JoinKind::Inner
+        || !j.residual.is_empty()
+        || r.aggregates.iter().any(|a| a.distinct)
+    {
+        return None;
+    }
+    // A column of the reduce's input as a column of the joined row.
+    let joined = |e: &ScalarExpr| match e {
+        ScalarExpr::Column(c) => match &project {
+            Some(p) => p.get(*c).copied(),
+            None => Some(*c),
+        },
+        _ => None,
+    };
+    let key: Vec<usize> = r.key.iter().map(joined).collect::<Option<_>>()?;
+    let args: Vec<(AggFunc, Option<usize>)> = r
+        .aggregates
+        .iter()
+        .map(|a| match a.func {
+            AggFunc::CountStar => Some((a.func, None)),
+            _ => joined(&a.expr).map(|c| (a.func, Some(c))),
+        })
+        .collect::<Option<_>>()?;
+    let width = 1 + r.aggregates.iter().map(slots).sum::<usize>();
+    let emit = move |left: &Row, right: &Row| {
+        let mut fields = left.fields();
+        fields.extend(right.fields());
+        let key = Row::assemble(&fields, fields.len(), &key, &[]);
+        let mut acc = SmallVec::<[i128; 3]>::with_capacity(width);
+        acc.push(1);
+        for (func, col) in &args {
+            if let Some(c) = col {
+                let v = fields.get(*c).map_or(Value::Null, |f| Row::decode_field(f));
+                contribution(*func, &v, &mut acc);
+            }
+        }
+        Some((key, Accums::from_slots(&acc)))
+    };
+    let (contributions, join_errs) = super::join::render_mapped(ctx, j, emit);
+    let (oks, agg_errs) = totals(ctx, r, contributions);
+    Some(Bundle::new(oks, join_errs.concat(agg_errs)))
 }
 
 /// The aggregate values from a group's totals.

@@ -7,14 +7,16 @@
 
 use std::rc::Rc;
 
+use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::lattice::Lattice;
+use differential_dataflow::{Data, VecCollection};
 
 use super::prefix::{self, KeepFn, PrefixSide, Side};
 use super::{split, Bundle, Context, RenderTime, Rows};
 use crate::expr::{RowExprs, ScalarExpr};
 use crate::plan::index;
 use crate::plan::join::{JoinKind, JoinPlan};
-use crate::plan::Plan;
+use crate::plan::{Diff, Plan};
 use crate::row::Row;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bundle<'s, T> {
@@ -63,6 +65,25 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     }
     let errs = lerrs.concat(rerrs).concat(res_errs);
     Bundle::new(oks, errs)
+}
+
+/// An inner join without residual predicates, each match mapped by `emit` from the left row
+/// and the right instead of concatenated (see [`prefix::join_map`]), with the sides' errors.
+pub fn render_mapped<'s, T, D, R, F>(
+    ctx: &mut Context<'s, T>,
+    j: &JoinPlan,
+    emit: F,
+) -> (VecCollection<'s, T, D, R>, super::Errs<'s, T>)
+where
+    T: RenderTime,
+    D: Data + Ord,
+    R: Data + Semigroup + Multiply<Diff, Output = R>,
+    F: FnMut(&Row, &Row) -> Option<(D, R)> + Clone + 'static,
+{
+    debug_assert!(j.kind == JoinKind::Inner && j.residual.is_empty());
+    let (lside, lerrs) = side(ctx, &j.left, &j.left_key, "JoinLeft");
+    let (rside, rerrs) = side(ctx, &j.right, &j.right_key, "JoinRight");
+    (prefix::join_map(lside, rside, emit), lerrs.concat(rerrs))
 }
 
 /// `side` as a join side by `key`, with `side`'s errors. An imported arrangement joined on its

@@ -25,13 +25,14 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use differential_dataflow::consolidation::{consolidate_updates, ConsolidatingContainerBuilder};
+use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
 use differential_dataflow::trace::cursor::{cursor_list, CursorList};
 use differential_dataflow::trace::implementations::ord_neu::{OrdKeyBatch, OrdValBatch};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine, Vector};
 use differential_dataflow::trace::{Cursor, Navigable};
-use differential_dataflow::AsCollection;
+use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 
 use super::{RenderTime, Rows, Time};
@@ -77,19 +78,44 @@ pub fn join<'s, T: RenderTime>(left: Side<'s, T>, right: Side<'s, T>) -> Rows<'s
         (Side::Keyed(l), Side::Keyed(r)) => {
             l.join_core(r, |_k, l: &Row, r: &Row| Some(l.concat(r)))
         }
+        (left, right) => join_map(left, right, |l: &Row, r: &Row| Some((l.concat(r), 1))),
+    }
+}
+
+/// The matches of `left` and `right` on equal keys as `emit` maps them from the left row and
+/// the right: a record and its difference for one copy of the match (multiplied by the sides'
+/// multiplicities). An operator that takes the joined row apart again (an aggregate reading
+/// its key and arguments) gets what it needs without the joined row being built.
+pub fn join_map<'s, T, D, R, F>(
+    left: Side<'s, T>,
+    right: Side<'s, T>,
+    emit: F,
+) -> VecCollection<'s, T, D, R>
+where
+    T: RenderTime,
+    D: Data + Ord,
+    R: Data + Semigroup + Multiply<Diff, Output = R>,
+    F: FnMut(&Row, &Row) -> Option<(D, R)> + Clone + 'static,
+{
+    match (left, right) {
+        (Side::Keyed(l), Side::Keyed(r)) => {
+            let mut emit = emit;
+            l.join_core(r, move |_k, l: &Row, r: &Row| emit(l, r))
+                .explode(|(d, r)| Some((d, r)))
+        }
         (Side::Prefix(l), Side::Keyed(r)) => {
             let (l, lp) = prefix_params(l);
-            let tactic = BytesTactic::<RowBatch<T>, PairBatch<T>, T>::new(lp, ());
+            let tactic = BytesTactic::<RowBatch<T>, PairBatch<T>, T, F>::new(lp, (), emit);
             join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
         }
         (Side::Keyed(l), Side::Prefix(r)) => {
             let (r, rp) = prefix_params(r);
-            let tactic = BytesTactic::<PairBatch<T>, RowBatch<T>, T>::new((), rp);
+            let tactic = BytesTactic::<PairBatch<T>, RowBatch<T>, T, F>::new((), rp, emit);
             join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
         }
         (Side::Prefix(l), Side::Prefix(r)) => {
             let ((l, lp), (r, rp)) = (prefix_params(l), prefix_params(r));
-            let tactic = BytesTactic::<RowBatch<T>, RowBatch<T>, T>::new(lp, rp);
+            let tactic = BytesTactic::<RowBatch<T>, RowBatch<T>, T, F>::new(lp, rp, emit);
             join_with_tactic(l, r, "JoinByPrefix", tactic).as_collection()
         }
     }
@@ -286,26 +312,34 @@ fn advanced<T: RenderTime>(t: &T, meet: Option<&T>) -> T {
     }
 }
 
-/// Joins batches of two sides by merging them on key bytes.
-struct BytesTactic<B0: SideBatch<T>, B1: SideBatch<T>, T> {
+/// Joins batches of two sides by merging them on key bytes; `emit` makes each match's output.
+struct BytesTactic<B0: SideBatch<T>, B1: SideBatch<T>, T, F> {
     params0: B0::Params,
     params1: B1::Params,
+    emit: F,
 }
 
-impl<B0: SideBatch<T>, B1: SideBatch<T>, T> BytesTactic<B0, B1, T> {
-    fn new(params0: B0::Params, params1: B1::Params) -> Self {
-        BytesTactic { params0, params1 }
+impl<B0: SideBatch<T>, B1: SideBatch<T>, T, F> BytesTactic<B0, B1, T, F> {
+    fn new(params0: B0::Params, params1: B1::Params, emit: F) -> Self {
+        BytesTactic {
+            params0,
+            params1,
+            emit,
+        }
     }
 }
 
-type Output<T> = Vec<(Row, T, Diff)>;
-type Builder<T> = ConsolidatingContainerBuilder<Output<T>>;
+type Output<D, T, R> = Vec<(D, T, R)>;
+type Builder<D, T, R> = ConsolidatingContainerBuilder<Output<D, T, R>>;
 
-impl<B0, B1, T> JoinTactic<T, B0, B1, Output<T>> for BytesTactic<B0, B1, T>
+impl<B0, B1, T, D, R, F> JoinTactic<T, B0, B1, Output<D, T, R>> for BytesTactic<B0, B1, T, F>
 where
     B0: SideBatch<T>,
     B1: SideBatch<T>,
     T: RenderTime,
+    D: Data + Ord,
+    R: Data + Semigroup + Multiply<Diff, Output = R>,
+    F: FnMut(&Row, &Row) -> Option<(D, R)> + Clone + 'static,
 {
     fn prep(
         &mut self,
@@ -313,19 +347,20 @@ where
         input1: Vec<B1>,
         fresh: Fresh,
         meet: T,
-    ) -> Box<dyn Iterator<Item = Output<T>>> {
+    ) -> Box<dyn Iterator<Item = Output<D, T, R>>> {
         // The side that is not the fresh batch is a trace read through older batches: its
         // times are advanced to `meet` (a lower bound of the fresh side's times, so of every
         // output time) to consolidate them, as differential's own join does.
         let advance0 = matches!(fresh, Fresh::Input1);
-        Box::new(Matches::<B0::Reader, B1::Reader, T> {
+        Box::new(Matches::<B0::Reader, B1::Reader, T, D, R, F> {
             side0: B0::reader(input0, &self.params0),
             side1: B1::reader(input1, &self.params1),
             meet,
             advance0,
             updates0: Vec::new(),
             updates1: Vec::new(),
-            builder: Builder::<T>::default(),
+            builder: Builder::<D, T, R>::default(),
+            emit: self.emit.clone(),
             ready: VecDeque::new(),
             done: false,
         })
@@ -334,22 +369,31 @@ where
 
 /// The matches of one work unit, produced a container at a time so the join operator can
 /// stop when its fuel runs out and resume on its next activation.
-struct Matches<R0, R1, T: RenderTime> {
+struct Matches<R0, R1, T: RenderTime, D, R, F> {
     side0: R0,
     side1: R1,
     meet: T,
     advance0: bool,
     updates0: Vec<(Row, T, Diff)>,
     updates1: Vec<(Row, T, Diff)>,
-    builder: Builder<T>,
-    ready: VecDeque<Output<T>>,
+    builder: Builder<D, T, R>,
+    ready: VecDeque<Output<D, T, R>>,
+    emit: F,
     done: bool,
 }
 
-impl<R0: SideReader<T>, R1: SideReader<T>, T: RenderTime> Iterator for Matches<R0, R1, T> {
-    type Item = Output<T>;
+impl<R0, R1, T, D, R, F> Iterator for Matches<R0, R1, T, D, R, F>
+where
+    R0: SideReader<T>,
+    R1: SideReader<T>,
+    T: RenderTime,
+    D: Data + Ord,
+    R: Data + Semigroup + Multiply<Diff, Output = R>,
+    F: FnMut(&Row, &Row) -> Option<(D, R)>,
+{
+    type Item = Output<D, T, R>;
 
-    fn next(&mut self) -> Option<Output<T>> {
+    fn next(&mut self) -> Option<Output<D, T, R>> {
         use std::cmp::Ordering;
         if let Some(container) = self.ready.pop_front() {
             return Some(container);
@@ -383,8 +427,10 @@ impl<R0: SideReader<T>, R1: SideReader<T>, T: RenderTime> Iterator for Matches<R
                     }
                     for (r0, t0, d0) in &self.updates0 {
                         for (r1, t1, d1) in &self.updates1 {
-                            self.builder
-                                .push_into((r0.concat(r1), t0.join(t1), d0 * d1));
+                            if let Some((d, r)) = (self.emit)(r0, r1) {
+                                let r = r.multiply(&(d0 * d1));
+                                self.builder.push_into((d, t0.join(t1), r));
+                            }
                         }
                     }
                     self.updates0.clear();
