@@ -407,15 +407,41 @@ fn render_over_join<'s, T: RenderTime>(
         })
         .collect::<Option<_>>()?;
     let width = 1 + r.aggregates.iter().map(slots).sum::<usize>();
+    // Each column as (from the right side, position there); each side is walked only as far
+    // as the last column read from it.
+    let left_arity = j.left.arity();
+    let side = move |c: usize| match c < left_arity {
+        true => (false, c),
+        false => (true, c - left_arity),
+    };
+    let key: Vec<(bool, usize)> = key.into_iter().map(side).collect();
+    let args: Vec<(AggFunc, Option<(bool, usize)>)> =
+        args.into_iter().map(|(f, c)| (f, c.map(side))).collect();
+    let reach = |right: bool| {
+        let cols = key
+            .iter()
+            .chain(args.iter().filter_map(|(_, c)| c.as_ref()));
+        cols.filter(|(r, _)| *r == right)
+            .map(|(_, i)| i + 1)
+            .max()
+            .unwrap_or(0)
+    };
+    let (left_reach, right_reach) = (reach(false), reach(true));
     let emit = move |left: &Row, right: &Row| {
-        let mut fields = left.fields();
-        fields.extend(right.fields());
-        let key = Row::assemble(&fields, fields.len(), &key, &[]);
+        let mut lf = SmallVec::new();
+        left.extend_fields(left_reach, &mut lf);
+        let mut rf = SmallVec::new();
+        right.extend_fields(right_reach, &mut rf);
+        let field = |&(r, i): &(bool, usize)| match r {
+            false => lf.get(i).copied(),
+            true => rf.get(i).copied(),
+        };
+        let key = Row::from_fields(key.iter().map(field));
         let mut acc = SmallVec::<[i128; 3]>::with_capacity(width);
         acc.push(1);
         for (func, col) in &args {
             if let Some(c) = col {
-                let v = fields.get(*c).map_or(Value::Null, |f| Row::decode_field(f));
+                let v = field(c).map_or(Value::Null, Row::decode_field);
                 contribution(*func, &v, &mut acc);
             }
         }
