@@ -389,16 +389,23 @@ fn render_over_join<'s, T: RenderTime>(
     {
         return None;
     }
-    // A column of the reduce's input as a column of the joined row.
-    let joined = |e: &ScalarExpr| match e {
-        ScalarExpr::Column(c) => match &project {
-            Some(p) => p.get(*c).copied(),
-            None => Some(*c),
-        },
-        _ => None,
+    // A column of the reduce's input as (from the right side, position there) in the join.
+    let left_arity = j.left.arity();
+    let joined = |e: &ScalarExpr| {
+        let ScalarExpr::Column(c) = e else {
+            return None;
+        };
+        let c = match &project {
+            Some(p) => *p.get(*c)?,
+            None => *c,
+        };
+        Some(match c < left_arity {
+            true => (false, c),
+            false => (true, c - left_arity),
+        })
     };
-    let key: Vec<usize> = r.key.iter().map(joined).collect::<Option<_>>()?;
-    let args: Vec<(AggFunc, Option<usize>)> = r
+    let key: Vec<(bool, usize)> = r.key.iter().map(joined).collect::<Option<_>>()?;
+    let args: Vec<(AggFunc, Option<(bool, usize)>)> = r
         .aggregates
         .iter()
         .map(|a| match a.func {
@@ -407,16 +414,7 @@ fn render_over_join<'s, T: RenderTime>(
         })
         .collect::<Option<_>>()?;
     let width = 1 + r.aggregates.iter().map(slots).sum::<usize>();
-    // Each column as (from the right side, position there); each side is walked only as far
-    // as the last column read from it.
-    let left_arity = j.left.arity();
-    let side = move |c: usize| match c < left_arity {
-        true => (false, c),
-        false => (true, c - left_arity),
-    };
-    let key: Vec<(bool, usize)> = key.into_iter().map(side).collect();
-    let args: Vec<(AggFunc, Option<(bool, usize)>)> =
-        args.into_iter().map(|(f, c)| (f, c.map(side))).collect();
+    // Each side is walked only as far as the last column read from it.
     let reach = |right: bool| {
         let cols = key
             .iter()
