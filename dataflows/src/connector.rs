@@ -369,15 +369,14 @@ impl SinkWriterId {
     /// with the one writer that now owns it. (Stable within one binary, which is all that is
     /// needed: every writer of one run uses the same function.)
     ///
-    /// It is the hash differential uses to place a row in an arrangement keyed by the whole
-    /// row, as every table and view is: with one writer per worker, each worker writes the rows
-    /// it already holds, and the sink moves no data between workers.
+    /// It is the hash that places a row of a table or view on a worker (its first column's,
+    /// see `render::prefix`): with one writer per worker, each worker writes the rows it
+    /// already holds, and the sink moves no data between workers.
     pub fn writer_of(row: &Row, count: usize) -> usize {
-        use differential_dataflow::Hashable;
         if count <= 1 {
             return 0;
         }
-        (row.hashed() % count as u64) as usize
+        (row.prefix_hashed(1) % count as u64) as usize
     }
 
     /// Whether this writer writes `row`.

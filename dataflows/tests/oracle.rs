@@ -870,6 +870,23 @@ const THREE_WAY_JOIN: Case = Case::new(
     &[&T1, &T2, &EDGES],
 );
 
+// Both sides read in place on their first two columns; with several workers both lie where
+// their first column places them.
+const JOIN_ON_LEADING_COLUMNS: Case = Case::new(
+    "join_on_leading_columns",
+    "SELECT t1.a, t1.b, t1.c, t2.c AS c2 FROM t1 JOIN t2 ON t1.a = t2.a AND t1.b = t2.d",
+    &[&T1, &T2],
+);
+
+// `t1` read in place on its first two columns, facing a side arranged anew (an aggregate's
+// rows), which must then be spread by its key's first column.
+const JOIN_LEADING_COLUMNS_WITH_AGGREGATE: Case = Case::new(
+    "join_leading_columns_with_aggregate",
+    "SELECT t1.a, t1.b, t1.c, s.n FROM t1 \
+     JOIN (SELECT d, a, count(*) AS n FROM t2 GROUP BY d, a) s ON t1.a = s.a AND t1.b = s.d",
+    &[&T1, &T2],
+);
+
 const SELF_JOIN: Case = Case::new(
     "self_join",
     "SELECT x.a, x.b, y.b AS b2 FROM t1 AS x JOIN t1 AS y ON x.a = y.b AND x.c = y.c",
@@ -1043,6 +1060,16 @@ fn global_count_over_join() {
 #[test]
 fn three_way_join() {
     run_case(&THREE_WAY_JOIN);
+}
+
+#[test]
+fn join_on_leading_columns() {
+    run_case(&JOIN_ON_LEADING_COLUMNS);
+}
+
+#[test]
+fn join_leading_columns_with_aggregate() {
+    run_case(&JOIN_LEADING_COLUMNS_WITH_AGGREGATE);
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //! reads the index in place instead of arranging `t` again, and every view doing so shares the
 //! one arrangement; a read whose filters pin `c` seeks in it.
 //!
-//! An index is spread over workers by its first column (where other arrangements of rows are
-//! spread by whole row), so with several workers it serves join keys of that column alone.
+//! Like every arrangement of rows, an index is spread over workers by its first column (see
+//! `render::prefix`), so with several workers too it serves any join key it starts with.
 //!
 //! The coordinator decides which indexes a view's joins read (they become its dependencies:
 //! the index cannot be dropped under it) with [`used_by`], and the renderer finds the same
@@ -82,10 +82,9 @@ pub fn serving<'a>(
         .find(|(_, ix)| ix.on == item && ix.columns.starts_with(columns))
 }
 
-/// The indexes that serve the joins of a lowered `plan`. With several workers an index is
-/// spread over them by its first column, so joins read it only for keys of that one column,
-/// but the plan depends on every index that serves it all the same: what can be dropped does
-/// not depend on the number of workers.
+/// The indexes that serve the joins of a lowered `plan` (where the item's own arrangement
+/// serves a key of its leading columns, the renderer reads that instead, but the plan depends
+/// on the index all the same).
 pub fn used_by(plan: &Plan, indexes: &[(GlobalId, IndexOn)]) -> Vec<GlobalId> {
     let mut used = Vec::new();
     plan.visit(&mut |p| {
@@ -94,8 +93,6 @@ pub fn used_by(plan: &Plan, indexes: &[(GlobalId, IndexOn)]) -> Vec<GlobalId> {
             let (Some(item), Some(cols)) = (side_item(side), key_columns(key)) else {
                 continue;
             };
-            // On leading columns the item's own arrangement serves with one worker, an index
-            // with several (the item's rows are spread by whole row).
             let found = serving(indexes.iter().map(|(id, ix)| (*id, ix)), item, &cols);
             if let Some((id, _)) = found {
                 if !used.contains(&id) {

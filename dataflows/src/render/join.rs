@@ -23,8 +23,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     let left_arity = j.left.arity();
     let right_arity = j.right.arity();
 
-    let (lside, lerrs) = side(ctx, &j.left, &j.left_key, "JoinLeft");
-    let (rside, rerrs) = side(ctx, &j.right, &j.right_key, "JoinRight");
+    let ((lside, lerrs), (rside, rerrs)) = sides(ctx, j);
     let joined = prefix::join(lside, rside);
 
     let residual = j.residual.clone();
@@ -81,19 +80,70 @@ where
     F: FnMut(&Row, &Row) -> Option<(D, R)> + Clone + 'static,
 {
     debug_assert!(j.kind == JoinKind::Inner && j.residual.is_empty());
-    let (lside, lerrs) = side(ctx, &j.left, &j.left_key, "JoinLeft");
-    let (rside, rerrs) = side(ctx, &j.right, &j.right_key, "JoinRight");
+    let ((lside, lerrs), (rside, rerrs)) = sides(ctx, j);
     (prefix::join_map(lside, rside, emit), lerrs.concat(rerrs))
 }
 
-/// `side` as a join side by `key`, with `side`'s errors. An imported arrangement joined on its
-/// leading columns, or an index whose columns start with the key's, is read in place
-/// ([`super::prefix`], [`crate::plan::index`]); any other side is keyed row by row (in place
-/// when it is imported) and arranged as `(key, row)` pairs.
+/// Both sides of `j`, each with its errors.
+///
+/// With several workers, an arrangement read in place lies where the hash of its rows' first
+/// column places it (tables, sources, views and indexes are spread that way), so a side keyed
+/// anew facing one is spread by its key's first column too: equal keys meet on one worker.
+#[allow(clippy::type_complexity)]
+fn sides<'s, T: RenderTime>(
+    ctx: &mut Context<'s, T>,
+    j: &JoinPlan,
+) -> (
+    (Side<'s, T>, super::Errs<'s, T>),
+    (Side<'s, T>, super::Errs<'s, T>),
+) {
+    let lserved = serving(ctx, &j.left, &j.left_key);
+    let rserved = serving(ctx, &j.right, &j.right_key);
+    let by_first = ctx.scope.peers() > 1;
+    let (lby_first, rby_first) = (by_first && rserved.is_some(), by_first && lserved.is_some());
+    (
+        side(ctx, &j.left, &j.left_key, lserved, lby_first, "JoinLeft"),
+        side(ctx, &j.right, &j.right_key, rserved, rby_first, "JoinRight"),
+    )
+}
+
+/// The arrangement that serves `side` by `key` in place, with the indexed columns its rows
+/// start with: the item's own for its leading columns, else an index (the rule of
+/// `plan::index`).
+fn serving<'s, T: RenderTime>(
+    ctx: &Context<'s, T>,
+    side: &Plan,
+    key: &[ScalarExpr],
+) -> Option<(prefix::RowArranged<'s, T>, usize)> {
+    let id = index::side_item(side)?;
+    let cols = index::key_columns(key)?;
+    let imported = ctx.imported.get(&id)?;
+    let own = match index::is_leading(&cols) {
+        true => Some(imported.whole.clone()),
+        false => None,
+    };
+    let by_index = || {
+        let indexes = ctx
+            .imported
+            .iter()
+            .filter_map(|(ix, imported)| imported.index.as_ref().map(|on| (*ix, on)));
+        let (ix, on) = index::serving(indexes, id, &cols)?;
+        let whole = ctx.imported.get(&ix)?.whole.clone();
+        Some((whole, on.columns.len()))
+    };
+    own.map(|whole| (whole, 0)).or_else(by_index)
+}
+
+/// `side` as a join side by `key`, with `side`'s errors: read in place from `served` (see
+/// [`serving`] and [`super::prefix`]), else keyed row by row (in place when it is imported)
+/// and arranged as `(key, row)` pairs, spread over workers by the key's first column when
+/// `by_first` (it faces a side read in place), else by the whole key.
 fn side<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     side: &Plan,
     key: &[ScalarExpr],
+    served: Option<(prefix::RowArranged<'s, T>, usize)>,
+    by_first: bool,
     name: &str,
 ) -> (Side<'s, T>, super::Errs<'s, T>) {
     // The side's table, view or source, and the filter (if any) that `WHERE` put over it.
@@ -104,32 +154,6 @@ fn side<'s, T: RenderTime>(
             mfp.evaluator(input.arity()),
             mfp.cannot_fail(),
         )),
-        _ => None,
-    };
-    // The arrangement that serves the side in place, with the indexed columns its rows start
-    // with: the item's own for its leading columns, else an index (the rule of `plan::index`).
-    let served = match (source, index::key_columns(key)) {
-        (Some(id), Some(cols)) => {
-            let own = match index::is_leading(&cols) {
-                true => ctx.imported.get(&id).and_then(|i| i.whole.clone()),
-                false => None,
-            };
-            // With several workers an index is spread by its first column: it serves a key of
-            // that column alone.
-            let by_index = || {
-                if ctx.scope.peers() > 1 && cols.len() > 1 {
-                    return None;
-                }
-                let indexes = ctx
-                    .imported
-                    .iter()
-                    .filter_map(|(ix, imported)| imported.index.as_ref().map(|on| (*ix, on)));
-                let (ix, on) = index::serving(indexes, id, &cols)?;
-                let whole = ctx.imported.get(&ix)?.whole.clone()?;
-                Some((whole, on.columns.len()))
-            };
-            own.map(|whole| (whole, 0)).or_else(by_index)
-        }
         _ => None,
     };
     let imported = source.and_then(|id| ctx.imported.get(&id));
@@ -165,7 +189,11 @@ fn side<'s, T: RenderTime>(
         return (arranged, input_errs.concat(filter_errs));
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());
-    (Side::Keyed(super::arrange::by_key(keyed, name)), errs)
+    let arranged = match by_first {
+        true => prefix::arrange_key_by_first_field(keyed, name),
+        false => super::arrange::by_key(keyed, name),
+    };
+    (Side::Keyed(arranged), errs)
 }
 
 /// `(key, row)` pairs of `side`'s rows whose key has no NULL (NULL never equals anything),

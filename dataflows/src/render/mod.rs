@@ -117,9 +117,8 @@ pub struct Imported<'s, T: Timestamp + Lattice> {
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
     /// The arrangement itself, for joins on its leading columns that read it in place (see
-    /// [`prefix`]). Only with a single worker, or for an index: other arrangements are spread
-    /// over workers by whole row, a join side by its key.
-    pub whole: Option<prefix::RowArranged<'s, T>>,
+    /// [`prefix`]): its rows are spread over workers by their first column.
+    pub whole: prefix::RowArranged<'s, T>,
     /// When this is an index: what it arranges, and by which columns.
     pub index: Option<crate::plan::index::IndexOn>,
     pub errs: Errs<'s, T>,

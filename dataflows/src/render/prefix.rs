@@ -14,11 +14,11 @@
 //! trace compaction) with a tactic of ours that merges the two sides by key *bytes*: the
 //! leading fields of a row on a [`PrefixSide`], the key row's bytes on a keyed side.
 //!
-//! A table's (or view's, or source's) rows are spread over workers by whole row, where a join
-//! side must be spread by its key, so its own arrangement serves joins only with a single
-//! worker. An index's rows are spread by their first column ([`arrange_by_first_column`]),
-//! hashed as a one-column key row is, so with several workers an index serves joins on that
-//! column alone: the other side, arranged by that one-column key, lies on the same workers.
+//! With several workers, a join side must lie where its key places it. Tables, sources, views
+//! and indexes spread their rows over workers by the hash of their first column
+//! ([`arrange_by_first_column`]), hashed as a one-column key row is, so rows with equal leading
+//! columns lie on one worker: a side keyed anew that faces one of them is spread by its key's
+//! first field ([`arrange_key_by_first_field`]), and equal keys meet.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -127,14 +127,30 @@ where
 pub fn arrange_by_first_column<'s>(rows: Rows<'s, Time>, name: &str) -> RowArranged<'s, Time> {
     use super::arrange::KeyBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
-    use differential_dataflow::Hashable;
     let exchange =
-        Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.prefix(1).hashed());
+        Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.prefix_hashed(1));
     arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
         rows.map(|row| (row, ())).inner,
         exchange,
         name,
         KeyBatcher::new,
+    )
+}
+
+/// `pairs` arranged by their keys and spread over workers by the key's first field, as
+/// [`arrange_by_first_column`] spreads rows: a join side that meets one read in place.
+pub fn arrange_key_by_first_field<'s, T: RenderTime>(
+    pairs: VecCollection<'s, T, (Row, Row), Diff>,
+    name: &str,
+) -> PairArranged<'s, T> {
+    use super::arrange::ValBatcher;
+    use differential_dataflow::operators::arrange::arrangement::arrange_core;
+    let exchange = Exchange::new(|((key, _), _, _): &((Row, Row), T, Diff)| key.prefix_hashed(1));
+    arrange_core::<_, _, ValBatcher<Row, Row, T, Diff>, PairSpine<T>>(
+        pairs.inner,
+        exchange,
+        name,
+        ValBatcher::new,
     )
 }
 

@@ -41,6 +41,7 @@ use crate::connector::{
 use crate::error::EvalError;
 use crate::pending::PendingUpdates;
 use crate::plan::{Diff, GlobalId, Plan};
+use crate::render::prefix::arrange_by_first_column;
 use crate::render::{arrange, Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
 use crate::row::Row;
 use crate::subscribe::{Offer, SubscribeEvent, SubscriptionFeed};
@@ -368,7 +369,7 @@ impl WorkerState {
                         let rows = input
                             .to_collection(scope)
                             .inspect_batch(move |_t, data| count_updates(&counter, data.len()));
-                        arrange::by_self(rows, &format!("arrange {name}")).trace
+                        arrange_by_first_column(rows, &format!("arrange {name}")).trace
                     });
                 input.advance_to(self.upper);
                 input.flush();
@@ -400,7 +401,6 @@ impl WorkerState {
                 let items = &mut self.items;
                 let stats = shared.stats_for(id);
                 let counter = Arc::clone(&stats);
-                let by_first = index.is_some();
                 let (mut oks, mut errs) =
                     worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
                         let mut ctx = Context::new(scope);
@@ -411,11 +411,7 @@ impl WorkerState {
                             .inspect_batch(move |_t, data| count_updates(&counter, data.len()));
                         let name = format!("arrange {name}");
                         (
-                            match by_first {
-                                true => crate::render::prefix::arrange_by_first_column(rows, &name),
-                                false => arrange::by_self(rows, &name),
-                            }
-                            .trace,
+                            arrange_by_first_column(rows, &name).trace,
                             arrange::by_self(bundle.errs, &format!("errors {name}")).trace,
                         )
                     });
@@ -853,7 +849,7 @@ impl WorkerState {
                     errs = errs.concat(r_errs.to_collection(scope));
                 }
                 (
-                    arrange::by_self(
+                    arrange_by_first_column(
                         oks.inspect_batch(move |_t, data| count_updates(&counter, data.len())),
                         &format!("arrange {name}"),
                     )
@@ -1143,9 +1139,7 @@ fn import<'s>(
             None => ctx.no_errors(),
         };
         let (in_place, pairs) = (arranged.clone(), arranged.clone());
-        // Rows spread over workers by whole row serve joins only with one worker; an index is
-        // spread by its first column (see `render::prefix`).
-        let whole = (ctx.scope.peers() == 1 || item.index.is_some()).then(|| arranged.clone());
+        let whole = arranged.clone();
         ctx.imported.insert(
             *id,
             Imported {
