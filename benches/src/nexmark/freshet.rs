@@ -3,11 +3,13 @@
 //! complete (or, with `--view-after-sources`, from `CREATE VIEW …` once the sources have been
 //! read to their end).
 //!
-//! "Complete" is observed without reading the (possibly large) view: beside it the harness
-//! creates `<view>_done AS SELECT * FROM <view> WHERE false`, which holds no rows but whose
-//! reads wait, like every read, until its input has caught up with the read's timestamp. Once
-//! `/readyz` says every source has read and sealed its history, one read of `_done` returns
-//! when the view has taken in all of it.
+//! "Complete" is observed without reading the (possibly large) view: right after it the harness
+//! creates `<view>_done AS SELECT * FROM <view> WHERE c IS NULL AND c IS NOT NULL` (`c` its
+//! first column), which holds no rows but whose reads wait, like every read, until its input
+//! has caught up with the read's timestamp. Once `/readyz` says every source has read and
+//! sealed its history, one read of `_done` returns when the view has taken in all of it. (Not
+//! `WHERE false`: the planner empties such a query without reading its input, so its reads
+//! never wait for the view.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,9 +41,7 @@ pub fn run(
     }
     let name = q.name;
     let sources = queries::sources_sql(q, events, base_time);
-    let views = format!(
-        "CREATE VIEW {name} AS {sql}; CREATE VIEW {name}_done AS SELECT * FROM {name} WHERE false"
-    );
+    let views = format!("CREATE VIEW {name} AS {sql}");
     let statements = if o.view_after_sources {
         // The sources are read (and arranged) before the clock starts; the view then
         // replays their arrangements with no generator running.
@@ -55,6 +55,7 @@ pub fn run(
     let (cpu0, _) = usage(pid)?;
     let start = Instant::now();
     server.sql(&statements)?;
+    server.sql(&done_view(&server, name)?)?;
     wait_ready(&server, start, timeout)?;
     let ready = start.elapsed();
     let (status, body) = server.get(&format!("/v1/views/{name}_done"))?;
@@ -74,6 +75,25 @@ pub fn run(
         peak_rss: peak,
         rows_in: q.streams.iter().map(|s| s.rows(events)).sum(),
     })
+}
+
+/// `CREATE VIEW <name>_done …`: no rows, but a filter over every row of `name` that the
+/// planner cannot fold away, so reading it waits for `name` (see the module docs).
+fn done_view(server: &Server, name: &str) -> anyhow::Result<String> {
+    let (status, body) = server.get("/v1/catalog")?;
+    if status != 200 {
+        bail!("reading the catalog: {status}: {body}");
+    }
+    let catalog: serde_json::Value = serde_json::from_str(&body)?;
+    let first = catalog["views"]
+        .as_array()
+        .and_then(|views| views.iter().find(|v| v["name"] == name))
+        .and_then(|v| v["columns"][0]["name"].as_str())
+        .with_context(|| format!("view {name} in the catalog"))?;
+    let c = format!("\"{}\"", first.replace('"', "\"\""));
+    Ok(format!(
+        "CREATE VIEW {name}_done AS SELECT * FROM {name} WHERE {c} IS NULL AND {c} IS NOT NULL"
+    ))
 }
 
 /// Waits until `/readyz` says every source has read and sealed its history.
