@@ -142,8 +142,9 @@ pub struct SourceAck {
 type Writes = Vec<(GlobalId, Vec<(Row, Diff)>)>;
 
 impl Command {
-    /// This command as each of `peers` workers sees it: writes are dealt round-robin so every
-    /// worker inserts its share; other commands are the same for all.
+    /// This command as each of `peers` workers sees it: each row of a write goes to the worker
+    /// that keeps it (a table's rows are spread by their first column, see `render::prefix`),
+    /// so the table's arrangement moves none; other commands are the same for all.
     pub fn into_shares(self, peers: usize) -> Vec<Command> {
         match self {
             Command::Write { ts, writes } => {
@@ -151,7 +152,7 @@ impl Command {
                     .map(|_| Vec::with_capacity(writes.len()))
                     .collect();
                 for (id, rows) in writes {
-                    for (share, part) in shares.iter_mut().zip(deal(rows, peers)) {
+                    for (share, part) in shares.iter_mut().zip(place(rows, peers)) {
                         share.push((id, part));
                     }
                 }
@@ -171,6 +172,21 @@ impl Command {
             other => vec![other; peers],
         }
     }
+}
+
+/// Rows into `peers` shares by the worker their first column places them on (timely's
+/// exchange: the hash modulo the number of workers).
+fn place(rows: Vec<(Row, Diff)>, peers: usize) -> Vec<Vec<(Row, Diff)>> {
+    if peers == 1 {
+        return vec![rows];
+    }
+    let mut parts: Vec<Vec<(Row, Diff)>> = (0..peers)
+        .map(|_| Vec::with_capacity(rows.len() / peers + 1))
+        .collect();
+    for (row, diff) in rows {
+        parts[(row.prefix_hashed(1) % peers as u64) as usize].push((row, diff));
+    }
+    parts
 }
 
 /// Deals `items` round-robin into `peers` shares.

@@ -84,19 +84,18 @@ where
     (prefix::join_map(lside, rside, emit), lerrs.concat(rerrs))
 }
 
+/// A join side with its errors.
+type SideErrs<'s, T> = (Side<'s, T>, super::Errs<'s, T>);
+
 /// Both sides of `j`, each with its errors.
 ///
 /// With several workers, an arrangement read in place lies where the hash of its rows' first
 /// column places it (tables, sources, views and indexes are spread that way), so a side keyed
 /// anew facing one is spread by its key's first column too: equal keys meet on one worker.
-#[allow(clippy::type_complexity)]
 fn sides<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     j: &JoinPlan,
-) -> (
-    (Side<'s, T>, super::Errs<'s, T>),
-    (Side<'s, T>, super::Errs<'s, T>),
-) {
+) -> (SideErrs<'s, T>, SideErrs<'s, T>) {
     let lserved = serving(ctx, &j.left, &j.left_key);
     let rserved = serving(ctx, &j.right, &j.right_key);
     let by_first = ctx.scope.peers() > 1;
@@ -145,7 +144,7 @@ fn side<'s, T: RenderTime>(
     served: Option<(prefix::RowArranged<'s, T>, usize)>,
     by_first: bool,
     name: &str,
-) -> (Side<'s, T>, super::Errs<'s, T>) {
+) -> SideErrs<'s, T> {
     // The side's table, view or source, and the filter (if any) that `WHERE` put over it.
     let source = index::side_item(side);
     let filter = match side {
