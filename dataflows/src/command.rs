@@ -184,7 +184,7 @@ fn place(rows: Vec<(Row, Diff)>, peers: usize) -> Vec<Vec<(Row, Diff)>> {
         .map(|_| Vec::with_capacity(rows.len() / peers + 1))
         .collect();
     for (row, diff) in rows {
-        parts[(row.prefix_hashed(1) % peers as u64) as usize].push((row, diff));
+        parts[(row.placement_hash() % peers as u64) as usize].push((row, diff));
     }
     parts
 }

@@ -376,7 +376,7 @@ impl SinkWriterId {
         if count <= 1 {
             return 0;
         }
-        (row.prefix_hashed(1) % count as u64) as usize
+        (row.placement_hash() % count as u64) as usize
     }
 
     /// Whether this writer writes `row`.

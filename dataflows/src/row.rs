@@ -724,14 +724,17 @@ impl Default for Row {
 impl std::hash::Hash for Row {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         match &self.0 {
-            Bytes::Inline { data, .. } => {
-                let (a, b) = Bytes::words(data);
-                state.write_u64(a);
-                state.write_u64(b);
-            }
+            Bytes::Inline { data, .. } => hash_inline(data, state),
             Bytes::Heap(b) => b.slice.hash(state),
         }
     }
+}
+
+/// An inline row's hash input: its padded bytes as two words.
+fn hash_inline<H: std::hash::Hasher>(data: &[u8; INLINE], state: &mut H) {
+    let (a, b) = Bytes::words(data);
+    state.write_u64(a);
+    state.write_u64(b);
 }
 
 /// Hashes `bytes` as [`Row`]'s `Hash` hashes a row of those bytes, without building it.
@@ -740,9 +743,7 @@ fn hash_as_row<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
     if bytes.len() <= INLINE {
         let mut data = [0; INLINE];
         data[..bytes.len()].copy_from_slice(bytes);
-        let (a, b) = Bytes::words(&data);
-        state.write_u64(a);
-        state.write_u64(b);
+        hash_inline(&data, state);
     } else {
         bytes.hash(state);
     }
@@ -1003,6 +1004,14 @@ impl Row {
     /// The first `n` values (their bytes).
     pub fn prefix(&self, n: usize) -> Row {
         Row(Bytes::new(&self.bytes()[..self.fields_len(n)]))
+    }
+
+    /// The hash that places this row on a worker: its first value's, as the one-column key
+    /// row of that value hashes (where `arrange_by_key` puts that key). Every arrangement of
+    /// rows, every join side facing one, table writes and sink writers place rows by it, so
+    /// they must all use this one function (see `render::prefix`).
+    pub fn placement_hash(&self) -> u64 {
+        self.prefix_hashed(1)
     }
 
     /// `self.prefix(n).hashed()` (differential's exchange hash), without building the prefix.

@@ -128,7 +128,7 @@ pub fn arrange_by_first_column<'s>(rows: Rows<'s, Time>, name: &str) -> RowArran
     use super::arrange::KeyBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
     let exchange =
-        Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.prefix_hashed(1));
+        Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.placement_hash());
     arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
         rows.map(|row| (row, ())).inner,
         exchange,
@@ -145,7 +145,7 @@ pub fn arrange_key_by_first_field<'s, T: RenderTime>(
 ) -> PairArranged<'s, T> {
     use super::arrange::ValBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
-    let exchange = Exchange::new(|((key, _), _, _): &((Row, Row), T, Diff)| key.prefix_hashed(1));
+    let exchange = Exchange::new(|((key, _), _, _): &((Row, Row), T, Diff)| key.placement_hash());
     arrange_core::<_, _, ValBatcher<Row, Row, T, Diff>, PairSpine<T>>(
         pairs.inner,
         exchange,
