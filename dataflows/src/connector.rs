@@ -13,6 +13,8 @@
 //! (see `worker::source`). Batches carry the reader's positions (file offsets, Kafka offsets)
 //! so durability can store where to resume.
 
+pub mod align;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,6 +167,8 @@ pub struct SourceStats {
     /// Set while a reader cannot make progress (broker down, file missing); cleared on
     /// success.
     pub stalled: AtomicBool,
+    /// Keeps this process's readers of the source level with each other.
+    pub alignment: Arc<align::Alignment>,
 }
 
 impl Default for SourceStats {
@@ -182,6 +186,7 @@ impl Default for SourceStats {
             caught_up_time: AtomicU64::new(0),
             last_error: Mutex::new(None),
             stalled: AtomicBool::new(false),
+            alignment: Arc::default(),
         }
     }
 }

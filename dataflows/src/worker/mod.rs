@@ -916,6 +916,7 @@ impl WorkerState {
             }
             None => None,
         };
+        let once_per_time = worker.peers() > 1 && spec.event_time.is_none();
         self.sources.insert(
             id,
             source::SourceInput {
@@ -931,6 +932,8 @@ impl WorkerState {
                 target: start,
                 log,
                 replay: replay_in,
+                once_per_time,
+                drained_at: None,
             },
         );
         self.items.insert(

@@ -175,6 +175,10 @@ pub fn nexmark_generator(
         .with_step(peers as u64)
 }
 
+/// How many events a Nexmark generator may run ahead of the slowest of its source's others
+/// in this process (two of its batches).
+const ALIGN_SLACK: u64 = 8192;
+
 pub(crate) fn start(spec: &SourceSpec, ctx: ReaderContext) -> Result<Box<dyn Send>> {
     let rate = u64_option(spec, "rate")?;
     let name = format!("freshet-gen-{}-{}", spec.name, ctx.worker);
@@ -243,9 +247,15 @@ pub(crate) fn start(spec: &SourceSpec, ctx: ReaderContext) -> Result<Box<dyn Sen
                 if !bounded {
                     batcher.caught_up()?;
                 }
+                // Each worker makes an equal stride of one sequence of events in time order:
+                // kept level, every window of event time gets its rows at fewer timestamps.
+                let level = (!counter).then(|| out.stats.alignment.join(worker, made));
                 let started = Instant::now();
                 let mut produced: u64 = 0;
                 loop {
+                    if let Some(level) = &level {
+                        level.wait_within(ALIGN_SLACK, || out.is_closed());
+                    }
                     let allowed = match rate {
                         Some(r) => {
                             let due = (started.elapsed().as_secs_f64() * r as f64) as u64 + 1;
@@ -270,6 +280,9 @@ pub(crate) fn start(spec: &SourceSpec, ctx: ReaderContext) -> Result<Box<dyn Sen
                     let n = batch.rows.len() as u64;
                     produced += n;
                     made += n;
+                    if let Some(level) = &level {
+                        level.advance(made);
+                    }
                     batch.positions.insert(0, made);
                     batch.bytes = n * 8;
                     let finished = n < allowed;
