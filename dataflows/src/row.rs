@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use triomphe::ThinArc;
 
-use crate::value::Value;
+use crate::value::{DataType, Value};
 
 /// Encoded bytes a row keeps inline.
 const INLINE: usize = 15;
@@ -254,6 +254,22 @@ fn first_zero(bytes: &[u8]) -> Option<usize> {
         return bytes[i..].iter().position(|b| *b == 0).map(|p| i + p);
     }
     memchr::memchr(0, &bytes[i..]).map(|p| i + p)
+}
+
+/// The type of the value whose encoding starts with `tag` (`Null` for NULL), as
+/// [`Value::data_type`] gives for the decoded value.
+fn tag_type(tag: u8) -> DataType {
+    match tag {
+        NULL => DataType::Null,
+        BOOL => DataType::Bool,
+        INT..=INT_END => DataType::Int,
+        FLOAT => DataType::Float,
+        TEXT => DataType::Text,
+        TIMESTAMP..=TIMESTAMP_END => DataType::Timestamp,
+        DATE => DataType::Date,
+        INTERVAL..=INTERVAL_END => DataType::Interval,
+        tag => unreachable!("row byte {tag} is no value's tag"),
+    }
 }
 
 /// Decodes one value's encoding, exactly (as [`encoded_len`] delimits it).
@@ -893,6 +909,13 @@ impl Row {
         decode(v)
     }
 
+    /// Each value's type, read from its tag without decoding it (`Null` for NULL): a write's
+    /// rows are checked against the table's columns this way, text included, without
+    /// allocating.
+    pub fn data_types(&self) -> impl Iterator<Item = DataType> + '_ {
+        self.encoded().map(|field| tag_type(field[0]))
+    }
+
     /// The values, decoded in order.
     pub fn iter(&self) -> RowIter<'_> {
         RowIter { rest: self.bytes() }
@@ -1195,6 +1218,16 @@ mod tests {
             v.push(Value::text(t));
         }
         v
+    }
+
+    #[test]
+    fn types_read_from_tags_are_the_values_types() {
+        let values = samples();
+        let row = Row::new(values.clone());
+        let types: Vec<DataType> = row.data_types().collect();
+        let expected: Vec<DataType> = values.iter().map(Value::data_type).collect();
+        assert_eq!(types, expected);
+        assert!(expected.contains(&DataType::Null) && expected.contains(&DataType::Text));
     }
 
     #[test]

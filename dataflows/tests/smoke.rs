@@ -267,3 +267,47 @@ fn joins_on_arrangements_without_batches() {
         );
     }
 }
+
+#[test]
+fn writes_are_checked_against_the_columns_and_applied_whole_or_not_at_all() {
+    use freshet_dataflows::Row;
+    let engine = start(2);
+    engine
+        .execute("CREATE TABLE t (k bigint NOT NULL, v text, x double)")
+        .unwrap();
+    let row = |values: Vec<Value>| (Row::new(values), 1);
+    let good = row(vec![Value::Int(1), Value::text("a"), Value::float(0.5)]);
+
+    let too_many = row(vec![Value::Int(2), Value::Null, Value::Null, Value::Int(9)]);
+    let err = engine
+        .write("t", vec![good.clone(), too_many])
+        .expect_err("four values for three columns")
+        .to_string();
+    assert!(err.contains("row 2: expected 3 columns, found 4"), "{err}");
+
+    let null_key = row(vec![Value::Null, Value::text("b"), Value::Null]);
+    let err = engine
+        .write("t", vec![good.clone(), null_key])
+        .expect_err("NULL in a NOT NULL column")
+        .to_string();
+    assert!(
+        err.contains("row 2: null value in column \"k\" violates not-null constraint"),
+        "{err}"
+    );
+
+    // Neither failed write left a row behind; an integer for the double column is cast.
+    assert!(rows(&engine, "SELECT * FROM t").is_empty());
+    engine
+        .write(
+            "t",
+            vec![good, row(vec![Value::Int(2), Value::Null, Value::Int(3)])],
+        )
+        .unwrap();
+    assert_eq!(
+        rows(&engine, "SELECT k, v, x FROM t ORDER BY k"),
+        vec![
+            vec![Value::Int(1), Value::text("a"), Value::float(0.5)],
+            vec![Value::Int(2), Value::Null, Value::float(3.0)],
+        ]
+    );
+}

@@ -1111,25 +1111,31 @@ pub(crate) fn check_keys(
 /// Converts a row to the table's column types and checks NOT NULL. Rows that already conform
 /// (the usual case: decoders produce typed values) are passed through without copying.
 fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
-    if row.len() != schema.len() {
-        return Err(format!(
-            "expected {} columns, found {}",
-            schema.len(),
-            row.len()
-        ));
-    }
+    // One pass over the tags: the column count is reported before a NULL in a NOT NULL column.
     let mut needs_cast = false;
-    for (v, c) in row.iter().zip(&schema.columns) {
-        if v.is_null() {
-            if !c.nullable {
-                return Err(format!(
-                    "null value in column \"{}\" violates not-null constraint",
-                    c.name
-                ));
+    let mut null_in = None;
+    let mut columns = schema.columns.iter();
+    let mut found = 0;
+    for ty in row.data_types() {
+        found += 1;
+        let Some(c) = columns.next() else {
+            continue;
+        };
+        if ty == DataType::Null {
+            if !c.nullable && null_in.is_none() {
+                null_in = Some(&c.name);
             }
-        } else if v.data_type() != c.ty {
+        } else if ty != c.ty {
             needs_cast = true;
         }
+    }
+    if found != schema.len() {
+        return Err(format!("expected {} columns, found {found}", schema.len()));
+    }
+    if let Some(name) = null_in {
+        return Err(format!(
+            "null value in column \"{name}\" violates not-null constraint"
+        ));
     }
     if !needs_cast {
         return Ok(row);
