@@ -70,7 +70,7 @@ pub fn run(
     }
     lat.sort();
 
-    // Throughput: batches of rows into `b`, each visible before the next.
+    // Throughput: batches of rows into `b` written back to back, then waited for once.
     let start = Instant::now();
     let mut last = 0;
     for _ in 0..batches {
