@@ -14,6 +14,7 @@ pub mod index;
 pub mod join;
 pub mod lower;
 pub mod mfp;
+pub mod placement;
 pub mod reduce;
 pub mod temporal;
 pub mod top_k;

@@ -19,6 +19,7 @@ use smallvec::SmallVec;
 use super::{split, Bundle, Context, RenderTime};
 use crate::error::EvalError;
 use crate::expr::RowExprs;
+use crate::plan::placement;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::row::Row;
 use crate::value::{DataType, Value};
@@ -328,7 +329,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             Some((row.prefix(n), Accums::from_slots(&acc)))
         }));
     }
-    let (oks, agg_errs) = totals(ctx, r, contributions);
+    // Each row's contribution is made where the row lies: in place when that is its key's
+    // worker (a DISTINCT aggregate's pairs come from a threshold spread by whole pair).
+    let placed = distinct.is_empty() && placement::keyed_in_place(&r.input, &r.key);
+    let (oks, agg_errs) = totals(ctx, r, contributions, placed);
     Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
 }
 
@@ -338,9 +342,10 @@ fn totals<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     r: &ReducePlan,
     contributions: VecCollection<'s, T, Row, Accums>,
+    placed: bool,
 ) -> (super::Rows<'s, T>, super::Errs<'s, T>) {
     let aggs = r.aggregates.clone();
-    let totals = T::count_keys(contributions)
+    let totals = T::count_keys(contributions, placed)
         .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.append(&vals)));
     let (mut oks, agg_errs) = split(totals);
     if r.global {
@@ -405,6 +410,13 @@ fn render_over_join<'s, T: RenderTime>(
         })
     };
     let key: Vec<(bool, usize)> = r.key.iter().map(joined).collect::<Option<_>>()?;
+    // A match is made on its join key's worker: for a key of one column, where the key's
+    // value places it, which is where a group keyed by that same column belongs.
+    let placed = match key.as_slice() {
+        [(false, c)] => j.right_key.len() == 1 && j.left_key == [ScalarExpr::Column(*c)],
+        [(true, c)] => j.left_key.len() == 1 && j.right_key == [ScalarExpr::Column(*c)],
+        _ => false,
+    };
     let args: Vec<(AggFunc, Option<(bool, usize)>)> = r
         .aggregates
         .iter()
@@ -446,7 +458,7 @@ fn render_over_join<'s, T: RenderTime>(
         Some((key, Accums::from_slots(&acc)))
     };
     let (contributions, join_errs) = super::join::render_mapped(ctx, j, emit);
-    let (oks, agg_errs) = totals(ctx, r, contributions);
+    let (oks, agg_errs) = totals(ctx, r, contributions, placed);
     Some(Bundle::new(oks, join_errs.concat(agg_errs)))
 }
 

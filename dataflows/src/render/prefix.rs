@@ -26,6 +26,7 @@ use std::rc::Rc;
 
 use differential_dataflow::consolidation::{consolidate_updates, ConsolidatingContainerBuilder};
 use differential_dataflow::difference::{Multiply, Semigroup};
+use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
 use differential_dataflow::trace::cursor::{cursor_list, CursorList};
@@ -38,7 +39,7 @@ use timely::container::{ContainerBuilder, PushInto};
 use super::{RenderTime, Rows, Time};
 use crate::plan::Diff;
 use crate::row::Row;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 
 /// An arrangement of `(key, row)` pairs: a join side keyed by evaluated key expressions.
 pub type PairSpine<T> = ValSpine<Row, Row, T, Diff>;
@@ -123,18 +124,59 @@ where
 
 /// `rows` arranged by whole row and spread over workers by their first column, hashed as the
 /// one-column key row of that value is (so `arrange_by_key` on such keys places a key where
-/// its rows are).
-pub fn arrange_by_first_column<'s>(rows: Rows<'s, Time>, name: &str) -> RowArranged<'s, Time> {
+/// its rows are). With `placed`, the rows already lie there (see `plan::placement`) and are
+/// arranged where they are, without an exchange.
+pub fn arrange_by_first_column<'s>(
+    rows: Rows<'s, Time>,
+    name: &str,
+    placed: bool,
+) -> RowArranged<'s, Time> {
     use super::arrange::KeyBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
+    let pairs = rows.map(|row| (row, ()));
+    if placed {
+        let pairs = check_placed(pairs, |(row, ())| row.placement_hash());
+        return arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
+            pairs.inner,
+            Pipeline,
+            name,
+            KeyBatcher::new,
+        );
+    }
     let exchange =
         Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.placement_hash());
     arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
-        rows.map(|row| (row, ())).inner,
+        pairs.inner,
         exchange,
         name,
         KeyBatcher::new,
     )
+}
+
+/// `updates` unchanged; in debug builds, each checked to lie on the worker that `hash` places
+/// it on, as the exchange it is spared would have put it (`plan::placement`'s rules, checked
+/// by every test with several workers).
+pub fn check_placed<'s, T, D, R>(
+    updates: VecCollection<'s, T, D, R>,
+    hash: impl Fn(&D) -> u64 + 'static,
+) -> VecCollection<'s, T, D, R>
+where
+    T: timely::progress::Timestamp + Lattice,
+    D: Data,
+    R: Semigroup + 'static,
+{
+    if !cfg!(debug_assertions) {
+        return updates;
+    }
+    let scope = updates.inner.scope();
+    let (index, peers) = (scope.index(), scope.peers() as u64);
+    updates.inspect(move |(d, _, _)| {
+        assert_eq!(
+            (hash(d) % peers) as usize,
+            index,
+            "an update arranged in place lies on another worker"
+        );
+    })
 }
 
 /// `pairs` arranged by their keys and spread over workers by the key's first field, as

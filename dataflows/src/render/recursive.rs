@@ -32,9 +32,11 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
     /// join it with an update's time to move the update to `ms`.
     fn from_millis(ms: Time) -> Self;
 
-    /// Each key with its accumulated difference (`count`).
+    /// Each key with its accumulated difference (`count`); `placed` when each key already
+    /// lies on the worker its hash places it on (`plan::placement`).
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,
+        placed: bool,
     ) -> VecCollection<'s, Self, (Row, Accums), isize>;
 
     /// `rows` with each multiplicity mapped by `f` (`threshold`).
@@ -59,8 +61,9 @@ impl RenderTime for Time {
 
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,
+        placed: bool,
     ) -> VecCollection<'s, Self, (Row, Accums), isize> {
-        super::totals::count_totals(keys)
+        super::totals::count_totals(keys, placed)
     }
 
     fn threshold_rows<'s>(
@@ -136,7 +139,9 @@ impl RenderTime for Product<Time, u64> {
 
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,
+        _placed: bool,
     ) -> VecCollection<'s, Self, (Row, Accums), isize> {
+        // Inside an iteration keys are exchanged as usual.
         keys.count()
     }
 

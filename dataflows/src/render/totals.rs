@@ -19,7 +19,7 @@ use differential_dataflow::trace::implementations::spine_fueled::Spine;
 use differential_dataflow::trace::implementations::{BatchContainer, OffsetList};
 use differential_dataflow::{Hashable, VecCollection};
 use smallvec::SmallVec;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 
 use super::accumulate::{Accums, NARROW};
 use super::arrange::{RunChunker, RunMerger};
@@ -40,18 +40,31 @@ type TotalsSpine = Spine<std::rc::Rc<OrdKeyBatch<TotalsLayout>>>;
 
 /// Each group key with its accumulated totals: `(key, totals)` with multiplicity 1 while the
 /// totals are not zero, its old totals retracted when they change (differential's
-/// `count_total` over the compact arrangement).
+/// `count_total` over the compact arrangement). With `placed`, each key already lies on the
+/// worker its hash places it on (see `plan::placement`) and is arranged there.
 pub fn count_totals<'s>(
     keys: VecCollection<'s, Time, Row, Accums>,
+    placed: bool,
 ) -> VecCollection<'s, Time, (Row, Accums), isize> {
-    let exchange = Exchange::new(|((row, ()), _, _): &Update| row.hashed());
-    arrange_core::<_, _, TotalsBatcher, TotalsSpine>(
-        keys.map(|k| (k, ())).inner,
-        exchange,
-        "Arrange: CountTotal",
-        TotalsBatcher::new,
-    )
-    .count_total()
+    let keys = keys.map(|k| (k, ()));
+    let arranged = if placed {
+        let keys = super::prefix::check_placed(keys, |(row, ())| row.hashed());
+        arrange_core::<_, _, TotalsBatcher, TotalsSpine>(
+            keys.inner,
+            Pipeline,
+            "Arrange: CountTotal",
+            TotalsBatcher::new,
+        )
+    } else {
+        let exchange = Exchange::new(|((row, ()), _, _): &Update| row.hashed());
+        arrange_core::<_, _, TotalsBatcher, TotalsSpine>(
+            keys.inner,
+            exchange,
+            "Arrange: CountTotal",
+            TotalsBatcher::new,
+        )
+    };
+    arranged.count_total()
 }
 
 /// A group's totals as stored: the number of slots, then each slot, all as zigzag LEB128.

@@ -369,7 +369,8 @@ impl WorkerState {
                         let rows = input
                             .to_collection(scope)
                             .inspect_batch(move |_t, data| count_updates(&counter, data.len()));
-                        arrange_by_first_column(rows, &format!("arrange {name}")).trace
+                        // Writes arrive split into the workers' shares by this placement.
+                        arrange_by_first_column(rows, &format!("arrange {name}"), true).trace
                     });
                 input.advance_to(self.upper);
                 input.flush();
@@ -405,13 +406,15 @@ impl WorkerState {
                     worker.dataflow_named::<Time, _, _>(&format!("view {name}"), |scope| {
                         let mut ctx = Context::new(scope);
                         import(&mut ctx, items, &deps);
-                        let bundle = ctx.render(&crate::plan::lower::lower(plan));
+                        let lowered = crate::plan::lower::lower(plan);
+                        let placed = crate::plan::placement::placed(&lowered);
+                        let bundle = ctx.render(&lowered);
                         let rows = bundle
                             .oks
                             .inspect_batch(move |_t, data| count_updates(&counter, data.len()));
                         let name = format!("arrange {name}");
                         (
-                            arrange_by_first_column(rows, &name).trace,
+                            arrange_by_first_column(rows, &name, placed).trace,
                             arrange::by_self(bundle.errs, &format!("errors {name}")).trace,
                         )
                     });
@@ -852,6 +855,7 @@ impl WorkerState {
                     arrange_by_first_column(
                         oks.inspect_batch(move |_t, data| count_updates(&counter, data.len())),
                         &format!("arrange {name}"),
+                        false,
                     )
                     .trace,
                     arrange::by_self(errs, &format!("errors {name}")).trace,
