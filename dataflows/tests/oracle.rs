@@ -887,6 +887,16 @@ const JOIN_LEADING_COLUMNS_WITH_AGGREGATE: Case = Case::new(
     &[&T1, &T2],
 );
 
+// Nexmark q8's shape: keys without aggregates led by `t1`'s first column, made distinct where
+// `t1`'s rows lie, joined on two columns to keys grouped by another column (spread anew by
+// their first field to meet them); the join's output lies by `p.a` too.
+const DISTINCT_KEYS_JOINED_IN_PLACE: Case = Case::new(
+    "distinct_keys_joined_in_place",
+    "SELECT p.a, p.c, p.w FROM (SELECT a, c, b % 3 AS w FROM t1 GROUP BY a, c, b % 3) p \
+     JOIN (SELECT d, a % 3 AS w FROM t2 GROUP BY d, a % 3) q ON p.a = q.d AND p.w = q.w",
+    &[&T1, &T2],
+);
+
 const SELF_JOIN: Case = Case::new(
     "self_join",
     "SELECT x.a, x.b, y.b AS b2 FROM t1 AS x JOIN t1 AS y ON x.a = y.b AND x.c = y.c",
@@ -1070,6 +1080,11 @@ fn join_on_leading_columns() {
 #[test]
 fn join_leading_columns_with_aggregate() {
     run_case(&JOIN_LEADING_COLUMNS_WITH_AGGREGATE);
+}
+
+#[test]
+fn distinct_keys_joined_in_place() {
+    run_case(&DISTINCT_KEYS_JOINED_IN_PLACE);
 }
 
 #[test]

@@ -32,16 +32,26 @@ pub fn placed(plan: &Plan) -> bool {
         Plan::Project { input, cols } => cols.first() == Some(&0) && placed(input),
         Plan::Mfp { input, mfp } => mfp.project.first() == Some(&0) && placed(input),
         Plan::Union { inputs } => !inputs.is_empty() && inputs.iter().all(placed),
-        // Matches are made on the worker of their key; on one column, that is the worker its
-        // value places a row on, and the left row's first column is that value.
+        // Matches are made on the worker of their key: for a key of one column, the worker
+        // its value places a row on; for a longer key, the worker of its first field when
+        // either side lies by it (`render::join::sides` then spreads both sides by it). The
+        // left row's first column is that field when the left key starts with it.
         Plan::Join(j) => {
             j.kind == JoinKind::Inner
-                && j.right_key.len() == 1
-                && j.left_key.as_slice() == [ScalarExpr::Column(0)]
+                && j.left_key.first() == Some(&ScalarExpr::Column(0))
+                && ((j.left_key.len() == 1 && j.right_key.len() == 1)
+                    || leads_in_place(&j.left, &j.left_key)
+                    || leads_in_place(&j.right, &j.right_key))
         }
         // A group is reduced on the worker of its key row's hash; its row starts with the key.
-        // Without GROUP BY, the row of an empty input is made on worker 0.
-        Plan::Reduce(r) => !r.global && r.key.len() == 1,
+        // A `GROUP BY` without aggregates whose key starts with placed rows' first column is
+        // made distinct where the rows lie (`render::reduce::distinct_keys`). Without GROUP
+        // BY, the row of an empty input is made on worker 0.
+        Plan::Reduce(r) => {
+            !r.global
+                && (r.key.len() == 1
+                    || (r.aggregates.is_empty() && leads_in_place(&r.input, &r.key)))
+        }
         _ => false,
     }
 }
@@ -49,7 +59,13 @@ pub fn placed(plan: &Plan) -> bool {
 /// Whether rows of `input` keyed by `key` already lie where their key row's hash places them:
 /// `key` is `input`'s first column alone, and `input` is [`placed`].
 pub fn keyed_in_place(input: &Plan, key: &[ScalarExpr]) -> bool {
-    key == [ScalarExpr::Column(0)] && placed(input)
+    key.len() == 1 && leads_in_place(input, key)
+}
+
+/// Whether rows of `input` keyed by `key` lie where the hash of the key's first field places
+/// them: that field is `input`'s first column, and `input` is [`placed`].
+pub fn leads_in_place(input: &Plan, key: &[ScalarExpr]) -> bool {
+    key.first() == Some(&ScalarExpr::Column(0)) && placed(input)
 }
 
 #[cfg(test)]
@@ -105,19 +121,31 @@ mod tests {
         assert!(placed(&join(0, JoinKind::Inner, 1)));
         // The left row's first column is not the key, or the key hashes two values.
         assert!(!placed(&join(1, JoinKind::Inner, 1)));
-        assert!(!placed(&join(0, JoinKind::Inner, 2)));
         // Unmatched rows of an outer join are made elsewhere.
         assert!(!placed(&join(0, JoinKind::Left, 1)));
         assert!(placed(&reduce(1, false)));
-        assert!(!placed(&reduce(2, false)));
         assert!(!placed(&reduce(0, true)));
+        // Distinct keys led by the input's first column stay where the input lies.
+        assert!(placed(&reduce(2, false)));
+        let mut counted = reduce(2, false);
+        if let Plan::Reduce(r) = &mut counted {
+            r.aggregates.push(crate::plan::reduce::AggregateExpr::new(
+                crate::plan::reduce::AggFunc::CountStar,
+                ScalarExpr::Column(0),
+                false,
+                crate::value::DataType::Int,
+            ));
+        }
+        assert!(!placed(&counted));
+        // A longer join key: placed when a side lies by its first field.
+        assert!(placed(&join(0, JoinKind::Inner, 2)));
     }
 
     #[test]
     fn a_union_is_placed_when_every_input_is() {
         let union = |inputs| Plan::Union { inputs };
         assert!(placed(&union(vec![get(), reduce(1, false)])));
-        assert!(!placed(&union(vec![get(), reduce(2, false)])));
+        assert!(!placed(&union(vec![get(), join(1, JoinKind::Inner, 1)])));
         assert!(!placed(&union(vec![])));
     }
 }

@@ -14,8 +14,8 @@ use differential_dataflow::{Data, VecCollection};
 use super::prefix::{self, KeepFn, PrefixSide, Side};
 use super::{split, Bundle, Context, RenderTime, Rows};
 use crate::expr::{RowExprs, ScalarExpr};
-use crate::plan::index;
 use crate::plan::join::{JoinKind, JoinPlan};
+use crate::plan::{index, placement};
 use crate::plan::{Diff, Plan};
 use crate::row::Row;
 
@@ -99,10 +99,31 @@ fn sides<'s, T: RenderTime>(
     let lserved = serving(ctx, &j.left, &j.left_key);
     let rserved = serving(ctx, &j.right, &j.right_key);
     let by_first = ctx.scope.peers() > 1;
-    let (lby_first, rby_first) = (by_first && rserved.is_some(), by_first && lserved.is_some());
+    // A side whose key starts with its rows' first column, rows that lie where that column
+    // places them, is arranged by that field where it lies (`plan::placement`).
+    let leads = |side: &Plan, key: &[ScalarExpr]| {
+        by_first && !T::NESTED && placement::leads_in_place(side, key)
+    };
+    let (lplaced, rplaced) = (leads(&j.left, &j.left_key), leads(&j.right, &j.right_key));
+    let (lin, rin) = (lserved.is_some() || lplaced, rserved.is_some() || rplaced);
+    let (lby_first, rby_first) = (by_first && (rin || lplaced), by_first && (lin || rplaced));
     (
-        side(ctx, &j.left, &j.left_key, lserved, lby_first, "JoinLeft"),
-        side(ctx, &j.right, &j.right_key, rserved, rby_first, "JoinRight"),
+        side(
+            ctx,
+            &j.left,
+            &j.left_key,
+            lserved,
+            (lby_first, lplaced),
+            "JoinLeft",
+        ),
+        side(
+            ctx,
+            &j.right,
+            &j.right_key,
+            rserved,
+            (rby_first, rplaced),
+            "JoinRight",
+        ),
     )
 }
 
@@ -136,13 +157,14 @@ fn serving<'s, T: RenderTime>(
 /// `side` as a join side by `key`, with `side`'s errors: read in place from `served` (see
 /// [`serving`] and [`super::prefix`]), else keyed row by row (in place when it is imported)
 /// and arranged as `(key, row)` pairs, spread over workers by the key's first column when
-/// `by_first` (it faces a side read in place), else by the whole key.
+/// `by_first` (it faces a side read in place or lies by that column itself: `placed`, then
+/// arranged where it lies), else by the whole key.
 fn side<'s, T: RenderTime>(
     ctx: &mut Context<'s, T>,
     side: &Plan,
     key: &[ScalarExpr],
     served: Option<(prefix::RowArranged<'s, T>, usize)>,
-    by_first: bool,
+    (by_first, placed): (bool, bool),
     name: &str,
 ) -> SideErrs<'s, T> {
     // The side's table, view or source, and the filter (if any) that `WHERE` put over it.
@@ -189,7 +211,7 @@ fn side<'s, T: RenderTime>(
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());
     let arranged = match by_first {
-        true => prefix::arrange_key_by_first_field(keyed, name),
+        true => prefix::arrange_key_by_first_field(keyed, name, placed),
         false => super::arrange::by_key(keyed, name),
     };
     (Side::Keyed(arranged), errs)

@@ -179,14 +179,42 @@ where
     })
 }
 
+/// `rows` arranged by whole row where they lie, each already on the worker that the hash of
+/// its first column places it on (`plan::placement`; checked in debug builds).
+pub fn arrange_in_place<'s, T: RenderTime>(
+    rows: VecCollection<'s, T, Row, Diff>,
+    name: &str,
+) -> Arranged<'s, TraceAgent<KeySpine<Row, T, Diff>>> {
+    use super::arrange::KeyBatcher;
+    use differential_dataflow::operators::arrange::arrangement::arrange_core;
+    let pairs = check_placed(rows.map(|row| (row, ())), |(row, ())| row.placement_hash());
+    arrange_core::<_, _, KeyBatcher<Row, T, Diff>, KeySpine<Row, T, Diff>>(
+        pairs.inner,
+        Pipeline,
+        name,
+        KeyBatcher::new,
+    )
+}
+
 /// `pairs` arranged by their keys and spread over workers by the key's first field, as
-/// [`arrange_by_first_column`] spreads rows: a join side that meets one read in place.
+/// [`arrange_by_first_column`] spreads rows: a join side that meets one read in place. With
+/// `placed`, every pair already lies there (`plan::placement`) and is arranged where it is.
 pub fn arrange_key_by_first_field<'s, T: RenderTime>(
     pairs: VecCollection<'s, T, (Row, Row), Diff>,
     name: &str,
+    placed: bool,
 ) -> PairArranged<'s, T> {
     use super::arrange::ValBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
+    if placed {
+        let pairs = check_placed(pairs, |(key, _)| key.placement_hash());
+        return arrange_core::<_, _, ValBatcher<Row, Row, T, Diff>, PairSpine<T>>(
+            pairs.inner,
+            Pipeline,
+            name,
+            ValBatcher::new,
+        );
+    }
     let exchange = Exchange::new(|((key, _), _, _): &((Row, Row), T, Diff)| key.placement_hash());
     arrange_core::<_, _, ValBatcher<Row, Row, T, Diff>, PairSpine<T>>(
         pairs.inner,

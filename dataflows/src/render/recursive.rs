@@ -32,6 +32,10 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
     /// join it with an update's time to move the update to `ms`.
     fn from_millis(ms: Time) -> Self;
 
+    /// Whether this is a loop's time. Inside a loop, operators exchange as usual and keep no
+    /// placement (`plan::placement` describes the outer scope).
+    const NESTED: bool;
+
     /// Each key with its accumulated difference (`count`); `placed` when each key already
     /// lies on the worker its hash places it on (`plan::placement`).
     fn count_keys<'s>(
@@ -39,10 +43,12 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
         placed: bool,
     ) -> VecCollection<'s, Self, (Row, Accums), isize>;
 
-    /// `rows` with each multiplicity mapped by `f` (`threshold`).
+    /// `rows` with each multiplicity mapped by `f` (`threshold`); `placed` when each row
+    /// already lies where the hash of its first column places it, and stays there.
     fn threshold_rows<'s>(
         rows: VecCollection<'s, Self, Row, isize>,
         f: fn(&Row, &isize) -> isize,
+        placed: bool,
     ) -> VecCollection<'s, Self, Row, isize>;
 
     fn render_letrec<'s>(
@@ -59,6 +65,8 @@ impl RenderTime for Time {
         ms
     }
 
+    const NESTED: bool = false;
+
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,
         placed: bool,
@@ -69,8 +77,13 @@ impl RenderTime for Time {
     fn threshold_rows<'s>(
         rows: VecCollection<'s, Self, Row, isize>,
         f: fn(&Row, &isize) -> isize,
+        placed: bool,
     ) -> VecCollection<'s, Self, Row, isize> {
-        super::arrange::by_self(rows, "Arrange: ThresholdTotal").threshold_total(f)
+        let name = "Arrange: ThresholdTotal";
+        match placed {
+            true => super::prefix::arrange_in_place(rows, name).threshold_total(f),
+            false => super::arrange::by_self(rows, name).threshold_total(f),
+        }
     }
 
     fn render_letrec<'s>(
@@ -137,6 +150,8 @@ impl RenderTime for Product<Time, u64> {
         Product::new(ms, 0)
     }
 
+    const NESTED: bool = true;
+
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,
         _placed: bool,
@@ -148,6 +163,7 @@ impl RenderTime for Product<Time, u64> {
     fn threshold_rows<'s>(
         rows: VecCollection<'s, Self, Row, isize>,
         f: fn(&Row, &isize) -> isize,
+        _placed: bool,
     ) -> VecCollection<'s, Self, Row, isize> {
         rows.threshold_named("Threshold", f)
     }

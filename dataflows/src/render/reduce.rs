@@ -64,7 +64,12 @@ fn distinct_keys<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) ->
     let key = crate::expr::RowExprs::new(r.key.clone());
     let (keys, errs) = ctx.map_rows(&r.input, Box::new(move |row| Some(key.eval(row))));
     let (keys, key_errs) = split(keys);
-    Bundle::new(super::threshold::distinct(keys), errs.concat(key_errs))
+    // Keys that start with their rows' first column lie where that column places them.
+    let placed = !T::NESTED && crate::plan::placement::leads_in_place(&r.input, &r.key);
+    Bundle::new(
+        super::threshold::distinct_placed(keys, placed),
+        errs.concat(key_errs),
+    )
 }
 
 /// The value of an aggregate over no rows.
