@@ -14,7 +14,7 @@
 //! Debug builds check every row connected in place (`render::prefix::check_placed`), so the
 //! oracle tests with two and three workers check these rules.
 
-use super::join::JoinKind;
+use super::join::{JoinKind, JoinPlan};
 use super::Plan;
 use crate::expr::ScalarExpr;
 
@@ -68,10 +68,21 @@ pub fn leads_in_place(input: &Plan, key: &[ScalarExpr]) -> bool {
     key.first() == Some(&ScalarExpr::Column(0)) && placed(input)
 }
 
+/// Whether the matches of join `j` lie where a group key of one column of theirs places them:
+/// that column (on the right side when `.0`, at position `.1` there) is the join's key of one
+/// column, so each match is made on the worker of the group's value (the running totals
+/// computed in a join's output, `render::accumulate::render_over_join`).
+pub fn join_groups_in_place(j: &JoinPlan, (right, col): (bool, usize)) -> bool {
+    let (own, other) = match right {
+        false => (&j.left_key, &j.right_key),
+        true => (&j.right_key, &j.left_key),
+    };
+    other.len() == 1 && own.as_slice() == [ScalarExpr::Column(col)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::join::JoinPlan;
     use crate::plan::reduce::ReducePlan;
 
     fn get() -> Plan {
@@ -139,6 +150,20 @@ mod tests {
         assert!(!placed(&counted));
         // A longer join key: placed when a side lies by its first field.
         assert!(placed(&join(0, JoinKind::Inner, 2)));
+    }
+
+    #[test]
+    fn totals_over_a_join_lie_by_its_key_of_one_column() {
+        let Plan::Join(j) = join(1, JoinKind::Inner, 1) else {
+            unreachable!()
+        };
+        assert!(join_groups_in_place(&j, (false, 1)));
+        assert!(join_groups_in_place(&j, (true, 0)));
+        assert!(!join_groups_in_place(&j, (false, 0)));
+        let Plan::Join(j) = join(0, JoinKind::Inner, 2) else {
+            unreachable!()
+        };
+        assert!(!join_groups_in_place(&j, (false, 0)));
     }
 
     #[test]

@@ -410,11 +410,8 @@ fn render_over_join<'s, T: RenderTime>(
         })
     };
     let key: Vec<(bool, usize)> = r.key.iter().map(joined).collect::<Option<_>>()?;
-    // A match is made on its join key's worker: for a key of one column, where the key's
-    // value places it, which is where a group keyed by that same column belongs.
     let placed = match key.as_slice() {
-        [(false, c)] => j.right_key.len() == 1 && j.left_key == [ScalarExpr::Column(*c)],
-        [(true, c)] => j.left_key.len() == 1 && j.right_key == [ScalarExpr::Column(*c)],
+        [group] => placement::join_groups_in_place(j, *group),
         _ => false,
     };
     let args: Vec<(AggFunc, Option<(bool, usize)>)> = r

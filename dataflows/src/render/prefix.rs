@@ -133,20 +133,13 @@ pub fn arrange_by_first_column<'s>(
 ) -> RowArranged<'s, Time> {
     use super::arrange::KeyBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
-    let pairs = rows.map(|row| (row, ()));
     if placed {
-        let pairs = check_placed(pairs, |(row, ())| row.placement_hash());
-        return arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
-            pairs.inner,
-            Pipeline,
-            name,
-            KeyBatcher::new,
-        );
+        return arrange_in_place(rows, name);
     }
     let exchange =
         Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.placement_hash());
     arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
-        pairs.inner,
+        rows.map(|row| (row, ())).inner,
         exchange,
         name,
         KeyBatcher::new,
