@@ -752,6 +752,34 @@ fn a_cluster_restarted_after_a_loss_recovers_from_process_0s_data_directory() {
     c.stop();
 }
 
+/// A Nexmark generator read by two processes of one worker each makes the same events as one
+/// process of two workers: each worker makes its stride of one sequence, wherever it runs.
+#[test]
+fn a_generator_is_read_across_processes_as_in_one() {
+    let _serial = serial();
+    let sql = "CREATE SOURCE bids FROM GENERATOR NEXMARK (stream = 'bid', events = 100000, base_time = 1700000000000);
+         CREATE VIEW per_auction AS SELECT auction, count(*) AS n, max(price) AS top FROM bids GROUP BY auction;
+         CREATE VIEW per_second AS SELECT date_trunc('second', date_time) AS s, count(*) AS n FROM bids GROUP BY 1";
+    let c = cluster(2, 1);
+    let single = Server::start(&["--workers", "2"]);
+    for s in [&c.server, &single] {
+        s.sql_ok(sql);
+        s.wait_ready(Duration::from_secs(120));
+    }
+    for view in ["per_auction", "per_second"] {
+        let (got, want) = (c.server.rows(view), single.rows(view));
+        assert!(!want.is_empty(), "{view} has rows");
+        assert_eq!(got, want, "{view}:\n{}", diff(&want, &got));
+    }
+    let status = c.server.connector_status("sources", "bids");
+    assert_eq!(status["rows"], 100_000, "{status}");
+    assert_eq!(
+        rows_of(&c.server, "SELECT count(*) FROM bids"),
+        rows_of(&single, "SELECT count(*) FROM bids")
+    );
+    c.stop();
+}
+
 /// A Kafka topic with event time, read by every process of a 2-process cluster: each process
 /// reads its partitions, the view equals one process's and the oracle, and no record is late.
 #[test]
