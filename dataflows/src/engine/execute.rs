@@ -878,12 +878,12 @@ pub(crate) fn write_rows(
     let item = table_item(coord, table)?.clone();
     let id = item.id;
     let schema = item.schema.clone();
-    let mut checked = Vec::with_capacity(updates.len());
-    for (i, (row, diff)) in updates.into_iter().enumerate() {
-        checked.push((
-            conform(&schema, row).map_err(|e| Error::InvalidData(format!("row {}: {e}", i + 1)))?,
-            diff,
-        ));
+    // Checked in place: a write's rows are not copied on their way to the workers.
+    let mut checked = updates;
+    for (i, (row, _)) in checked.iter_mut().enumerate() {
+        let given = std::mem::take(row);
+        *row = conform(&schema, given)
+            .map_err(|e| Error::InvalidData(format!("row {}: {e}", i + 1)))?;
     }
     if checked.iter().any(|(_, d)| *d < 0) {
         // Deletes must match rows that exist (with enough multiplicity): the workers seek to
