@@ -12,6 +12,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
 use ordered_float::OrderedFloat;
 use serde::{Deserialize, Serialize};
 
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::{Decimal, RoundingStrategy};
+
 use crate::error::EvalError;
 
 /// Microseconds in one day.
@@ -30,6 +33,8 @@ pub enum DataType {
     Date,
     /// A duration in microseconds.
     Interval,
+    /// An exact decimal (up to 28 digits after the point, 96-bit mantissa).
+    Numeric,
     /// The type of a bare `NULL` literal before it meets a context.
     Null,
 }
@@ -45,13 +50,14 @@ impl DataType {
             DataType::Timestamp => "timestamp",
             DataType::Date => "date",
             DataType::Interval => "interval",
+            DataType::Numeric => "numeric",
             DataType::Null => "null",
         }
     }
 
     /// Whether values of this type are numbers.
     pub fn is_numeric(&self) -> bool {
-        matches!(self, DataType::Int | DataType::Float)
+        matches!(self, DataType::Int | DataType::Float | DataType::Numeric)
     }
 }
 
@@ -72,6 +78,9 @@ pub enum Value {
     Timestamp(i64),
     Date(i32),
     Interval(i64),
+    /// Always normalized (no trailing zeros after the point), so that equal numbers are equal
+    /// values with equal encodings: build through [`Value::numeric`].
+    Numeric(Decimal),
 }
 
 impl Value {
@@ -81,6 +90,11 @@ impl Value {
 
     pub fn float(f: f64) -> Value {
         Value::Float(OrderedFloat(f))
+    }
+
+    /// A numeric value, normalized (see [`Value::Numeric`]).
+    pub fn numeric(d: Decimal) -> Value {
+        Value::Numeric(d.normalize())
     }
 
     pub fn is_null(&self) -> bool {
@@ -98,6 +112,7 @@ impl Value {
             Value::Timestamp(_) => DataType::Timestamp,
             Value::Date(_) => DataType::Date,
             Value::Interval(_) => DataType::Interval,
+            Value::Numeric(_) => DataType::Numeric,
         }
     }
 
@@ -125,6 +140,24 @@ impl Value {
                 Value::Int(r as i64)
             }
             (Value::Bool(b), DataType::Int) => Value::Int(*b as i64),
+            (Value::Int(i), DataType::Numeric) => Value::numeric(Decimal::from(*i)),
+            (Value::Numeric(d), DataType::Int) => d
+                .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
+                .to_i64()
+                .map(Value::Int)
+                .ok_or_else(|| EvalError::Overflow("bigint".into()))?,
+            (Value::Float(f), DataType::Numeric) => {
+                if !f.0.is_finite() {
+                    return Err(bad());
+                }
+                Value::numeric(
+                    Decimal::from_f64(f.0).ok_or_else(|| EvalError::Overflow("numeric".into()))?,
+                )
+            }
+            (Value::Numeric(d), DataType::Float) => Value::float(
+                d.to_f64()
+                    .ok_or_else(|| EvalError::Overflow("double precision".into()))?,
+            ),
             (Value::Int(i), DataType::Bool) => Value::Bool(*i != 0),
             (v, DataType::Text) => Value::text(&v.to_string()),
             (Value::Text(s), t) => parse_text(s.trim(), t).ok_or_else(bad)?,
@@ -144,6 +177,7 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
+            // A string, as exact as the value (a JSON number is a double to most readers).
             Value::Float(f) => serde_json::Number::from_f64(f.0)
                 .map(serde_json::Value::Number)
                 .unwrap_or_else(|| serde_json::Value::String(f.0.to_string())),
@@ -160,6 +194,11 @@ impl Value {
             (J::Bool(b), DataType::Bool) => Value::Bool(*b),
             (J::Number(n), DataType::Int) => Value::Int(n.as_i64().ok_or_else(mismatch)?),
             (J::Number(n), DataType::Float) => Value::float(n.as_f64().ok_or_else(mismatch)?),
+            // The number as written (serde_json keeps integers exact and other numbers as the
+            // shortest decimal that reads back as the same double).
+            (J::Number(n), DataType::Numeric) => {
+                parse_numeric(&n.to_string()).ok_or_else(mismatch)?
+            }
             (J::Number(n), DataType::Timestamp) => {
                 Value::Timestamp(n.as_i64().ok_or_else(mismatch)?.saturating_mul(1000))
             }
@@ -184,8 +223,18 @@ pub fn parse_text(s: &str, ty: DataType) -> Option<Value> {
         DataType::Timestamp => Value::Timestamp(parse_timestamp(s)?),
         DataType::Date => Value::Date(parse_date(s)?),
         DataType::Interval => Value::Interval(parse_interval(s)?),
+        DataType::Numeric => parse_numeric(s)?,
         DataType::Null => return None,
     })
+}
+
+/// Parses a decimal (`12.5`, `-0.001`, `1e6`); `None` when it does not parse or does not fit.
+pub fn parse_numeric(s: &str) -> Option<Value> {
+    let d = match s.contains(['e', 'E']) {
+        true => Decimal::from_scientific(s).ok()?,
+        false => Decimal::from_str_exact(s).ok()?,
+    };
+    Some(Value::numeric(d))
 }
 
 /// Microseconds since the epoch at the start of day `d` (`None` past the timestamp range).
@@ -330,6 +379,7 @@ impl fmt::Display for Value {
                 }
             }
             Value::Interval(us) => fmt_interval(*us, f),
+            Value::Numeric(d) => write!(f, "{d}"),
         }
     }
 }

@@ -11,8 +11,8 @@
 //! server and compares), printed as described below.
 //!
 //! Conventions of the files:
-//! - Column types: `I` bigint, `R` double precision, `T` everything else (text, boolean,
-//!   timestamp, date, interval). They are checked.
+//! - Column types: `I` bigint, `R` double precision and numeric, `T` everything else (text,
+//!   boolean, timestamp, date, interval). They are checked.
 //! - Values print as `Value`'s `Display`: NULL as `NULL`, booleans `true`/`false`, floats with
 //!   at least one decimal (`2.0`), the empty string as `(empty)`.
 //! - Leading whitespace of a value is significant (EXPLAIN output is one row per plan line,
@@ -81,7 +81,7 @@ impl Drop for Freshet {
 fn column_type(ty: DataType) -> DefaultColumnType {
     match ty {
         DataType::Int => DefaultColumnType::Integer,
-        DataType::Float => DefaultColumnType::FloatingPoint,
+        DataType::Float | DataType::Numeric => DefaultColumnType::FloatingPoint,
         _ => DefaultColumnType::Text,
     }
 }

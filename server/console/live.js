@@ -174,8 +174,9 @@ export class LiveChart {
     const by = this.seriesSelect.value === "" ? null : Number(this.seriesSelect.value);
     const values = new Map();
     for (const { row, count } of rows.values()) {
-      const v = row[y];
-      if (typeof v !== "number") continue;
+      // numeric values arrive as strings (exact); the chart plots them as numbers.
+      const v = typeof row[y] === "string" ? Number(row[y]) : row[y];
+      if (typeof v !== "number" || Number.isNaN(v)) continue;
       const name = by === null ? "total" : String(row[by]);
       values.set(name, (values.get(name) ?? 0) + v * count);
     }

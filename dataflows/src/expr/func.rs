@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ScalarExpr;
 use crate::error::EvalError;
+use rust_decimal::{Decimal, RoundingStrategy};
+
 use crate::value::{DataType, Value, MICROS_PER_DAY};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,14 +136,32 @@ impl UnaryFunc {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(overflow)?),
                 Value::Float(f) => Value::float(-f.0),
                 Value::Interval(i) => Value::Interval(i.checked_neg().ok_or_else(overflow)?),
+                Value::Numeric(d) => Value::numeric(-d),
                 other => return Err(type_error("unary minus", &other)),
             },
             Cast(ty) => v.cast(*ty)?,
             Abs => match v {
                 Value::Int(i) => Value::Int(i.checked_abs().ok_or_else(overflow)?),
                 Value::Float(f) => Value::float(f.0.abs()),
+                Value::Numeric(d) => Value::numeric(d.abs()),
                 other => return Err(type_error("abs", &other)),
             },
+            Floor | Ceil | Round | Sign if matches!(v, Value::Numeric(_)) => {
+                let Value::Numeric(d) = v else {
+                    unreachable!("matched above")
+                };
+                Value::numeric(match self {
+                    Floor => d.floor(),
+                    Ceil => d.ceil(),
+                    // As PostgreSQL rounds numeric: half away from zero.
+                    Round => d.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero),
+                    _ => match d.is_zero() {
+                        true => Decimal::ZERO,
+                        false if d.is_sign_negative() => Decimal::NEGATIVE_ONE,
+                        false => Decimal::ONE,
+                    },
+                })
+            }
             Floor | Ceil | Round | Sqrt | Ln | Exp | Sign => {
                 if let (Value::Int(i), Floor | Ceil | Round) = (&v, self) {
                     return Ok(Value::Int(*i));
@@ -189,6 +209,29 @@ impl UnaryFunc {
             IsNull | IsNotNull | IsTrue | IsFalse => unreachable!("handled above"),
         })
     }
+}
+
+/// `round(x, places)` on a decimal, half away from zero; negative places round to tens,
+/// hundreds, … as PostgreSQL does.
+fn round_decimal(x: Decimal, places: i64) -> Result<Value, EvalError> {
+    let overflow = || EvalError::Overflow("numeric".into());
+    if places >= 0 {
+        let places = places.min(Decimal::MAX_SCALE as i64) as u32;
+        return Ok(Value::numeric(x.round_dp_with_strategy(
+            places,
+            RoundingStrategy::MidpointAwayFromZero,
+        )));
+    }
+    // Past 28 places every decimal rounds to zero.
+    if places < -28 {
+        return Ok(Value::numeric(Decimal::ZERO));
+    }
+    let unit = Decimal::from_i128_with_scale(10i128.pow((-places) as u32), 0);
+    let scaled = x.checked_div(unit).ok_or_else(overflow)?;
+    let rounded = scaled.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+    Ok(Value::numeric(
+        rounded.checked_mul(unit).ok_or_else(overflow)?,
+    ))
 }
 
 fn timestamp_of(v: &Value) -> Result<i64, EvalError> {
@@ -339,6 +382,12 @@ impl BinaryFunc {
                 }
                 checked_float(x.powf(y))?
             }
+            RoundTo if matches!(a, Value::Numeric(_)) => {
+                let (Value::Numeric(x), Value::Int(places)) = (&a, &b) else {
+                    return Err(type_error("round", &b));
+                };
+                round_decimal(*x, *places)?
+            }
             RoundTo => {
                 let x = num(&a).ok_or_else(|| type_error("round", &a))?;
                 let Value::Int(d) = b else {
@@ -402,9 +451,31 @@ impl BinaryFunc {
     }
 }
 
+/// Exact arithmetic on two decimals: overflow past 96 bits of mantissa is an error; a result
+/// with more than 28 digits after the point is rounded there.
+fn decimal_arith(f: &BinaryFunc, x: Decimal, y: Decimal) -> Result<Value, EvalError> {
+    use BinaryFunc::*;
+    let overflow = || EvalError::Overflow("numeric".into());
+    if matches!(f, Div | Mod) && y.is_zero() {
+        return Err(EvalError::DivisionByZero);
+    }
+    let r = match f {
+        Add => x.checked_add(y),
+        Sub => x.checked_sub(y),
+        Mul => x.checked_mul(y),
+        Div => x.checked_div(y),
+        Mod => x.checked_rem(y),
+        _ => unreachable!("arith"),
+    };
+    Ok(Value::numeric(r.ok_or_else(overflow)?))
+}
+
 fn arith(f: &BinaryFunc, a: Value, b: Value) -> Result<Value, EvalError> {
     use BinaryFunc::*;
     Ok(match (a, b) {
+        (Value::Numeric(x), Value::Numeric(y)) => decimal_arith(f, x, y)?,
+        (Value::Numeric(x), Value::Int(y)) => decimal_arith(f, x, Decimal::from(y))?,
+        (Value::Int(x), Value::Numeric(y)) => decimal_arith(f, Decimal::from(x), y)?,
         (Value::Int(x), Value::Int(y)) => Value::Int(match f {
             Add => x.checked_add(y).ok_or_else(overflow)?,
             Sub => x.checked_sub(y).ok_or_else(overflow)?,

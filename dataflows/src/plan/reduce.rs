@@ -29,6 +29,7 @@ impl AggFunc {
         match self {
             AggFunc::CountStar | AggFunc::Count => DataType::Int,
             AggFunc::Avg if arg == DataType::Interval => DataType::Interval,
+            AggFunc::Avg if arg == DataType::Numeric => DataType::Numeric,
             AggFunc::Avg => DataType::Float,
             AggFunc::Sum | AggFunc::Min | AggFunc::Max | AggFunc::Single => arg,
             AggFunc::StringAgg => DataType::Text,

@@ -337,6 +337,8 @@ struct Acc {
     count: i64,
     int: i128,
     float: f64,
+    /// A numeric sum; `None` once it overflowed (an error when read).
+    decimal: Option<rust_decimal::Decimal>,
     best: Option<Value>,
 }
 
@@ -348,6 +350,7 @@ impl Acc {
             count: 0,
             int: 0,
             float: 0.0,
+            decimal: Some(rust_decimal::Decimal::ZERO),
             best: None,
         }
     }
@@ -366,6 +369,9 @@ impl Acc {
                 self.int += *x as i128
             }
             (FrameFunc::Sum | FrameFunc::Avg, Value::Float(f)) => self.float += f.0,
+            (FrameFunc::Sum | FrameFunc::Avg, Value::Numeric(d)) => {
+                self.decimal = self.decimal.and_then(|s| s.checked_add(*d))
+            }
             (FrameFunc::Min, _) if self.best.as_ref().is_none_or(|b| v < b) => {
                 self.best = Some(v.clone())
             }
@@ -374,6 +380,11 @@ impl Acc {
             }
             _ => {}
         }
+    }
+
+    fn decimal_sum(&self) -> Result<rust_decimal::Decimal, EvalError> {
+        self.decimal
+            .ok_or_else(|| EvalError::Overflow("numeric".into()))
     }
 
     fn value(&self) -> Result<Value, EvalError> {
@@ -387,12 +398,18 @@ impl Acc {
                 DataType::Int => Value::Int(fits("bigint")?),
                 DataType::Interval => Value::Interval(fits("interval")?),
                 DataType::Float => Value::float(self.float),
+                DataType::Numeric => Value::numeric(self.decimal_sum()?),
                 _ => Value::Null,
             },
             FrameFunc::Avg => match self.arg {
                 DataType::Int => Value::float(self.int as f64 / self.count as f64),
                 DataType::Interval => Value::Interval((self.int / self.count as i128) as i64),
                 DataType::Float => Value::float(self.float / self.count as f64),
+                DataType::Numeric => Value::numeric(
+                    self.decimal_sum()?
+                        .checked_div(self.count.into())
+                        .ok_or_else(|| EvalError::Overflow("numeric".into()))?,
+                ),
                 _ => Value::Null,
             },
             FrameFunc::FirstValue

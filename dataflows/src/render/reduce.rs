@@ -220,6 +220,22 @@ fn aggregate_one<'a>(
                     }
                     Value::Int(s)
                 }
+                (DataType::Numeric, AggFunc::Sum | AggFunc::Avg) => {
+                    let overflow = || EvalError::Overflow("numeric".into());
+                    let mut s = rust_decimal::Decimal::ZERO;
+                    for (v, m) in &items {
+                        if let Value::Numeric(x) = v {
+                            s = x
+                                .checked_mul((*m).into())
+                                .and_then(|p| s.checked_add(p))
+                                .ok_or_else(overflow)?;
+                        }
+                    }
+                    if a.func == AggFunc::Avg {
+                        s = s.checked_div(count.into()).ok_or_else(overflow)?;
+                    }
+                    Value::numeric(s)
+                }
                 (DataType::Interval, AggFunc::Avg) => {
                     let total: i128 = items
                         .iter()

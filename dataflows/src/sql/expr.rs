@@ -345,6 +345,12 @@ impl<'a> ExprBinder<'a> {
                 expr, data_type, ..
             } => {
                 let ty = sql_type(data_type)?;
+                // A number cast to numeric is read from its digits, not through a double.
+                if ty == DataType::Numeric {
+                    if let Some(v) = numeric_literal(expr) {
+                        return Ok((ScalarExpr::Literal(v), ct(ty, false)));
+                    }
+                }
                 let (x, t) = self.bind(expr)?;
                 Ok((x.call_unary(UnaryFunc::Cast(ty)), ct(ty, t.nullable)))
             }
@@ -872,27 +878,33 @@ impl<'a> ExprBinder<'a> {
         let first_ty = bound.first().map(|(_, t)| t.ty).unwrap_or(DataType::Null);
         match name {
             "abs" => unary(UnaryFunc::Abs, first_ty, &mut bound, None),
-            "floor" | "ceil" | "ceiling" | "sign" => {
+            // On numeric, exact and numeric; on other numbers, double precision.
+            "floor" | "ceil" | "ceiling" | "sign" | "round"
+                if name != "round" || bound.len() == 1 =>
+            {
                 let f = match name {
                     "floor" => UnaryFunc::Floor,
                     "sign" => UnaryFunc::Sign,
+                    "round" => UnaryFunc::Round,
                     _ => UnaryFunc::Ceil,
                 };
-                unary(f, DataType::Float, &mut bound, Some(DataType::Float))
+                let ty = match first_ty {
+                    DataType::Numeric => DataType::Numeric,
+                    _ => DataType::Float,
+                };
+                unary(f, ty, &mut bound, Some(ty))
             }
-            "round" if bound.len() == 1 => unary(
-                UnaryFunc::Round,
-                DataType::Float,
-                &mut bound,
-                Some(DataType::Float),
-            ),
             "round" if bound.len() == 2 => {
                 let (d, dt) = bound.pop().expect("two");
                 let (x, xt) = bound.pop().expect("two");
+                let ty = match xt.ty {
+                    DataType::Numeric => DataType::Numeric,
+                    _ => DataType::Float,
+                };
                 Ok((
-                    coerce(x, xt.ty, DataType::Float)
+                    coerce(x, xt.ty, ty)
                         .call_binary(BinaryFunc::RoundTo, coerce(d, dt.ty, DataType::Int)),
-                    ct(DataType::Float, nullable),
+                    ct(ty, nullable),
                 ))
             }
             "sqrt" | "ln" | "exp" => {
@@ -1104,6 +1116,25 @@ fn expect_bool(ty: DataType, what: &str) -> Result<()> {
         other => Err(Error::plan(format!(
             "argument of {what} must be type boolean, not type {other}"
         ))),
+    }
+}
+
+/// A number literal (in parentheses, with a sign) as an exact numeric, if `e` is one.
+fn numeric_literal(e: &Expr) -> Option<Value> {
+    match e {
+        Expr::Nested(inner) => numeric_literal(inner),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match numeric_literal(expr)? {
+            Value::Numeric(d) => Some(Value::numeric(-d)),
+            _ => None,
+        },
+        Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => crate::value::parse_numeric(n),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

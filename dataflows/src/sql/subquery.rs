@@ -614,6 +614,10 @@ fn stand_in(ty: DataType) -> Option<(Value, &'static str)> {
         DataType::Timestamp => (Value::Timestamp(0), "TIMESTAMP '1970-01-01 00:00:00'"),
         DataType::Date => (Value::Date(0), "DATE '1970-01-01'"),
         DataType::Interval => (Value::Interval(0), "INTERVAL '0 seconds'"),
+        DataType::Numeric => (
+            Value::numeric(rust_decimal::Decimal::ZERO),
+            "CAST(0 AS numeric)",
+        ),
         DataType::Null => return None,
     })
 }

@@ -22,6 +22,14 @@ pub fn sql_type(dt: &ast::DataType) -> Result<DataType> {
         "timestamp" | "timestamp without time zone" | "datetime" => DataType::Timestamp,
         "date" => DataType::Date,
         "interval" => DataType::Interval,
+        // A declared precision and scale would round and bound every value written, which
+        // freshet does not do yet: refused rather than ignored.
+        "numeric" | "decimal" if name.contains('(') => {
+            return Err(Error::unsupported(format!(
+                "type {name} (numeric with a precision or scale; plain numeric is supported)"
+            )))
+        }
+        "numeric" | "decimal" => DataType::Numeric,
         _ => return Err(Error::unsupported(format!("type {name}"))),
     })
 }
@@ -34,6 +42,9 @@ pub fn common_type(a: DataType, b: DataType) -> Option<DataType> {
         (Null, y) => y,
         (x, Null) => x,
         (Int, Float) | (Float, Int) => Float,
+        // As PostgreSQL: integers widen to numeric, numeric to double precision.
+        (Int, Numeric) | (Numeric, Int) => Numeric,
+        (Numeric, Float) | (Float, Numeric) => Float,
         (Timestamp, Date) | (Date, Timestamp) => Timestamp,
         (Text, y) => y,
         (x, Text) => x,

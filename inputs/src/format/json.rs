@@ -260,6 +260,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             DataType::Int => Ok(Value::Int(v)),
             DataType::Float => Ok(Value::float(v as f64)),
             DataType::Timestamp => Ok(Value::Timestamp(v.saturating_mul(1000))),
+            DataType::Numeric => Value::Int(v)
+                .cast(DataType::Numeric)
+                .map_err(|_| self.mismatch(&v)),
             _ => Err(self.mismatch(&v)),
         }
     }
@@ -268,6 +271,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         match i64::try_from(v) {
             Ok(i) => self.visit_i64(i),
             Err(_) if self.ty() == DataType::Float => Ok(Value::float(v as f64)),
+            Err(_) if self.ty() == DataType::Numeric => {
+                parse_text(&v.to_string(), DataType::Numeric).ok_or_else(|| self.mismatch(&v))
+            }
             Err(_) => Err(self.mismatch(&v)),
         }
     }
@@ -275,6 +281,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         match self.ty() {
             DataType::Float => Ok(Value::float(v)),
+            // The shortest decimal that reads back as this double: `12.34` stays 12.34. A
+            // number with more digits than a double holds loses them; a string keeps them all.
+            DataType::Numeric => Value::float(v)
+                .cast(DataType::Numeric)
+                .map_err(|_| self.mismatch(&v)),
             _ => Err(self.mismatch(&v)),
         }
     }
