@@ -22,6 +22,7 @@ with a relative tolerance of 1e-9; errors on both sides count as agreement.
 """
 import argparse
 import collections
+import itertools
 import json
 import os
 import random
@@ -40,13 +41,15 @@ RAW_OIDS = (16, 700, 701, 1700, 1114, 1184, 1082, 1186, 1083)
 RAW = psycopg2.extensions.new_type(RAW_OIDS, "RAW", lambda v, cur: v)
 psycopg2.extensions.register_type(RAW)
 
-INT, FLT, TXT, BOOL, TS, NUM = "int", "float", "text", "bool", "ts", "num"
+INT, FLT, TXT, BOOL, TS, NUM, DEC = "int", "float", "text", "bool", "ts", "num", "dec"
 # NUM: sum/avg of bigints (numeric in PostgreSQL, bigint/double in freshet): only compared and
 # projected, never divided.
-SQLTYPE = {INT: "bigint", FLT: "double precision", TXT: "text", BOOL: "boolean", TS: "timestamp"}
+# DEC: numeric columns and expressions (exact decimals on both sides).
+SQLTYPE = {INT: "bigint", FLT: "double precision", TXT: "text", BOOL: "boolean", TS: "timestamp",
+           DEC: "numeric"}
 TABLES = {
-    "t1": [("a", INT), ("b", INT), ("c", FLT), ("d", TXT), ("e", BOOL), ("f", TS)],
-    "t2": [("k", INT), ("x", INT), ("y", FLT), ("s", TXT), ("p", BOOL), ("ts", TS)],
+    "t1": [("a", INT), ("b", INT), ("c", FLT), ("d", TXT), ("e", BOOL), ("f", TS), ("g", DEC)],
+    "t2": [("k", INT), ("x", INT), ("y", FLT), ("s", TXT), ("p", BOOL), ("ts", TS), ("m", DEC)],
     "t3": [("k", INT), ("v", INT), ("w", TXT)],
 }
 INT_VALS = [-2, -1, 0, 1, 2, 3, 4, 5]
@@ -54,6 +57,7 @@ FLT_VALS = [-2.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.25, 3.0, 4.5]
 TXT_VALS = ["a", "b", "ab", "ba", "A", "B", "", "a b", "abc"]
 TS_VALS = ["2024-01-01 00:00:00", "2024-01-01 12:30:00", "2024-01-02 00:00:00",
            "2023-12-31 23:59:59", "2024-01-01 00:00:00.5"]
+DEC_VALS = ["-2.5", "-1", "0", "0.1", "0.25", "1.5", "3", "10.05", "0.001"]
 LIKE_PATS = ["'a%'", "'%b'", "'_'", "'a_%'", "'%'", "'%a%'", "'A%'", "''"]
 
 
@@ -70,6 +74,8 @@ def val_sql(v, ty):
         return "true" if v else "false"
     if ty == TS:
         return f"TIMESTAMP '{v}'"
+    if ty == DEC:
+        return f"CAST('{v}' AS numeric)"
     raise ValueError(ty)
 
 
@@ -88,6 +94,7 @@ def lit_sql(v, ty):
 
 
 DEFAULT_LIT = {INT: "1", NUM: "1", FLT: "CAST(1.5 AS double precision)", TXT: "'a'", BOOL: "true",
+               DEC: "CAST('1.5' AS numeric)",
                TS: "TIMESTAMP '2024-01-01 00:00:00'"}
 
 
@@ -445,7 +452,8 @@ class Gen:
     def value(self, ty, null_p=0.15):
         if self.ch(null_p):
             return None
-        return self.pick({INT: INT_VALS, FLT: FLT_VALS, TXT: TXT_VALS, BOOL: [True, False], TS: TS_VALS}[ty])
+        return self.pick({INT: INT_VALS, FLT: FLT_VALS, TXT: TXT_VALS, BOOL: [True, False], TS: TS_VALS,
+                          DEC: DEC_VALS}[ty])
 
     def row(self, t):
         return tuple(self.value(ty) for _, ty in TABLES[t])
@@ -526,6 +534,20 @@ class Gen:
                 (lambda: fn("concat({0}, {1})", TXT, e(TXT), e(TXT)), 1),
                 (lambda: fn("CAST({0} AS text)", TXT, e(INT)), 1),
                 (lambda: fn("CAST({0} AS text)", TXT, e(self.pick([BOOL, FLT, TS]))), 0.3),
+            ] + common
+        elif ty == DEC:
+            def ddiv():
+                if not safe and self.ch(self.opts.div_col_p):
+                    return fn(self.pick(["({0} / {1})", "({0} % {1})"]), DEC, e(DEC), e(DEC))
+                return fn(self.pick(["({0} / {1})", "({0} % {1})"]), DEC, e(DEC),
+                          lit(self.pick(["CAST('0.5' AS numeric)", "CAST('3' AS numeric)", "2"]), DEC))
+            prods = [
+                (lambda: fn(self.pick(["({0} + {1})", "({0} - {1})"]), DEC, e(DEC), e(self.pick([DEC, INT]))), 4),
+                (lambda: fn("({0} * {1})", DEC, e(DEC, 0), e(self.pick([DEC, INT]), 0)), 2),
+                (ddiv, 1),
+                (lambda: fn(self.pick(["abs({0})", "floor({0})", "ceil({0})", "round({0})", "round({0}, 1)",
+                                       "(- {0})", "sign({0})"]), DEC, e(DEC)), 2),
+                (lambda: fn("CAST({0} AS numeric)", DEC, e(INT)), 1),
             ] + common
         elif ty == TS:
             prods = [
@@ -672,6 +694,9 @@ class Gen:
             opts += [("bool_and({0})", [BOOL]), ("bool_or({0})", [BOOL]), ("every({0})", [BOOL])]
         elif ty == TS:
             opts += [("min({0})", [TS]), ("max({0})", [TS])]
+        elif ty == DEC:
+            opts += [("sum({0})", [DEC]), ("avg({0})", [DEC]), ("min({0})", [DEC]), ("max({0})", [DEC]),
+                     ("sum(DISTINCT {0})", [DEC])]
         fmt, tys = self.pick(opts)
         args = [e(t) for t in tys]
         if filt:
@@ -680,7 +705,7 @@ class Gen:
         return agg(fmt, ty, *args)
 
     def agg_type(self, no_num=False):
-        ts = [(INT, 4), (FLT, 2), (TXT, 2), (BOOL, 1), (TS, 1)]
+        ts = [(INT, 4), (FLT, 2), (TXT, 2), (BOOL, 1), (TS, 1), (DEC, 1.5)]
         if not no_num:
             ts.append((NUM, 3))
         return self.wpick(ts)
@@ -1071,6 +1096,8 @@ class Gen:
                 opts += [f"NOT {c}"]
             elif ty == TS:
                 opts += [f"{c} + INTERVAL '1 hour'"]
+            elif ty == DEC:
+                opts += [f"{c} * 2", f"{c} + CAST('0.05' AS numeric)", f"- {c}"]
             sets.append(f"{c} = {self.pick(opts)}")
         return {"kind": "update", "table": t, "set": ", ".join(sets),
                 "where": R(self.dml_pred(t)) if self.ch(0.85) else None}
@@ -1122,9 +1149,11 @@ def canon_pg(v, oid):
     return cstr(str(v))
 
 
-def canon_fe(v):
+def canon_fe(v, ty=None):
     if v is None:
         return None
+    if ty == "numeric":
+        return cnum(v)
     if isinstance(v, bool):
         return ("b", v)
     if isinstance(v, (int, float)):
@@ -1311,13 +1340,16 @@ class Freshet:
             return Res(False, code=f"http_{st}", msg=str(j)[:300])
         res = j["results"][-1]
         rows = res.get("rows")
-        return Res(True, rows=[tuple(canon_fe(v) for v in r) for r in rows] if rows is not None else None)
+        tys = [c.get("type") for c in res.get("columns") or []]
+        return Res(True, rows=[tuple(canon_fe(v, t) for v, t in itertools.zip_longest(r, tys)) for r in rows]
+                   if rows is not None else None)
 
     def read(self, name, timeout=60):
         st, j = self._req("GET", f"/v1/views/{name}", timeout)
         if "error" in j:
             return Res(False, code=j["error"].get("code"), msg=j["error"].get("message"))
-        return Res(True, rows=[tuple(canon_fe(v) for v in r) for r in j["rows"]])
+        tys = [c.get("type") for c in j.get("columns") or []]
+        return Res(True, rows=[tuple(canon_fe(v, t) for v, t in itertools.zip_longest(r, tys)) for r in j["rows"]])
 
 
 class Pg:
