@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::DataType;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::value::{DataType, Value};
 
 /// One column: name, type and whether it may hold NULL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -11,6 +13,17 @@ pub struct Column {
     #[serde(rename = "type")]
     pub ty: DataType,
     pub nullable: bool,
+    /// A `numeric(precision, scale)` column's bounds, which every value written is fitted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numeric: Option<NumericBounds>,
+}
+
+/// The precision (digits in all) and scale (digits after the point) of a `numeric(p, s)`
+/// column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumericBounds {
+    pub precision: u8,
+    pub scale: u8,
 }
 
 impl Column {
@@ -19,7 +32,29 @@ impl Column {
             name: name.into(),
             ty,
             nullable,
+            numeric: None,
         }
+    }
+
+    /// `v` (of this column's type) as the column stores it: for `numeric(p, s)`, rounded to
+    /// `s` places (half away from zero) and refused when it then has more than `p - s` digits
+    /// before the point, as PostgreSQL does.
+    pub fn fit(&self, v: Value) -> Result<Value, String> {
+        let (Some(b), Value::Numeric(d)) = (self.numeric, &v) else {
+            return Ok(v);
+        };
+        let rounded =
+            d.round_dp_with_strategy(u32::from(b.scale), RoundingStrategy::MidpointAwayFromZero);
+        let whole_digits = u32::from(b.precision - b.scale);
+        let limit = Decimal::from_i128_with_scale(10i128.pow(whole_digits), 0);
+        if rounded.abs() >= limit {
+            return Err(format!(
+                "column \"{}\": numeric field overflow: a numeric({}, {}) value must be less \
+                 than 10^{whole_digits} in absolute value, found {d}",
+                self.name, b.precision, b.scale
+            ));
+        }
+        Ok(Value::numeric(rounded))
     }
 }
 

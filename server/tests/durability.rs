@@ -625,10 +625,28 @@ fn numeric_values_are_exact_over_http_and_after_restart() {
     assert_eq!(read["rows"], expected);
     let r = server.sql_ok("SELECT amount FROM pay WHERE amount < 1 ORDER BY amount");
     assert_eq!(r[0]["rows"], json!([["-0.3"], ["0.1"], ["0.2"]]));
+
+    // A numeric(6, 2) column rounds what is written to it and refuses what does not fit.
+    server.sql_ok("CREATE TABLE priced (p numeric(6, 2))");
+    let r = server.ingest(
+        "priced",
+        "application/x-ndjson",
+        "{\"p\": \"1.005\"}\n{\"p\": 2.675}\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = server.ingest("priced", "text/csv", "p\n1\n10000\n");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("numeric field overflow"), "{}", r.text);
+    let r = server.sql_ok("SELECT p FROM priced ORDER BY p");
+    assert_eq!(r[0]["rows"], json!([["1.01"], ["2.68"]]));
     server.kill_hard();
 
     let server = start(dir.path(), "1");
     assert_eq!(server.read("totals")["rows"], expected);
     let r = server.sql_ok("SELECT sum(amount) FROM pay WHERE id <= 2");
     assert_eq!(r[0]["rows"], json!([["0.3"]]));
+    // The column's bounds are kept in the catalog across the restart.
+    let r = server.sql("INSERT INTO priced VALUES (12345)");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("numeric field overflow"), "{}", r.text);
 }

@@ -1125,7 +1125,7 @@ fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
             if !c.nullable && null_in.is_none() {
                 null_in = Some(&c.name);
             }
-        } else if ty != c.ty {
+        } else if ty != c.ty || c.numeric.is_some() {
             needs_cast = true;
         }
     }
@@ -1148,7 +1148,7 @@ fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
             v.cast(c.ty)
                 .map_err(|e| format!("column \"{}\": {e}", c.name))?
         };
-        out.push(v);
+        out.push(c.fit(v)?);
     }
     Ok(Row::new(out))
 }

@@ -520,7 +520,7 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
             let mut columns = Vec::new();
             let mut primary_key = Vec::new();
             for (i, c) in ct.columns.iter().enumerate() {
-                let ty = types::sql_type(&c.data_type)?;
+                let (ty, numeric) = types::column_type(&c.data_type)?;
                 let mut nullable = true;
                 for o in &c.options {
                     let o = o.option.to_string().to_ascii_uppercase();
@@ -540,7 +540,10 @@ fn convert(s: ast::Statement, as_of: Option<u64>) -> Result<Statement> {
                         "column \"{name}\" specified more than once"
                     )));
                 }
-                columns.push(Column::new(name, ty, nullable));
+                columns.push(Column {
+                    numeric,
+                    ..Column::new(name, ty, nullable)
+                });
             }
             let schema = Schema::new(columns);
             for constraint in &ct.constraints {

@@ -4,6 +4,7 @@ use sqlparser::ast;
 
 use crate::error::{Error, Result};
 use crate::expr::{ScalarExpr, UnaryFunc};
+use crate::schema::NumericBounds;
 use crate::value::DataType;
 
 /// Maps a SQL type name to a freshet type.
@@ -22,16 +23,52 @@ pub fn sql_type(dt: &ast::DataType) -> Result<DataType> {
         "timestamp" | "timestamp without time zone" | "datetime" => DataType::Timestamp,
         "date" => DataType::Date,
         "interval" => DataType::Interval,
-        // A declared precision and scale would round and bound every value written, which
-        // freshet does not do yet: refused rather than ignored.
+        // Precision and scale bound a column's values (`column_type`); a cast to them is not
+        // supported: refused rather than ignored.
         "numeric" | "decimal" if name.contains('(') => {
             return Err(Error::unsupported(format!(
-                "type {name} (numeric with a precision or scale; plain numeric is supported)"
+                "type {name} outside a column definition (cast to numeric, then round)"
             )))
         }
         "numeric" | "decimal" => DataType::Numeric,
         _ => return Err(Error::unsupported(format!("type {name}"))),
     })
+}
+
+/// A column definition's type, with a `numeric(precision[, scale])`'s bounds.
+pub fn column_type(dt: &ast::DataType) -> Result<(DataType, Option<NumericBounds>)> {
+    let info = match dt {
+        ast::DataType::Numeric(info) | ast::DataType::Decimal(info) | ast::DataType::Dec(info) => {
+            info
+        }
+        _ => return Ok((sql_type(dt)?, None)),
+    };
+    let (precision, scale) = match info {
+        ast::ExactNumberInfo::None => return Ok((DataType::Numeric, None)),
+        ast::ExactNumberInfo::Precision(p) => (*p, 0),
+        ast::ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+    };
+    // freshet's numeric holds 28 digits for certain (a 96-bit mantissa).
+    if !(1..=28).contains(&precision) {
+        return Err(Error::plan(format!(
+            "NUMERIC precision {precision} must be between 1 and 28"
+        )));
+    }
+    let scale = u64::try_from(scale)
+        .ok()
+        .filter(|s| *s <= precision)
+        .ok_or_else(|| {
+            Error::plan(format!(
+                "NUMERIC scale {scale} must be between 0 and precision {precision}"
+            ))
+        })?;
+    Ok((
+        DataType::Numeric,
+        Some(NumericBounds {
+            precision: precision as u8,
+            scale: scale as u8,
+        }),
+    ))
 }
 
 /// The type both operands of a comparison or set operation are converted to.

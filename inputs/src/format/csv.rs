@@ -105,18 +105,55 @@ pub fn decode_field(schema: &Schema, i: usize, field: &str) -> Result<Value, Str
         return Ok(Value::Null);
     }
     let col = &schema.columns[i];
-    parse_text(field, col.ty).ok_or_else(|| {
+    let value = parse_text(field, col.ty).ok_or_else(|| {
         format!(
             "column \"{}\": invalid {} value \"{field}\"",
             col.name, col.ty
         )
-    })
+    })?;
+    col.fit(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use freshet_dataflows::{Column, DataType};
+
+    #[test]
+    fn numeric_fields_fit_their_columns_bounds() {
+        use freshet_dataflows::schema::NumericBounds;
+        let schema = Schema::new(vec![Column {
+            numeric: Some(NumericBounds {
+                precision: 4,
+                scale: 1,
+            }),
+            ..Column::new("price", DataType::Numeric, true)
+        }]);
+        let got = decode_with_header(
+            &schema,
+            b"price
+1.25
+-999.94
+",
+        )
+        .unwrap();
+        let text: Vec<String> = got.iter().map(|(r, _)| r.get(0).to_string()).collect();
+        assert_eq!(text, ["1.3", "-999.9"]);
+        let err = decode_with_header(
+            &schema,
+            b"price
+1
+999.95
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(
+            err.message.contains("numeric field overflow"),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn decodes_with_header_and_reports_lines() {

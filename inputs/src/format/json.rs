@@ -51,8 +51,9 @@ pub fn object_row(schema: &Schema, obj: &Map<String, serde_json::Value>) -> Resu
             .index_of(k)
             .ok_or_else(|| format!("unknown column \"{k}\""))?;
         let col = &schema.columns[i];
-        values[i] =
+        let value =
             Value::from_json(v, col.ty).map_err(|e| format!("column \"{}\": {e}", col.name))?;
+        values[i] = col.fit(value)?;
     }
     check_not_null(schema, &values)?;
     Ok(Row::new(values))
@@ -151,7 +152,8 @@ fn read_column<'de, A: MapAccess<'de>>(
     let i = schema
         .index_of(key)
         .ok_or_else(|| de::Error::custom(format!("unknown column \"{key}\"")))?;
-    values[i] = map.next_value_seed(ValueSeed { schema, column: i })?;
+    let value = map.next_value_seed(ValueSeed { schema, column: i })?;
+    values[i] = schema.columns[i].fit(value).map_err(de::Error::custom)?;
     Ok(())
 }
 
