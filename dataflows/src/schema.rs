@@ -14,7 +14,8 @@ pub struct Column {
     pub ty: DataType,
     pub nullable: bool,
     /// A `numeric(precision, scale)` column's bounds, which every value written is fitted to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Always serialized: commands cross processes in bincode, which has no absent fields.
+    #[serde(default)]
     pub numeric: Option<NumericBounds>,
 }
 

@@ -177,10 +177,11 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
-            // A string, as exact as the value (a JSON number is a double to most readers).
             Value::Float(f) => serde_json::Number::from_f64(f.0)
                 .map(serde_json::Value::Number)
                 .unwrap_or_else(|| serde_json::Value::String(f.0.to_string())),
+            // numeric too: a string is as exact as the value, where a JSON number is a
+            // double to most readers.
             other => serde_json::Value::String(other.to_string()),
         }
     }

@@ -379,6 +379,17 @@ fn matches_single_process_and_sqlite(processes: usize, workers: usize, seed: u64
     assert_eq!(acc, oracle.now("lj"));
     let acc = follow(&mut sub_late, &oracle, "dist", late_from.max(last), last);
     assert_eq!(acc, oracle.now("dist"));
+    // Exact decimals, with a column's bounds, spread over every process (the catalog reaches
+    // the peers in the commands, in bincode).
+    let numeric = "CREATE TABLE price (k bigint, p numeric(8, 2));
+         INSERT INTO price SELECT k, id * 0.005 FROM a;
+         CREATE VIEW priced AS SELECT k, sum(p) AS total, count(*) AS n FROM price GROUP BY k";
+    for s in servers {
+        s.sql_ok(numeric);
+    }
+    let totals = rows_of(&c.server, "SELECT * FROM priced");
+    assert!(!totals.is_empty(), "no numeric totals");
+    assert_eq!(totals, rows_of(&single, "SELECT * FROM priced"));
     c.server.assert_healthy();
     let catalog = c.server.get("/v1/catalog").json();
     assert_eq!(catalog["cluster"]["processes"], processes);
