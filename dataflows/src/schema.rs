@@ -41,6 +41,9 @@ impl Column {
     /// `s` places (half away from zero) and refused when it then has more than `p - s` digits
     /// before the point, as PostgreSQL does.
     pub fn fit(&self, v: Value) -> Result<Value, String> {
+        if self.fits(&v) {
+            return Ok(v);
+        }
         let (Some(b), Value::Numeric(d)) = (self.numeric, &v) else {
             return Ok(v);
         };
@@ -56,6 +59,20 @@ impl Column {
             ));
         }
         Ok(Value::numeric(rounded))
+    }
+
+    /// Whether `v` is already as [`Column::fit`] would store it, so a row of such values can be
+    /// kept as it is. Numerics are normalized (no trailing zeros), so one with at most `s`
+    /// places is unchanged by rounding to `s`.
+    pub fn fits(&self, v: &Value) -> bool {
+        let (Some(b), Value::Numeric(d)) = (self.numeric, v) else {
+            return true;
+        };
+        if d.scale() > u32::from(b.scale) {
+            return false;
+        }
+        let whole_digits = u32::from(b.precision - b.scale);
+        d.abs() < Decimal::from_i128_with_scale(10i128.pow(whole_digits), 0)
     }
 }
 

@@ -1113,6 +1113,7 @@ pub(crate) fn check_keys(
 fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
     // One pass over the tags: the column count is reported before a NULL in a NOT NULL column.
     let mut needs_cast = false;
+    let mut bounded = false;
     let mut null_in = None;
     let mut columns = schema.columns.iter();
     let mut found = 0;
@@ -1125,8 +1126,10 @@ fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
             if !c.nullable && null_in.is_none() {
                 null_in = Some(&c.name);
             }
-        } else if ty != c.ty || c.numeric.is_some() {
+        } else if ty != c.ty {
             needs_cast = true;
+        } else if c.numeric.is_some() {
+            bounded = true;
         }
     }
     if found != schema.len() {
@@ -1136,6 +1139,11 @@ fn conform(schema: &Schema, row: Row) -> std::result::Result<Row, String> {
         return Err(format!(
             "null value in column \"{name}\" violates not-null constraint"
         ));
+    }
+    // Bounded numerics the decoders already fitted (the usual case) are only checked.
+    if bounded && !needs_cast {
+        needs_cast = (schema.columns.iter().enumerate())
+            .any(|(i, c)| c.numeric.is_some() && !c.fits(&row.get(i)));
     }
     if !needs_cast {
         return Ok(row);
