@@ -1281,6 +1281,19 @@ const GLOBAL_MIN_MAX: Case = Case::new(
     &[&T1],
 );
 
+/// Only `min` and `max`: reduced through levels of buckets (`render/reduce.rs`).
+const GLOBAL_EXTREMES: Case = Case::new(
+    "global_extremes",
+    "SELECT min(x) AS lo, max(x) AS hi, max(c) AS hc, min(a) AS la FROM t1",
+    &[&T1],
+);
+
+const GROUP_BY_EXTREMES: Case = Case::new(
+    "group_by_extremes",
+    "SELECT a, min(x) AS lo, max(x) AS hi, max(c) AS hc FROM t1 GROUP BY a",
+    &[&T1],
+);
+
 const GLOBAL_AGGREGATES_OF_FILTER: Case = Case::new(
     "global_aggregates_of_filter",
     "SELECT count(*) AS n, sum(b) AS s, avg(x) AS ax FROM t1 WHERE a = 3",
@@ -1380,6 +1393,16 @@ fn global_aggregates() {
 #[test]
 fn global_min_max() {
     run_case(&GLOBAL_MIN_MAX);
+}
+
+#[test]
+fn global_extremes() {
+    run_case(&GLOBAL_EXTREMES);
+}
+
+#[test]
+fn group_by_extremes() {
+    run_case(&GROUP_BY_EXTREMES);
 }
 
 #[test]

@@ -311,3 +311,96 @@ fn writes_are_checked_against_the_columns_and_applied_whole_or_not_at_all() {
         ]
     );
 }
+
+/// `min` and `max` over large groups: without GROUP BY (`whole`, reduced through levels of
+/// buckets, `render/reduce.rs` `extremes_by_bucket`, each bucket holding many rows) and with
+/// it (`per`). The current extremes are deleted over and over, rows inserted beside them, with
+/// text, NULLs and ties; the views equal the extremes computed here at every step, with one
+/// and two workers.
+#[test]
+fn extremes_of_large_groups_follow_deletes() {
+    use freshet_dataflows::Row;
+    for workers in [1, 2] {
+        let engine = start(workers);
+        engine
+            .execute(
+                "CREATE TABLE t (g bigint, v bigint, s text);
+                 CREATE VIEW whole AS SELECT min(v) AS lo, max(v) AS hi, max(s) AS hs FROM t;
+                 CREATE VIEW per AS SELECT g, min(v) AS lo, max(v) AS hi, min(s) AS ls FROM t GROUP BY g",
+            )
+            .unwrap();
+        let row = |g: i64, v: i64| {
+            let s = if v % 7 == 0 {
+                Value::Null
+            } else {
+                Value::Text(format!("s{:05}", v % 1000).into())
+            };
+            Row::new(vec![Value::Int(g), Value::Int(v / 2), s])
+        };
+        // 20,000 rows in three groups, values repeated (v / 2) so extremes tie.
+        let mut live: Vec<(i64, i64)> = (0..20_000).map(|i| (i % 3, (i * 7919) % 20_011)).collect();
+        engine
+            .write("t", live.iter().map(|&(g, v)| (row(g, v), 1)).collect())
+            .unwrap();
+        for step in 0..30 {
+            // Delete the rows holding the current maximum and minimum of `v`, insert two.
+            let hi = live.iter().map(|&(_, v)| v / 2).max().unwrap();
+            let lo = live.iter().map(|&(_, v)| v / 2).min().unwrap();
+            let (gone, kept): (Vec<_>, Vec<_>) = live
+                .into_iter()
+                .partition(|&(_, v)| v / 2 == hi || v / 2 == lo);
+            live = kept;
+            let added = [(step % 3, 30_000 + step * 3), (1, step * 11 + 5)];
+            live.extend(added);
+            let mut updates: Vec<(Row, isize)> =
+                gone.iter().map(|&(g, v)| (row(g, v), -1)).collect();
+            updates.extend(added.iter().map(|&(g, v)| (row(g, v), 1)));
+            engine.write("t", updates).unwrap();
+
+            let text = |v: i64| (v % 7 != 0).then(|| format!("s{:05}", v % 1000));
+            let expect = |rows: &[(i64, i64)]| {
+                let lo = rows
+                    .iter()
+                    .map(|&(_, v)| v / 2)
+                    .min()
+                    .map_or(Value::Null, Value::Int);
+                let hi = rows
+                    .iter()
+                    .map(|&(_, v)| v / 2)
+                    .max()
+                    .map_or(Value::Null, Value::Int);
+                (lo, hi)
+            };
+            let (lo, hi) = expect(&live);
+            let hs = live.iter().filter_map(|&(_, v)| text(v)).max();
+            assert_eq!(
+                rows(&engine, "SELECT * FROM whole"),
+                vec![vec![
+                    lo,
+                    hi,
+                    hs.map_or(Value::Null, |s| Value::Text(s.into()))
+                ]],
+                "step {step}, {workers} workers"
+            );
+            let per: Vec<Vec<Value>> = (0..3)
+                .map(|g| {
+                    let group: Vec<_> = live.iter().copied().filter(|&(x, _)| x == g).collect();
+                    let (lo, hi) = expect(&group);
+                    let ls = group.iter().filter_map(|&(_, v)| text(v)).min();
+                    vec![
+                        Value::Int(g),
+                        lo,
+                        hi,
+                        ls.map_or(Value::Null, |s| Value::Text(s.into())),
+                    ]
+                })
+                .collect();
+            assert_eq!(
+                rows(&engine, "SELECT * FROM per ORDER BY g"),
+                per,
+                "step {step}"
+            );
+        }
+        engine.shutdown();
+    }
+}

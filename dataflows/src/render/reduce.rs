@@ -9,10 +9,13 @@ use std::collections::BTreeSet;
 
 use smallvec::SmallVec;
 
-use super::{split, Bundle, Context, RenderTime};
+use differential_dataflow::VecCollection;
+
+use super::{split, Bundle, Context, Errs, RenderTime};
 use crate::error::EvalError;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::plan::top_k::{compare_rows, OrderKey};
+use crate::plan::Diff;
 use crate::row::Row;
 use crate::value::{DataType, Value};
 
@@ -35,7 +38,12 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         &r.input,
         Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
     );
-    let (keyed, key_errs) = split(keyed);
+    let (mut keyed, mut key_errs) = split(keyed);
+    if r.global && r.aggregates.iter().all(is_extreme) {
+        let (partial, errs) = extremes_by_bucket(keyed, r.key.len(), &r.aggregates, &LEVELS);
+        keyed = partial;
+        key_errs = key_errs.concat(errs);
+    }
 
     let aggs = r.aggregates.clone();
     let reduced = super::arrange::reduce(
@@ -57,6 +65,82 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         oks = oks.concat(missing.map(move |_| defaults.clone()));
     }
     Bundle::new(oks, input_errs.concat(key_errs).concat(agg_errs))
+}
+
+/// The bucket counts of the levels [`extremes_by_bucket`] reduces through, each a divisor of
+/// the one before: the one group's `n` rows are recomputed from about `n / 4096` rows, then at
+/// most 64, then at most 64 again, where the plain reduce reads all `n` on every change.
+///
+/// Only without GROUP BY, where the one group holds every row. With a group key the plan
+/// cannot tell large groups from small ones, and a level costs the most where it saves
+/// nothing: small groups, and groups that change in bulk. Measured with GROUP BY (Nexmark, 4M
+/// events, two workers): these two levels took q4 (`max` per auction, a few bids each) from
+/// 7.2 to 11.3 s and q7 (`max` per 10-second window) from 8.4 to 10.0 s; one level of 64
+/// buckets took q4 from 6.9–7.6 to 8.8–9.8 s while taking a single-row write to a `max` over
+/// ten groups of 100,000 rows from 13.5 to 1.5 ms (docs/benchmarks.md, "min and max over a
+/// large group").
+const LEVELS: [u64; 2] = [1 << 12, 1 << 6];
+
+/// Whether `a` is `min` or `max` (no DISTINCT, which does not change them), whose value over a
+/// group is its value over the values of the group's parts.
+fn is_extreme(a: &AggregateExpr) -> bool {
+    matches!(a.func, AggFunc::Min | AggFunc::Max) && a.extra.is_empty()
+}
+
+/// `min` and `max` without GROUP BY reduced in levels: the group's rows are spread over `levels[0]` buckets
+/// by their hash, each bucket reduced to its extremes, then over `levels[1]` buckets of those,
+/// and so on; the pairs returned (group key, extremes) go to the group's own reduce.
+/// Differential's reduce recomputes a changed group from all its rows, so a plain `max` over a
+/// million rows reads a million rows for every write that touches it (about 140 ms in
+/// `freshet serve` with two workers); through the levels a write reads a bucket's rows and at
+/// most as many partial results as the next level has buckets. Each level's rows have one
+/// column per aggregate, like the input's, so the same [`aggregate_fields`] computes every
+/// level. The buckets of one group also spread over the workers, where a group is otherwise
+/// reduced on one.
+fn extremes_by_bucket<'s, T: RenderTime>(
+    keyed: VecCollection<'s, T, (Row, Row), Diff>,
+    key_len: usize,
+    aggs: &[AggregateExpr],
+    levels: &[u64],
+) -> (VecCollection<'s, T, (Row, Row), Diff>, Errs<'s, T>) {
+    use differential_dataflow::Hashable;
+    let with_bucket =
+        |key: &Row, bucket: u64| key.concat(&Row::new(vec![Value::Int(bucket as i64)]));
+    let first = levels[0] - 1;
+    let mut stage = keyed.map(move |(k, v)| (with_bucket(&k, v.hashed() & first), v));
+    let mut errs = Vec::new();
+    for (level, next) in levels.iter().skip(1).map(Some).chain([None]).enumerate() {
+        let aggs = aggs.to_vec();
+        let reduced = super::arrange::reduce(
+            stage,
+            &format!("Reduce: extremes of buckets, level {}", level + 1),
+            move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
+                out.push((aggregate_fields(&aggs, vals), 1));
+            },
+        )
+        .map(|(k, res)| res.map(|v| (k, v)));
+        let (oks, level_errs) = split(reduced);
+        errs.push(level_errs);
+        stage = match next {
+            Some(&buckets) => oks.map(move |(k, v)| {
+                // A bucket key ends with its bucket, an integer.
+                let bucket = match k.get(key_len) {
+                    Value::Int(b) => b,
+                    _ => 0,
+                };
+                (
+                    with_bucket(&k.prefix(key_len), bucket as u64 & (buckets - 1)),
+                    v,
+                )
+            }),
+            None => oks.map(move |(k, v)| (k.prefix(key_len), v)),
+        };
+    }
+    let errs = errs
+        .into_iter()
+        .reduce(|a, b| a.concat(b))
+        .expect("at least one level");
+    (stage, errs)
 }
 
 /// GROUP BY without aggregates: each group's key once, a threshold on the keys (Nexmark q8's
