@@ -1288,6 +1288,13 @@ const GLOBAL_EXTREMES: Case = Case::new(
     &[&T1],
 );
 
+/// `min`/`max` beside counts and a float sum: partial counts and sums ride the levels.
+const GLOBAL_EXTREMES_AND_TOTALS: Case = Case::new(
+    "global_extremes_and_totals",
+    "SELECT max(b) AS hi, count(*) AS n, count(c) AS nc, sum(b) AS sb, sum(x) AS sx, min(c) AS lc FROM t1",
+    &[&T1],
+);
+
 const GROUP_BY_EXTREMES: Case = Case::new(
     "group_by_extremes",
     "SELECT a, min(x) AS lo, max(x) AS hi, max(c) AS hc FROM t1 GROUP BY a",
@@ -1398,6 +1405,11 @@ fn global_min_max() {
 #[test]
 fn global_extremes() {
     run_case(&GLOBAL_EXTREMES);
+}
+
+#[test]
+fn global_extremes_and_totals() {
+    run_case(&GLOBAL_EXTREMES_AND_TOTALS);
 }
 
 #[test]

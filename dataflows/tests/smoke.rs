@@ -312,8 +312,8 @@ fn writes_are_checked_against_the_columns_and_applied_whole_or_not_at_all() {
     );
 }
 
-/// `min` and `max` over large groups: without GROUP BY (`whole`, reduced through levels of
-/// buckets, `render/reduce.rs` `extremes_by_bucket`, each bucket holding many rows) and with
+/// `min` and `max` over large groups, alone and beside counts and sums: without GROUP BY (`whole`, reduced through levels of
+/// buckets, `render/reduce.rs` `reduce_in_levels`, each bucket holding many rows) and with
 /// it (`per`). The current extremes are deleted over and over, rows inserted beside them, with
 /// text, NULLs and ties; the views equal the extremes computed here at every step, with one
 /// and two workers.
@@ -326,6 +326,7 @@ fn extremes_of_large_groups_follow_deletes() {
             .execute(
                 "CREATE TABLE t (g bigint, v bigint, s text);
                  CREATE VIEW whole AS SELECT min(v) AS lo, max(v) AS hi, max(s) AS hs FROM t;
+                 CREATE VIEW totals AS SELECT max(v) AS hi, count(*) AS n, count(s) AS ns, sum(v) AS sv FROM t;
                  CREATE VIEW per AS SELECT g, min(v) AS lo, max(v) AS hi, min(s) AS ls FROM t GROUP BY g",
             )
             .unwrap();
@@ -377,10 +378,18 @@ fn extremes_of_large_groups_follow_deletes() {
                 rows(&engine, "SELECT * FROM whole"),
                 vec![vec![
                     lo,
-                    hi,
+                    hi.clone(),
                     hs.map_or(Value::Null, |s| Value::Text(s.into()))
                 ]],
                 "step {step}, {workers} workers"
+            );
+            let n = live.len() as i64;
+            let ns = live.iter().filter(|&&(_, v)| text(v).is_some()).count() as i64;
+            let sv: i64 = live.iter().map(|&(_, v)| v / 2).sum();
+            assert_eq!(
+                rows(&engine, "SELECT * FROM totals"),
+                vec![vec![hi, Value::Int(n), Value::Int(ns), Value::Int(sv)]],
+                "step {step}"
             );
             let per: Vec<Vec<Value>> = (0..3)
                 .map(|g| {
