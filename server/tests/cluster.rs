@@ -19,7 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{apply, diff, encode, sqlite_rows, Multiset, Server, Stream};
+use common::{apply, diff, encode, free_port, sqlite_rows, Multiset, Server, Stream};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -99,24 +99,6 @@ impl Drop for Peer {
             }
         } else {
             let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
-/// A port nobody listens on, below the kernel's ephemeral range (32768 and up on Linux): a
-/// port the kernel hands out for `:0` can be taken by any outgoing connection of a test
-/// running beside this one before it is bound again (a cluster test once waited 20 s for a
-/// process whose port was gone). Ports are taken in turn from a start that depends on the
-/// process, so two tests of one binary never get the same one.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 12_000) as u16;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20_000 + (start + n % 12_000) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
         }
     }
 }
