@@ -16,6 +16,7 @@ pub mod expr;
 pub mod plan;
 pub mod row;
 pub mod schema;
+pub mod sort_key;
 pub mod sql;
 pub mod value;
 

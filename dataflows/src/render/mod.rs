@@ -23,6 +23,7 @@ mod temporal;
 mod threshold;
 mod top_k;
 mod totals;
+pub mod walk;
 
 use std::collections::BTreeMap;
 

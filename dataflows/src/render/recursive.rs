@@ -15,10 +15,13 @@ use timely::dataflow::operators::core::OkErr;
 use timely::order::Product;
 
 use super::accumulate::Accums;
+use super::walk::Pick;
 use super::{Bundle, Context, Time};
 use crate::error::EvalError;
+use crate::plan::Diff;
 use crate::plan::{LocalId, Plan};
 use crate::row::Row;
+use crate::sort_key::SortKey;
 
 /// Rounds of recursion before a query is declared divergent.
 pub const MAX_ITERATIONS: u64 = 10_000;
@@ -58,6 +61,15 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
         step: &Plan,
         distinct: bool,
     ) -> Bundle<'s, Self>;
+
+    /// Rows keyed by group beside their sort keys, reduced to what `pick` takes from each
+    /// group by walking the groups in order (`render::walk`); `None` inside a loop, whose
+    /// times are not totally ordered (callers keep their `reduce` there).
+    fn walk<'s>(
+        pairs: VecCollection<'s, Self, (Row, (SortKey, Row)), Diff>,
+        pick: Pick,
+        name: &str,
+    ) -> Option<VecCollection<'s, Self, Row, Diff>>;
 }
 
 impl RenderTime for Time {
@@ -66,6 +78,14 @@ impl RenderTime for Time {
     }
 
     const NESTED: bool = false;
+
+    fn walk<'s>(
+        pairs: VecCollection<'s, Self, (Row, (SortKey, Row)), Diff>,
+        pick: Pick,
+        name: &str,
+    ) -> Option<VecCollection<'s, Self, Row, Diff>> {
+        Some(super::walk::render(pairs, pick, name))
+    }
 
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,
@@ -151,6 +171,14 @@ impl RenderTime for Product<Time, u64> {
     }
 
     const NESTED: bool = true;
+
+    fn walk<'s>(
+        _pairs: VecCollection<'s, Self, (Row, (SortKey, Row)), Diff>,
+        _pick: Pick,
+        _name: &str,
+    ) -> Option<VecCollection<'s, Self, Row, Diff>> {
+        None
+    }
 
     fn count_keys<'s>(
         keys: VecCollection<'s, Self, Row, Accums>,

@@ -11,12 +11,14 @@ use smallvec::SmallVec;
 
 use differential_dataflow::VecCollection;
 
+use super::walk::Pick;
 use super::{split, Bundle, Context, Errs, RenderTime};
 use crate::error::EvalError;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::plan::top_k::{compare_rows, OrderKey};
 use crate::plan::Diff;
 use crate::row::Row;
+use crate::sort_key::SortKey;
 use crate::value::{DataType, Value};
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
@@ -39,6 +41,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
     );
     let (mut keyed, mut key_errs) = split(keyed);
+    if let Some(oks) = extremes_walked::<T>(keyed.clone(), r) {
+        return Bundle::new(oks, input_errs.concat(key_errs));
+    }
     let mut aggs = r.aggregates.clone();
     if let Some(combine) = combined_in_levels(r) {
         let (partial, errs) = reduce_in_levels(keyed, r.key.len(), &aggs, &combine, &LEVELS);
@@ -163,6 +168,46 @@ fn reduce_in_levels<'s, T: RenderTime>(
         .reduce(|a, b| a.concat(b))
         .expect("at least one level");
     (stage, errs)
+}
+
+/// GROUP BY whose aggregates are all `min` and `max`: each group's rows arranged by each
+/// aggregate's argument in its order (one arrangement, each aggregate's values led by its
+/// index), and each changed group's extremes found by walking from its first values
+/// (`render::walk`), so a write to a large group reads a value or two, not the group. `None`
+/// without GROUP BY (the levels spread the one group over the workers), inside loops, and
+/// for other aggregates.
+fn extremes_walked<'s, T: RenderTime>(
+    keyed: VecCollection<'s, T, (Row, Row), Diff>,
+    r: &ReducePlan,
+) -> Option<VecCollection<'s, T, Row, Diff>> {
+    let extremes = !r.global
+        && !T::NESTED
+        && (1..=usize::from(u8::MAX)).contains(&r.aggregates.len())
+        && (r.aggregates.iter())
+            .all(|a| a.extra.is_empty() && matches!(a.func, AggFunc::Min | AggFunc::Max));
+    if !extremes {
+        return None;
+    }
+    let orders: Vec<[OrderKey; 1]> = (r.aggregates.iter())
+        .map(|a| {
+            [OrderKey {
+                column: 0,
+                desc: a.func == AggFunc::Max,
+                nulls_first: false,
+            }]
+        })
+        .collect();
+    let count = orders.len();
+    let pairs = keyed.flat_map(move |(key, args)| {
+        let fields = args.fields();
+        (orders.iter().zip(fields.iter()).enumerate())
+            .map(|(i, (order, field))| {
+                let sort = SortKey::of(&[i as u8], &[field], order);
+                (key.clone(), (sort, Row::from_fields([Some(*field)])))
+            })
+            .collect::<SmallVec<[_; 4]>>()
+    });
+    T::walk(pairs, Pick::Extremes { count }, "Reduce: extremes")
 }
 
 /// GROUP BY without aggregates: each group's key once, a threshold on the keys (Nexmark q8's

@@ -3,10 +3,12 @@
 //! Each group's rows are re-ranked when the group changes. Large single groups would benefit
 //! from a hierarchy of partial top-k's (as Materialize builds); the benchmark says when.
 
+use super::walk::Pick;
 use super::{Bundle, Context, RenderTime};
 use crate::error::EvalError;
 use crate::plan::top_k::{compare_fields, OrderKey, RankKind, TopKPlan};
 use crate::row::Row;
+use crate::sort_key::SortKey;
 use crate::value::Value;
 use smallvec::SmallVec;
 
@@ -18,6 +20,19 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, t: &TopKPlan) -> Bund
     let group_key = t.group_key.clone();
     let order = t.order.clone();
     let (limit, offset) = (t.limit, t.offset);
+    // With a limit, a write reads the rows up to it, not its whole group (`render::walk`).
+    if let (Some(limit), false) = (limit, T::NESTED) {
+        let pairs = input.oks.clone().map(move |row| {
+            let sort = SortKey::of(&[], &row.fields(), &order);
+            (row.project(&group_key), (sort, row))
+        });
+        let pick = Pick::First { offset, limit };
+        if let Some(oks) = T::walk(pairs, pick, "TopK") {
+            return Bundle::new(oks, input.errs);
+        }
+    }
+    let order = t.order.clone();
+    let group_key = t.group_key.clone();
     let oks = super::arrange::reduce(
         input.oks.map(move |row| (row.project(&group_key), row)),
         "TopK",
