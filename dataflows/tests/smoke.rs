@@ -65,33 +65,35 @@ fn tables_views_and_reads() {
     }
 }
 
+/// Accumulates a subscription until progress passes `ts`; no row may count below zero.
+fn follow(
+    events: &async_channel::Receiver<freshet_dataflows::subscribe::SubscribeEvent>,
+    state: &mut std::collections::BTreeMap<freshet_dataflows::Row, isize>,
+    ts: u64,
+) {
+    use freshet_dataflows::subscribe::SubscribeEvent;
+    loop {
+        match events.recv_blocking().expect("stream open") {
+            SubscribeEvent::Update { updates, time } => {
+                for (r, d) in updates {
+                    *state.entry(r).or_default() += d;
+                }
+                state.retain(|_, d| *d != 0);
+                let negative: Vec<_> = state.iter().filter(|(_, d)| **d < 0).collect();
+                assert!(negative.is_empty(), "at {time}: {negative:?}");
+            }
+            SubscribeEvent::Progress { upper } if upper > ts => return,
+            SubscribeEvent::Progress { .. } => {}
+            SubscribeEvent::Error { message, .. } => panic!("{message}"),
+        }
+    }
+}
+
 #[test]
 fn subscribers_of_a_view_share_one_stream() {
     use freshet_dataflows::engine::{SubscribeOptions, SubscribeTarget};
-    use freshet_dataflows::subscribe::SubscribeEvent;
     use freshet_dataflows::Row;
     use std::collections::BTreeMap;
-
-    // Accumulates a subscription until progress passes `ts`.
-    fn follow(
-        events: &async_channel::Receiver<SubscribeEvent>,
-        state: &mut BTreeMap<Row, isize>,
-        ts: u64,
-    ) {
-        loop {
-            match events.recv_blocking().expect("stream open") {
-                SubscribeEvent::Update { updates, .. } => {
-                    for (r, d) in updates {
-                        *state.entry(r).or_default() += d;
-                    }
-                    state.retain(|_, d| *d != 0);
-                }
-                SubscribeEvent::Progress { upper } if upper > ts => return,
-                SubscribeEvent::Progress { .. } => {}
-                SubscribeEvent::Error { message, .. } => panic!("{message}"),
-            }
-        }
-    }
 
     let engine = Engine::start(EngineConfig {
         workers: 2,
@@ -317,6 +319,138 @@ fn writes_are_checked_against_the_columns_and_applied_whole_or_not_at_all() {
 /// it (`per`). The current extremes are deleted over and over, rows inserted beside them, with
 /// text, NULLs and ties; the views equal the extremes computed here at every step, with one
 /// and two workers.
+/// `ORDER BY … LIMIT` (with OFFSET, globally and per group through DISTINCT ON) over groups
+/// of thousands of rows, while the rows at the top are deleted again and again: the top-k
+/// walks each group from its first row (`render::walk`), stepping over rows deleted but not
+/// yet compacted away; ties and duplicates count as rows.
+#[test]
+fn top_k_of_large_groups_follows_deletes() {
+    use freshet_dataflows::engine::{SubscribeOptions, SubscribeTarget};
+    use freshet_dataflows::Row;
+    use std::collections::BTreeMap;
+    for workers in [1, 2] {
+        let engine = start(workers);
+        engine
+            .execute(
+                "CREATE TABLE t (g bigint, v bigint, s text);
+                 CREATE VIEW top AS SELECT v, s FROM t ORDER BY v DESC, s NULLS FIRST LIMIT 5 OFFSET 2;
+                 CREATE VIEW firsts AS SELECT DISTINCT ON (g) g, v, s FROM t ORDER BY g, v, s DESC NULLS LAST",
+            )
+            .unwrap();
+        let text = |v: i64| (v % 5 != 0).then(|| format!("s{}", v % 3));
+        let row = |g: i64, v: i64| {
+            let s = text(v).map_or(Value::Null, |s| Value::Text(s.into()));
+            Row::new(vec![Value::Int(g), Value::Int(v / 3), s])
+        };
+        // 12,000 rows in three groups; `v / 3` repeats values, and equal rows occur.
+        let mut live: Vec<(i64, i64)> = (0..12_000).map(|i| (i % 3, (i * 7919) % 12_007)).collect();
+        live.extend([(0, 30), (0, 30), (2, 30)]);
+        let ts = engine
+            .write("t", live.iter().map(|&(g, v)| (row(g, v), 1)).collect())
+            .unwrap();
+        // The same top-k as an ad-hoc subscription, built over the rows already there.
+        let adhoc = engine
+            .subscribe(
+                SubscribeTarget::Sql(
+                    "SELECT v, s FROM t ORDER BY v DESC, s NULLS FIRST LIMIT 5 OFFSET 2".into(),
+                ),
+                SubscribeOptions::default(),
+            )
+            .unwrap();
+        let mut followed = BTreeMap::new();
+        follow(&adhoc.events, &mut followed, ts);
+        let value = |v: i64| -> Vec<Value> {
+            vec![
+                Value::Int(v / 3),
+                text(v).map_or(Value::Null, |s| Value::Text(s.into())),
+            ]
+        };
+        for step in 0..25i64 {
+            // Delete every row among the current top three values and the least, insert three.
+            let mut tops: Vec<i64> = live.iter().map(|&(_, v)| v / 3).collect();
+            tops.sort_unstable();
+            tops.dedup();
+            let doomed = [
+                tops[0],
+                tops[tops.len() - 1],
+                tops[tops.len() - 2],
+                tops[tops.len() - 3],
+            ];
+            let (gone, kept): (Vec<_>, Vec<_>) = live
+                .into_iter()
+                .partition(|&(_, v)| doomed.contains(&(v / 3)));
+            live = kept;
+            let added = [
+                (step % 3, 20_000 + step * 2),
+                (1, step * 13 + 1),
+                (2, 20_000 + step * 2),
+            ];
+            live.extend(added);
+            // Written back to back, so that writes follow one another at consecutive times.
+            let mut ts = engine
+                .write("t", gone.iter().map(|&(g, v)| (row(g, v), -1)).collect())
+                .unwrap();
+            for &(g, v) in &added {
+                ts = engine.write("t", vec![(row(g, v), 1)]).unwrap();
+            }
+
+            // v descending, then s with NULLs first; rows 3 to 7.
+            let mut order: Vec<(i64, Option<String>)> =
+                live.iter().map(|&(_, v)| (v / 3, text(v))).collect();
+            order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut expect: Vec<Vec<Value>> = order[2..7]
+                .iter()
+                .map(|(v, s)| {
+                    vec![
+                        Value::Int(*v),
+                        s.clone().map_or(Value::Null, |s| Value::Text(s.into())),
+                    ]
+                })
+                .collect();
+            expect.sort();
+            let mut got = rows(&engine, "SELECT * FROM top");
+            got.sort();
+            assert_eq!(got, expect, "top, step {step}, {workers} workers");
+            follow(&adhoc.events, &mut followed, ts);
+            let mut got: Vec<Vec<Value>> = (followed.iter())
+                .flat_map(|(r, &n)| std::iter::repeat_n(r.clone().into_values(), n as usize))
+                .collect();
+            got.sort();
+            assert_eq!(
+                got, expect,
+                "subscribed top, step {step}, {workers} workers"
+            );
+
+            // Per group: the least v, then the greatest s with NULLs last.
+            let firsts: Vec<Vec<Value>> = (0..3)
+                .map(|g| {
+                    let best = (live.iter())
+                        .filter(|&&(x, _)| x == g)
+                        .map(|&(_, v)| v)
+                        .min_by(|&a, &b| {
+                            (a / 3)
+                                .cmp(&(b / 3))
+                                .then_with(|| match (text(a), text(b)) {
+                                    (Some(x), Some(y)) => y.cmp(&x),
+                                    (x, y) => y.is_none().cmp(&x.is_none()).reverse(),
+                                })
+                        })
+                        .expect("every group has rows");
+                    let mut r = vec![Value::Int(g)];
+                    r.extend(value(best));
+                    r
+                })
+                .collect();
+            assert_eq!(
+                rows(&engine, "SELECT * FROM firsts ORDER BY g"),
+                firsts,
+                "firsts, step {step}, {workers} workers"
+            );
+        }
+        engine.shutdown();
+    }
+}
+
 #[test]
 fn extremes_of_large_groups_follow_deletes() {
     use freshet_dataflows::Row;
