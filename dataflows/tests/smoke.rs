@@ -461,7 +461,8 @@ fn extremes_of_large_groups_follow_deletes() {
                 "CREATE TABLE t (g bigint, v bigint, s text);
                  CREATE VIEW whole AS SELECT min(v) AS lo, max(v) AS hi, max(s) AS hs FROM t;
                  CREATE VIEW totals AS SELECT max(v) AS hi, count(*) AS n, count(s) AS ns, sum(v) AS sv FROM t;
-                 CREATE VIEW per AS SELECT g, min(v) AS lo, max(v) AS hi, min(s) AS ls FROM t GROUP BY g",
+                 CREATE VIEW per AS SELECT g, min(v) AS lo, max(v) AS hi, min(s) AS ls FROM t GROUP BY g;
+                 CREATE VIEW per_totals AS SELECT g, count(s) AS ns, max(v) AS hi, sum(v) AS sv, min(s) AS ls, count(*) AS n FROM t GROUP BY g",
             )
             .unwrap();
         let row = |g: i64, v: i64| {
@@ -541,6 +542,28 @@ fn extremes_of_large_groups_follow_deletes() {
             assert_eq!(
                 rows(&engine, "SELECT * FROM per ORDER BY g"),
                 per,
+                "step {step}"
+            );
+            let per_totals: Vec<Vec<Value>> = (0..3)
+                .map(|g| {
+                    let group: Vec<_> = live.iter().copied().filter(|&(x, _)| x == g).collect();
+                    let texts: Vec<String> = group.iter().filter_map(|&(_, v)| text(v)).collect();
+                    vec![
+                        Value::Int(g),
+                        Value::Int(texts.len() as i64),
+                        expect(&group).1,
+                        Value::Int(group.iter().map(|&(_, v)| v / 2).sum()),
+                        texts
+                            .iter()
+                            .min()
+                            .map_or(Value::Null, |s| Value::Text(s.as_str().into())),
+                        Value::Int(group.len() as i64),
+                    ]
+                })
+                .collect();
+            assert_eq!(
+                rows(&engine, "SELECT * FROM per_totals ORDER BY g"),
+                per_totals,
                 "step {step}"
             );
         }
