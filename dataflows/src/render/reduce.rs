@@ -28,9 +28,6 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     if r.aggregates.is_empty() && !r.global {
         return distinct_keys(ctx, r);
     }
-    if let Some(bundle) = extremes_beside_totals(ctx, r) {
-        return bundle;
-    }
     let key = crate::expr::RowExprs::new(r.key.clone());
     // Each aggregate's argument, then its extra arguments (see `AggregateExpr::extra`).
     let args = crate::expr::RowExprs::new(
@@ -179,6 +176,12 @@ fn reduce_in_levels<'s, T: RenderTime>(
 /// (`render::walk`), so a write to a large group reads a value or two, not the group. `None`
 /// without GROUP BY (the levels spread the one group over the workers), inside loops, and
 /// for other aggregates.
+///
+/// Beside `count` and integer `sum`, the extremes could be walked, the others kept as running
+/// totals and the two joined by group: built and measured, not kept. A write to one of ten
+/// groups of 100,000 rows went from 22.9 to 1.4 ms, Nexmark q16 (large groups) from 49.5 to
+/// 40.8 s, but q17 (240,000 small groups) from 7.6 to 16.4 s (docs/benchmarks.md, "Top-k and
+/// extremes walked in order").
 fn extremes_walked<'s, T: RenderTime>(
     keyed: VecCollection<'s, T, (Row, Row), Diff>,
     r: &ReducePlan,
@@ -211,85 +214,6 @@ fn extremes_walked<'s, T: RenderTime>(
             .collect::<SmallVec<[_; 4]>>()
     });
     T::walk(pairs, Pick::Extremes { count }, "Reduce: extremes")
-}
-
-/// GROUP BY with `min`/`max` beside aggregates that keep running totals (`count`, and `sum`
-/// and `avg` of integers): the extremes walked ([`extremes_walked`]), the others accumulated
-/// (`render::accumulate`), and the two results joined by group key, one row per group on
-/// each side. The general reduce would recompute a changed group from all of its rows;
-/// here a write costs the same whatever its group's size. Errors are reported once: the
-/// accumulating side reports the input's and the keys', the walking side its arguments'.
-fn extremes_beside_totals<'s, T: RenderTime>(
-    ctx: &mut Context<'s, T>,
-    r: &ReducePlan,
-) -> Option<Bundle<'s, T>> {
-    if r.global || T::NESTED {
-        return None;
-    }
-    let is_extreme =
-        |a: &AggregateExpr| a.extra.is_empty() && matches!(a.func, AggFunc::Min | AggFunc::Max);
-    let (extremes, totals): (Vec<_>, Vec<_>) =
-        (r.aggregates.iter().cloned().enumerate()).partition(|(_, a)| is_extreme(a));
-    let part = |aggs: &[(usize, AggregateExpr)]| ReducePlan {
-        aggregates: aggs.iter().map(|(_, a)| a.clone()).collect(),
-        ..r.clone()
-    };
-    let (extremes_plan, totals_plan) = (part(&extremes), part(&totals));
-    if extremes.is_empty()
-        || extremes.len() > usize::from(u8::MAX)
-        || !super::accumulate::applies(&totals_plan)
-    {
-        return None;
-    }
-    let totals_bundle = super::accumulate::render(ctx, &totals_plan);
-
-    let key = crate::expr::RowExprs::new(r.key.clone());
-    let args = crate::expr::RowExprs::new(
-        extremes_plan
-            .aggregates
-            .iter()
-            .map(|a| a.expr.clone())
-            .collect(),
-    );
-    let (keyed, _) = ctx.map_rows::<(Row, Row)>(
-        &r.input,
-        Box::new(move |row| {
-            let key = key.eval(row).ok()?;
-            Some(args.eval(row).map(|args| (key, args)))
-        }),
-    );
-    let (keyed, arg_errs) = split(keyed);
-    let walked = extremes_walked(keyed, &extremes_plan)?;
-
-    // Where each aggregate's value lies: in the walked row (true) or the totals row, at which
-    // position after the key.
-    let mut from = vec![(false, 0); r.aggregates.len()];
-    for (j, (i, _)) in extremes.iter().enumerate() {
-        from[*i] = (true, j);
-    }
-    for (j, (i, _)) in totals.iter().enumerate() {
-        from[*i] = (false, j);
-    }
-    let n = r.key.len();
-    let keyed_by_group = |rows: VecCollection<'s, T, Row, Diff>, name: &str| {
-        super::arrange::by_key(
-            rows.map(move |row| (row.prefix(n), row.skip_fields(n))),
-            name,
-        )
-    };
-    let walked = keyed_by_group(walked, "Arrange: extremes by group");
-    let summed = keyed_by_group(totals_bundle.oks, "Arrange: totals by group");
-    let oks = summed.join_core(walked, move |key: &Row, sums: &Row, extremes: &Row| {
-        let (sums, extremes) = (sums.fields(), extremes.fields());
-        let values = Row::from_fields(from.iter().map(|&(walked, j)| {
-            Some(match walked {
-                true => extremes[j],
-                false => sums[j],
-            })
-        }));
-        Some(key.concat(&values))
-    });
-    Some(Bundle::new(oks, totals_bundle.errs.concat(arg_errs)))
 }
 
 /// GROUP BY without aggregates: each group's key once, a threshold on the keys (Nexmark q8's
