@@ -1854,6 +1854,23 @@ const DENSE_RANK_TOP: Case = Case::new(
     &[&T1],
 );
 
+// Ranks cut to a limit are kept by walking each partition up to it (`render::walk`); the
+// numbers themselves are selected, and RANK's ties may pass the limit's row count.
+const ROW_NUMBER_NUMBERED_TOP: Case = Case::new(
+    "row_number_numbered_top",
+    "SELECT * FROM (SELECT a, b, c, row_number() OVER \
+       (PARTITION BY a ORDER BY b NULLS FIRST, c DESC NULLS LAST) AS rn FROM t1) AS x \
+     WHERE rn <= 3",
+    &[&T1],
+);
+
+const RANK_TOP_WITH_TIES: Case = Case::new(
+    "rank_top_with_ties",
+    "SELECT * FROM (SELECT a, c, rank() OVER (PARTITION BY a ORDER BY c DESC NULLS FIRST) AS r \
+       FROM t1) AS x WHERE r <= 2",
+    &[&T1],
+);
+
 const ROW_NUMBER_OVER_JOIN: Case = Case::new(
     "row_number_over_join",
     "SELECT a, d, b FROM (SELECT t2.a, t2.d, t1.b, row_number() OVER \
@@ -1880,6 +1897,21 @@ fn rank_with_ties() {
 #[test]
 fn dense_rank_top() {
     run_case(&DENSE_RANK_TOP);
+}
+
+#[test]
+fn row_number_numbered_top() {
+    run_case(&ROW_NUMBER_NUMBERED_TOP);
+}
+
+#[test]
+fn rank_top_with_ties() {
+    run_case(&RANK_TOP_WITH_TIES);
+}
+
+#[test]
+fn subscribe_rank_top_with_ties() {
+    run_subscribe_case(&RANK_TOP_WITH_TIES);
 }
 
 #[test]

@@ -89,6 +89,22 @@ fn render_rank<'s, T: RenderTime>(
     let group_key = t.group_key.clone();
     let order = t.order.clone();
     let limit = t.limit.map(|l| l as i64).unwrap_or(i64::MAX);
+    // Ranks cut to a limit read each changed group up to it (`render::walk`).
+    let ranks = matches!(
+        kind,
+        RankKind::RowNumber | RankKind::Rank | RankKind::DenseRank
+    );
+    if let (true, Some(_), false) = (ranks, t.limit, T::NESTED) {
+        let pairs = input.oks.clone().map(move |row| {
+            let sort = SortKey::of(&[], &row.fields(), &order);
+            (row.project(&group_key), (sort, row))
+        });
+        if let Some(oks) = T::walk(pairs, Pick::Ranks { kind, limit }, "Rank") {
+            return Bundle::new(oks, input.errs);
+        }
+    }
+    let group_key = t.group_key.clone();
+    let order = t.order.clone();
     let oks = super::arrange::reduce(
         input.oks.map(move |row| (row.project(&group_key), row)),
         "Rank",

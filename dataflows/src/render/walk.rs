@@ -5,7 +5,8 @@
 //! group read the whole group (13 ms per write to a group of 100,000 rows). Here each row is
 //! arranged by its group beside its [`SortKey`], so a group's values lie in the query's order,
 //! and for each group a batch changes, at each time it changes, the operator walks the group
-//! from its first value until it has the rows it wants: `offset + limit` rows for a top-k, one
+//! from its first value until it has the rows it wants: `offset + limit` rows for a top-k,
+//! the rows ranked up to the limit for `row_number`/`rank`/`dense_rank` with `rn <= k`, one
 //! value per aggregate for `min`/`max` (each aggregate's values led by its own byte, so one
 //! arrangement serves them all). A write costs the rows walked, not the group's size. Rows
 //! retracted but not yet compacted away are stepped over.
@@ -24,9 +25,11 @@ use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::progress::Antichain;
 
 use super::Time;
+use crate::plan::top_k::RankKind;
 use crate::plan::Diff;
 use crate::row::Row;
 use crate::sort_key::SortKey;
+use crate::value::Value;
 
 /// Which rows of each group the walk picks, and what it makes of them.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +41,10 @@ pub enum Pick {
     /// with its index as a byte, the first value's row (one column; NULL sorts last, so a
     /// NULL first means all are NULL). The output is the group key followed by those columns.
     Extremes { count: usize },
+    /// `row_number`, `rank` or `dense_rank` cut to the ranks up to `limit` (a filter
+    /// `rn <= limit` on the ranking): each group's rows in order with their rank appended,
+    /// until a rank passes the limit. Rows tie when their sort keys are equal.
+    Ranks { kind: RankKind, limit: i64 },
 }
 
 /// A group's picked rows with their multiplicities.
@@ -202,6 +209,46 @@ where
                             take -= taken;
                         }
                     }
+                }
+            }
+            Pick::Ranks { kind, limit } => {
+                // Rows before this one (with multiplicity), distinct orderings before it, and
+                // the rank of the current run of ties (as `render::top_k`'s `rank_rows`).
+                let (mut before, mut distinct, mut tie_rank) = (0i64, 0i64, 0i64);
+                let mut previous: Option<&SortKey> = None;
+                while let Some(val) = self.value() {
+                    let m = self.count_and_step(val, &include) as i64;
+                    if m <= 0 {
+                        continue;
+                    }
+                    let (sort, row) = val;
+                    if previous != Some(sort) {
+                        distinct += 1;
+                        tie_rank = before + 1;
+                    }
+                    let with = |rank: i64| row.append(&[Value::Int(rank)]);
+                    match kind {
+                        RankKind::RowNumber => {
+                            for n in (before + 1)..=(before + m).min(limit) {
+                                out.push((with(n), 1));
+                            }
+                            if before + m >= limit {
+                                break;
+                            }
+                        }
+                        _ => {
+                            let rank = match kind {
+                                RankKind::Rank => tie_rank,
+                                _ => distinct,
+                            };
+                            if rank > limit {
+                                break;
+                            }
+                            out.push((with(rank), m as Diff));
+                        }
+                    }
+                    before += m;
+                    previous = Some(sort);
                 }
             }
             Pick::Extremes { count: aggs } => {
