@@ -87,6 +87,7 @@ pub fn render<'s>(
                     let history = all.len();
                     all.extend(fresh.iter().cloned());
                     let (mut changed, changed_storage) = cursor_list(fresh);
+                    let mut group = Group::new(&all, history);
                     while let Some(key) = changed.get_key(&changed_storage) {
                         times.clear();
                         while changed.val_valid(&changed_storage) {
@@ -95,7 +96,7 @@ pub fn render<'s>(
                         }
                         times.sort_unstable();
                         times.dedup();
-                        let mut group = Group::at(&all, history, key);
+                        group.seek_key(key);
                         let first = times[0];
                         let mut before = group.pick(key, pick, |t| t < first);
                         for &t in &times {
@@ -122,13 +123,17 @@ pub fn render<'s>(
         .as_collection()
 }
 
-/// One group's values across the batches that hold it, walked in order: a cursor per batch
-/// that has the key, merged value by value. (Differential's `CursorList` seeks values in
-/// every batch, also those whose cursor has passed the key, which fails.) Each part knows
-/// whether its batch came before the new ones: those count whatever their times, which
-/// compaction may have advanced as far as the new batches' lower bound.
+/// The groups of one activation's batches, visited in key order, each group's values walked
+/// in order: a cursor per batch, moved forward from key to key (as differential's reduce
+/// moves its cursors), and for the current key the values of the batches that hold it merged
+/// value by value. (Differential's `CursorList` seeks values in every batch, also those whose
+/// cursor has passed the key, which fails.) Each part knows whether its batch came before the
+/// new ones: those count whatever their times, which compaction may have advanced as far as
+/// the new batches' lower bound.
 struct Group<'a, B: Navigable> {
-    parts: SmallVec<[(B::Cursor, &'a B, bool); 16]>,
+    parts: Vec<(B::Cursor, &'a B, bool)>,
+    /// The parts at the current key.
+    active: SmallVec<[usize; 16]>,
 }
 
 impl<'a, B> Group<'a, B>
@@ -141,23 +146,35 @@ where
         DiffGat<'b> = &'b Diff,
     >,
 {
-    /// `key`'s group in `batches`, of which the first `history` came before the new ones.
-    fn at(batches: &'a [B], history: usize, key: &Row) -> Self {
-        let mut parts = SmallVec::new();
-        for (i, batch) in batches.iter().enumerate() {
-            let mut cursor = batch.cursor();
-            cursor.seek_key(batch, key);
-            if cursor.get_key(batch) == Some(key) {
-                parts.push((cursor, batch, i < history));
-            }
+    /// Cursors over `batches`, of which the first `history` came before the new ones.
+    fn new(batches: &'a [B], history: usize) -> Self {
+        let parts = (batches.iter().enumerate())
+            .map(|(i, batch)| (batch.cursor(), batch, i < history))
+            .collect();
+        Group {
+            parts,
+            active: SmallVec::new(),
         }
-        Group { parts }
     }
 
-    /// The least value at or after every part's position, if any.
+    /// Moves to `key`'s group; keys must come in increasing order.
+    fn seek_key(&mut self, key: &Row) {
+        self.active.clear();
+        for (i, (c, b, _)) in self.parts.iter_mut().enumerate() {
+            c.seek_key(b, key);
+            if c.get_key(b) == Some(key) {
+                self.active.push(i);
+            }
+        }
+    }
+
+    /// The least value at or after every active part's position, if any.
     fn value(&self) -> Option<&'a (SortKey, Row)> {
-        (self.parts.iter())
-            .filter_map(|(c, b, _)| c.get_val(b))
+        (self.active.iter())
+            .filter_map(|&i| {
+                let (c, b, _) = &self.parts[i];
+                c.get_val(b)
+            })
             .min()
     }
 
@@ -165,7 +182,8 @@ where
     /// accepts; steps past it.
     fn count_and_step(&mut self, val: &(SortKey, Row), include: &impl Fn(Time) -> bool) -> Diff {
         let mut n: Diff = 0;
-        for (c, b, old) in self.parts.iter_mut() {
+        for &i in &self.active {
+            let (c, b, old) = &mut self.parts[i];
             if c.get_val(b) == Some(val) {
                 c.map_times(b, |t, d| {
                     if *old || include(*t) {
@@ -179,7 +197,8 @@ where
     }
 
     fn seek(&mut self, val: &(SortKey, Row)) {
-        for (c, b, _) in self.parts.iter_mut() {
+        for &i in &self.active {
+            let (c, b, _) = &mut self.parts[i];
             c.seek_val(b, val);
         }
     }
@@ -187,7 +206,8 @@ where
     /// What `pick` takes from the group (`key`'s), counting the new batches' updates at the
     /// times `include` accepts.
     fn pick(&mut self, key: &Row, pick: Pick, include: impl Fn(Time) -> bool) -> Picked {
-        for (c, b, _) in self.parts.iter_mut() {
+        for &i in &self.active {
+            let (c, b, _) = &mut self.parts[i];
             c.rewind_vals(b);
         }
         let mut out = Picked::new();
