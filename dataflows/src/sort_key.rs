@@ -14,8 +14,6 @@
 //! column. The bytes are stored as a [`Row`]'s (inline up to 15 bytes) but are not values:
 //! nothing decodes them.
 
-use std::cmp::Ordering;
-
 use serde::{Deserialize, Serialize};
 
 use crate::plan::top_k::OrderKey;
@@ -110,18 +108,18 @@ impl<'de> Deserialize<'de> for SortKey {
     }
 }
 
-/// Compares two rows' fields by `order` through their sort keys (for tests: it must agree
-/// with `plan::top_k::compare_fields`).
-pub fn compare(a: &[&[u8]], b: &[&[u8]], order: &[OrderKey]) -> Ordering {
-    SortKey::of(&[], a, order).cmp(&SortKey::of(&[], b, order))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::top_k::compare_fields;
     use crate::value::Value;
     use rand::{Rng, SeedableRng};
+    use std::cmp::Ordering;
+
+    /// Two rows' fields compared by `order` through their sort keys.
+    fn compare(a: &[&[u8]], b: &[&[u8]], order: &[OrderKey]) -> Ordering {
+        SortKey::of(&[], a, order).cmp(&SortKey::of(&[], b, order))
+    }
 
     fn value(rng: &mut impl Rng, column: usize) -> Value {
         if rng.random_range(0..6) == 0 {

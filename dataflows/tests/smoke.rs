@@ -314,11 +314,6 @@ fn writes_are_checked_against_the_columns_and_applied_whole_or_not_at_all() {
     );
 }
 
-/// `min` and `max` over large groups, alone and beside counts and sums: without GROUP BY (`whole`, reduced through levels of
-/// buckets, `render/reduce.rs` `reduce_in_levels`, each bucket holding many rows) and with
-/// it (`per`). The current extremes are deleted over and over, rows inserted beside them, with
-/// text, NULLs and ties; the views equal the extremes computed here at every step, with one
-/// and two workers.
 /// `ORDER BY … LIMIT` (with OFFSET, globally and per group through DISTINCT ON) over groups
 /// of thousands of rows, while the rows at the top are deleted again and again: the top-k
 /// walks each group from its first row (`render::walk`), stepping over rows deleted but not
@@ -451,6 +446,11 @@ fn top_k_of_large_groups_follows_deletes() {
     }
 }
 
+/// `min` and `max` over large groups, alone and beside counts and sums: without GROUP BY (`whole`, reduced through levels of
+/// buckets, `render/reduce.rs` `reduce_in_levels`, each bucket holding many rows) and with
+/// it (`per`). The current extremes are deleted over and over, rows inserted beside them, with
+/// text, NULLs and ties; the views equal the extremes computed here at every step, with one
+/// and two workers.
 #[test]
 fn extremes_of_large_groups_follow_deletes() {
     use freshet_dataflows::Row;

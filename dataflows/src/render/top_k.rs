@@ -162,43 +162,76 @@ fn rank_rows(
     limit: i64,
     out: &mut Vec<(Row, isize)>,
 ) {
-    let with = |row: &Row, rank: i64| row.append(&[Value::Int(rank)]);
-    // Rows before this one (with multiplicity), distinct orderings before it, and the rank
-    // of the current run of ties.
-    let (mut before, mut distinct, mut tie_rank) = (0i64, 0i64, 0i64);
+    let mut ranker = Ranker::new(kind, limit);
     let mut previous: Option<&[&[u8]]> = None;
     for (row, fields, m) in rows {
-        let m = *m as i64;
         let tied =
             previous.is_some_and(|p| compare_fields(p, fields, order) == std::cmp::Ordering::Equal);
-        if !tied {
-            distinct += 1;
-            tie_rank = before + 1;
+        let more = ranker.rank(tied, *m as i64, |rank, n| {
+            out.push((row.append(&[Value::Int(rank)]), n))
+        });
+        if !more {
+            return;
         }
-        match kind {
+        previous = Some(fields);
+    }
+}
+
+/// Numbers a group's rows, taken in order, for `row_number`, `rank` or `dense_rank`, up to a
+/// limit: shared by the reduce ([`rank_rows`]) and the walk (`render::walk`).
+pub(super) struct Ranker {
+    kind: RankKind,
+    limit: i64,
+    /// Rows before the next one (with multiplicity).
+    before: i64,
+    /// Distinct orderings so far.
+    distinct: i64,
+    /// The rank of the current run of ties.
+    tie_rank: i64,
+}
+
+impl Ranker {
+    pub(super) fn new(kind: RankKind, limit: i64) -> Ranker {
+        Ranker {
+            kind,
+            limit,
+            before: 0,
+            distinct: 0,
+            tie_rank: 0,
+        }
+    }
+
+    /// Ranks the next row, of multiplicity `m` (positive), `tied` with the one before it in
+    /// the order: `emit` gets each (rank, multiplicity) it is kept with. Returns whether a
+    /// later row can still rank within the limit.
+    pub(super) fn rank(&mut self, tied: bool, m: i64, mut emit: impl FnMut(i64, isize)) -> bool {
+        if !tied {
+            self.distinct += 1;
+            self.tie_rank = self.before + 1;
+        }
+        match self.kind {
             RankKind::RowNumber => {
-                for n in (before + 1)..=(before + m).min(limit) {
-                    out.push((with(row, n), 1));
+                for n in (self.before + 1)..=(self.before + m).min(self.limit) {
+                    emit(n, 1);
                 }
-                if before + m >= limit {
-                    return;
+                if self.before + m >= self.limit {
+                    return false;
                 }
             }
             RankKind::Rank | RankKind::DenseRank => {
-                let rank = if kind == RankKind::Rank {
-                    tie_rank
-                } else {
-                    distinct
+                let rank = match self.kind {
+                    RankKind::Rank => self.tie_rank,
+                    _ => self.distinct,
                 };
-                if rank > limit {
-                    return;
+                if rank > self.limit {
+                    return false;
                 }
-                out.push((with(row, rank), m as isize));
+                emit(rank, m as isize);
             }
             _ => unreachable!("only row_number, rank and dense_rank are ranks"),
         }
-        before += m;
-        previous = Some(fields);
+        self.before += m;
+        true
     }
 }
 

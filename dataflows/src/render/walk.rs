@@ -24,6 +24,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::progress::Antichain;
 
+use super::top_k::Ranker;
 use super::Time;
 use crate::plan::top_k::RankKind;
 use crate::plan::Diff;
@@ -232,9 +233,7 @@ where
                 }
             }
             Pick::Ranks { kind, limit } => {
-                // Rows before this one (with multiplicity), distinct orderings before it, and
-                // the rank of the current run of ties (as `render::top_k`'s `rank_rows`).
-                let (mut before, mut distinct, mut tie_rank) = (0i64, 0i64, 0i64);
+                let mut ranker = Ranker::new(kind, limit);
                 let mut previous: Option<&SortKey> = None;
                 while let Some(val) = self.value() {
                     let m = self.count_and_step(val, &include) as i64;
@@ -242,32 +241,12 @@ where
                         continue;
                     }
                     let (sort, row) = val;
-                    if previous != Some(sort) {
-                        distinct += 1;
-                        tie_rank = before + 1;
+                    let more = ranker.rank(previous == Some(sort), m, |rank, n| {
+                        out.push((row.append(&[Value::Int(rank)]), n))
+                    });
+                    if !more {
+                        break;
                     }
-                    let with = |rank: i64| row.append(&[Value::Int(rank)]);
-                    match kind {
-                        RankKind::RowNumber => {
-                            for n in (before + 1)..=(before + m).min(limit) {
-                                out.push((with(n), 1));
-                            }
-                            if before + m >= limit {
-                                break;
-                            }
-                        }
-                        _ => {
-                            let rank = match kind {
-                                RankKind::Rank => tie_rank,
-                                _ => distinct,
-                            };
-                            if rank > limit {
-                                break;
-                            }
-                            out.push((with(rank), m as Diff));
-                        }
-                    }
-                    before += m;
                     previous = Some(sort);
                 }
             }
