@@ -1481,6 +1481,20 @@ const HAVING_MIXED_MIN_MAX: Case = Case::new(
     &[&T1],
 );
 
+// The extremes walked beside running totals, whose arguments are partly the first extreme's
+// column (read from it) and partly other columns (carried beside it), in a mixed select order.
+const TOTALS_BESIDE_EXTREMES: Case = Case::new(
+    "totals_beside_extremes",
+    "SELECT a, count(c) AS nc, max(b) AS hi, avg(b) AS ab, count(*) AS n, sum(a) AS sa, \
+     min(c) AS lc, sum(b) AS sb FROM t1 GROUP BY a",
+    &[&T1],
+);
+
+#[test]
+fn totals_beside_extremes() {
+    run_case(&TOTALS_BESIDE_EXTREMES);
+}
+
 #[test]
 fn group_by_min_max_of_different_columns() {
     run_case(&MIXED_MIN_MAX);

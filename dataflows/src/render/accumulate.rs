@@ -204,12 +204,24 @@ impl Multiply<isize> for Accums {
 
 /// Slots each aggregate keeps: COUNT(*) uses the row count, COUNT one slot, SUM and AVG two
 /// (the sum and how many values were not NULL).
-fn slots(a: &AggregateExpr) -> usize {
+pub(super) fn slots(a: &AggregateExpr) -> usize {
     match a.func {
         AggFunc::CountStar => 0,
         AggFunc::Count => 1,
         _ => 2,
     }
+}
+
+/// Whether `a` adds up as running totals without a DISTINCT step: `count(*)`, `count`, and
+/// `sum`/`avg` of bigints.
+pub(super) fn adds_up(a: &AggregateExpr) -> bool {
+    !a.distinct
+        && a.extra.is_empty()
+        && match a.func {
+            AggFunc::CountStar | AggFunc::Count => true,
+            AggFunc::Sum | AggFunc::Avg => a.arg_type == DataType::Int,
+            _ => false,
+        }
 }
 
 /// Whether every aggregate can be accumulated. A DISTINCT aggregate can when its function
@@ -225,17 +237,11 @@ pub fn applies(r: &ReducePlan) -> bool {
 }
 
 /// Appends the contributions of an argument `v` to one aggregate's slots.
-fn contribution(func: AggFunc, v: &Value, acc: &mut SmallVec<[i128; 3]>) {
+pub(super) fn contribution(func: AggFunc, v: &Value, acc: &mut impl Extend<i128>) {
     match (func, v) {
-        (AggFunc::Count, v) => acc.push(i128::from(!v.is_null())),
-        (_, Value::Int(x)) => {
-            acc.push(*x as i128);
-            acc.push(1);
-        }
-        _ => {
-            acc.push(0);
-            acc.push(0);
-        }
+        (AggFunc::Count, v) => acc.extend([i128::from(!v.is_null())]),
+        (_, Value::Int(x)) => acc.extend([*x as i128, 1]),
+        _ => acc.extend([0, 0]),
     }
 }
 
@@ -268,7 +274,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     let evaluated = input.oks.flat_map(move |row| {
         let key = key.eval(&row);
         support.decode(&row, &mut values);
-        let mut acc = SmallVec::with_capacity(width);
+        let mut acc: SmallVec<[i128; 3]> = SmallVec::with_capacity(width);
         acc.push(1i128);
         let mut distinct_args = Vec::new();
         let mut error = None;
@@ -460,7 +466,7 @@ fn render_over_join<'s, T: RenderTime>(
 }
 
 /// The aggregate values from a group's totals.
-fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>, EvalError> {
+pub(super) fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>, EvalError> {
     let at = |i: usize| acc.get(i);
     let rows = at(0);
     if rows < 0 {

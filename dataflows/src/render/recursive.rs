@@ -15,7 +15,7 @@ use timely::dataflow::operators::core::OkErr;
 use timely::order::Product;
 
 use super::accumulate::Accums;
-use super::walk::Pick;
+use super::walk::{Pick, Totals};
 use super::{Bundle, Context, Time};
 use crate::error::EvalError;
 use crate::plan::Diff;
@@ -70,6 +70,15 @@ pub trait RenderTime: timely::progress::Timestamp + Lattice + timely::ExchangeDa
         pick: Pick,
         name: &str,
     ) -> Option<VecCollection<'s, Self, Row, Diff>>;
+
+    /// `min`/`max` walked as [`RenderTime::walk`] does with `Pick::Extremes`, beside running
+    /// totals of `count` and integer `sum`/`avg` (`render::walk::Totals`); `None` inside a loop.
+    fn walk_with_totals<'s>(
+        pairs: VecCollection<'s, Self, (Row, (SortKey, Row)), Diff>,
+        count: usize,
+        totals: Totals,
+        name: &str,
+    ) -> Option<VecCollection<'s, Self, Result<Row, EvalError>, Diff>>;
 }
 
 impl RenderTime for Time {
@@ -85,6 +94,15 @@ impl RenderTime for Time {
         name: &str,
     ) -> Option<VecCollection<'s, Self, Row, Diff>> {
         Some(super::walk::render(pairs, pick, name))
+    }
+
+    fn walk_with_totals<'s>(
+        pairs: VecCollection<'s, Self, (Row, (SortKey, Row)), Diff>,
+        count: usize,
+        totals: Totals,
+        name: &str,
+    ) -> Option<VecCollection<'s, Self, Result<Row, EvalError>, Diff>> {
+        Some(super::walk::render_with_totals(pairs, count, totals, name))
     }
 
     fn count_keys<'s>(
@@ -177,6 +195,15 @@ impl RenderTime for Product<Time, u64> {
         _pick: Pick,
         _name: &str,
     ) -> Option<VecCollection<'s, Self, Row, Diff>> {
+        None
+    }
+
+    fn walk_with_totals<'s>(
+        _pairs: VecCollection<'s, Self, (Row, (SortKey, Row)), Diff>,
+        _count: usize,
+        _totals: Totals,
+        _name: &str,
+    ) -> Option<VecCollection<'s, Self, Result<Row, EvalError>, Diff>> {
         None
     }
 

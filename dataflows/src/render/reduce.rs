@@ -44,6 +44,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     if let Some(oks) = extremes_walked::<T>(keyed.clone(), r) {
         return Bundle::new(oks, input_errs.concat(key_errs));
     }
+    if let Some(results) = extremes_with_totals::<T>(keyed.clone(), r) {
+        let (oks, agg_errs) = split(results);
+        return Bundle::new(oks, input_errs.concat(key_errs).concat(agg_errs));
+    }
     let mut aggs = r.aggregates.clone();
     if let Some(combine) = combined_in_levels(r) {
         let (partial, errs) = reduce_in_levels(keyed, r.key.len(), &aggs, &combine, &LEVELS);
@@ -177,11 +181,9 @@ fn reduce_in_levels<'s, T: RenderTime>(
 /// without GROUP BY (the levels spread the one group over the workers), inside loops, and
 /// for other aggregates.
 ///
-/// Beside `count` and integer `sum`, the extremes could be walked, the others kept as running
-/// totals and the two joined by group: built and measured, not kept. A write to one of ten
-/// groups of 100,000 rows went from 22.9 to 1.4 ms, Nexmark q16 (large groups) from 49.5 to
-/// 40.8 s, but q17 (240,000 small groups) from 7.6 to 16.4 s (docs/benchmarks.md, "Top-k and
-/// extremes walked in order").
+/// Beside `count` and integer `sum`/`avg`, see [`extremes_with_totals`]. (Walking the
+/// extremes, keeping the others as running totals elsewhere and joining the two by group was
+/// measured first and not kept: q17, 240,000 small groups, went from 7.6 to 16.4 s.)
 fn extremes_walked<'s, T: RenderTime>(
     keyed: VecCollection<'s, T, (Row, Row), Diff>,
     r: &ReducePlan,
@@ -214,6 +216,79 @@ fn extremes_walked<'s, T: RenderTime>(
             .collect::<SmallVec<[_; 4]>>()
     });
     T::walk(pairs, Pick::Extremes { count }, "Reduce: extremes")
+}
+
+/// GROUP BY whose aggregates are `min`/`max` and ones that add up (`count`, integer
+/// `sum`/`avg`, none DISTINCT): the extremes walked as in [`extremes_walked`], the others kept
+/// as running totals by the same operator (`walk::Totals`), so a write to a large group costs
+/// neither a pass over the group nor a join of two results per group. The first extreme's
+/// arranged values carry the other aggregates' arguments after their own column.
+fn extremes_with_totals<'s, T: RenderTime>(
+    keyed: VecCollection<'s, T, (Row, Row), Diff>,
+    r: &ReducePlan,
+) -> Option<VecCollection<'s, T, Result<Row, EvalError>, Diff>> {
+    let extreme = |a: &AggregateExpr| {
+        !a.distinct && a.extra.is_empty() && matches!(a.func, AggFunc::Min | AggFunc::Max)
+    };
+    let count = r.aggregates.iter().filter(|a| extreme(a)).count();
+    let applies = !r.global
+        && !T::NESTED
+        && (1..=usize::from(u8::MAX)).contains(&count)
+        && count < r.aggregates.len()
+        && (r.aggregates.iter()).all(|a| extreme(a) || super::accumulate::adds_up(a));
+    if !applies {
+        return None;
+    }
+    // Argument positions (each aggregate has one, `count(*)`'s unused) of the extremes and of
+    // the totals' arguments; an argument equal to the first extreme's is read from its column
+    // instead of being carried twice (`sum(x)` beside `max(x)`).
+    let first = r.aggregates.iter().find(|a| extreme(a)).map(|a| &a.expr);
+    let mut orders: Vec<(usize, [OrderKey; 1])> = Vec::new();
+    let mut carried: Vec<usize> = Vec::new();
+    let mut order = Vec::new();
+    let mut aggs = Vec::new();
+    let mut shared = Vec::new();
+    for (at, a) in r.aggregates.iter().enumerate() {
+        if extreme(a) {
+            order.push(Some(orders.len()));
+            let key = OrderKey {
+                column: 0,
+                desc: a.func == AggFunc::Max,
+                nulls_first: false,
+            };
+            orders.push((at, [key]));
+        } else {
+            order.push(None);
+            let same = Some(&a.expr) == first;
+            if a.func != AggFunc::CountStar && !same {
+                carried.push(at);
+            }
+            shared.push(same);
+            aggs.push(a.clone());
+        }
+    }
+    let pairs = keyed.flat_map(move |(key, args)| {
+        let fields = args.fields();
+        (orders.iter().enumerate())
+            .map(|(i, (at, order))| {
+                let field = fields[*at];
+                let sort = SortKey::of(&[i as u8], &[field], order);
+                let value = if i == 0 {
+                    let rest = carried.iter().map(|c| Some(fields[*c]));
+                    Row::from_fields(std::iter::once(Some(field)).chain(rest))
+                } else {
+                    Row::from_fields([Some(field)])
+                };
+                (key.clone(), (sort, value))
+            })
+            .collect::<SmallVec<[_; 4]>>()
+    });
+    let totals = super::walk::Totals {
+        aggs,
+        shared,
+        order,
+    };
+    T::walk_with_totals(pairs, count, totals, "Reduce: extremes and totals")
 }
 
 /// GROUP BY without aggregates: each group's key once, a threshold on the keys (Nexmark q8's

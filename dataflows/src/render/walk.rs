@@ -12,10 +12,14 @@
 //! retracted but not yet compacted away are stepped over.
 //!
 //! The result before a time is walked again rather than stored: the operator keeps no state
-//! besides the arrangement, whose compaction follows the operator's progress. Timestamps must
+//! besides the arrangement, whose compaction follows the operator's progress (and, for `count`
+//! and integer `sum`/`avg` beside `min`/`max`, each group's running totals: [`Totals`]). Timestamps must
 //! be totally ordered (the walk asks which updates are at or before a time), so loops, whose
 //! times are pairs, keep the `reduce` (`RenderTime::walk`).
 
+use std::collections::HashMap;
+
+use differential_dataflow::difference::IsZero;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor, Navigable};
 use differential_dataflow::trace::TraceReader;
 use differential_dataflow::{AsCollection, VecCollection};
@@ -24,11 +28,14 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::progress::Antichain;
 
+use super::accumulate::{self, Accums};
 use super::top_k::Ranker;
 use super::Time;
+use crate::error::EvalError;
+use crate::plan::reduce::{AggFunc, AggregateExpr};
 use crate::plan::top_k::RankKind;
 use crate::plan::Diff;
-use crate::row::Row;
+use crate::row::{Row, RowPacker};
 use crate::sort_key::SortKey;
 use crate::value::Value;
 
@@ -51,12 +58,124 @@ pub enum Pick {
 /// A group's picked rows with their multiplicities.
 type Picked = SmallVec<[(Row, Diff); 4]>;
 
+/// `count`, `count(*)` and integer `sum`/`avg` kept beside walked `min`/`max`, so a group
+/// with both kinds of aggregates changes at the cost of the rows walked and the rows changed.
+///
+/// The first extreme's values (lead byte 0) carry, after their own column, the arguments of
+/// the aggregates kept here, so every input row is seen once in the changes of a batch. The
+/// operator keeps each group's totals ([`Accums`]) as of the batches it has seen, adds the
+/// contributions of the new ones time by time, and builds the result row from the walked
+/// extremes and the totals. A total outside `bigint` is an evaluation error for its group.
+#[derive(Clone, Debug)]
+pub struct Totals {
+    /// The aggregates kept as totals, in the query's order among themselves.
+    pub aggs: Vec<AggregateExpr>,
+    /// For each of `aggs`, whether its argument is the first extreme's column (not carried).
+    pub shared: Vec<bool>,
+    /// For each of the query's aggregates, in order: `Some(i)` the `i`th extreme, `None` the
+    /// next aggregate of `aggs`.
+    pub order: Vec<Option<usize>>,
+}
+
+impl Totals {
+    /// Slots of the totals (`accumulate::Accums`): the rows, then each aggregate's.
+    fn width(&self) -> usize {
+        1 + self.aggs.iter().map(accumulate::slots).sum::<usize>()
+    }
+
+    /// Adds `d` times a row's contributions to `acc`, from the first extreme's value row (its
+    /// column, then the arguments of `aggs` but `count(*)`'s and the shared ones).
+    fn add(&self, value: &Row, d: Diff, acc: &mut [i128]) {
+        let mut own: SmallVec<[i128; 8]> = SmallVec::new();
+        own.push(1);
+        let fields = value.fields();
+        let mut args = fields.iter().skip(1);
+        for (a, shared) in self.aggs.iter().zip(&self.shared) {
+            if a.func == AggFunc::CountStar {
+                continue;
+            }
+            let field = if *shared { fields.first() } else { args.next() };
+            let v = field.map(|f| Row::decode_field(f)).unwrap_or(Value::Null);
+            accumulate::contribution(a.func, &v, &mut own);
+        }
+        for (slot, x) in acc.iter_mut().zip(own) {
+            *slot += x * d as i128;
+        }
+    }
+
+    /// The result row of a group from the walk's (group key, then the extremes) and the
+    /// group's totals.
+    fn assemble(
+        &self,
+        extremes: usize,
+        picked: Picked,
+        acc: &Accums,
+    ) -> SmallVec<[(Result<Row, EvalError>, Diff); 4]> {
+        picked
+            .into_iter()
+            .map(|(row, m)| {
+                let result = accumulate::finish(&self.aggs, acc).map(|totals| {
+                    let fields = row.fields();
+                    let key = fields.len() - extremes;
+                    let mut packer = RowPacker::new();
+                    for f in &fields[..key] {
+                        packer.push_field(f);
+                    }
+                    let mut totals = totals.iter();
+                    for slot in &self.order {
+                        match slot {
+                            Some(i) => packer.push_field(fields[key + i]),
+                            None => packer.push(totals.next().unwrap_or(&Value::Null)),
+                        }
+                    }
+                    packer.finish()
+                });
+                (result, m)
+            })
+            .collect()
+    }
+}
+
 /// Rows keyed by group, each beside its sort key, walked per group as `pick` says.
 pub fn render<'s>(
     pairs: VecCollection<'s, Time, (Row, (SortKey, Row)), Diff>,
     pick: Pick,
     name: &str,
 ) -> VecCollection<'s, Time, Row, Diff> {
+    walk(pairs, pick, None, name, |picked, _| picked)
+}
+
+/// `min`/`max` of `count` aggregates walked as [`Pick::Extremes`], beside `totals`; a group's
+/// row, or the error its totals make.
+pub fn render_with_totals<'s>(
+    pairs: VecCollection<'s, Time, (Row, (SortKey, Row)), Diff>,
+    count: usize,
+    totals: Totals,
+    name: &str,
+) -> VecCollection<'s, Time, Result<Row, EvalError>, Diff> {
+    let kept = totals.clone();
+    walk(
+        pairs,
+        Pick::Extremes { count },
+        Some(totals),
+        name,
+        move |picked, acc| kept.assemble(count, picked, acc),
+    )
+}
+
+/// The walking operator; `finish` makes the output of a group's picked rows (and its totals,
+/// zero without `totals`).
+fn walk<'s, D, F>(
+    pairs: VecCollection<'s, Time, (Row, (SortKey, Row)), Diff>,
+    pick: Pick,
+    totals: Option<Totals>,
+    name: &str,
+    finish: F,
+) -> VecCollection<'s, Time, D, Diff>
+where
+    D: timely::ExchangeData + Clone + Ord,
+    F: Fn(Picked, &Accums) -> SmallVec<[(D, Diff); 4]> + 'static,
+{
     let arranged = super::arrange::by_key(pairs, &format!("Arrange: {name}"));
     let mut trace = arranged.trace.clone();
     arranged
@@ -65,7 +184,11 @@ pub fn render<'s>(
             let mut lower = Antichain::from_elem(0);
             let mut upper = Antichain::from_elem(0);
             let mut times: Vec<Time> = Vec::new();
-            let mut changes: Vec<(Row, Diff)> = Vec::new();
+            let mut changes: Vec<(D, Diff)> = Vec::new();
+            // Each group's totals as of `lower` (with `totals`).
+            let mut state: HashMap<Row, Accums> = HashMap::new();
+            let width = totals.as_ref().map_or(0, Totals::width);
+            let mut slots: SmallVec<[i128; 8]> = SmallVec::new();
             move |(input, _frontier), output| {
                 lower.clone_from(&upper);
                 let mut caps = CapabilitySet::new();
@@ -89,19 +212,47 @@ pub fn render<'s>(
                     all.extend(fresh.iter().cloned());
                     let (mut changed, changed_storage) = cursor_list(fresh);
                     let mut group = Group::new(&all, history);
+                    // The new rows of the current group, by time (with `totals`).
+                    let mut deltas: Vec<(Time, Diff, &Row)> = Vec::new();
                     while let Some(key) = changed.get_key(&changed_storage) {
                         times.clear();
-                        while changed.val_valid(&changed_storage) {
-                            changed.map_times(&changed_storage, |t, _| times.push(*t));
+                        deltas.clear();
+                        while let Some(val) = changed.get_val(&changed_storage) {
+                            let counted = totals.is_some() && val.0.lead() == Some(0);
+                            changed.map_times(&changed_storage, |t, d| {
+                                times.push(*t);
+                                if counted {
+                                    deltas.push((*t, *d, &val.1));
+                                }
+                            });
                             changed.step_val(&changed_storage);
                         }
                         times.sort_unstable();
                         times.dedup();
+                        deltas.sort_unstable_by_key(|(t, _, _)| *t);
                         group.seek_key(key);
                         let first = times[0];
-                        let mut before = group.pick(key, pick, |t| t < first);
+                        let mut acc = match totals {
+                            Some(_) => state.get(key).cloned().unwrap_or_default(),
+                            None => Accums::default(),
+                        };
+                        slots.clear();
+                        slots.extend((0..width).map(|i| acc.get(i)));
+                        let mut before = finish(group.pick(key, pick, |t| t < first), &acc);
+                        let mut next = 0;
                         for &t in &times {
-                            let now = group.pick(key, pick, |u| u <= t);
+                            if let Some(totals) = &totals {
+                                let from = next;
+                                while let Some((_, d, row)) = deltas.get(next).filter(|x| x.0 <= t)
+                                {
+                                    totals.add(row, *d, &mut slots);
+                                    next += 1;
+                                }
+                                if next > from {
+                                    acc = Accums::from_slots(&slots);
+                                }
+                            }
+                            let now = finish(group.pick(key, pick, |u| u <= t), &acc);
                             if now != before {
                                 changes.clear();
                                 changes.extend(before.drain(..).map(|(r, m)| (r, -m)));
@@ -112,6 +263,13 @@ pub fn render<'s>(
                                 }
                             }
                             before = now;
+                        }
+                        if totals.is_some() {
+                            if acc.is_zero() {
+                                state.remove(key);
+                            } else {
+                                state.insert(key.clone(), acc);
+                            }
                         }
                         changed.step_key(&changed_storage);
                     }
@@ -251,7 +409,7 @@ where
                 }
             }
             Pick::Extremes { count: aggs } => {
-                let mut fields: SmallVec<[Option<&Row>; 4]> = SmallVec::new();
+                let mut fields: SmallVec<[Option<&[u8]>; 4]> = SmallVec::new();
                 for agg in 0..aggs {
                     let lead = agg as u8;
                     self.seek(&(SortKey::leading(&[lead]), Row::default()));
@@ -261,7 +419,9 @@ where
                             break;
                         }
                         if self.count_and_step(val, &include) > 0 {
-                            first = Some(&val.1);
+                            // The first extreme's values carry the totals' arguments after
+                            // their own column.
+                            first = val.1.fields_to(1).first().copied();
                             break;
                         }
                     }
@@ -269,8 +429,7 @@ where
                 }
                 // A group with no rows at this time has no result.
                 if fields.iter().any(Option::is_some) {
-                    let values =
-                        Row::from_fields(fields.iter().map(|f| f.map(|r| r.encoded_bytes())));
+                    let values = Row::from_fields(fields.iter().copied());
                     out.push((key.concat(&values), 1));
                 }
             }
