@@ -13,9 +13,9 @@
 //!
 //! The result before a time is walked again rather than stored: the operator keeps no state
 //! besides the arrangement, whose compaction follows the operator's progress (and, for `count`
-//! and integer `sum`/`avg` beside `min`/`max`, each group's running totals: [`Totals`]). Timestamps must
-//! be totally ordered (the walk asks which updates are at or before a time), so loops, whose
-//! times are pairs, keep the `reduce` (`RenderTime::walk`).
+//! and integer `sum`/`avg` beside `min`/`max`, each group's running totals: [`Totals`]).
+//! Timestamps must be totally ordered (the walk asks which updates are at or before a time),
+//! so loops, whose times are pairs, keep the `reduce` (`RenderTime::walk`).
 
 use std::collections::HashMap;
 
@@ -95,6 +95,12 @@ impl Totals {
                 continue;
             }
             let field = if *shared { fields.first() } else { args.next() };
+            let field = field.filter(|f| !Row::field_is_null(f));
+            if a.func == AggFunc::Count {
+                // A count looks at the tag only (its argument may be text).
+                own.push(i128::from(field.is_some()));
+                continue;
+            }
             let v = field.map(|f| Row::decode_field(f)).unwrap_or(Value::Null);
             accumulate::contribution(a.func, &v, &mut own);
         }
