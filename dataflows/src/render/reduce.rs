@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use differential_dataflow::VecCollection;
 
 use super::walk::Pick;
-use super::{split, Bundle, Context, Errs, RenderTime};
+use super::{split, Bundle, Context, Errs, RenderTime, Rows};
 use crate::error::EvalError;
 use crate::plan::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use crate::plan::top_k::{compare_rows, OrderKey};
@@ -41,12 +41,13 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
     );
     let (mut keyed, mut key_errs) = split(keyed);
-    if let Some(oks) = extremes_walked::<T>(keyed.clone(), r) {
-        return Bundle::new(oks, input_errs.concat(key_errs));
-    }
-    if let Some(results) = extremes_with_totals::<T>(keyed.clone(), r) {
-        let (oks, agg_errs) = split(results);
-        return Bundle::new(oks, input_errs.concat(key_errs).concat(agg_errs));
+    if let Some((oks, agg_errs)) = extremes_walked::<T>(keyed.clone(), r) {
+        let errs = input_errs.concat(key_errs);
+        let errs = match agg_errs {
+            Some(agg_errs) => errs.concat(agg_errs),
+            None => errs,
+        };
+        return Bundle::new(oks, errs);
     }
     let mut aggs = r.aggregates.clone();
     if let Some(combine) = combined_in_levels(r) {
@@ -174,68 +175,28 @@ fn reduce_in_levels<'s, T: RenderTime>(
     (stage, errs)
 }
 
-/// GROUP BY whose aggregates are all `min` and `max`: each group's rows arranged by each
-/// aggregate's argument in its order (one arrangement, each aggregate's values led by its
-/// index), and each changed group's extremes found by walking from its first values
-/// (`render::walk`), so a write to a large group reads a value or two, not the group. `None`
+/// GROUP BY whose aggregates are `min` and `max`, alone or beside ones that add up (`count`,
+/// integer `sum`/`avg`, none DISTINCT): each group's rows arranged by each extreme's argument
+/// in its order (one arrangement, each extreme's values led by its index), and each changed
+/// group's extremes found by walking from its first values (`render::walk`), so a write to a
+/// large group reads a value or two, not the group. The other aggregates are running totals
+/// kept by the same operator (`walk::Totals`): the first extreme's arranged values carry their
+/// arguments after its own column; the result's errors are totals outside `bigint`. `None`
 /// without GROUP BY (the levels spread the one group over the workers), inside loops, and
-/// for other aggregates.
-///
-/// Beside `count` and integer `sum`/`avg`, see [`extremes_with_totals`]. (Walking the
-/// extremes, keeping the others as running totals elsewhere and joining the two by group was
-/// measured first and not kept: q17, 240,000 small groups, went from 7.6 to 16.4 s.)
+/// for other aggregates. (Walking the extremes, keeping the totals elsewhere and joining the
+/// two by group was measured first and not kept: q17, 240,000 small groups, 7.6 → 16.4 s.)
 fn extremes_walked<'s, T: RenderTime>(
     keyed: VecCollection<'s, T, (Row, Row), Diff>,
     r: &ReducePlan,
-) -> Option<VecCollection<'s, T, Row, Diff>> {
-    let extremes = !r.global
-        && !T::NESTED
-        && (1..=usize::from(u8::MAX)).contains(&r.aggregates.len())
-        && (r.aggregates.iter())
-            .all(|a| a.extra.is_empty() && matches!(a.func, AggFunc::Min | AggFunc::Max));
-    if !extremes {
-        return None;
-    }
-    let orders: Vec<[OrderKey; 1]> = (r.aggregates.iter())
-        .map(|a| {
-            [OrderKey {
-                column: 0,
-                desc: a.func == AggFunc::Max,
-                nulls_first: false,
-            }]
-        })
-        .collect();
-    let count = orders.len();
-    let pairs = keyed.flat_map(move |(key, args)| {
-        let fields = args.fields();
-        (orders.iter().zip(fields.iter()).enumerate())
-            .map(|(i, (order, field))| {
-                let sort = SortKey::of(&[i as u8], &[field], order);
-                (key.clone(), (sort, Row::from_fields([Some(*field)])))
-            })
-            .collect::<SmallVec<[_; 4]>>()
-    });
-    T::walk(pairs, Pick::Extremes { count }, "Reduce: extremes")
-}
-
-/// GROUP BY whose aggregates are `min`/`max` and ones that add up (`count`, integer
-/// `sum`/`avg`, none DISTINCT): the extremes walked as in [`extremes_walked`], the others kept
-/// as running totals by the same operator (`walk::Totals`), so a write to a large group costs
-/// neither a pass over the group nor a join of two results per group. The first extreme's
-/// arranged values carry the other aggregates' arguments after their own column.
-fn extremes_with_totals<'s, T: RenderTime>(
-    keyed: VecCollection<'s, T, (Row, Row), Diff>,
-    r: &ReducePlan,
-) -> Option<VecCollection<'s, T, Result<Row, EvalError>, Diff>> {
-    let extreme = |a: &AggregateExpr| {
-        !a.distinct && a.extra.is_empty() && matches!(a.func, AggFunc::Min | AggFunc::Max)
-    };
+) -> Option<(Rows<'s, T>, Option<Errs<'s, T>>)> {
+    let extreme =
+        |a: &AggregateExpr| a.extra.is_empty() && matches!(a.func, AggFunc::Min | AggFunc::Max);
     let count = r.aggregates.iter().filter(|a| extreme(a)).count();
-    let applies = !r.global
-        && !T::NESTED
-        && (1..=usize::from(u8::MAX)).contains(&count)
-        && count < r.aggregates.len()
-        && (r.aggregates.iter()).all(|a| extreme(a) || super::accumulate::adds_up(a));
+    let alone = count == r.aggregates.len();
+    let beside =
+        (r.aggregates.iter()).all(|a| (extreme(a) && !a.distinct) || super::accumulate::adds_up(a));
+    let applies =
+        !r.global && !T::NESTED && (1..=usize::from(u8::MAX)).contains(&count) && (alone || beside);
     if !applies {
         return None;
     }
@@ -283,12 +244,18 @@ fn extremes_with_totals<'s, T: RenderTime>(
             })
             .collect::<SmallVec<[_; 4]>>()
     });
+    if alone {
+        let oks = T::walk(pairs, Pick::Extremes { count }, "Reduce: extremes")?;
+        return Some((oks, None));
+    }
     let totals = super::walk::Totals {
         aggs,
         shared,
         order,
     };
-    T::walk_with_totals(pairs, count, totals, "Reduce: extremes and totals")
+    let results = T::walk_with_totals(pairs, count, totals, "Reduce: extremes and totals")?;
+    let (oks, errs) = split(results);
+    Some((oks, Some(errs)))
 }
 
 /// GROUP BY without aggregates: each group's key once, a threshold on the keys (Nexmark q8's
