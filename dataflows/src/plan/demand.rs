@@ -12,7 +12,8 @@
 //!
 //! An operator whose result depends on whole rows reads all of its input's columns: `DISTINCT`,
 //! the threshold of `EXCEPT`/`INTERSECT`, outer joins (unmatched rows are found by whole
-//! row), top-k (ties), recursion, table functions and temporal filters (kept simple).
+//! row), recursion, table functions and temporal filters (kept simple). Top-k and window
+//! functions read their keys and arguments and whatever is read above them.
 //! Expressions that cannot fail are left as they are, so plans that share a subplan keep
 //! sharing it wherever nothing could have surfaced.
 
@@ -121,8 +122,20 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
             j.right = Box::new(prune(*j.right));
             Plan::Join(j)
         }
+        // The order among ties is fixed by whole rows, but only where SQL leaves it open: a
+        // column nothing above reads may change which of two tied rows comes first, never a
+        // value anything reads.
         Plan::TopK(mut t) => {
-            t.input = Box::new(prune(*t.input));
+            let arity = t.input.arity();
+            let mut needed: Vec<bool> = (0..arity).map(|c| read.get(c) == Some(&true)).collect();
+            let rank_cols = t.rank.map(|r| r.columns()).unwrap_or_default();
+            let keys = t.order.iter().map(|k| k.column);
+            for c in t.group_key.iter().copied().chain(keys).chain(rank_cols) {
+                if let Some(n) = needed.get_mut(c) {
+                    *n = true;
+                }
+            }
+            t.input = Box::new(prune_to(*t.input, &needed));
             Plan::TopK(t)
         }
         Plan::FlatMap(mut f) => {

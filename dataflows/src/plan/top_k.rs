@@ -181,6 +181,31 @@ impl RankKind {
         }
     }
 
+    /// The stage input's columns the function reads besides the group and order keys.
+    pub fn columns(self) -> Vec<usize> {
+        match self {
+            RankKind::Lag { value, default, .. } | RankKind::Lead { value, default, .. } => {
+                std::iter::once(value).chain(default).collect()
+            }
+            RankKind::Window {
+                func: FrameFunc::CountStar,
+                ..
+            } => Vec::new(),
+            RankKind::Window {
+                func: FrameFunc::StringAgg { delimiter },
+                value,
+                ..
+            } => vec![value, delimiter],
+            RankKind::Window { value, .. } => vec![value],
+            RankKind::RowNumber
+            | RankKind::Rank
+            | RankKind::DenseRank
+            | RankKind::PercentRank
+            | RankKind::CumeDist
+            | RankKind::Ntile(_) => Vec::new(),
+        }
+    }
+
     /// Whether the appended column is a rank (which a filter `rank <= k` can bound).
     pub fn is_rank(self) -> bool {
         matches!(
