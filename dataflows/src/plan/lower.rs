@@ -349,6 +349,14 @@ fn split_equality(c: &ScalarExpr, left_arity: usize) -> Option<(ScalarExpr, Scal
 /// Builds a left-deep join of `inputs` applying `preds` (over the original concatenation).
 fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
     let arities: Vec<usize> = inputs.iter().map(Plan::arity).collect();
+    // A join condition that can never hold (`ON 1 >= 4 AND …`) empties the join without
+    // evaluating its inputs, as a filter that can never hold does (see `finish_mfp`).
+    if preds.iter().any(never_true) {
+        return Plan::Constant {
+            rows: vec![],
+            arity: arities.iter().sum(),
+        };
+    }
     let offsets: Vec<usize> = arities
         .iter()
         .scan(0, |acc, a| {
@@ -495,8 +503,11 @@ fn never_holds(mfp: &Mfp) -> bool {
     mfp.predicates().any(|p| {
         let mut conjuncts = Vec::new();
         p.clone().into_conjuncts(&mut conjuncts);
-        conjuncts
-            .iter()
-            .any(|c| matches!(c.reduce_constants(), ScalarExpr::Literal(v) if !v.is_true()))
+        conjuncts.iter().any(never_true)
     })
+}
+
+/// Whether `conjunct` is constant and not true (false or NULL).
+fn never_true(conjunct: &ScalarExpr) -> bool {
+    matches!(conjunct.reduce_constants(), ScalarExpr::Literal(v) if !v.is_true())
 }
