@@ -18,6 +18,7 @@
 //! sharing it wherever nothing could have surfaced.
 
 use super::join::JoinKind;
+use super::reduce::{AggFunc, AggregateExpr};
 use super::Plan;
 use crate::expr::ScalarExpr;
 use crate::value::Value;
@@ -95,6 +96,17 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
             for k in &r.key {
                 mark(k, &mut needed);
             }
+            // An aggregate nothing reads aggregates NULLs (PostgreSQL drops a subquery's unused
+            // outputs, aggregates too): neither its argument nor its own overflow can fail.
+            let keys = r.key.len();
+            for (i, a) in r.aggregates.iter_mut().enumerate() {
+                if read.get(keys + i) == Some(&false) && could_fail(a) {
+                    a.expr = ScalarExpr::Literal(Value::Null);
+                    for e in &mut a.extra {
+                        *e = ScalarExpr::Literal(Value::Null);
+                    }
+                }
+            }
             for a in &r.aggregates {
                 mark(&a.expr, &mut needed);
                 for e in &a.extra {
@@ -164,6 +176,17 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
             input: Box::new(prune(*input)),
             mfp,
         },
+    }
+}
+
+/// Whether aggregate `a` could fail on some input in a way a NULL argument avoids: its
+/// arguments can fail, or it sums. (A scalar subquery's `Single` fails on a second row
+/// whatever its value, so it is not one.)
+fn could_fail(a: &AggregateExpr) -> bool {
+    match a.func {
+        AggFunc::Single => false,
+        AggFunc::Sum | AggFunc::Avg => true,
+        _ => !a.expr.cannot_fail() || a.extra.iter().any(|e| !e.cannot_fail()),
     }
 }
 
