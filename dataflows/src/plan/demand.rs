@@ -116,6 +116,13 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
             r.input = Box::new(prune_to(*r.input, &needed));
             Plan::Reduce(r)
         }
+        // `INTERSECT ALL` is `l - (l - r)`: its rows cancel only if both copies of `l` agree
+        // in every column, so a union that subtracts reads whole rows.
+        Plan::Union { inputs } if inputs.iter().any(|p| matches!(p, Plan::Negate { .. })) => {
+            Plan::Union {
+                inputs: inputs.into_iter().map(prune).collect(),
+            }
+        }
         Plan::Union { inputs } => Plan::Union {
             inputs: inputs.into_iter().map(|p| prune_to(p, read)).collect(),
         },

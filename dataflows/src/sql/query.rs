@@ -672,6 +672,11 @@ impl<'a> QueryPlanner<'a> {
                         "aggregate functions are not allowed in GROUP BY",
                     ));
                 }
+                // A position or alias naming a select item that is a subquery (already
+                // rewritten into a column read after aggregation): refused as `GROUP BY (…)` is.
+                if super::subquery::reads_after_aggregation(&resolved) {
+                    return Err(Error::unsupported("a subquery in GROUP BY"));
+                }
                 let windowed = hops.rewrite(&resolved, &mut plan, &mut scope)?;
                 let (x, t) = ExprBinder::new(&scope).bind(&windowed)?;
                 agg_ctx.group_asts.push(resolved);

@@ -60,6 +60,19 @@ const TABLE: &str = "__subquery";
 /// output. The binder reads them as [`AFTER_AGGREGATION_COLUMNS`] plus their scope position.
 pub const AFTER_AGGREGATION: &str = "__aggregated_subquery";
 
+/// Whether `e` reads a column of [`AFTER_AGGREGATION`], i.e. holds a rewritten subquery.
+pub fn reads_after_aggregation(e: &Expr) -> bool {
+    ast::visit_expressions(e, |x| match x {
+        Expr::CompoundIdentifier(parts)
+            if parts.first().is_some_and(|p| p.value == AFTER_AGGREGATION) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
 /// Where the binder puts references to [`AFTER_AGGREGATION`] columns until the Reduce's
 /// width is known (`QueryPlanner::plan_select` moves them after its columns).
 pub const AFTER_AGGREGATION_COLUMNS: usize = 1 << 40;
