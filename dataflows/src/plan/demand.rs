@@ -12,10 +12,13 @@
 //!
 //! An operator whose result depends on whole rows reads all of its input's columns: `DISTINCT`,
 //! the threshold of `EXCEPT`/`INTERSECT`, outer joins (unmatched rows are found by whole
-//! row), recursion, table functions and temporal filters (kept simple). Top-k and window
-//! functions read their keys and arguments and whatever is read above them.
-//! Expressions that cannot fail are left as they are, so plans that share a subplan keep
-//! sharing it wherever nothing could have surfaced.
+//! row), recursion, table functions and temporal filters (kept simple), and a union that
+//! subtracts (`INTERSECT ALL`, `l - (l - r)`, whose two copies of `l` cancel only if they agree
+//! in every column). Top-k and window functions read their keys and arguments and whatever is
+//! read above them. An aggregate nothing reads aggregates NULLs, as PostgreSQL drops a
+//! subquery's unused outputs. Expressions that cannot fail are left as they are, so plans that
+//! share a subplan keep sharing it wherever nothing could have surfaced (an unread `sum` or
+//! `avg` can always overflow, so it is always replaced).
 
 use super::join::JoinKind;
 use super::reduce::{AggFunc, AggregateExpr};
