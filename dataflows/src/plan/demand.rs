@@ -24,6 +24,7 @@ use super::join::JoinKind;
 use super::reduce::{AggFunc, AggregateExpr};
 use super::Plan;
 use crate::expr::ScalarExpr;
+use crate::row::Row;
 use crate::value::Value;
 
 /// `plan` with the fallible expressions of columns nothing reads replaced by NULL.
@@ -93,6 +94,14 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
             j.left = Box::new(prune_to(*j.left, &needed));
             j.right = Box::new(prune_to(*j.right, &right));
             Plan::Join(j)
+        }
+        // A global aggregate is one row whatever its input: read by nothing, it is one row
+        // of NULLs, and its input is never evaluated (as in PostgreSQL).
+        Plan::Reduce(r) if r.global && r.key.is_empty() && !read.contains(&true) => {
+            Plan::Constant {
+                rows: vec![(Row::new(vec![Value::Null; r.aggregates.len()]), 1)],
+                arity: r.aggregates.len(),
+            }
         }
         Plan::Reduce(mut r) => {
             let mut needed = vec![false; r.input.arity()];
