@@ -20,6 +20,7 @@ mod engine;
 mod heap;
 mod memory;
 mod nexmark;
+mod packing;
 mod reads;
 mod server;
 mod sources;
@@ -64,6 +65,15 @@ enum Command {
         /// (differential over freshet's `Row`). The others report zeros.
         #[arg(long)]
         only: Option<String>,
+    },
+    /// Building rows: nanoseconds per row packed by the ways the engine builds them.
+    Packing {
+        /// Rows per run.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: usize,
+        /// Runs of each, the fastest reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Forming batches: differential's merge batcher against freshet's, on random and ordered
     /// rows.
@@ -350,6 +360,7 @@ fn main() -> anyhow::Result<()> {
                 line("freshet", &ours, ratio(&ours));
             }
         }
+        Command::Packing { rows, rounds } => packing::run(rows, rounds)?,
         Command::Batcher {
             batch,
             batches,

@@ -1,7 +1,7 @@
 //! Joins that read an imported arrangement of whole rows by its leading columns, in place.
 //!
 //! Tables, sources and views are arranged by whole row, and a row's bytes order rows by their
-//! first column, then by the next (each value's encoding delimits itself, see `row.rs`, so the
+//! first column, then by the next (each value's encoding delimits itself, see `row/mod.rs`, so the
 //! first byte where two rows differ lies in the first column where they differ). Such an
 //! arrangement is therefore already in the order of its first `n` columns: it *is* a join side
 //! keyed by them, without a second arrangement holding `(key, row)` copies. A join on a table's

@@ -29,6 +29,10 @@ use triomphe::ThinArc;
 
 use crate::value::{DataType, Value};
 
+mod scratch;
+
+use scratch::{short_chunk, Scratch};
+
 /// Encoded bytes a row keeps inline.
 const INLINE: usize = 15;
 
@@ -137,10 +141,10 @@ fn float_of(bits: u64) -> f64 {
 /// Integers are their shortest bytes after a tag that gives length and sign ([`encode_i64`]);
 /// floats and dates are big-endian with the sign bit flipped; text is its bytes with each 0
 /// written as `0 1`, ended by `0 0`, so a string sorts before every longer one it starts.
-fn encode(value: &Value, out: &mut SmallVec<[u8; 64]>) {
+fn encode(value: &Value, out: &mut Scratch) {
     match value {
         Value::Null => out.push(NULL),
-        Value::Bool(b) => out.extend_from_slice(&[BOOL, u8::from(*b)]),
+        Value::Bool(b) => out.put_array([BOOL, u8::from(*b)]),
         Value::Int(x) => encode_i64(INT, *x, out),
         Value::Float(f) => encode_float(f.0, out),
         Value::Text(t) => encode_text(t, out),
@@ -156,7 +160,7 @@ fn encode(value: &Value, out: &mut SmallVec<[u8; 64]>) {
 /// digit paired with 0), ended by 0. Exponent first, then digits, orders magnitudes; a
 /// negative value's bytes after the sign are complemented (its end is then 255), which
 /// reverses that order. `12.34` takes six bytes.
-fn encode_numeric(d: &rust_decimal::Decimal, out: &mut SmallVec<[u8; 64]>) {
+fn encode_numeric(d: &rust_decimal::Decimal, out: &mut Scratch) {
     out.push(NUMERIC);
     if d.is_zero() {
         out.push(NUMERIC_ZERO);
@@ -232,16 +236,18 @@ fn numeric_len(bytes: &[u8]) -> Option<usize> {
 /// and longer negatives smaller, so the tag orders by magnitude and the bytes within it.
 /// Small integers (keys, counts) take 2 or 3 bytes instead of 9, which keeps rows of several
 /// of them inline.
-fn encode_i64(base: u8, x: i64, out: &mut SmallVec<[u8; 64]>) {
+fn encode_i64(base: u8, x: i64, out: &mut Scratch) {
     let n = match x >= 0 {
         true => 8 - (x.leading_zeros() / 8) as usize,
         false => (8 - (x.leading_ones() / 8) as usize).max(1),
     };
-    out.push(match x >= 0 {
+    let tag = match x >= 0 {
         true => base + 8 + n as u8,
         false => base + 8 - n as u8,
-    });
-    out.extend_from_slice(&x.to_be_bytes()[8 - n..]);
+    };
+    // The tag and the low `n` bytes, big-endian: the bytes shifted to the front of eight.
+    let low = if n == 0 { 0 } else { x << (8 * (8 - n)) };
+    out.put_tagged(tag, low.to_be_bytes(), n);
 }
 
 /// The integer whose encoding (tag included) [`encode_i64`] wrote with this `base`.
@@ -270,26 +276,26 @@ fn int_len(tag: u8, base: u8) -> usize {
     (tag - base).abs_diff(8) as usize
 }
 
-fn encode_float(f: f64, out: &mut SmallVec<[u8; 64]>) {
+fn encode_float(f: f64, out: &mut Scratch) {
     out.push(FLOAT);
-    out.extend_from_slice(&float_bits(f).to_be_bytes());
+    out.put_array(float_bits(f).to_be_bytes());
 }
 
-fn encode_date(d: i32, out: &mut SmallVec<[u8; 64]>) {
+fn encode_date(d: i32, out: &mut Scratch) {
     out.push(DATE);
-    out.extend_from_slice(&((d as u32) ^ (1 << 31)).to_be_bytes());
+    out.put_array(((d as u32) ^ (1 << 31)).to_be_bytes());
 }
 
-fn encode_text(t: &str, out: &mut SmallVec<[u8; 64]>) {
+fn encode_text(t: &str, out: &mut Scratch) {
     out.push(TEXT);
     let mut rest = t.as_bytes();
     while let Some(at) = memchr::memchr(0, rest) {
-        out.extend_from_slice(&rest[..=at]);
+        out.put(&rest[..=at]);
         out.push(1);
         rest = &rest[at + 1..];
     }
-    out.extend_from_slice(rest);
-    out.extend_from_slice(&[0, 0]);
+    out.put(rest);
+    out.put_array([0, 0]);
 }
 
 /// The length of the encoded value at the start of `bytes`.
@@ -396,13 +402,30 @@ impl Bytes {
     fn new(bytes: &[u8]) -> Bytes {
         if bytes.len() <= INLINE {
             let mut data = [0; INLINE];
-            data[..bytes.len()].copy_from_slice(bytes);
+            data.copy_from_slice(&short_chunk(bytes)[..INLINE]);
             Bytes::Inline {
                 len: Len::ALL[bytes.len()],
                 data,
             }
         } else {
             Bytes::Heap(ThinArc::from_header_and_slice((), bytes))
+        }
+    }
+
+    /// The bytes built in `s`. A short row is cut from the scratch's first 16 bytes by a mask
+    /// (the stale bytes past its end become the zero padding), with no copy of run-time length.
+    #[inline]
+    fn from_scratch(s: &Scratch) -> Bytes {
+        match s.short() {
+            Some((head, len)) if len <= INLINE => {
+                let mask = (1u128 << (8 * len)) - 1;
+                let padded = (u128::from_le_bytes(*head) & mask).to_le_bytes();
+                Bytes::Inline {
+                    len: Len::ALL[len],
+                    data: padded[..INLINE].try_into().expect("15 bytes"),
+                }
+            }
+            _ => Bytes::new(s.as_slice()),
         }
     }
 
@@ -756,7 +779,7 @@ pub mod stored {
 /// leaves the packer empty for the next one.
 #[derive(Default)]
 pub struct RowPacker {
-    buf: SmallVec<[u8; 64]>,
+    buf: Scratch,
 }
 
 impl RowPacker {
@@ -770,7 +793,7 @@ impl RowPacker {
 
     /// Appends a value's encoding as it is (from [`Row::fields`]).
     pub(crate) fn push_field(&mut self, field: &[u8]) {
-        self.buf.extend_from_slice(field);
+        self.buf.put(field);
     }
 
     pub fn push_null(&mut self) {
@@ -778,7 +801,7 @@ impl RowPacker {
     }
 
     pub fn push_bool(&mut self, b: bool) {
-        self.buf.extend_from_slice(&[BOOL, u8::from(b)]);
+        self.buf.put_array([BOOL, u8::from(b)]);
     }
 
     pub fn push_int(&mut self, x: i64) {
@@ -815,7 +838,7 @@ impl RowPacker {
 
     /// The row of the values pushed since the last `finish`.
     pub fn finish(&mut self) -> Row {
-        let row = Row(Bytes::new(&self.buf));
+        let row = Row(Bytes::from_scratch(&self.buf));
         self.buf.clear();
         row
     }
@@ -854,7 +877,7 @@ fn hash_as_row<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
     use std::hash::Hash;
     if bytes.len() <= INLINE {
         let mut data = [0; INLINE];
-        data[..bytes.len()].copy_from_slice(bytes);
+        data.copy_from_slice(&short_chunk(bytes)[..INLINE]);
         hash_inline(&data, state);
     } else {
         bytes.hash(state);
@@ -920,11 +943,12 @@ impl Row {
 
     /// The row of the encoded `prefix` followed by `values`: every constructor ends here.
     fn build<V: Borrow<Value>>(prefix: &[u8], values: impl IntoIterator<Item = V>) -> Row {
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::from_slice(prefix);
+        let mut buf = Scratch::new();
+        buf.put(prefix);
         for v in values {
             encode(v.borrow(), &mut buf);
         }
-        Row(Bytes::new(&buf))
+        Row(Bytes::from_scratch(&buf))
     }
 
     pub fn empty() -> Row {
@@ -1052,15 +1076,15 @@ impl Row {
     /// values computed beside it: position `c` in `cols` is `fields[c]` below `arity` and
     /// `extra[c - arity]` from there on. A field not walked reads as NULL.
     pub fn assemble(fields: &[&[u8]], arity: usize, cols: &[usize], extra: &[Value]) -> Row {
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        let mut buf = Scratch::new();
         for &c in cols {
             match fields.get(c) {
-                Some(f) if c < arity => buf.extend_from_slice(f),
+                Some(f) if c < arity => buf.put(f),
                 _ if c < arity => buf.push(NULL),
                 _ => encode(&extra[c - arity], &mut buf),
             }
         }
-        Row(Bytes::new(&buf))
+        Row(Bytes::from_scratch(&buf))
     }
 
     /// The encodings of the first `n` values (all of them in a shorter row), walking no
@@ -1089,14 +1113,14 @@ impl Row {
 
     /// The row of these encoded values, in order; `None` stands for NULL.
     pub fn from_fields<'a>(fields: impl IntoIterator<Item = Option<&'a [u8]>>) -> Row {
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        let mut buf = Scratch::new();
         for f in fields {
             match f {
-                Some(f) => buf.extend_from_slice(f),
+                Some(f) => buf.put(f),
                 None => buf.push(NULL),
             }
         }
-        Row(Bytes::new(&buf))
+        Row(Bytes::from_scratch(&buf))
     }
 
     /// Whether a value's encoding (from [`Row::fields`]) is NULL's.
@@ -1110,9 +1134,10 @@ impl Row {
 
     /// This row followed by `other` (their bytes, joined).
     pub fn concat(&self, other: &Row) -> Row {
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::from_slice(self.bytes());
-        buf.extend_from_slice(other.bytes());
-        Row(Bytes::new(&buf))
+        let mut buf = Scratch::new();
+        buf.put(self.bytes());
+        buf.put(other.bytes());
+        Row(Bytes::from_scratch(&buf))
     }
 
     /// This row followed by `values`.
@@ -1154,11 +1179,11 @@ impl Row {
     /// As [`Row::project`], but `None` when a column is past the end.
     pub fn try_project(&self, cols: &[usize]) -> Option<Row> {
         let fields = self.fields();
-        let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        let mut buf = Scratch::new();
         for c in cols {
-            buf.extend_from_slice(fields.get(*c)?);
+            buf.put(fields.get(*c)?);
         }
-        Some(Row(Bytes::new(&buf)))
+        Some(Row(Bytes::from_scratch(&buf)))
     }
 
     /// Whether any value is NULL (read from the tags, nothing decoded).
@@ -1168,8 +1193,7 @@ impl Row {
 
     /// A row of `n` NULLs.
     pub fn nulls(n: usize) -> Row {
-        let buf: SmallVec<[u8; 64]> = std::iter::repeat_n(NULL, n).collect();
-        Row(Bytes::new(&buf))
+        Row(Bytes::new(&vec![NULL; n]))
     }
 
     /// The row as JSON values in column order.
@@ -1241,6 +1265,26 @@ impl FromIterator<Value> for Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_built_across_the_stack_buffer() {
+        // Every sample, many at a time: rows short, inline, on the stack and past it.
+        let values = samples();
+        for size in [1, 2, 5, 9, 20] {
+            for chunk in values.chunks(size) {
+                let row = Row::pack(chunk);
+                assert_eq!(row.unpack(), chunk);
+                assert_eq!(Row::from_fields(row.fields().into_iter().map(Some)), row);
+                let twice = row.concat(&row);
+                assert_eq!(twice.unpack(), [chunk, chunk].concat());
+                let mut packer = RowPacker::new();
+                for v in chunk {
+                    packer.push(v);
+                }
+                assert_eq!(packer.finish(), row);
+            }
+        }
+    }
 
     /// Values at the edges of every encoding, in no particular order.
     fn samples() -> Vec<Value> {
