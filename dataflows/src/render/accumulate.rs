@@ -465,8 +465,12 @@ fn render_over_join<'s, T: RenderTime>(
     Some(Bundle::new(oks, join_errs.concat(agg_errs)))
 }
 
-/// The aggregate values from a group's totals.
-pub(super) fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>, EvalError> {
+/// The aggregate values from a group's totals (on the stack for up to four aggregates: one
+/// result row is made per group and time a total changes).
+pub(super) fn finish(
+    aggs: &[AggregateExpr],
+    acc: &Accums,
+) -> Result<SmallVec<[Value; 4]>, EvalError> {
     let at = |i: usize| acc.get(i);
     let rows = at(0);
     if rows < 0 {
@@ -479,7 +483,7 @@ pub(super) fn finish(aggs: &[AggregateExpr], acc: &Accums) -> Result<Vec<Value>,
             .map(Value::Int)
             .map_err(|_| EvalError::Overflow("bigint".into()))
     };
-    let mut out = Vec::with_capacity(aggs.len());
+    let mut out = SmallVec::with_capacity(aggs.len());
     let mut slot = 1;
     for a in aggs {
         out.push(match a.func {
@@ -560,7 +564,7 @@ mod tests {
         acc.plus_equals(&Accums::from_slots(&[1, 0, 0, 0, 0, 0]));
         let row = finish(&aggs, &acc).unwrap();
         assert_eq!(
-            row,
+            row.to_vec(),
             vec![
                 Value::Int(3),
                 Value::Int(2),
