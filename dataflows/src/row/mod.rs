@@ -401,11 +401,9 @@ fn decode(bytes: &[u8]) -> Value {
 impl Bytes {
     fn new(bytes: &[u8]) -> Bytes {
         if bytes.len() <= INLINE {
-            let mut data = [0; INLINE];
-            data.copy_from_slice(&short_chunk(bytes)[..INLINE]);
             Bytes::Inline {
                 len: Len::ALL[bytes.len()],
-                data,
+                data: padded(bytes),
             }
         } else {
             Bytes::Heap(ThinArc::from_header_and_slice((), bytes))
@@ -865,6 +863,11 @@ impl std::hash::Hash for Row {
     }
 }
 
+/// At most [`INLINE`] bytes, zero-padded as an inline row keeps them.
+fn padded(bytes: &[u8]) -> [u8; INLINE] {
+    short_chunk(bytes)[..INLINE].try_into().expect("15 bytes")
+}
+
 /// An inline row's hash input: its padded bytes as two words.
 fn hash_inline<H: std::hash::Hasher>(data: &[u8; INLINE], state: &mut H) {
     let (a, b) = Bytes::words(data);
@@ -876,9 +879,7 @@ fn hash_inline<H: std::hash::Hasher>(data: &[u8; INLINE], state: &mut H) {
 fn hash_as_row<H: std::hash::Hasher>(bytes: &[u8], state: &mut H) {
     use std::hash::Hash;
     if bytes.len() <= INLINE {
-        let mut data = [0; INLINE];
-        data.copy_from_slice(&short_chunk(bytes)[..INLINE]);
-        hash_inline(&data, state);
+        hash_inline(&padded(bytes), state);
     } else {
         bytes.hash(state);
     }
@@ -1193,7 +1194,11 @@ impl Row {
 
     /// A row of `n` NULLs.
     pub fn nulls(n: usize) -> Row {
-        Row(Bytes::new(&vec![NULL; n]))
+        let mut buf = Scratch::new();
+        for _ in 0..n {
+            buf.push(NULL);
+        }
+        Row(Bytes::from_scratch(&buf))
     }
 
     /// The row as JSON values in column order.
