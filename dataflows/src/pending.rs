@@ -31,6 +31,15 @@ struct Bucket {
     in_order: bool,
 }
 
+impl Bucket {
+    fn push(&mut self, row: Row, diff: Diff) {
+        if let Some((prev, _)) = self.updates.last() {
+            self.in_order &= *prev < row;
+        }
+        self.updates.push((row, diff));
+    }
+}
+
 impl PendingUpdates {
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
@@ -46,6 +55,36 @@ impl PendingUpdates {
         if diff == 0 {
             return;
         }
+        let at = self.bucket(time);
+        self.buckets[at].push(row, diff);
+    }
+
+    /// Adds a chunk of `(row, time, diff)`, each time raised to at least `at_least`; a run of
+    /// updates at one time goes to its bucket together (a chunk at a single time, as a batch
+    /// of a view's arrangement mostly is, with room made for all of it at once).
+    pub fn extend(&mut self, chunk: Vec<(Row, Time, Diff)>, at_least: Time) {
+        let single = match (chunk.first(), chunk.last()) {
+            (Some(first), Some(last)) => first.1.max(at_least) == last.1.max(at_least),
+            _ => return,
+        };
+        let n = chunk.len();
+        let mut at = usize::MAX;
+        for (row, time, diff) in chunk {
+            let time = time.max(at_least);
+            if self.buckets.get(at).is_none_or(|b| b.time != time) {
+                at = self.bucket(time);
+                if single {
+                    self.buckets[at].updates.reserve(n);
+                }
+            }
+            if diff != 0 {
+                self.buckets[at].push(row, diff);
+            }
+        }
+    }
+
+    /// The bucket of `time`, made if there is none.
+    fn bucket(&mut self, time: Time) -> usize {
         let at = match self.buckets.get(self.last) {
             Some(b) if b.time == time => self.last,
             _ => match self.buckets.binary_search_by_key(&time, |b| b.time) {
@@ -64,11 +103,7 @@ impl PendingUpdates {
             },
         };
         self.last = at;
-        let bucket = &mut self.buckets[at];
-        if let Some((prev, _)) = bucket.updates.last() {
-            bucket.in_order &= *prev < row;
-        }
-        bucket.updates.push((row, diff));
+        at
     }
 
     /// The updates at times before `bound`, in time order, each time's consolidated and sorted
@@ -130,5 +165,35 @@ mod tests {
         p.push(r(1), 2, -1);
         p.push(r(1), 4, 1);
         assert_eq!(p.take_before(10), vec![(4, vec![(r(1), 1)])]);
+    }
+
+    #[test]
+    fn chunks_add_as_their_updates_would_one_by_one() {
+        // A batch's walk (row order, several times), a second worker's run of the same time,
+        // times below `at_least` raised to it, a zero diff, and a chunk at one time.
+        let chunks = vec![
+            vec![(1, 2, 1), (1, 5, -1), (3, 5, 1), (4, 1, 1), (6, 0, 0)],
+            vec![(0, 5, 1), (3, 5, 1), (2, 3, 1)],
+            vec![(7, 9, 1), (8, 9, 1), (9, 9, -1)],
+        ];
+        let (mut by_chunk, mut one_by_one) = (PendingUpdates::default(), PendingUpdates::default());
+        for chunk in &chunks {
+            let chunk: Vec<_> = chunk.iter().map(|&(row, t, d)| (r(row), t, d)).collect();
+            for (row, t, d) in chunk.clone() {
+                one_by_one.push(row, t.max(3), d);
+            }
+            by_chunk.extend(chunk, 3);
+        }
+        let expected = one_by_one.take_before(10);
+        assert_eq!(
+            expected,
+            vec![
+                (3, vec![(r(1), 1), (r(2), 1), (r(4), 1)]),
+                (5, vec![(r(0), 1), (r(1), -1), (r(3), 2)]),
+                (9, vec![(r(7), 1), (r(8), 1), (r(9), -1)]),
+            ]
+        );
+        assert_eq!(by_chunk.take_before(10), expected);
+        assert!(by_chunk.is_empty());
     }
 }

@@ -12,25 +12,24 @@
 //! dataflow instead (`gather.rs`).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::InputSession;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::TraceReader;
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Input;
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::{Antichain, AntichainRef};
-use timely::scheduling::Activator;
 use timely::worker::Worker;
 
 mod gather;
 mod sink;
 mod source;
+mod subscription;
 
 pub use gather::{Report, SinkDelta, SourceDelta};
 
@@ -39,12 +38,11 @@ use crate::connector::{
     ConnectorState, Connectors, ReaderContext, ReaderGuard, SinkSpec, SinkWriterId, SourceSpec,
 };
 use crate::error::EvalError;
-use crate::pending::PendingUpdates;
 use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::prefix::arrange_by_first_column;
-use crate::render::{arrange, Bundle, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
+use crate::render::{arrange, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
 use crate::row::Row;
-use crate::subscribe::{Offer, SubscribeEvent, SubscriptionFeed};
+use crate::subscribe::SubscriptionFeed;
 
 /// One worker's answer to a read: its rows, or the first evaluation error it holds.
 pub type PeekPart = Result<Vec<(Row, Diff)>, EvalError>;
@@ -625,16 +623,24 @@ impl WorkerState {
                 let items = &mut self.items;
                 worker.dataflow_named::<Time, _, _>(&format!("subscribe {id}"), |scope| {
                     let mut ctx = Context::new(scope);
-                    let bundle = match target {
+                    let (chunks, errs) = match target {
                         Target::Item(gid) | Target::Errors(gid) | Target::Rows { id: gid, .. } => {
                             import(&mut ctx, items, &[gid]);
-                            ctx.get(gid).unwrap_or_else(|| {
-                                Bundle::new(ctx.constant(vec![]), ctx.no_errors())
-                            })
+                            match ctx.imported.get(&gid) {
+                                Some(imported) => (
+                                    subscription::batch_chunks(&imported.whole),
+                                    imported.errs.clone(),
+                                ),
+                                None => (
+                                    subscription::collection_chunks(ctx.constant(vec![])),
+                                    ctx.no_errors(),
+                                ),
+                            }
                         }
                         Target::Plan { plan, deps } => {
                             import(&mut ctx, items, &deps);
-                            ctx.render(&crate::plan::lower::lower(plan))
+                            let bundle = ctx.render(&crate::plan::lower::lower(plan));
+                            (subscription::collection_chunks(bundle.oks), bundle.errs)
                         }
                         Target::Fast {
                             id: gid,
@@ -647,57 +653,18 @@ impl WorkerState {
                                 input: Box::new(Plan::Get { id: gid, arity }),
                                 mfp,
                             };
-                            ctx.render(&plan)
+                            let bundle = ctx.render(&plan);
+                            (subscription::collection_chunks(bundle.oks), bundle.errs)
                         }
                     };
-                    let scope = ctx.scope;
-                    bundle
-                        .oks
-                        .inner
-                        .binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
-                            bundle.errs.inner,
-                            Exchange::new(|_| 0u64),
-                            Exchange::new(|_| 0u64),
-                            "SubscribeSink",
-                            move |_capability, info| {
-                                let mut sink = SubscribeSink {
-                                    id,
-                                    feed,
-                                    as_of,
-                                    snapshot,
-                                    snapshot_sent: false,
-                                    pending: PendingUpdates::default(),
-                                    errors: Vec::new(),
-                                    last_upper: 0,
-                                    stopped,
-                                    backlog: VecDeque::new(),
-                                    catching_up: true,
-                                    activator: scope.activator_for(info.address),
-                                };
-                                move |(rows, rows_frontier), (errors, errors_frontier), _output| {
-                                    rows.for_each(|_cap, data| {
-                                        if sink.feed.is_some() {
-                                            for (row, t, d) in data.drain(..) {
-                                                sink.pending.push(row, t.max(as_of), d);
-                                            }
-                                        }
-                                    });
-                                    errors.for_each(|_cap, data| {
-                                        if sink.feed.is_some() {
-                                            sink.errors.append(data);
-                                        }
-                                    });
-                                    let upper = rows_frontier
-                                        .frontier()
-                                        .iter()
-                                        .chain(errors_frontier.frontier().iter())
-                                        .min()
-                                        .copied();
-                                    sink.advance(upper);
-                                    sink.flush();
-                                }
-                            },
-                        );
+                    let start = subscription::SinkStart {
+                        id,
+                        feed,
+                        as_of,
+                        snapshot,
+                        stopped,
+                    };
+                    subscription::render(chunks, errs, start);
                 });
                 self.subscriptions.insert(id, dataflow);
             }
@@ -1321,144 +1288,4 @@ fn read_rows(trace: &mut RowTrace, ts: Time, rows: &[Row]) -> Vec<(Row, Diff)> {
         }
     }
     out
-}
-
-/// Worker 0's end of a subscription dataflow: batches updates by time as the frontier passes.
-struct SubscribeSink {
-    id: u64,
-    feed: Option<SubscriptionFeed>,
-    as_of: Time,
-    snapshot: bool,
-    snapshot_sent: bool,
-    /// Rows received, by time (times before `as_of` fold into it).
-    pending: PendingUpdates,
-    /// Errors received, with their times.
-    errors: Vec<(EvalError, Time, Diff)>,
-    last_upper: Time,
-    stopped: Rc<RefCell<Vec<u64>>>,
-    /// Events computed but not yet handed to the consumer.
-    backlog: VecDeque<SubscribeEvent>,
-    /// Until the first backlog has been delivered (the snapshot and, for `as_of` or resumed
-    /// subscriptions, the history since then) events are paced to the consumer's free buffer
-    /// instead of counting a full buffer as lagging: catching up is not falling behind.
-    catching_up: bool,
-    activator: Activator,
-}
-
-/// A consumer whose undelivered events exceed this many buffers is cut off even while
-/// catching up: it is not keeping up with the live stream.
-const MAX_BACKLOG_BUFFERS: usize = 64;
-
-impl SubscribeSink {
-    /// Hands backlog events to the consumer: all of them once live, as many as fit while
-    /// catching up (then polling again shortly).
-    fn flush(&mut self) {
-        while !self.backlog.is_empty() {
-            let Some(feed) = self.feed.as_ref() else {
-                self.backlog.clear();
-                return;
-            };
-            if self.catching_up && feed.room() == 0 {
-                if self.backlog.len() > MAX_BACKLOG_BUFFERS * feed.capacity().max(1) {
-                    feed.cut_off();
-                    self.stop();
-                    return;
-                }
-                self.activator
-                    .activate_after(std::time::Duration::from_millis(1));
-                return;
-            }
-            let event = self.backlog.pop_front().expect("non-empty");
-            let ends = matches!(event, SubscribeEvent::Error { .. });
-            if !self.offer(event) {
-                return;
-            }
-            if ends {
-                self.stop();
-                return;
-            }
-        }
-        if self.snapshot_sent {
-            self.catching_up = false;
-        }
-    }
-
-    fn stop(&mut self) {
-        if self.feed.take().is_some() {
-            self.stopped.borrow_mut().push(self.id);
-        }
-        self.pending.clear();
-        self.errors.clear();
-    }
-
-    fn offer(&mut self, event: SubscribeEvent) -> bool {
-        match self.feed.as_ref().map(|f| f.offer(event)) {
-            Some(Offer::Sent) => true,
-            _ => {
-                self.stop();
-                false
-            }
-        }
-    }
-
-    /// Called whenever data arrives or the frontier moves; `upper` is `None` once the input
-    /// is closed (the view was dropped or the server is stopping).
-    fn advance(&mut self, upper: Option<Time>) {
-        if self.feed.is_none() {
-            self.pending.clear();
-            self.errors.clear();
-            return;
-        }
-        let bound = upper.unwrap_or(Time::MAX);
-        if bound <= self.as_of || bound <= self.last_upper {
-            return;
-        }
-        let mut errors: BTreeMap<EvalError, Diff> = BTreeMap::new();
-        self.errors.retain(|(e, t, d)| match *t < bound {
-            true => {
-                *errors.entry(e.clone()).or_default() += d;
-                false
-            }
-            false => true,
-        });
-        if let Some((e, _)) = errors.into_iter().find(|(_, d)| *d > 0) {
-            let resume_from = self.feed.as_ref().and_then(|f| f.resume_from());
-            self.backlog.push_back(SubscribeEvent::Error {
-                code: "evaluation_error",
-                message: e.to_string(),
-                resume_from,
-            });
-            self.pending.clear();
-            self.errors.clear();
-            self.last_upper = bound;
-            return;
-        }
-        let mut batches = self.pending.take_before(bound);
-        let as_of = self.as_of;
-        if !self.snapshot_sent {
-            self.snapshot_sent = true;
-            let has_snapshot = batches.first().is_some_and(|(t, _)| *t == as_of);
-            if self.snapshot && !has_snapshot {
-                batches.insert(0, (as_of, Vec::new()));
-            } else if !self.snapshot && has_snapshot {
-                batches.remove(0);
-            }
-        }
-        for (time, updates) in batches {
-            self.backlog
-                .push_back(SubscribeEvent::Update { time, updates });
-        }
-        self.last_upper = bound;
-        match upper {
-            Some(u) => self
-                .backlog
-                .push_back(SubscribeEvent::Progress { upper: u }),
-            None => self.backlog.push_back(SubscribeEvent::Error {
-                code: "closed",
-                message: "the subscribed relation was dropped or the server is shutting down"
-                    .into(),
-                resume_from: None,
-            }),
-        }
-    }
 }
