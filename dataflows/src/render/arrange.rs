@@ -28,11 +28,13 @@ use std::marker::PhantomData;
 use differential_dataflow::batcher::merge::{Extractor, MergeBatcher, Merger};
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::arrange::arrangement::arrange_core;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::ord_neu::{VecOrdKeyBuilder, VecOrdValBuilder};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
+use timely::dataflow::channels::pact::Exchange;
 use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::progress::Timestamp;
 use timely::PartialOrder;
@@ -59,8 +61,14 @@ where
     T: Timestamp + Lattice + Ord,
     R: ExchangeData + Semigroup,
 {
-    keys.map(|k| (k, ()))
-        .arrange_named::<KeyBatcher<K, T, R>, _>(name, KeyBatcher::new)
+    // The same spreading as differential's `arrange_by_self` (`plan::placement` relies on it).
+    let exchange = Exchange::new(|(k, _, _): &(K, T, R)| k.hashed().into());
+    arrange_core::<_, _, KeyBatcher<K, T, R>, KeySpine<K, T, R>>(
+        keys.inner,
+        exchange,
+        name,
+        KeyBatcher::new,
+    )
 }
 
 /// `pairs` arranged by their keys (differential's `arrange_by_key_named`, with [`RunMerger`]).
@@ -90,6 +98,8 @@ pub struct RunChunker<D, T, R> {
     ready: VecDeque<Vec<(D, T, R)>>,
     /// The chunk last handed out by `extract` or `finish`.
     current: Vec<(D, T, R)>,
+    /// Bare keys paired with `()` on their way in (see the `PushInto` for keys below).
+    paired: Vec<(D, T, R)>,
 }
 
 impl<D, T, R> Default for RunChunker<D, T, R> {
@@ -99,6 +109,7 @@ impl<D, T, R> Default for RunChunker<D, T, R> {
             sorted: true,
             ready: VecDeque::new(),
             current: Vec::new(),
+            paired: Vec::new(),
         }
     }
 }
@@ -165,6 +176,19 @@ impl<D: Ord, T: Ord, R: Semigroup> PushInto<&mut Vec<(D, T, R)>> for RunChunker<
         if self.pending.len() >= capacity {
             self.seal_pending(capacity / 2);
         }
+    }
+}
+
+/// Keys arranged by themselves come as bare keys: each is paired with `()` here, as it enters
+/// its chunk, rather than by a `map` operator in front of the arrangement that would copy and
+/// push every update once more ([`by_self`], and the arrangements of rows in `prefix` and
+/// `totals`).
+impl<K: Ord, T: Ord, R: Semigroup> PushInto<&mut Vec<(K, T, R)>> for RunChunker<(K, ()), T, R> {
+    fn push_into(&mut self, container: &mut Vec<(K, T, R)>) {
+        let mut paired = std::mem::take(&mut self.paired);
+        paired.extend(container.drain(..).map(|(k, t, r)| ((k, ()), t, r)));
+        self.push_into(&mut paired);
+        self.paired = paired;
     }
 }
 
@@ -651,6 +675,51 @@ mod tests {
     /// Containers in order, out of order, interleaved from two ordered sources, with
     /// cancelling and zero updates: every chunk is sorted, consolidated and not empty, and
     /// together they hold what went in.
+    /// Bare keys are chunked as the same keys paired with `()` would be, containers in and out
+    /// of order alike.
+    #[test]
+    fn bare_keys_chunk_as_their_pairs() {
+        use timely::container::{ContainerBuilder, PushInto};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut bare = RunChunker::<(u64, ()), u64, i64>::default();
+        let mut paired = RunChunker::<(u64, ()), u64, i64>::default();
+        let (mut from_bare, mut from_paired) = (Vec::new(), Vec::new());
+        for round in 0..200 {
+            let n = rng.random_range(0..400);
+            let mut keys: Vec<(u64, u64, i64)> = (0..n)
+                .map(|_| {
+                    (
+                        rng.random_range(0..300),
+                        round / 20,
+                        [1, -1][rng.random_range(0..2)],
+                    )
+                })
+                .collect();
+            if round % 2 == 0 {
+                keys.sort();
+            }
+            let mut pairs: Vec<((u64, ()), u64, i64)> =
+                keys.iter().map(|&(k, t, r)| ((k, ()), t, r)).collect();
+            bare.push_into(&mut keys);
+            paired.push_into(&mut pairs);
+            assert!(keys.is_empty() && pairs.is_empty());
+            while let Some(chunk) = bare.extract() {
+                from_bare.push(std::mem::take(chunk));
+            }
+            while let Some(chunk) = paired.extract() {
+                from_paired.push(std::mem::take(chunk));
+            }
+        }
+        while let Some(chunk) = bare.finish() {
+            from_bare.push(std::mem::take(chunk));
+        }
+        while let Some(chunk) = paired.finish() {
+            from_paired.push(std::mem::take(chunk));
+        }
+        assert!(!from_bare.is_empty());
+        assert_eq!(from_bare, from_paired);
+    }
+
     #[test]
     fn chunks_are_sorted_and_hold_the_input() {
         use timely::container::{ContainerBuilder, PushInto};

@@ -136,10 +136,9 @@ pub fn arrange_by_first_column<'s>(
     if placed {
         return arrange_in_place(rows, name);
     }
-    let exchange =
-        Exchange::new(|((row, ()), _, _): &((Row, ()), Time, Diff)| row.placement_hash());
+    let exchange = Exchange::new(|(row, _, _): &(Row, Time, Diff)| row.placement_hash());
     arrange_core::<_, _, KeyBatcher<Row, Time, Diff>, KeySpine<Row, Time, Diff>>(
-        rows.map(|row| (row, ())).inner,
+        rows.inner,
         exchange,
         name,
         KeyBatcher::new,
@@ -180,9 +179,9 @@ pub fn arrange_in_place<'s, T: RenderTime>(
 ) -> Arranged<'s, TraceAgent<KeySpine<Row, T, Diff>>> {
     use super::arrange::KeyBatcher;
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
-    let pairs = check_placed(rows.map(|row| (row, ())), |(row, ())| row.placement_hash());
+    let rows = check_placed(rows, Row::placement_hash);
     arrange_core::<_, _, KeyBatcher<Row, T, Diff>, KeySpine<Row, T, Diff>>(
-        pairs.inner,
+        rows.inner,
         Pipeline,
         name,
         KeyBatcher::new,

@@ -46,9 +46,8 @@ pub fn count_totals<'s>(
     keys: VecCollection<'s, Time, Row, Accums>,
     placed: bool,
 ) -> VecCollection<'s, Time, (Row, Accums), isize> {
-    let keys = keys.map(|k| (k, ()));
     let arranged = if placed {
-        let keys = super::prefix::check_placed(keys, |(row, ())| row.hashed());
+        let keys = super::prefix::check_placed(keys, Row::hashed);
         arrange_core::<_, _, TotalsBatcher, TotalsSpine>(
             keys.inner,
             Pipeline,
@@ -56,7 +55,7 @@ pub fn count_totals<'s>(
             TotalsBatcher::new,
         )
     } else {
-        let exchange = Exchange::new(|((row, ()), _, _): &Update| row.hashed());
+        let exchange = Exchange::new(|(row, _, _): &(Row, Time, Accums)| row.hashed());
         arrange_core::<_, _, TotalsBatcher, TotalsSpine>(
             keys.inner,
             exchange,
