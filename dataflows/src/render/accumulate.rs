@@ -351,9 +351,10 @@ fn totals<'s, T: RenderTime>(
     placed: bool,
 ) -> (super::Rows<'s, T>, super::Errs<'s, T>) {
     let aggs = r.aggregates.clone();
-    let totals = T::count_keys(contributions, placed)
-        .map(move |(key, acc)| finish(&aggs, &acc).map(|vals| key.append(&vals)));
-    let (mut oks, agg_errs) = split(totals);
+    let totals = T::count_keys(contributions, placed);
+    let (mut oks, agg_errs) = super::map_split(totals, move |(key, acc)| {
+        finish(&aggs, &acc).map(|vals| key.append(&vals))
+    });
     if r.global {
         let defaults = Row::new(
             r.aggregates

@@ -202,12 +202,11 @@ fn side<'s, T: RenderTime>(
         }
         // The filter's own errors (a division by zero in `WHERE`), in a second pass.
         let mut scratch = Vec::new();
-        let (failed, input_errs) = ctx.map_rows::<Row>(
+        let (_, errs) = ctx.map_rows::<Row>(
             input,
             Box::new(move |row| eval.passes(row, &mut scratch).err().map(Err)),
         );
-        let (_, filter_errs) = split(failed);
-        return (arranged, input_errs.concat(filter_errs));
+        return (arranged, errs);
     }
     let (keyed, errs) = keyed(ctx, side, key.to_vec());
     let arranged = match by_first {
@@ -228,12 +227,10 @@ fn keyed<'s, T: RenderTime>(
     super::Errs<'s, T>,
 ) {
     let key = RowExprs::new(key);
-    let (results, side_errs) = ctx.map_rows::<(Row, Row)>(
+    ctx.map_rows::<(Row, Row)>(
         side,
         Box::new(move |row| key.eval_not_null(row).map(|k| k.map(|k| (k, row.clone())))),
-    );
-    let (pairs, key_errs) = split(results);
-    (pairs, side_errs.concat(key_errs))
+    )
 }
 
 /// Rows of `side` with no match: `side - side ⋉ distinct(matched)`.

@@ -17,6 +17,7 @@ mod flat_map;
 mod frame;
 mod join;
 pub mod prefix;
+pub mod read;
 mod recursive;
 mod reduce;
 mod temporal;
@@ -40,6 +41,7 @@ use timely::progress::Timestamp;
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId, LocalId, Plan};
 use crate::row::Row;
+use read::Split;
 
 pub use recursive::RenderTime;
 
@@ -72,13 +74,11 @@ impl<'s, T: Timestamp + Lattice> Bundle<'s, T> {
 /// pair (a join side, a group's key and arguments).
 pub type ReadFn<D> = Box<dyn FnMut(&Row) -> Option<Result<D, EvalError>>>;
 
-/// What such functions made, and the errors evaluating them raised.
-pub type ReadResults<'s, T, D> = VecCollection<'s, T, Result<D, EvalError>, Diff>;
-
 pub type RowFn = ReadFn<Row>;
-pub type Results<'s, T> = ReadResults<'s, T, Row>;
 pub type PairFn = ReadFn<(Row, Row)>;
-pub type PairResults<'s, T> = ReadResults<'s, T, (Row, Row)>;
+
+/// Applies a [`ReadFn`] to an imported arrangement's rows in place (`read::arranged`).
+pub type Reader<'s, T, D> = Box<dyn Fn(ReadFn<D>) -> Split<'s, T, D> + 's>;
 
 /// What a function over rows read in place can make. Closures cannot be generic, so an
 /// [`Imported`] arrangement holds one reader per kind, and this picks it.
@@ -86,11 +86,11 @@ pub trait InPlace: Clone + 'static {
     fn read<'s, T: Timestamp + Lattice>(
         imported: &Imported<'s, T>,
         f: ReadFn<Self>,
-    ) -> ReadResults<'s, T, Self>;
+    ) -> Split<'s, T, Self>;
 }
 
 impl InPlace for Row {
-    fn read<'s, T: Timestamp + Lattice>(imported: &Imported<'s, T>, f: RowFn) -> Results<'s, T> {
+    fn read<'s, T: Timestamp + Lattice>(imported: &Imported<'s, T>, f: RowFn) -> Split<'s, T, Row> {
         (imported.read)(f)
     }
 }
@@ -99,7 +99,7 @@ impl InPlace for (Row, Row) {
     fn read<'s, T: Timestamp + Lattice>(
         imported: &Imported<'s, T>,
         f: PairFn,
-    ) -> PairResults<'s, T> {
+    ) -> Split<'s, T, (Row, Row)> {
         (imported.read_pairs)(f)
     }
 }
@@ -112,9 +112,9 @@ impl InPlace for (Row, Row) {
 /// the operator otherwise reads once).
 pub struct Imported<'s, T: Timestamp + Lattice> {
     /// Applies a function to every row, in place.
-    pub read: Box<dyn Fn(RowFn) -> Results<'s, T> + 's>,
+    pub read: Reader<'s, T, Row>,
     /// The same, for functions that make keyed pairs.
-    pub read_pairs: Box<dyn Fn(PairFn) -> PairResults<'s, T> + 's>,
+    pub read_pairs: Reader<'s, T, (Row, Row)>,
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
     /// The arrangement itself, for joins on its leading columns that read it in place (see
@@ -204,22 +204,21 @@ impl<'s, T: RenderTime> Context<'s, T> {
         }
     }
 
-    /// `f` applied to each row of `plan`, with `plan`'s errors beside: in place when `plan`
-    /// reads an imported arrangement, on the rendered collection otherwise.
-    pub fn map_rows<D: InPlace>(
-        &mut self,
-        plan: &Plan,
-        mut f: ReadFn<D>,
-    ) -> (ReadResults<'s, T, D>, Errs<'s, T>) {
+    /// `f` applied to each row of `plan`: what it made, and beside it `plan`'s errors and
+    /// those `f` raised. In place when `plan` reads an imported arrangement, on the rendered
+    /// collection otherwise (`read.rs`).
+    pub fn map_rows<D: InPlace>(&mut self, plan: &Plan, f: ReadFn<D>) -> Split<'s, T, D> {
         if let Plan::Get { id, .. } = plan {
             if !self.gets.contains_key(id) {
                 if let Some(imported) = self.imported.get(id) {
-                    return (D::read(imported, f), imported.errs.clone());
+                    let (oks, errs) = D::read(imported, f);
+                    return (oks, imported.errs.clone().concat(errs));
                 }
             }
         }
         let input = self.render(plan);
-        (input.oks.flat_map(move |row| f(&row)), input.errs)
+        let (oks, errs) = read::collection(input.oks, f);
+        (oks, input.errs.concat(errs))
     }
 
     fn render_node(&mut self, plan: &Plan) -> Bundle<'s, T> {
@@ -243,12 +242,11 @@ impl<'s, T: RenderTime> Context<'s, T> {
             } => {
                 let eval = mfp.evaluator(input_plan.arity());
                 let mut scratch = Vec::new();
-                let (results, errs) = self.map_rows(
+                let (oks, errs) = self.map_rows(
                     input_plan,
                     Box::new(move |row| eval.apply(row, &mut scratch).transpose()),
                 );
-                let (oks, mfp_errs) = split(results);
-                Bundle::new(oks, errs.concat(mfp_errs))
+                Bundle::new(oks, errs)
             }
             // Unlowered steps render through their fused equivalent.
             Plan::Map { .. } | Plan::Filter { .. } | Plan::Project { .. } => {
@@ -315,6 +313,25 @@ fn shareable(plan: &Plan) -> bool {
     let mut local = false;
     plan.visit(&mut |p| local |= matches!(p, Plan::LocalGet { .. } | Plan::LetRec { .. }));
     !local
+}
+
+/// `f` applied to every update's data and the results split into rows and errors, in one
+/// operator (a `map` before [`split`] would copy and push every update once more).
+pub fn map_split<'s, T, D, D2, F>(
+    data: VecCollection<'s, T, D, Diff>,
+    mut f: F,
+) -> (VecCollection<'s, T, D2, Diff>, Errs<'s, T>)
+where
+    T: Timestamp + Lattice,
+    D: Clone + 'static,
+    D2: Clone + 'static,
+    F: FnMut(D) -> Result<D2, EvalError> + 'static,
+{
+    let (oks, errs) = data.inner.ok_err(move |(x, t, d)| match f(x) {
+        Ok(y) => Ok((y, t, d)),
+        Err(e) => Err((e, t, d)),
+    });
+    (oks.as_collection(), errs.as_collection())
 }
 
 /// Splits a collection of results into rows and errors.

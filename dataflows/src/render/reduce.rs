@@ -36,16 +36,14 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             .flat_map(|a| std::iter::once(&a.expr).chain(&a.extra).cloned())
             .collect(),
     );
-    let (keyed, input_errs) = ctx.map_rows::<(Row, Row)>(
+    let (mut keyed, mut key_errs) = ctx.map_rows::<(Row, Row)>(
         &r.input,
         Box::new(move |row| Some(key.eval(row).and_then(|k| Ok((k, args.eval(row)?))))),
     );
-    let (mut keyed, mut key_errs) = split(keyed);
     if let Some((oks, agg_errs)) = extremes_walked::<T>(keyed.clone(), r) {
-        let errs = input_errs.concat(key_errs);
         let errs = match agg_errs {
-            Some(agg_errs) => errs.concat(agg_errs),
-            None => errs,
+            Some(agg_errs) => key_errs.concat(agg_errs),
+            None => key_errs,
         };
         return Bundle::new(oks, errs);
     }
@@ -63,9 +61,8 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
             out.push((aggregate_group(&aggs, vals), 1));
         },
-    )
-    .map(|(k, res)| res.map(|vals| k.concat(&vals)));
-    let (mut oks, agg_errs) = split(reduced);
+    );
+    let (mut oks, agg_errs) = super::map_split(reduced, |(k, res)| res.map(|vals| k.concat(&vals)));
 
     if r.global {
         let defaults = Row::new(r.aggregates.iter().map(default_value).collect());
@@ -75,7 +72,7 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
             .concat(present.negate());
         oks = oks.concat(missing.map(move |_| defaults.clone()));
     }
-    Bundle::new(oks, input_errs.concat(key_errs).concat(agg_errs))
+    Bundle::new(oks, key_errs.concat(agg_errs))
 }
 
 /// The bucket counts of the levels [`reduce_in_levels`] reduces through, each a divisor of
@@ -264,13 +261,9 @@ fn extremes_walked<'s, T: RenderTime>(
 fn distinct_keys<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bundle<'s, T> {
     let key = crate::expr::RowExprs::new(r.key.clone());
     let (keys, errs) = ctx.map_rows(&r.input, Box::new(move |row| Some(key.eval(row))));
-    let (keys, key_errs) = split(keys);
     // Keys that start with their rows' first column lie where that column places them.
     let placed = !T::NESTED && crate::plan::placement::leads_in_place(&r.input, &r.key);
-    Bundle::new(
-        super::threshold::distinct_placed(keys, placed),
-        errs.concat(key_errs),
-    )
+    Bundle::new(super::threshold::distinct_placed(keys, placed), errs)
 }
 
 /// The value of an aggregate over no rows.

@@ -1,0 +1,110 @@
+//! Reading rows with a function that may fail, its results and its errors leaving one operator
+//! on two outputs.
+//!
+//! Every map-filter-project, group key and join key is a function from a row to an optional
+//! result or evaluation error. Made into a collection of `Result`s and then split, each update
+//! was pushed twice, by the reading operator and again by the split. [`arranged`] walks an
+//! imported arrangement's batches in place and [`collection`] reads a collection, each giving
+//! results and errors straight to their own output.
+
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::trace::cursor::{Cursor, Navigable};
+use differential_dataflow::AsCollection;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::progress::operate::FrontierInterest;
+use timely::progress::Timestamp;
+
+use super::prefix::RowArranged;
+use super::{Errs, ReadFn, Rows};
+use crate::error::EvalError;
+use crate::plan::Diff;
+
+/// What a read made, and the errors it raised.
+pub type Split<'s, T, D> = (
+    differential_dataflow::VecCollection<'s, T, D, Diff>,
+    Errs<'s, T>,
+);
+
+/// `f` applied to every row of an arrangement, read in place from its batches.
+pub fn arranged<'s, T, D>(arranged: &RowArranged<'s, T>, mut f: ReadFn<D>) -> Split<'s, T, D>
+where
+    T: Timestamp + Lattice,
+    D: Clone + 'static,
+{
+    let stream = arranged.stream.clone();
+    let mut builder = OperatorBuilder::new("ReadInPlace".to_owned(), stream.scope());
+    let mut input = builder.new_input(stream, Pipeline);
+    builder.set_notify_for(0, FrontierInterest::Never);
+    let (oks, oks_stream) = builder.new_output();
+    let (errs, errs_stream) = builder.new_output();
+    let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D, T, Diff)>>>::from(oks);
+    let mut errs =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(EvalError, T, Diff)>>>::from(errs);
+    builder.build(move |_| {
+        move |_frontiers| {
+            let mut oks = oks.activate();
+            let mut errs = errs.activate();
+            input.for_each_stamp(|cap, data| {
+                let mut ok = oks.session(&cap);
+                let mut err = errs.session(&cap);
+                for span in data.flat_map(|spans| spans.iter()) {
+                    let Some(batch) = span.inner.as_ref() else {
+                        continue;
+                    };
+                    let mut cursor = batch.cursor();
+                    while let Some(row) = cursor.get_key(batch) {
+                        match f(row) {
+                            None => {}
+                            Some(Ok(d)) => cursor.map_times(batch, |t, r| {
+                                ok.give((d.clone(), t.clone(), *r));
+                            }),
+                            Some(Err(e)) => cursor.map_times(batch, |t, r| {
+                                err.give((e.clone(), t.clone(), *r));
+                            }),
+                        }
+                        cursor.step_key(batch);
+                    }
+                }
+            });
+        }
+    });
+    (oks_stream.as_collection(), errs_stream.as_collection())
+}
+
+/// `f` applied to every row of a collection.
+pub fn collection<'s, T, D>(rows: Rows<'s, T>, mut f: ReadFn<D>) -> Split<'s, T, D>
+where
+    T: Timestamp + Lattice,
+    D: Clone + 'static,
+{
+    let stream = rows.inner;
+    let mut builder = OperatorBuilder::new("Read".to_owned(), stream.scope());
+    let mut input = builder.new_input(stream, Pipeline);
+    builder.set_notify_for(0, FrontierInterest::Never);
+    let (oks, oks_stream) = builder.new_output();
+    let (errs, errs_stream) = builder.new_output();
+    let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D, T, Diff)>>>::from(oks);
+    let mut errs =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(EvalError, T, Diff)>>>::from(errs);
+    builder.build(move |_| {
+        move |_frontiers| {
+            let mut oks = oks.activate();
+            let mut errs = errs.activate();
+            input.for_each_stamp(|cap, data| {
+                let mut ok = oks.session(&cap);
+                let mut err = errs.session(&cap);
+                for (row, t, r) in data.flat_map(|updates| updates.drain(..)) {
+                    match f(&row) {
+                        None => {}
+                        Some(Ok(d)) => ok.give((d, t, r)),
+                        Some(Err(e)) => err.give((e, t, r)),
+                    }
+                }
+            });
+        }
+    });
+    (oks_stream.as_collection(), errs_stream.as_collection())
+}
