@@ -672,9 +672,6 @@ mod tests {
         }
     }
 
-    /// Containers in order, out of order, interleaved from two ordered sources, with
-    /// cancelling and zero updates: every chunk is sorted, consolidated and not empty, and
-    /// together they hold what went in.
     /// Bare keys are chunked as the same keys paired with `()` would be, containers in and out
     /// of order alike.
     #[test]
@@ -720,6 +717,9 @@ mod tests {
         assert_eq!(from_bare, from_paired);
     }
 
+    /// Containers in order, out of order, interleaved from two ordered sources, with
+    /// cancelling and zero updates: every chunk is sorted, consolidated and not empty, and
+    /// together they hold what went in.
     #[test]
     fn chunks_are_sorted_and_hold_the_input() {
         use timely::container::{ContainerBuilder, PushInto};
