@@ -338,9 +338,5 @@ where
 pub fn split<'s, T: Timestamp + Lattice, D: Clone + 'static>(
     results: VecCollection<'s, T, Result<D, EvalError>, Diff>,
 ) -> (VecCollection<'s, T, D, Diff>, Errs<'s, T>) {
-    let (oks, errs) = results.inner.ok_err(|(r, t, d)| match r {
-        Ok(x) => Ok((x, t, d)),
-        Err(e) => Err((e, t, d)),
-    });
-    (oks.as_collection(), errs.as_collection())
+    map_split(results, |r| r)
 }
