@@ -2,8 +2,10 @@
 //! doing the same work, in the same process, in one run.
 //!
 //! `freshet-bench engine` measures a join + aggregate view: single-row update latency
-//! (write → visible to a subscriber) and throughput of batched updates, for freshet and the
-//! baseline, with 1 and 2 workers, and reports the ratios. Results go to stdout as a Markdown
+//! (write → visible to a subscriber) and throughput of batched updates, for freshet and four
+//! hand-written dataflows (textbook `reduce` and count and sum as differences, each over
+//! `u64`s and over freshet's `Row`), with 1 and 2 workers, in interleaved rounds, and
+//! reports the medians and ratios. Results go to stdout as a Markdown
 //! table for `docs/benchmarks.md`.
 //!
 //! `freshet-bench server` measures the HTTP service; `freshet-bench sources` measures backfill
@@ -17,6 +19,7 @@ mod baseline;
 mod batcher;
 mod durability;
 mod engine;
+mod engine_report;
 mod heap;
 mod memory;
 mod nexmark;
@@ -61,10 +64,15 @@ enum Command {
         /// engine's).
         #[arg(long)]
         idle_spin_us: Option<u64>,
-        /// Runs only this system (for profiling): `freshet`, `differential` or `rows`
-        /// (differential over freshet's `Row`). The others report zeros.
+        /// Runs only this system (for profiling): `freshet`, `differential` (hand-written with
+        /// `reduce`), `diffs` (hand-written with count and sum as diffs), `rows` (`reduce`
+        /// over freshet's `Row`) or `rows-diffs` (diffs over freshet's `Row`). The others are
+        /// not printed.
         #[arg(long)]
         only: Option<String>,
+        /// Rounds of every system, interleaved; the table gives medians.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Building rows: nanoseconds per row packed by the ways the engine builds them.
     Packing {
@@ -319,47 +327,17 @@ fn main() -> anyhow::Result<()> {
             workers,
             idle_spin_us,
             only,
-        } => {
-            let idle_spin = idle_spin_us.map(std::time::Duration::from_micros);
-            let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
-            let mut rows = Vec::new();
-            for w in workers {
-                let ours = match runs("freshet") {
-                    true => engine::run(w, keys, updates, batch, batches, idle_spin)?,
-                    false => stats::Outcome::default(),
-                };
-                let base = match runs("differential") {
-                    true => baseline::run::<u64>(w, keys, updates, batch, batches),
-                    false => stats::Outcome::default(),
-                };
-                let on_rows = match runs("rows") {
-                    true => {
-                        baseline::run::<freshet_dataflows::Row>(w, keys, updates, batch, batches)
-                    }
-                    false => stats::Outcome::default(),
-                };
-                rows.push((w, ours, base, on_rows));
-            }
-            println!("| workers | system | p50 latency | p99 latency | updates/s | ratio (freshet / differential) |");
-            println!("|---|---|---|---|---|---|");
-            for (w, ours, base, on_rows) in rows {
-                let line = |system: &str, o: &stats::Outcome, ratio: String| {
-                    if o.throughput > 0.0 {
-                        let (p50, p99) = (stats::fmt(o.p50), stats::fmt(o.p99));
-                        let rate = o.throughput;
-                        println!("| {w} | {system} | {p50} | {p99} | {rate:.0} | {ratio} |");
-                    }
-                };
-                let ratio = |o: &stats::Outcome| match base.throughput > 0.0 {
-                    true => format!("{:.2}", o.throughput / base.throughput),
-                    false => "–".into(),
-                };
-                line("differential (hand-written)", &base, String::new());
-                let over_rows = format!("({})", ratio(&on_rows));
-                line("differential over freshet's `Row`", &on_rows, over_rows);
-                line("freshet", &ours, ratio(&ours));
-            }
-        }
+            rounds,
+        } => engine_report::run(&engine_report::Settings {
+            keys,
+            updates,
+            batch,
+            batches,
+            workers,
+            idle_spin: idle_spin_us.map(std::time::Duration::from_micros),
+            only,
+            rounds,
+        })?,
         Command::Packing { rows, rounds } => packing::run(rows, rounds)?,
         Command::Batcher {
             batch,
