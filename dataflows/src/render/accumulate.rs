@@ -16,7 +16,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::{split, Bundle, Context, RenderTime};
+use super::{Bundle, Context, RenderTime};
 use crate::error::EvalError;
 use crate::expr::RowExprs;
 use crate::plan::placement;
@@ -257,38 +257,103 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     if let Some(bundle) = render_over_join(ctx, r) {
         return bundle;
     }
-    let input = ctx.render(&r.input);
-    let key = RowExprs::new(r.key.clone());
-    let aggs = r.aggregates.clone();
-    let width = 1 + aggs.iter().map(slots).sum::<usize>();
-    let distinct: Vec<usize> = (0..aggs.len()).filter(|i| aggs[*i].distinct).collect();
-    // Each row becomes its key, with its contributions as the difference (times its
-    // multiplicity, which `explode` applies), and the arguments of its DISTINCT aggregates.
-    // A row whose key or any argument fails to evaluate contributes to no aggregate.
-    let support = crate::expr::Support::of(
-        aggs.iter()
-            .filter(|a| a.func != AggFunc::CountStar)
-            .map(|a| &a.expr),
-    );
-    let mut values = Vec::new();
-    let evaluated = input.oks.flat_map(move |row| {
-        let key = key.eval(&row);
-        support.decode(&row, &mut values);
-        let mut acc: SmallVec<[i128; 3]> = SmallVec::with_capacity(width);
+    let width = 1 + r.aggregates.iter().map(slots).sum::<usize>();
+    let distinct: Vec<usize> = (0..r.aggregates.len())
+        .filter(|i| r.aggregates[*i].distinct)
+        .collect();
+    let mut of = Contributions::new(r);
+    if distinct.is_empty() {
+        // Each row read (in place when the input is an arrangement) straight into its key,
+        // with its contributions times its multiplicity as the difference; made where the row
+        // lies when that is its key's worker.
+        let read = Box::new(move |row: &Row| Some(of.of(row).map(|(key, acc, _)| (key, acc))));
+        let (contributions, errs) =
+            ctx.map_rows_as(&r.input, read, |(key, acc): (Row, Accums), m| {
+                (key, acc.multiply(&m))
+            });
+        let placed = placement::keyed_in_place(&r.input, &r.key);
+        let (oks, agg_errs) = totals(ctx, r, contributions, placed);
+        return Bundle::new(oks, errs.concat(agg_errs));
+    }
+    let read = move |row: &Row| Some(of.of(row).map(|(k, acc, args)| (k, acc, Row::new(args))));
+    let (evaluated, errs) = ctx.map_rows(&r.input, Box::new(read));
+    let rows = evaluated.clone().explode(|(key, acc, _)| Some((key, acc)));
+    // (key…, which DISTINCT aggregate, argument) once per group, aggregate and distinct
+    // non-NULL argument: one threshold for all of them.
+    let n = r.key.len();
+    let pairs = evaluated.flat_map(move |(key, _, args)| {
+        args.into_values()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_null())
+            .map(move |(nth, v)| key.append(&[Value::Int(nth as i64), v]))
+    });
+    // Where each DISTINCT aggregate's slots start, and its function.
+    let targets: Vec<(usize, AggFunc)> = distinct
+        .iter()
+        .map(|&i| {
+            let slot = 1 + r.aggregates[..i].iter().map(slots).sum::<usize>();
+            (slot, r.aggregates[i].func)
+        })
+        .collect();
+    let once = super::threshold::distinct(pairs);
+    let contributions = rows.concat(once.explode(move |row| {
+        let Value::Int(nth) = row.get(n) else {
+            return None;
+        };
+        let (slot, func) = *targets.get(nth as usize)?;
+        let mut acc: SmallVec<[i128; 3]> = smallvec::smallvec![0; width];
+        let mut own = SmallVec::<[i128; 3]>::new();
+        contribution(func, &row.get(n + 1), &mut own);
+        acc[slot..slot + own.len()].copy_from_slice(&own);
+        Some((row.prefix(n), Accums::from_slots(&acc)))
+    }));
+    // The DISTINCT aggregates' pairs come from a threshold spread by whole pair, not from
+    // where the input's rows lie.
+    let (oks, agg_errs) = totals(ctx, r, contributions, false);
+    Bundle::new(oks, errs.concat(agg_errs))
+}
+
+/// What each input row adds to its group: its key, its contributions to the aggregates that
+/// add up, and the arguments of its DISTINCT aggregates. A row whose key or any argument fails
+/// to evaluate contributes to no aggregate.
+struct Contributions {
+    key: RowExprs,
+    aggs: Vec<AggregateExpr>,
+    /// The columns the arguments read, decoded into `values` for each row.
+    support: crate::expr::Support,
+    values: Vec<Value>,
+    width: usize,
+}
+
+impl Contributions {
+    fn new(r: &ReducePlan) -> Self {
+        let aggs = r.aggregates.clone();
+        let support = crate::expr::Support::of(
+            aggs.iter()
+                .filter(|a| a.func != AggFunc::CountStar)
+                .map(|a| &a.expr),
+        );
+        Contributions {
+            key: RowExprs::new(r.key.clone()),
+            width: 1 + aggs.iter().map(slots).sum::<usize>(),
+            aggs,
+            support,
+            values: Vec::new(),
+        }
+    }
+
+    fn of(&mut self, row: &Row) -> Result<(Row, Accums, Vec<Value>), EvalError> {
+        let key = self.key.eval(row)?;
+        self.support.decode(row, &mut self.values);
+        let mut acc: SmallVec<[i128; 3]> = SmallVec::with_capacity(self.width);
         acc.push(1i128);
         let mut distinct_args = Vec::new();
-        let mut error = None;
-        for a in &aggs {
-            let v = match a.func {
-                AggFunc::CountStar => continue,
-                _ => match a.expr.eval(&values) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
-                },
-            };
+        for a in &self.aggs {
+            if a.func == AggFunc::CountStar {
+                continue;
+            }
+            let v = a.expr.eval(&self.values)?;
             if a.distinct {
                 acc.extend(std::iter::repeat_n(0, slots(a)));
                 distinct_args.push(v);
@@ -296,50 +361,8 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
                 contribution(a.func, &v, &mut acc);
             }
         }
-        Some(match (key, error) {
-            (Ok(k), None) => Ok((k, Accums::from_slots(&acc), Row::new(distinct_args))),
-            (Err(e), _) | (_, Some(e)) => Err(e),
-        })
-    });
-    let (evaluated, key_errs) = split(evaluated);
-    let mut contributions = evaluated.clone().explode(|(key, acc, _)| Some((key, acc)));
-    if !distinct.is_empty() {
-        // (key…, which DISTINCT aggregate, argument) once per group, aggregate and distinct
-        // non-NULL argument: one threshold for all of them.
-        let n = r.key.len();
-        let pairs = evaluated.clone().flat_map(move |(key, _, args)| {
-            args.into_values()
-                .into_iter()
-                .enumerate()
-                .filter(|(_, v)| !v.is_null())
-                .map(move |(nth, v)| key.append(&[Value::Int(nth as i64), v]))
-        });
-        // Where each DISTINCT aggregate's slots start, and its function.
-        let targets: Vec<(usize, AggFunc)> = distinct
-            .iter()
-            .map(|&i| {
-                let slot = 1 + r.aggregates[..i].iter().map(slots).sum::<usize>();
-                (slot, r.aggregates[i].func)
-            })
-            .collect();
-        let once = super::threshold::distinct(pairs);
-        contributions = contributions.concat(once.explode(move |row| {
-            let Value::Int(nth) = row.get(n) else {
-                return None;
-            };
-            let (slot, func) = *targets.get(nth as usize)?;
-            let mut acc: SmallVec<[i128; 3]> = smallvec::smallvec![0; width];
-            let mut own = SmallVec::<[i128; 3]>::new();
-            contribution(func, &row.get(n + 1), &mut own);
-            acc[slot..slot + own.len()].copy_from_slice(&own);
-            Some((row.prefix(n), Accums::from_slots(&acc)))
-        }));
+        Ok((key, Accums::from_slots(&acc), distinct_args))
     }
-    // Each row's contribution is made where the row lies: in place when that is its key's
-    // worker (a DISTINCT aggregate's pairs come from a threshold spread by whole pair).
-    let placed = distinct.is_empty() && placement::keyed_in_place(&r.input, &r.key);
-    let (oks, agg_errs) = totals(ctx, r, contributions, placed);
-    Bundle::new(oks, input.errs.concat(key_errs).concat(agg_errs))
 }
 
 /// Each group's result row from its rows' contributions (and its errors: a total outside

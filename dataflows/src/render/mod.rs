@@ -29,6 +29,7 @@ pub mod walk;
 use std::collections::BTreeMap;
 
 use differential_dataflow::collection::AsCollection;
+use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::implementations::KeySpine;
@@ -41,7 +42,7 @@ use timely::progress::Timestamp;
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId, LocalId, Plan};
 use crate::row::Row;
-use read::Split;
+use read::{Split, SplitAs};
 
 pub use recursive::RenderTime;
 
@@ -74,47 +75,13 @@ impl<'s, T: Timestamp + Lattice> Bundle<'s, T> {
 /// pair (a join side, a group's key and arguments).
 pub type ReadFn<D> = Box<dyn FnMut(&Row) -> Option<Result<D, EvalError>>>;
 
-pub type RowFn = ReadFn<Row>;
-pub type PairFn = ReadFn<(Row, Row)>;
-
-/// Applies a [`ReadFn`] to an imported arrangement's rows in place (`read::arranged`).
-pub type Reader<'s, T, D> = Box<dyn Fn(ReadFn<D>) -> Split<'s, T, D> + 's>;
-
-/// What a function over rows read in place can make. Closures cannot be generic, so an
-/// [`Imported`] arrangement holds one reader per kind, and this picks it.
-pub trait InPlace: Clone + 'static {
-    fn read<'s, T: Timestamp + Lattice>(
-        imported: &Imported<'s, T>,
-        f: ReadFn<Self>,
-    ) -> Split<'s, T, Self>;
-}
-
-impl InPlace for Row {
-    fn read<'s, T: Timestamp + Lattice>(imported: &Imported<'s, T>, f: RowFn) -> Split<'s, T, Row> {
-        (imported.read)(f)
-    }
-}
-
-impl InPlace for (Row, Row) {
-    fn read<'s, T: Timestamp + Lattice>(
-        imported: &Imported<'s, T>,
-        f: PairFn,
-    ) -> Split<'s, T, (Row, Row)> {
-        (imported.read_pairs)(f)
-    }
-}
-
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
 /// Operators that only read rows (a map-filter-project, group keys) read them in place from
-/// the arrangement's batches through `read`; turning the arrangement into a collection first
-/// would clone every row (for a row on the heap, a reference count touched twice on memory
-/// the operator otherwise reads once).
+/// the arrangement's batches ([`Context::map_rows`]); turning the arrangement into a
+/// collection first would clone every row (for a row on the heap, a reference count touched
+/// twice on memory the operator otherwise reads once).
 pub struct Imported<'s, T: Timestamp + Lattice> {
-    /// Applies a function to every row, in place.
-    pub read: Reader<'s, T, Row>,
-    /// The same, for functions that make keyed pairs.
-    pub read_pairs: Reader<'s, T, (Row, Row)>,
     /// The rows as a collection, cloned out.
     pub rows: Box<dyn Fn() -> Rows<'s, T> + 's>,
     /// The arrangement itself, for joins on its leading columns that read it in place (see
@@ -207,17 +174,32 @@ impl<'s, T: RenderTime> Context<'s, T> {
     /// `f` applied to each row of `plan`: what it made, and beside it `plan`'s errors and
     /// those `f` raised. In place when `plan` reads an imported arrangement, on the rendered
     /// collection otherwise (`read.rs`).
-    pub fn map_rows<D: InPlace>(&mut self, plan: &Plan, f: ReadFn<D>) -> Split<'s, T, D> {
+    pub fn map_rows<D: Clone + 'static>(&mut self, plan: &Plan, f: ReadFn<D>) -> Split<'s, T, D> {
+        self.map_rows_as(plan, f, |d, r| (d, r))
+    }
+
+    /// [`Self::map_rows`], each result and its row's multiplicity made an update by `weigh`.
+    pub fn map_rows_as<D, D2, R2>(
+        &mut self,
+        plan: &Plan,
+        f: ReadFn<D>,
+        weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+    ) -> SplitAs<'s, T, D2, R2>
+    where
+        D: Clone + 'static,
+        D2: Clone + 'static,
+        R2: Semigroup + 'static,
+    {
         if let Plan::Get { id, .. } = plan {
             if !self.gets.contains_key(id) {
                 if let Some(imported) = self.imported.get(id) {
-                    let (oks, errs) = D::read(imported, f);
+                    let (oks, errs) = read::arranged(&imported.whole, f, weigh);
                     return (oks, imported.errs.clone().concat(errs));
                 }
             }
         }
         let input = self.render(plan);
-        let (oks, errs) = read::collection(input.oks, f);
+        let (oks, errs) = read::collection(input.oks, f, weigh);
         (oks, input.errs.concat(errs))
     }
 

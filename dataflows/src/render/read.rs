@@ -6,7 +6,12 @@
 //! was pushed twice, by the reading operator and again by the split. [`arranged`] walks an
 //! imported arrangement's batches in place and [`collection`] reads a collection, each giving
 //! results and errors straight to their own output.
+//!
+//! What a read gives can carry weight in its difference (`weigh`): a `count`/`sum` makes each
+//! row its group key with the row's contributions as the difference, in the same operator
+//! that reads the row.
 
+use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::trace::cursor::{Cursor, Navigable};
 use differential_dataflow::AsCollection;
@@ -23,16 +28,26 @@ use crate::error::EvalError;
 use crate::plan::Diff;
 
 /// What a read made, and the errors it raised.
-pub type Split<'s, T, D> = (
-    differential_dataflow::VecCollection<'s, T, D, Diff>,
+pub type Split<'s, T, D> = SplitAs<'s, T, D, Diff>;
+
+/// The same, with what it made weighed in another difference type.
+pub type SplitAs<'s, T, D, R> = (
+    differential_dataflow::VecCollection<'s, T, D, R>,
     Errs<'s, T>,
 );
 
-/// `f` applied to every row of an arrangement, read in place from its batches.
-pub fn arranged<'s, T, D>(arranged: &RowArranged<'s, T>, mut f: ReadFn<D>) -> Split<'s, T, D>
+/// `f` applied to every row of an arrangement, read in place from its batches; each result
+/// and its row's multiplicity made an update by `weigh`.
+pub fn arranged<'s, T, D, D2, R2>(
+    arranged: &RowArranged<'s, T>,
+    mut f: ReadFn<D>,
+    mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+) -> SplitAs<'s, T, D2, R2>
 where
     T: Timestamp + Lattice,
     D: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Semigroup + 'static,
 {
     let stream = arranged.stream.clone();
     let mut builder = OperatorBuilder::new("ReadInPlace".to_owned(), stream.scope());
@@ -40,7 +55,7 @@ where
     builder.set_notify_for(0, FrontierInterest::Never);
     let (oks, oks_stream) = builder.new_output();
     let (errs, errs_stream) = builder.new_output();
-    let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D, T, Diff)>>>::from(oks);
+    let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D2, T, R2)>>>::from(oks);
     let mut errs =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(EvalError, T, Diff)>>>::from(errs);
     builder.build(move |_| {
@@ -59,7 +74,8 @@ where
                         match f(row) {
                             None => {}
                             Some(Ok(d)) => cursor.map_times(batch, |t, r| {
-                                ok.give((d.clone(), t.clone(), *r));
+                                let (d, r) = weigh(d.clone(), *r);
+                                ok.give((d, t.clone(), r));
                             }),
                             Some(Err(e)) => cursor.map_times(batch, |t, r| {
                                 err.give((e.clone(), t.clone(), *r));
@@ -74,11 +90,18 @@ where
     (oks_stream.as_collection(), errs_stream.as_collection())
 }
 
-/// `f` applied to every row of a collection.
-pub fn collection<'s, T, D>(rows: Rows<'s, T>, mut f: ReadFn<D>) -> Split<'s, T, D>
+/// `f` applied to every row of a collection; each result and its row's multiplicity made an
+/// update by `weigh`.
+pub fn collection<'s, T, D, D2, R2>(
+    rows: Rows<'s, T>,
+    mut f: ReadFn<D>,
+    mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+) -> SplitAs<'s, T, D2, R2>
 where
     T: Timestamp + Lattice,
     D: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Semigroup + 'static,
 {
     let stream = rows.inner;
     let mut builder = OperatorBuilder::new("Read".to_owned(), stream.scope());
@@ -86,7 +109,7 @@ where
     builder.set_notify_for(0, FrontierInterest::Never);
     let (oks, oks_stream) = builder.new_output();
     let (errs, errs_stream) = builder.new_output();
-    let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D, T, Diff)>>>::from(oks);
+    let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D2, T, R2)>>>::from(oks);
     let mut errs =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(EvalError, T, Diff)>>>::from(errs);
     builder.build(move |_| {
@@ -99,7 +122,10 @@ where
                 for (row, t, r) in data.flat_map(|updates| updates.drain(..)) {
                     match f(&row) {
                         None => {}
-                        Some(Ok(d)) => ok.give((d, t, r)),
+                        Some(Ok(d)) => {
+                            let (d, r) = weigh(d, r);
+                            ok.give((d, t, r));
+                        }
                         Some(Err(e)) => err.give((e, t, r)),
                     }
                 }

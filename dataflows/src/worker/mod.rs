@@ -40,7 +40,7 @@ use crate::connector::{
 use crate::error::EvalError;
 use crate::plan::{Diff, GlobalId, Plan};
 use crate::render::prefix::arrange_by_first_column;
-use crate::render::{arrange, read, Context, ErrTrace, Imported, PairFn, RowFn, RowTrace, Time};
+use crate::render::{arrange, Context, ErrTrace, Imported, RowTrace, Time};
 use crate::row::Row;
 use crate::subscribe::SubscriptionFeed;
 
@@ -1112,13 +1112,10 @@ fn import<'s>(
                 .as_collection(|k: &EvalError, _: &()| k.clone()),
             None => ctx.no_errors(),
         };
-        let (in_place, pairs) = (arranged.clone(), arranged.clone());
         let whole = arranged.clone();
         ctx.imported.insert(
             *id,
             Imported {
-                read: Box::new(move |f: RowFn| read::arranged(&in_place, f)),
-                read_pairs: Box::new(move |f: PairFn| read::arranged(&pairs, f)),
                 rows: Box::new(move || arranged.clone().as_collection(|k: &Row, _: &()| k.clone())),
                 whole,
                 index: item.index.clone(),
