@@ -12,7 +12,7 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::{Data, VecCollection};
 
 use super::prefix::{self, KeepFn, PrefixSide, Side};
-use super::{split, Bundle, Context, RenderTime, Rows};
+use super::{Bundle, Context, RenderTime, Rows};
 use crate::expr::{RowExprs, ScalarExpr};
 use crate::plan::join::{JoinKind, JoinPlan};
 use crate::plan::{index, placement};
@@ -31,8 +31,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
         (joined, ctx.no_errors())
     } else {
         let support = crate::expr::Support::of(&residual);
-        let filtered = joined.flat_map(move |row| {
-            let values = support.decoded(&row);
+        let mut values = Vec::new();
+        // The matches filtered in the operator that splits off the predicates' errors.
+        let keep = Box::new(move |row: &Row| {
+            support.decode(row, &mut values);
             for p in &residual {
                 match p.eval(&values) {
                     Ok(v) if v.is_true() => {}
@@ -40,9 +42,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
                     Err(e) => return Some(Err(e)),
                 }
             }
-            Some(Ok(row))
+            Some(Ok(row.clone()))
         });
-        split(filtered)
+        super::read::collection(joined, keep, |row, r| (row, r))
     };
 
     let mut oks = matched.clone();
