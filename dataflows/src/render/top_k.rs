@@ -148,9 +148,8 @@ fn render_window<'s, T: RenderTime>(
         move |_key, vals: &[(&Row, isize)], out: &mut Vec<(Result<Row, EvalError>, isize)>| {
             super::frame::frame_rows(&sorted(vals, &order), &order, &w, out);
         },
-    )
-    .map(|(_key, row)| row);
-    let (oks, errs) = super::split(results);
+    );
+    let (oks, errs) = super::map_split(results, |(_key, row)| row);
     Bundle::new(oks, input.errs.concat(errs))
 }
 
