@@ -1,10 +1,10 @@
-//! Table functions (hopping windows) as differential `flat_map`s.
+//! Table functions (hopping windows): each row read into its copies and errors in one operator.
 //!
 //! Each input row becomes one row per value of the function, the value appended; an error
 //! evaluating the function goes to the error collection instead. Copies carry the input row's
 //! time and multiplicity, so retracting the row retracts every copy.
 
-use super::{split, Bundle, Context, RenderTime};
+use super::{Bundle, Context, RenderTime};
 use crate::plan::flat_map::FlatMapPlan;
 use crate::row::Row;
 
@@ -15,11 +15,11 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, plan: &FlatMapPlan) -
     func.support(&mut cols);
     let support = crate::expr::Support::columns(cols);
     let mut values = Vec::new();
-    let results = input.oks.flat_map(move |row: Row| {
+    let rows = move |row: Row| {
         support.decode(&row, &mut values);
         func_rows(&func, &values, row)
-    });
-    let (oks, errs) = split(results);
+    };
+    let (oks, errs) = super::read::collection_many(input.oks, rows, |row, r| (row, r));
     Bundle::new(oks, input.errs.concat(errs))
 }
 

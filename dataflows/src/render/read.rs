@@ -26,6 +26,7 @@ use super::prefix::RowArranged;
 use super::{Errs, ReadFn, Rows};
 use crate::error::EvalError;
 use crate::plan::Diff;
+use crate::row::Row;
 
 /// What a read made, and the errors it raised.
 pub type Split<'s, T, D> = SplitAs<'s, T, D, Diff>;
@@ -95,6 +96,22 @@ where
 pub fn collection<'s, T, D, D2, R2>(
     rows: Rows<'s, T>,
     mut f: ReadFn<D>,
+    weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+) -> SplitAs<'s, T, D2, R2>
+where
+    T: Timestamp + Lattice,
+    D: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Semigroup + 'static,
+{
+    collection_many(rows, move |row| f(&row), weigh)
+}
+
+/// [`collection`] for a function that makes any number of results (and errors) of a row: a
+/// table function.
+pub fn collection_many<'s, T, D, D2, R2, I>(
+    rows: Rows<'s, T>,
+    mut f: impl FnMut(Row) -> I + 'static,
     mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -102,6 +119,7 @@ where
     D: Clone + 'static,
     D2: Clone + 'static,
     R2: Semigroup + 'static,
+    I: IntoIterator<Item = Result<D, EvalError>>,
 {
     let stream = rows.inner;
     let mut builder = OperatorBuilder::new("Read".to_owned(), stream.scope());
@@ -120,13 +138,14 @@ where
                 let mut ok = oks.session(&cap);
                 let mut err = errs.session(&cap);
                 for (row, t, r) in data.flat_map(|updates| updates.drain(..)) {
-                    match f(&row) {
-                        None => {}
-                        Some(Ok(d)) => {
-                            let (d, r) = weigh(d, r);
-                            ok.give((d, t, r));
+                    for result in f(row) {
+                        match result {
+                            Ok(d) => {
+                                let (d, r) = weigh(d, r);
+                                ok.give((d, t.clone(), r));
+                            }
+                            Err(e) => err.give((e, t.clone(), r)),
                         }
-                        Some(Err(e)) => err.give((e, t, r)),
                     }
                 }
             });
