@@ -32,7 +32,7 @@ fn func_rows(
     match func.eval(values) {
         Ok(values) => values
             .into_iter()
-            .map(|v| Ok(row.concat(&Row::new(vec![v]))))
+            .map(|v| Ok(row.append([&v])))
             .collect::<Vec<_>>(),
         Err(e) => vec![Err(e)],
     }
