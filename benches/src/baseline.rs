@@ -1,7 +1,7 @@
 //! The hand-written differential dataflows for the same view, over typed tuples (the limit of
 //! what freshet's design can reach) or over freshet's `Row` (the cost of the representation
-//! alone), aggregating the textbook way or the way freshet does. Worker 0 plays the writer: it inserts, advances time and
-//! steps until the output's probe passes that time.
+//! alone), aggregating the textbook way or the way freshet does. Worker 0 plays the writer:
+//! it inserts, advances time and steps until the output's probe passes that time.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -257,11 +257,11 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
     if let Some(bundle) = render_over_join(ctx, r) {
         return bundle;
     }
-    let width = 1 + r.aggregates.iter().map(slots).sum::<usize>();
     let distinct: Vec<usize> = (0..r.aggregates.len())
         .filter(|i| r.aggregates[*i].distinct)
         .collect();
     let mut of = Contributions::new(r);
+    let width = of.width;
     if distinct.is_empty() {
         // Each row read (in place when the input is an arrangement) straight into its key,
         // with its contributions times its multiplicity as the difference; made where the row

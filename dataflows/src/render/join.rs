@@ -32,9 +32,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
     } else {
         let support = crate::expr::Support::of(&residual);
         let mut values = Vec::new();
-        // The matches filtered in the operator that splits off the predicates' errors.
-        let keep = Box::new(move |row: &Row| {
-            support.decode(row, &mut values);
+        // The matches filtered in the operator that splits off the predicates' errors; a
+        // match that passes moves on without a copy.
+        let keep = move |row: Row| {
+            support.decode(&row, &mut values);
             for p in &residual {
                 match p.eval(&values) {
                     Ok(v) if v.is_true() => {}
@@ -42,9 +43,9 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, j: &JoinPlan) -> Bund
                     Err(e) => return Some(Err(e)),
                 }
             }
-            Some(Ok(row.clone()))
-        });
-        super::read::collection(joined, keep, |row, r| (row, r))
+            Some(Ok(row))
+        };
+        super::read::collection_many(joined, keep, |row, r| (row, r))
     };
 
     let mut oks = matched.clone();
