@@ -11,16 +11,19 @@
 //! pass cannot break a reference.
 //!
 //! An operator whose result depends on whole rows reads all of its input's columns: `DISTINCT`,
-//! the threshold of `EXCEPT`/`INTERSECT`, outer joins (unmatched rows are found by whole
-//! row), recursion, table functions and temporal filters (kept simple), and a union that
-//! subtracts (`INTERSECT ALL`, `l - (l - r)`, whose two copies of `l` cancel only if they agree
-//! in every column). Top-k and window functions read their keys and arguments and whatever is
-//! read above them. An aggregate nothing reads aggregates NULLs, as PostgreSQL drops a
+//! the threshold of `EXCEPT`/`INTERSECT`, recursion, table functions and temporal filters
+//! (kept simple), and a union that subtracts (`INTERSECT ALL`, `l - (l - r)`, whose two copies
+//! of `l` cancel only if they agree in every column). Joins, outer ones too, read their keys,
+//! their residual predicates and whatever is read above them: an outer join finds a side's
+//! unmatched rows by whole row (the side less the rows of it that matched), but both come from
+//! the same input rows, so a column made NULL there is NULL in both, and whether a row matches
+//! depends only on columns the join reads. (`NOT EXISTS`, planned as a left join, thus leaves
+//! the outer query's unread columns unevaluated, as PostgreSQL does.) Top-k and window
+//! functions read their keys and arguments and whatever is read above them. An aggregate nothing reads aggregates NULLs, as PostgreSQL drops a
 //! subquery's unused outputs. Expressions that cannot fail are left as they are, so plans that
 //! share a subplan keep sharing it wherever nothing could have surfaced (an unread `sum` or
 //! `avg` can always overflow, so it is always replaced).
 
-use super::join::JoinKind;
 use super::reduce::{AggFunc, AggregateExpr};
 use super::Plan;
 use crate::expr::ScalarExpr;
@@ -77,7 +80,7 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
                 cols,
             }
         }
-        Plan::Join(mut j) if j.kind == JoinKind::Inner => {
+        Plan::Join(mut j) => {
             let left_arity = j.left.arity();
             let mut needed = read.to_vec();
             needed.resize(left_arity + j.right.arity(), true);
@@ -148,11 +151,6 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
         Plan::Threshold { input } => Plan::Threshold {
             input: Box::new(prune(*input)),
         },
-        Plan::Join(mut j) => {
-            j.left = Box::new(prune(*j.left));
-            j.right = Box::new(prune(*j.right));
-            Plan::Join(j)
-        }
         // The order among ties is fixed by whole rows, but only where SQL leaves it open: a
         // column nothing above reads may change which of two tied rows comes first, never a
         // value anything reads.
