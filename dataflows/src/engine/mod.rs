@@ -543,8 +543,11 @@ impl Engine {
         let send_now: Arc<dyn Fn(Command) -> Result<()> + Send + Sync> = {
             let tx = tx.clone();
             let shared = Arc::clone(&shared);
-            Arc::new(move |cmd| {
-                tx.send(cmd).map_err(|_| Error::Shutdown)?;
+            let peers = workers * processes;
+            Arc::new(move |cmd: Command| {
+                // Split here, on the sending thread, not on worker 0 (see `Shared::commands`).
+                tx.send(cmd.into_shares(peers))
+                    .map_err(|_| Error::Shutdown)?;
                 if let Some(w) = shared.worker0.lock().expect("lock").as_ref() {
                     w.wake();
                 }

@@ -49,8 +49,10 @@ pub type PeekPart = Result<Vec<(Row, Diff)>, EvalError>;
 
 /// State shared between the coordinator and the workers of this process.
 pub struct Shared {
-    /// Commands for worker 0 to sequence.
-    pub commands: crossbeam_channel::Receiver<Command>,
+    /// Commands for worker 0 to sequence, each already split into one share per worker
+    /// ([`Command::into_shares`]) by the thread that sent it: a write's rows are placed by
+    /// hashing each one, which would otherwise fall to worker 0 alone for every row written.
+    pub commands: crossbeam_channel::Receiver<Vec<Command>>,
     /// Where each read's answers go.
     pub peeks: Mutex<HashMap<u64, crossbeam_channel::Sender<PeekPart>>>,
     /// Feeds of subscriptions not yet picked up by worker 0's sink.
@@ -273,11 +275,13 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
             let internal = stopped
                 .into_iter()
                 .map(|id| Command::Unsubscribe { id })
-                .chain((!acks.is_empty()).then_some(Command::SourceDurable { acks }));
+                .chain((!acks.is_empty()).then_some(Command::SourceDurable { acks }))
+                .map(|cmd| cmd.into_shares(peers));
             let external = std::iter::from_fn(|| shared.commands.try_recv().ok());
-            for cmd in internal.chain(external) {
+            for shares in internal.chain(external) {
+                debug_assert_eq!(shares.len(), peers, "one share per worker");
                 seq += 1;
-                for (w, share) in cmd.into_shares(peers).into_iter().enumerate() {
+                for (w, share) in shares.into_iter().enumerate() {
                     input.send((w as u64, seq, share));
                 }
                 sent = true;
