@@ -10,19 +10,19 @@
 //! nobody reads, and which could fail, becomes NULL. Column positions never change, so the
 //! pass cannot break a reference.
 //!
-//! An operator whose result depends on whole rows reads all of its input's columns: `DISTINCT`,
-//! the threshold of `EXCEPT`/`INTERSECT`, recursion, table functions and temporal filters
-//! (kept simple), and a union that subtracts (`INTERSECT ALL`, `l - (l - r)`, whose two copies
-//! of `l` cancel only if they agree in every column). Joins, outer ones too, read their keys,
-//! their residual predicates and whatever is read above them: an outer join finds a side's
-//! unmatched rows by whole row (the side less the rows of it that matched), but both come from
-//! the same input rows, so a column made NULL there is NULL in both, and whether a row matches
-//! depends only on columns the join reads. (`NOT EXISTS`, planned as a left join, thus leaves
-//! the outer query's unread columns unevaluated, as PostgreSQL does.) Top-k and window
-//! functions read their keys and arguments and whatever is read above them. An aggregate nothing reads aggregates NULLs, as PostgreSQL drops a
-//! subquery's unused outputs. Expressions that cannot fail are left as they are, so plans that
-//! share a subplan keep sharing it wherever nothing could have surfaced (an unread `sum` or
-//! `avg` can always overflow, so it is always replaced).
+//! An operator whose result depends on whole rows reads all of its input's columns: `DISTINCT`, the
+//! threshold of `EXCEPT`/`INTERSECT`, recursion, table functions and temporal filters (kept
+//! simple), and a union that subtracts (`INTERSECT ALL`, `l - (l - r)`, whose two copies of `l`
+//! cancel only if they agree in every column). Joins, outer ones too, read their keys, their
+//! residual predicates and whatever is read above them: an outer join finds a side's unmatched rows
+//! by whole row (the side less the rows of it that matched), but both come from the same input
+//! rows, so a column made NULL there is NULL in both, and whether a row matches depends only on
+//! columns the join reads. (`NOT EXISTS`, planned as a left join, thus leaves the outer query's
+//! unread columns unevaluated, as PostgreSQL does.) Top-k and window functions read their keys and
+//! arguments and whatever is read above them. An aggregate nothing reads aggregates NULLs, as
+//! PostgreSQL drops a subquery's unused outputs. Expressions that cannot fail are left as they are,
+//! so plans that share a subplan keep sharing it wherever nothing could have surfaced (an unread
+//! `sum` or `avg` can always overflow, so it is always replaced).
 
 use super::reduce::{AggFunc, AggregateExpr};
 use super::Plan;
