@@ -24,7 +24,8 @@
 //! so plans that share a subplan keep sharing it wherever nothing could have surfaced (an unread
 //! `sum` or `avg` can always overflow, so it is always replaced).
 
-use super::reduce::{AggFunc, AggregateExpr};
+use super::group_keys::compute_dependent_keys;
+use super::reduce::{AggFunc, AggregateExpr, ReducePlan};
 use super::Plan;
 use crate::expr::ScalarExpr;
 use crate::row::Row;
@@ -106,30 +107,19 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
                 arity: r.aggregates.len(),
             }
         }
-        Plan::Reduce(mut r) => {
-            let mut needed = vec![false; r.input.arity()];
-            for k in &r.key {
-                mark(k, &mut needed);
-            }
-            // An aggregate nothing reads aggregates NULLs (PostgreSQL drops a subquery's unused
-            // outputs, aggregates too): neither its argument nor its own overflow can fail.
+        Plan::Reduce(r) => {
+            // Keys other keys determine are computed after grouping (`group_keys.rs`).
             let keys = r.key.len();
-            for (i, a) in r.aggregates.iter_mut().enumerate() {
-                if read.get(keys + i) == Some(&false) && could_fail(a) {
-                    a.expr = ScalarExpr::Literal(Value::Null);
-                    for e in &mut a.extra {
-                        *e = ScalarExpr::Literal(Value::Null);
-                    }
+            match compute_dependent_keys(r, read) {
+                (r, None) => prune_reduce(r, read),
+                (r, Some(above)) => {
+                    let mut reduce_read = vec![true; r.key.len()];
+                    reduce_read.extend(
+                        (0..r.aggregates.len()).map(|i| read.get(keys + i) != Some(&false)),
+                    );
+                    above.wrap(prune_reduce(r, &reduce_read))
                 }
             }
-            for a in &r.aggregates {
-                mark(&a.expr, &mut needed);
-                for e in &a.extra {
-                    mark(e, &mut needed);
-                }
-            }
-            r.input = Box::new(prune_to(*r.input, &needed));
-            Plan::Reduce(r)
         }
         // `INTERSECT ALL` is `l - (l - r)`: its rows cancel only if both copies of `l` agree
         // in every column, so a union that subtracts reads whole rows.
@@ -194,6 +184,34 @@ fn prune_to(plan: Plan, read: &[bool]) -> Plan {
             mfp,
         },
     }
+}
+
+/// A reduce with its input pruned to what its keys and the aggregates anything reads need;
+/// an aggregate nothing reads aggregates NULLs.
+fn prune_reduce(mut r: ReducePlan, read: &[bool]) -> Plan {
+    let mut needed = vec![false; r.input.arity()];
+    for k in &r.key {
+        mark(k, &mut needed);
+    }
+    // An aggregate nothing reads aggregates NULLs (PostgreSQL drops a subquery's unused
+    // outputs, aggregates too): neither its argument nor its own overflow can fail.
+    let keys = r.key.len();
+    for (i, a) in r.aggregates.iter_mut().enumerate() {
+        if read.get(keys + i) == Some(&false) && could_fail(a) {
+            a.expr = ScalarExpr::Literal(Value::Null);
+            for e in &mut a.extra {
+                *e = ScalarExpr::Literal(Value::Null);
+            }
+        }
+    }
+    for a in &r.aggregates {
+        mark(&a.expr, &mut needed);
+        for e in &a.extra {
+            mark(e, &mut needed);
+        }
+    }
+    r.input = Box::new(prune_to(*r.input, &needed));
+    Plan::Reduce(r)
 }
 
 /// Whether aggregate `a` could fail on some input in a way a NULL argument avoids: its

@@ -10,6 +10,7 @@
 mod demand;
 mod explain;
 pub mod flat_map;
+mod group_keys;
 pub mod index;
 pub mod join;
 pub mod lower;
