@@ -66,6 +66,10 @@ pub enum BinaryFunc {
     Repeat,
     /// `tumble(ts, interval)`: the start of the window `ts` falls in.
     Tumble,
+    /// `start + size` where `start` is a window start `tumble(…, size)` made, with the same
+    /// size: `tumble_end`. `tumble` fails where the end would be out of range, so this
+    /// cannot fail where its argument did not (see [`super::ScalarExpr::cannot_fail`]).
+    WindowEnd,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -441,12 +445,15 @@ impl BinaryFunc {
                         "window size must be positive".into(),
                     ));
                 }
-                Value::Timestamp(
-                    ts.div_euclid(w)
-                        .checked_mul(w)
-                        .ok_or_else(|| EvalError::Overflow("timestamp".into()))?,
-                )
+                // A window whose end is out of range is an error too: then its end
+                // (`WindowEnd`) never is where its start was not.
+                let start = ts.div_euclid(w).checked_mul(w);
+                match start.filter(|s| s.checked_add(w).is_some()) {
+                    Some(s) => Value::Timestamp(s),
+                    None => return Err(EvalError::Overflow("timestamp".into())),
+                }
             }
+            WindowEnd => arith(&Add, a, b)?,
         })
     }
 }
@@ -726,5 +733,20 @@ impl VariadicFunc {
             }
             And | Or | Coalesce | Greatest | Least | Concat => unreachable!("not strict"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tumbling_window_whose_end_is_out_of_range_is_an_error() {
+        let size = Value::Interval(10);
+        let last = BinaryFunc::Tumble.eval_values(Value::Timestamp(i64::MAX - 20), size.clone());
+        let start = last.expect("its end is in range");
+        assert!(BinaryFunc::WindowEnd.eval_values(start, size.clone()).is_ok());
+        let past = BinaryFunc::Tumble.eval_values(Value::Timestamp(i64::MAX - 3), size);
+        assert!(matches!(past, Err(EvalError::Overflow(_))));
     }
 }

@@ -203,6 +203,10 @@ impl ScalarExpr {
             ScalarExpr::If { cond, then, els } => {
                 cond.cannot_fail() && then.cannot_fail() && els.cannot_fail()
             }
+            // A window's end, from a start that `tumble` made (and checked).
+            ScalarExpr::Binary(B::WindowEnd, start, size) => {
+                start.cannot_fail() && size.cannot_fail()
+            }
             _ => false,
         }
     }

@@ -11,9 +11,10 @@
 //!
 //! Errors stay as they were where anything reads the column: a key that fails fails for every
 //! row of its group alike (it is a function of the group's other keys), so the group either
-//! has no row and an error before, or an error computed from its row after. A fallible key
-//! nothing reads stays a key, since PostgreSQL evaluates every grouping expression and a
-//! column nothing reads would not be evaluated after the grouping (see `demand.rs`).
+//! has no row and an error before, or an error computed from its row after. A key nothing
+//! reads moves only if, computed from the other keys, it cannot fail (`tumble_end` from its
+//! `tumble` key): PostgreSQL evaluates every grouping expression, and a column nothing reads
+//! would not be evaluated after the grouping (see `demand.rs`).
 
 use super::reduce::ReducePlan;
 use super::Plan;
@@ -40,14 +41,12 @@ pub fn compute_dependent_keys(r: ReducePlan, read: &[bool]) -> (ReducePlan, Opti
     let n = r.key.len();
     let mut kept = vec![true; n];
     for j in 0..n {
-        let may_drop = read.get(j) != Some(&false) || r.key[j].cannot_fail();
-        if !may_drop {
-            continue;
-        }
         kept[j] = false;
-        if express(&r.key[j], &r.key, &kept).is_none_or(|e| !reads_a_key(&e)) {
-            kept[j] = true;
-        }
+        let dependent = express(&r.key[j], &r.key, &kept).is_some_and(|e| {
+            // Unread, it must fail only where a kept key fails (those are evaluated).
+            reads_a_key(&e) && (read.get(j) != Some(&false) || e.cannot_fail())
+        });
+        kept[j] = !dependent;
     }
     // Each dropped key was expressed over keys kept at the time, some dropped since; those
     // are expressed over the final set in turn, so every dropped key is. Checked regardless:
@@ -206,6 +205,22 @@ mod tests {
         let keys = vec![col(0), plus_one(col(0))];
         let plan = plan(keys.clone(), &[true, false]);
         assert!(matches!(plan, Plan::Reduce(r) if r.key == keys));
+    }
+
+    #[test]
+    fn a_window_end_nothing_reads_is_not_a_key() {
+        // `tumble_end` from its `tumble` key cannot fail where the key did not.
+        let size = ScalarExpr::Literal(Value::Interval(10));
+        let start = col(0).call_binary(BinaryFunc::Tumble, size.clone());
+        let end = start
+            .clone()
+            .call_binary(BinaryFunc::WindowEnd, size.clone());
+        // (The columns keep their order, so no projection follows the map.)
+        let plan = plan(vec![start, end], &[true, false]);
+        let Plan::Map { exprs, .. } = plan else {
+            panic!("a map: {plan:?}")
+        };
+        assert_eq!(exprs, vec![col(0).call_binary(BinaryFunc::WindowEnd, size)]);
     }
 
     #[test]

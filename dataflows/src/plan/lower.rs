@@ -275,6 +275,14 @@ fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
         }
         other => other,
     };
+    // A join's computed inputs drop the columns nothing reads (`narrow.rs`).
+    let (input, mfp) = match input {
+        Plan::Join(j) => {
+            let (j, mfp) = super::narrow::narrow_join(j, mfp);
+            (Plan::Join(j), mfp)
+        }
+        other => (other, mfp),
+    };
     if mfp.is_identity(input.arity()) {
         input
     } else {
@@ -357,6 +365,7 @@ fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
             arity: arities.iter().sum(),
         };
     }
+    let preds = super::implied::drop_implied_equalities(&inputs, preds);
     let offsets: Vec<usize> = arities
         .iter()
         .scan(0, |acc, a| {

@@ -123,6 +123,60 @@ impl Mfp {
         }
     }
 
+    /// The same without the maps nothing reads (which are never evaluated anyway).
+    pub fn without_unread_maps(&self, input_arity: usize) -> Mfp {
+        let working = self.working_arity(input_arity);
+        let mut read = vec![false; working];
+        for &c in &self.project {
+            read[c] = true;
+        }
+        // Last to first: a map is read by the project or by a later step that stays.
+        let mut keep = vec![true; self.steps.len()];
+        let mut column = working;
+        for (i, step) in self.steps.iter().enumerate().rev() {
+            if let MfpStep::Map(_) = step {
+                column -= 1;
+                if !read[column] {
+                    keep[i] = false;
+                    continue;
+                }
+            }
+            let (MfpStep::Map(e) | MfpStep::Filter(e)) = step;
+            let mut cols = Vec::new();
+            e.support(&mut cols);
+            for c in cols {
+                read[c] = true;
+            }
+        }
+        // New positions of the working columns that stay.
+        let mut position = (0..input_arity).map(Some).collect::<Vec<_>>();
+        let mut next = input_arity;
+        for (step, &k) in self.steps.iter().zip(&keep) {
+            if let MfpStep::Map(_) = step {
+                position.push(k.then_some(next));
+                next += usize::from(k);
+            }
+        }
+        let at = |c: usize| ScalarExpr::Column(position[c].expect("read columns stay"));
+        Mfp {
+            steps: self
+                .steps
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(s, _)| match s {
+                    MfpStep::Map(e) => MfpStep::Map(e.substitute(&at)),
+                    MfpStep::Filter(e) => MfpStep::Filter(e.substitute(&at)),
+                })
+                .collect(),
+            project: self
+                .project
+                .iter()
+                .map(|&c| position[c].expect("projected"))
+                .collect(),
+        }
+    }
+
     /// Its filters' predicates.
     pub fn predicates(&self) -> impl Iterator<Item = &ScalarExpr> {
         self.steps.iter().filter_map(|s| match s {
@@ -381,5 +435,44 @@ mod tests {
             eval.apply(&Row::new(vec![Value::Int(5)]), &mut scratch),
             Ok(Some(Row::new(vec![Value::Int(2)])))
         );
+    }
+}
+
+#[cfg(test)]
+mod unread_map_tests {
+    use super::*;
+    use crate::expr::BinaryFunc;
+    use crate::value::Value;
+
+    #[test]
+    fn maps_nothing_reads_go_and_later_columns_move_up() {
+        let plus = |c, n| {
+            ScalarExpr::Column(c).call_binary(BinaryFunc::Add, ScalarExpr::Literal(Value::Int(n)))
+        };
+        // Input of 1 column; maps #1 = #0 + 1 (unread), #2 = #0 + 2, then filter #2 > 0, and
+        // #3 = #2 + 3; projected (#3, #0).
+        let gt =
+            ScalarExpr::Column(2).call_binary(BinaryFunc::Gt, ScalarExpr::Literal(Value::Int(0)));
+        let mfp = Mfp {
+            steps: vec![
+                MfpStep::Map(plus(0, 1)),
+                MfpStep::Map(plus(0, 2)),
+                MfpStep::Filter(gt),
+                MfpStep::Map(plus(2, 3)),
+            ],
+            project: vec![3, 0],
+        };
+        let lean = mfp.without_unread_maps(1);
+        let gt =
+            ScalarExpr::Column(1).call_binary(BinaryFunc::Gt, ScalarExpr::Literal(Value::Int(0)));
+        assert_eq!(
+            lean.steps,
+            vec![
+                MfpStep::Map(plus(0, 2)),
+                MfpStep::Filter(gt),
+                MfpStep::Map(plus(1, 3))
+            ]
+        );
+        assert_eq!(lean.project, vec![2, 0]);
     }
 }

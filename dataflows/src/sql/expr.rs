@@ -460,8 +460,14 @@ impl<'a> ExprBinder<'a> {
                 if let Some(k) = key {
                     let size = super::window::window_size(self.scope, f)?;
                     let ty = agg.group_types[k];
+                    // A tumbling window's end cannot fail where its start (the key) did not;
+                    // a hopping window's start comes from a table function that does not check.
+                    let end = match start {
+                        "tumble" => BinaryFunc::WindowEnd,
+                        _ => BinaryFunc::Add,
+                    };
                     return Ok(Some((
-                        ScalarExpr::Column(k).call_binary(BinaryFunc::Add, size),
+                        ScalarExpr::Column(k).call_binary(end, size),
                         ct(DataType::Timestamp, ty.nullable),
                     )));
                 }
@@ -1095,7 +1101,7 @@ impl<'a> ExprBinder<'a> {
                 let start = coerce(x, xt.ty, DataType::Timestamp)
                     .call_binary(BinaryFunc::Tumble, w.clone());
                 let out = if name == "tumble_end" {
-                    start.call_binary(BinaryFunc::Add, w)
+                    start.call_binary(BinaryFunc::WindowEnd, w)
                 } else {
                     start
                 };
