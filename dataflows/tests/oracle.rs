@@ -897,6 +897,27 @@ const DISTINCT_KEYS_JOINED_IN_PLACE: Case = Case::new(
     &[&T1, &T2],
 );
 
+// q8 as written: each side grouped by a window's start and its end (an expression of the
+// start, computed after grouping), joined on both (the ends' equality implied by the starts').
+const WINDOW_ENDS_JOINED: Case = Case::new(
+    "window_ends_joined",
+    "SELECT p.a, p.c, p.w FROM \
+     (SELECT a, c, b / 3 * 3 AS w, b / 3 * 3 + 3 AS e FROM t1 GROUP BY a, c, b / 3 * 3, b / 3 * 3 + 3) p \
+     JOIN (SELECT d, a / 3 * 3 AS w, a / 3 * 3 + 3 AS e FROM t2 GROUP BY d, a / 3 * 3, a / 3 * 3 + 3) q \
+     ON p.a = q.d AND p.w = q.w AND p.e = q.e",
+    &[&T1, &T2],
+);
+
+// The same with the ends read, and a key repeated: columns renumbered around those dropped.
+const WINDOW_ENDS_READ: Case = Case::new(
+    "window_ends_read",
+    "SELECT p.e, p.a, q.e AS qe, p.a2, q.n FROM \
+     (SELECT a, a AS a2, b / 3 * 3 AS w, b / 3 * 3 + 3 AS e FROM t1 GROUP BY a, a, b / 3 * 3, b / 3 * 3 + 3) p \
+     JOIN (SELECT d, a / 3 * 3 AS w, a / 3 * 3 + 3 AS e, count(*) AS n FROM t2 GROUP BY d, a / 3 * 3, a / 3 * 3 + 3) q \
+     ON p.a = q.d AND p.w = q.w AND p.e = q.e",
+    &[&T1, &T2],
+);
+
 const SELF_JOIN: Case = Case::new(
     "self_join",
     "SELECT x.a, x.b, y.b AS b2 FROM t1 AS x JOIN t1 AS y ON x.a = y.b AND x.c = y.c",
@@ -1085,6 +1106,16 @@ fn join_leading_columns_with_aggregate() {
 #[test]
 fn distinct_keys_joined_in_place() {
     run_case(&DISTINCT_KEYS_JOINED_IN_PLACE);
+}
+
+#[test]
+fn window_ends_joined() {
+    run_case(&WINDOW_ENDS_JOINED);
+}
+
+#[test]
+fn window_ends_read() {
+    run_case(&WINDOW_ENDS_READ);
 }
 
 #[test]

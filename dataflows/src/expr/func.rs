@@ -745,7 +745,9 @@ mod tests {
         let size = Value::Interval(10);
         let last = BinaryFunc::Tumble.eval_values(Value::Timestamp(i64::MAX - 20), size.clone());
         let start = last.expect("its end is in range");
-        assert!(BinaryFunc::WindowEnd.eval_values(start, size.clone()).is_ok());
+        assert!(BinaryFunc::WindowEnd
+            .eval_values(start, size.clone())
+            .is_ok());
         let past = BinaryFunc::Tumble.eval_values(Value::Timestamp(i64::MAX - 3), size);
         assert!(matches!(past, Err(EvalError::Overflow(_))));
     }
