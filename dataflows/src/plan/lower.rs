@@ -51,6 +51,7 @@ fn lower_plan(plan: Plan) -> Plan {
                     None => residual.push(c),
                 }
             }
+            super::qual_order::order(&mut residual);
             Plan::Join(JoinPlan {
                 left: Box::new(left),
                 right: Box::new(right),
@@ -451,6 +452,7 @@ fn order_joins(inputs: Vec<Plan>, preds: Vec<ScalarExpr>) -> Plan {
                 None => residual.push(p),
             }
         }
+        super::qual_order::order(&mut residual);
         let right = inputs[next].take().expect("present");
         width += arities[next];
         current = Plan::Join(JoinPlan {

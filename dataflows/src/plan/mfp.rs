@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
-use crate::expr::ScalarExpr;
+use crate::expr::{ScalarExpr, VariadicFunc};
 use crate::row::Row;
 use crate::value::Value;
 
@@ -91,7 +91,9 @@ impl Mfp {
         self.project.extend(appended);
     }
 
-    /// Composes a filter step (predicates read this mfp's output columns).
+    /// Composes a filter step (predicates read this mfp's output columns). The filters after
+    /// the last map, and the parts of each that is a conjunction, are then tested cheapest
+    /// first, as PostgreSQL tests them (`qual_order.rs`).
     pub fn then_filter(&mut self, predicates: &[ScalarExpr]) {
         let proj = self.project.clone();
         for p in predicates {
@@ -99,6 +101,26 @@ impl Mfp {
                 p.substitute(&|c| ScalarExpr::Column(proj[c])),
             ));
         }
+        let start = self
+            .steps
+            .iter()
+            .rposition(|s| matches!(s, MfpStep::Map(_)))
+            .map_or(0, |m| m + 1);
+        let mut run: Vec<ScalarExpr> = self
+            .steps
+            .drain(start..)
+            .map(|s| match s {
+                MfpStep::Filter(mut p) => {
+                    if let ScalarExpr::Variadic(VariadicFunc::And, parts) = &mut p {
+                        super::qual_order::order(parts);
+                    }
+                    p
+                }
+                MfpStep::Map(_) => unreachable!("after the last map"),
+            })
+            .collect();
+        super::qual_order::order(&mut run);
+        self.steps.extend(run.into_iter().map(MfpStep::Filter));
     }
 
     /// Composes a projection.

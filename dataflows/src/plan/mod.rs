@@ -18,6 +18,7 @@ pub mod lower;
 pub mod mfp;
 mod narrow;
 pub mod placement;
+mod qual_order;
 pub mod reduce;
 pub mod temporal;
 pub mod top_k;
