@@ -9,6 +9,10 @@
 //! key twice) is such a key: grouping by the rest makes the same groups, and the key is
 //! computed once per group from the group's row.
 //!
+//! A key may also be a column the input computes from another key's column (a subquery's
+//! `hop_end(…)` beside its `hop(…)`, Nexmark q5): the input's maps, through its filters and
+//! projections, say how.
+//!
 //! Errors stay as they were where anything reads the column: a key that fails fails for every
 //! row of its group alike (it is a function of the group's other keys), so the group either
 //! has no row and an error before, or an error computed from its row after. A key nothing
@@ -39,11 +43,20 @@ impl Above {
 /// unchanged and `None`. `read` marks the output columns anything above reads.
 pub fn compute_dependent_keys(r: ReducePlan, read: &[bool]) -> (ReducePlan, Option<Above>) {
     let n = r.key.len();
+    let computed = computed_columns(&r.input);
     let mut kept = vec![true; n];
+    let express = |e: &ScalarExpr, kept: &[bool]| {
+        let keys = Keys {
+            keys: &r.key,
+            kept,
+            computed: &computed,
+        };
+        express(e, &keys)
+    };
     // Last to first, so that of two equal keys the first stays.
     for j in (0..n).rev() {
         kept[j] = false;
-        let dependent = express(&r.key[j], &r.key, &kept).is_some_and(|e| {
+        let dependent = express(&r.key[j], &kept).is_some_and(|e| {
             // Unread, it must fail only where a kept key fails (those are evaluated).
             reads_a_key(&e) && (read.get(j) != Some(&false) || e.cannot_fail())
         });
@@ -59,7 +72,7 @@ pub fn compute_dependent_keys(r: ReducePlan, read: &[bool]) -> (ReducePlan, Opti
             if kept[j] {
                 continue;
             }
-            match express(&r.key[j], &r.key, &kept) {
+            match express(&r.key[j], &kept) {
                 Some(e) => dependent[j] = Some(e),
                 None => {
                     kept[j] = true;
@@ -105,23 +118,31 @@ pub fn compute_dependent_keys(r: ReducePlan, read: &[bool]) -> (ReducePlan, Opti
     (reduced, Some(Above { exprs, cols }))
 }
 
+/// The keys, which of them are kept, and the input's columns that its own maps compute from
+/// its other columns (a subquery's `hop_end(…)` beside its `hop(…)`).
+struct Keys<'a> {
+    keys: &'a [ScalarExpr],
+    kept: &'a [bool],
+    computed: &'a [Option<ScalarExpr>],
+}
+
 /// `e` as an expression over the kept keys, its columns naming keys by their position in
-/// `keys`; `None` if it reads an input column outside every kept key.
-fn express(e: &ScalarExpr, keys: &[ScalarExpr], kept: &[bool]) -> Option<ScalarExpr> {
-    if let Some(k) = (0..keys.len()).find(|&k| kept[k] && keys[k] == *e) {
-        return Some(ScalarExpr::Column(k));
+/// `keys`; `None` if it reads an input column that is neither a kept key nor computed by the
+/// input from them.
+fn express(e: &ScalarExpr, k: &Keys) -> Option<ScalarExpr> {
+    if let Some(i) = (0..k.keys.len()).find(|&i| k.kept[i] && k.keys[i] == *e) {
+        return Some(ScalarExpr::Column(i));
     }
-    let sub = |e: &ScalarExpr| express(e, keys, kept).map(Box::new);
+    let sub = |e: &ScalarExpr| express(e, k).map(Box::new);
     Some(match e {
-        ScalarExpr::Column(_) => return None,
+        // Computed columns read only earlier columns, so this ends.
+        ScalarExpr::Column(c) => return express(k.computed.get(*c)?.as_ref()?, k),
         ScalarExpr::Literal(_) => e.clone(),
         ScalarExpr::Unary(f, a) => ScalarExpr::Unary(f.clone(), sub(a)?),
         ScalarExpr::Binary(f, a, b) => ScalarExpr::Binary(f.clone(), sub(a)?, sub(b)?),
         ScalarExpr::Variadic(f, es) => ScalarExpr::Variadic(
             f.clone(),
-            es.iter()
-                .map(|e| express(e, keys, kept))
-                .collect::<Option<_>>()?,
+            es.iter().map(|e| express(e, k)).collect::<Option<_>>()?,
         ),
         ScalarExpr::If { cond, then, els } => ScalarExpr::If {
             cond: sub(cond)?,
@@ -129,6 +150,37 @@ fn express(e: &ScalarExpr, keys: &[ScalarExpr], kept: &[bool]) -> Option<ScalarE
             els: sub(els)?,
         },
     })
+}
+
+/// For each output column of `plan`, the expression over its earlier output columns that
+/// computes it, where the plan says so: its own maps, through filters and projections.
+fn computed_columns(plan: &Plan) -> Vec<Option<ScalarExpr>> {
+    match plan {
+        Plan::Map { input, exprs } => {
+            let mut out = computed_columns(input);
+            out.extend(exprs.iter().cloned().map(Some));
+            out
+        }
+        Plan::Filter { input, .. } => computed_columns(input),
+        Plan::Project { input, cols } => {
+            let below = computed_columns(input);
+            // Earlier outputs only, so a column is never computed from itself or a later one.
+            let at = |c: usize, before: usize| cols[..before].iter().position(|&p| p == c);
+            cols.iter()
+                .enumerate()
+                .map(|(o, &c)| {
+                    let e = below.get(c)?.as_ref()?;
+                    let mut support = Vec::new();
+                    e.support(&mut support);
+                    if support.iter().any(|&s| at(s, o).is_none()) {
+                        return None;
+                    }
+                    Some(e.substitute(&|s| ScalarExpr::Column(at(s, o).expect("checked"))))
+                })
+                .collect()
+        }
+        _ => vec![None; plan.arity()],
+    }
 }
 
 /// Whether `e` reads any column (a constant key is left as it is).
@@ -221,6 +273,24 @@ mod tests {
             panic!("a map: {plan:?}")
         };
         assert_eq!(exprs, vec![col(0).call_binary(BinaryFunc::WindowEnd, size)]);
+    }
+
+    #[test]
+    fn a_column_the_input_computes_from_a_key_is_determined_by_it() {
+        // The input computes its column 2 as `#0 + 1`, then keeps (#1, #0, #2): grouping by
+        // its columns 1 and 2 is grouping by column 1, the second key `#0 + 1` of it.
+        let input = Plan::Get { id: 1, arity: 2 }
+            .map(vec![plus_one(col(0))])
+            .project(vec![1, 0, 2]);
+        let r = ReducePlan {
+            input: Box::new(input),
+            key: vec![col(1), col(2)],
+            aggregates: vec![],
+            global: false,
+        };
+        let (r, above) = compute_dependent_keys(r, &[]);
+        assert_eq!(r.key, vec![col(1)]);
+        assert_eq!(above.expect("moved").exprs, vec![plus_one(col(0))]);
     }
 
     #[test]
