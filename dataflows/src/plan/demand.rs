@@ -226,7 +226,7 @@ fn could_fail(a: &AggregateExpr) -> bool {
 }
 
 /// Marks the columns `e` reads in `needed` (columns past its end are ignored).
-fn mark(e: &ScalarExpr, needed: &mut [bool]) {
+pub(super) fn mark(e: &ScalarExpr, needed: &mut [bool]) {
     let mut cols = Vec::new();
     e.support(&mut cols);
     for c in cols {

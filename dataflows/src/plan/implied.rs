@@ -15,7 +15,6 @@
 //! between two computed columns are candidates, and only the others justify a drop, so no
 //! two drops can justify each other.
 
-use super::mfp::MfpStep;
 use super::Plan;
 use crate::expr::{BinaryFunc, ScalarExpr};
 use crate::value::Value;
@@ -68,14 +67,7 @@ fn computed_columns(plan: &Plan) -> Vec<Option<ScalarExpr>> {
         return out;
     };
     let input_arity = input.arity();
-    let maps: Vec<&ScalarExpr> = mfp
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            MfpStep::Map(e) => Some(e),
-            MfpStep::Filter(_) => None,
-        })
-        .collect();
+    let maps = mfp.maps();
     let output_of = |c: usize| mfp.project.iter().position(|&p| p == c);
     for (o, &w) in mfp.project.iter().enumerate() {
         let Some(e) = w.checked_sub(input_arity).and_then(|m| maps.get(m)) else {
@@ -176,7 +168,7 @@ impl Classes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::mfp::Mfp;
+    use crate::plan::mfp::{Mfp, MfpStep};
     use crate::value::Value;
 
     /// A two-column input (`start`, and `start + 10` computed from it) over table `id`.

@@ -199,6 +199,17 @@ impl Mfp {
         }
     }
 
+    /// Its maps' expressions, in the order their columns follow the input's.
+    pub fn maps(&self) -> Vec<&ScalarExpr> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                MfpStep::Map(e) => Some(e),
+                MfpStep::Filter(_) => None,
+            })
+            .collect()
+    }
+
     /// Its filters' predicates.
     pub fn predicates(&self) -> impl Iterator<Item = &ScalarExpr> {
         self.steps.iter().filter_map(|s| match s {

@@ -12,6 +12,7 @@
 //! fallible one would take its error with it). An input's first column stays: it decides
 //! where the input's rows lie (`placement.rs`).
 
+use super::demand::mark;
 use super::index;
 use super::join::{JoinKind, JoinPlan};
 use super::mfp::{Mfp, MfpStep};
@@ -26,15 +27,6 @@ pub fn narrow_join(j: JoinPlan, above: Mfp) -> (JoinPlan, Mfp) {
     }
     let (la, ra) = (j.left.arity(), j.right.arity());
     let mut read = vec![false; la + ra];
-    let mark = |e: &ScalarExpr, read: &mut Vec<bool>| {
-        let mut cols = Vec::new();
-        e.support(&mut cols);
-        for c in cols {
-            if let Some(r) = read.get_mut(c) {
-                *r = true;
-            }
-        }
-    };
     for step in &above.steps {
         let (MfpStep::Map(e) | MfpStep::Filter(e)) = step;
         mark(e, &mut read);
@@ -131,14 +123,7 @@ fn narrow_input(input: &Plan, read: &[bool]) -> Option<Narrowed> {
         return None;
     }
     let below_arity = below.arity();
-    let maps: Vec<&ScalarExpr> = mfp
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            MfpStep::Map(e) => Some(e),
-            MfpStep::Filter(_) => None,
-        })
-        .collect();
+    let maps = mfp.maps();
     let may_go = |o: usize| {
         o > 0
             && !read[o]
