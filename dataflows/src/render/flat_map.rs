@@ -2,38 +2,53 @@
 //!
 //! Each input row becomes one row per value of the function, the value appended; an error
 //! evaluating the function goes to the error collection instead. Copies carry the input row's
-//! time and multiplicity, so retracting the row retracts every copy.
+//! time and multiplicity, so retracting the row retracts every copy. The copies are made in
+//! the operator that reads the input ([`Context::read_each`]), and where the function's
+//! reader is a group key or a join side, in that reader's operator: a copy is then read and
+//! dropped at once, never pushed into a collection.
 
-use super::{Bundle, Context, RenderTime};
-use crate::plan::flat_map::FlatMapPlan;
+use super::{Bundle, Context, ReadEach, RenderTime};
+use crate::error::EvalError;
+use crate::expr::Support;
+use crate::plan::flat_map::{FlatMapPlan, TableFunc};
 use crate::row::Row;
+use crate::value::Value;
 
 pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, plan: &FlatMapPlan) -> Bundle<'s, T> {
-    let input = ctx.render(&plan.input);
-    let func = plan.func.clone();
-    let mut cols = Vec::new();
-    func.support(&mut cols);
-    let support = crate::expr::Support::columns(cols);
-    let mut values = Vec::new();
-    let rows = move |row: Row| {
-        support.decode(&row, &mut values);
-        func_rows(&func, &values, row)
-    };
-    let (oks, errs) = super::read::collection_many(input.oks, rows, |row, r| (row, r));
-    Bundle::new(oks, input.errs.concat(errs))
+    let mut copies = Copies::new(&plan.func);
+    let read: ReadEach<Row> = Box::new(move |row, out| copies.each(row, out));
+    let (oks, errs) = ctx.read_each(&plan.input, read, |row, r| (row, r));
+    Bundle::new(oks, errs)
 }
 
-/// `row` once per value of `func` on its decoded `values`, the value appended.
-fn func_rows(
-    func: &crate::plan::flat_map::TableFunc,
-    values: &[crate::value::Value],
-    row: Row,
-) -> Vec<Result<Row, crate::error::EvalError>> {
-    match func.eval(values) {
-        Ok(values) => values
-            .into_iter()
-            .map(|v| Ok(row.append([&v])))
-            .collect::<Vec<_>>(),
-        Err(e) => vec![Err(e)],
+/// Makes a row's copies: the function's arguments decoded, each value appended to the row.
+pub struct Copies {
+    func: TableFunc,
+    support: Support,
+    values: Vec<Value>,
+}
+
+impl Copies {
+    pub fn new(func: &TableFunc) -> Self {
+        let mut cols = Vec::new();
+        func.support(&mut cols);
+        Copies {
+            func: func.clone(),
+            support: Support::columns(cols),
+            values: Vec::new(),
+        }
+    }
+
+    /// Gives `out` each copy of `row`, or the error evaluating the function on it.
+    pub fn each(&mut self, row: &Row, out: &mut dyn FnMut(Result<Row, EvalError>)) {
+        self.support.decode(row, &mut self.values);
+        match self.func.eval(&self.values) {
+            Ok(values) => {
+                for v in values {
+                    out(Ok(row.append([&v])));
+                }
+            }
+            Err(e) => out(Err(e)),
+        }
     }
 }

@@ -75,6 +75,11 @@ impl<'s, T: Timestamp + Lattice> Bundle<'s, T> {
 /// pair (a join side, a group's key and arguments).
 pub type ReadFn<D> = Box<dyn FnMut(&Row) -> Option<Result<D, EvalError>>>;
 
+/// A read that may make several results of one row (the copies a table function makes), each
+/// given to its second argument: what [`ReadFn`]s become when reads are fused
+/// ([`Context::read_each`]).
+pub type ReadEach<D> = Box<dyn FnMut(&Row, &mut dyn FnMut(Result<D, EvalError>))>;
+
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
 /// Operators that only read rows (a map-filter-project, group keys) read them in place from
@@ -182,7 +187,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
     pub fn map_rows_as<D, D2, R2>(
         &mut self,
         plan: &Plan,
-        f: ReadFn<D>,
+        mut f: ReadFn<D>,
         weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
     ) -> SplitAs<'s, T, D2, R2>
     where
@@ -190,17 +195,68 @@ impl<'s, T: RenderTime> Context<'s, T> {
         D2: Clone + 'static,
         R2: Semigroup + 'static,
     {
-        if let Plan::Get { id, .. } = plan {
-            if !self.gets.contains_key(id) {
+        let each: ReadEach<D> = Box::new(move |row, out| {
+            if let Some(result) = f(row) {
+                out(result)
+            }
+        });
+        self.read_each(plan, each, weigh)
+    }
+
+    /// `f` applied to each row of `plan`, in one operator with the map-filter-projects and
+    /// table functions below it that nothing else has rendered: their rows are made, read
+    /// and dropped one at a time instead of being pushed into a collection between two
+    /// operators (a hopping window's copies of every row, say, each a new row). At the
+    /// bottom, an imported arrangement is read in place or a rendered collection is read.
+    pub fn read_each<D, D2, R2>(
+        &mut self,
+        plan: &Plan,
+        mut f: ReadEach<D>,
+        weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+    ) -> SplitAs<'s, T, D2, R2>
+    where
+        D: Clone + 'static,
+        D2: Clone + 'static,
+        R2: Semigroup + 'static,
+    {
+        match plan {
+            Plan::Get { id, .. } if !self.gets.contains_key(id) => {
                 if let Some(imported) = self.imported.get(id) {
                     let (oks, errs) = read::arranged(&imported.whole, f, weigh);
                     return (oks, imported.errs.clone().concat(errs));
                 }
             }
+            Plan::Mfp { input, mfp } if !self.is_rendered(plan) => {
+                let eval = mfp.evaluator(input.arity());
+                let mut scratch = Vec::new();
+                let fused: ReadEach<D> =
+                    Box::new(move |row, out| match eval.apply(row, &mut scratch) {
+                        Ok(Some(row)) => f(&row, out),
+                        Ok(None) => {}
+                        Err(e) => out(Err(e)),
+                    });
+                return self.read_each(input, fused, weigh);
+            }
+            Plan::FlatMap(flat) if !self.is_rendered(plan) => {
+                let mut copies = flat_map::Copies::new(&flat.func);
+                let fused: ReadEach<D> = Box::new(move |row, out| {
+                    copies.each(row, &mut |copy| match copy {
+                        Ok(copy) => f(&copy, out),
+                        Err(e) => out(Err(e)),
+                    })
+                });
+                return self.read_each(&flat.input, fused, weigh);
+            }
+            _ => {}
         }
         let input = self.render(plan);
         let (oks, errs) = read::collection(input.oks, f, weigh);
         (oks, input.errs.concat(errs))
+    }
+
+    /// Whether `plan` was rendered before in this dataflow (and is read from its collection).
+    fn is_rendered(&self, plan: &Plan) -> bool {
+        shareable(plan) && self.rendered.iter().any(|(p, _)| p == plan)
     }
 
     fn render_node(&mut self, plan: &Plan) -> Bundle<'s, T> {

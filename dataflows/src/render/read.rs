@@ -23,7 +23,7 @@ use timely::progress::operate::FrontierInterest;
 use timely::progress::Timestamp;
 
 use super::prefix::RowArranged;
-use super::{Errs, ReadFn, Rows};
+use super::{Errs, ReadEach, Rows};
 use crate::error::EvalError;
 use crate::plan::Diff;
 use crate::row::Row;
@@ -41,7 +41,7 @@ pub type SplitAs<'s, T, D, R> = (
 /// and its row's multiplicity made an update by `weigh`.
 pub fn arranged<'s, T, D, D2, R2>(
     arranged: &RowArranged<'s, T>,
-    mut f: ReadFn<D>,
+    mut f: ReadEach<D>,
     mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -59,6 +59,8 @@ where
     let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D2, T, R2)>>>::from(oks);
     let mut errs =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(EvalError, T, Diff)>>>::from(errs);
+    // A row's results, given to each of its times.
+    let mut results = Vec::new();
     builder.build(move |_| {
         move |_frontiers| {
             let mut oks = oks.activate();
@@ -72,15 +74,17 @@ where
                     };
                     let mut cursor = batch.cursor();
                     while let Some(row) = cursor.get_key(batch) {
-                        match f(row) {
-                            None => {}
-                            Some(Ok(d)) => cursor.map_times(batch, |t, r| {
-                                let (d, r) = weigh(d.clone(), *r);
-                                ok.give((d, t.clone(), r));
-                            }),
-                            Some(Err(e)) => cursor.map_times(batch, |t, r| {
-                                err.give((e.clone(), t.clone(), *r));
-                            }),
+                        f(row, &mut |result| results.push(result));
+                        for result in results.drain(..) {
+                            match result {
+                                Ok(d) => cursor.map_times(batch, |t, r| {
+                                    let (d, r) = weigh(d.clone(), *r);
+                                    ok.give((d, t.clone(), r));
+                                }),
+                                Err(e) => cursor.map_times(batch, |t, r| {
+                                    err.give((e.clone(), t.clone(), *r));
+                                }),
+                            }
                         }
                         cursor.step_key(batch);
                     }
@@ -95,7 +99,7 @@ where
 /// update by `weigh`.
 pub fn collection<'s, T, D, D2, R2>(
     rows: Rows<'s, T>,
-    mut f: ReadFn<D>,
+    mut f: ReadEach<D>,
     weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -104,15 +108,15 @@ where
     D2: Clone + 'static,
     R2: Semigroup + 'static,
 {
-    collection_many(rows, move |row| f(&row), weigh)
+    each_update(rows, move |row, out| f(&row, out), weigh)
 }
 
-/// [`collection`] for a function that makes any number of results (and errors) of a row: a
-/// table function.
+/// [`collection`] for a function that takes the row and makes any number of results (and
+/// errors) of it: a join's residual that passes its match on without a copy.
 pub fn collection_many<'s, T, D, D2, R2, I>(
     rows: Rows<'s, T>,
     mut f: impl FnMut(Row) -> I + 'static,
-    mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+    weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
     T: Timestamp + Lattice,
@@ -120,6 +124,31 @@ where
     D2: Clone + 'static,
     R2: Semigroup + 'static,
     I: IntoIterator<Item = Result<D, EvalError>>,
+{
+    each_update(
+        rows,
+        move |row, out| {
+            for result in f(row) {
+                out(result);
+            }
+        },
+        weigh,
+    )
+}
+
+/// The operator of [`collection`] and [`collection_many`]: `f` gives each result of a row to
+/// its second argument.
+#[allow(clippy::type_complexity)]
+fn each_update<'s, T, D, D2, R2>(
+    rows: Rows<'s, T>,
+    mut f: impl FnMut(Row, &mut dyn FnMut(Result<D, EvalError>)) + 'static,
+    mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
+) -> SplitAs<'s, T, D2, R2>
+where
+    T: Timestamp + Lattice,
+    D: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Semigroup + 'static,
 {
     let stream = rows.inner;
     let mut builder = OperatorBuilder::new("Read".to_owned(), stream.scope());
@@ -138,15 +167,13 @@ where
                 let mut ok = oks.session(&cap);
                 let mut err = errs.session(&cap);
                 for (row, t, r) in data.flat_map(|updates| updates.drain(..)) {
-                    for result in f(row) {
-                        match result {
-                            Ok(d) => {
-                                let (d, r) = weigh(d, r);
-                                ok.give((d, t.clone(), r));
-                            }
-                            Err(e) => err.give((e, t.clone(), r)),
+                    f(row, &mut |result| match result {
+                        Ok(d) => {
+                            let (d, r) = weigh(d, r);
+                            ok.give((d, t.clone(), r));
                         }
-                    }
+                        Err(e) => err.give((e, t.clone(), r)),
+                    });
                 }
             });
         }
