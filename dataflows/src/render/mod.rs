@@ -80,6 +80,48 @@ pub type ReadFn<D> = Box<dyn FnMut(&Row) -> Option<Result<D, EvalError>>>;
 /// ([`Context::read_each`]).
 pub type ReadEach<D> = Box<dyn FnMut(&Row, &mut dyn FnMut(Result<D, EvalError>))>;
 
+/// A read that can take in the steps below it ([`Context::read_each`]).
+pub trait Fuse<D>: read::Read<D> + Sized {
+    /// This read of the rows a map-filter-project makes, as a read of its input rows.
+    fn after_mfp(self, eval: crate::plan::mfp::MfpEval) -> Self;
+    /// This read as one that may make several results of a row.
+    fn into_each(self) -> ReadEach<D>;
+}
+
+impl<D: 'static> Fuse<D> for ReadFn<D> {
+    fn after_mfp(mut self, eval: crate::plan::mfp::MfpEval) -> Self {
+        let mut scratch = Vec::new();
+        Box::new(move |row| match eval.apply(row, &mut scratch) {
+            Ok(Some(row)) => self(&row),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+
+    fn into_each(mut self) -> ReadEach<D> {
+        Box::new(move |row, out| {
+            if let Some(result) = self(row) {
+                out(result)
+            }
+        })
+    }
+}
+
+impl<D: 'static> Fuse<D> for ReadEach<D> {
+    fn after_mfp(mut self, eval: crate::plan::mfp::MfpEval) -> Self {
+        let mut scratch = Vec::new();
+        Box::new(move |row, out| match eval.apply(row, &mut scratch) {
+            Ok(Some(row)) => self(&row, out),
+            Ok(None) => {}
+            Err(e) => out(Err(e)),
+        })
+    }
+
+    fn into_each(self) -> ReadEach<D> {
+        self
+    }
+}
+
 /// An arrangement imported into a dataflow, not yet turned into a collection.
 ///
 /// Operators that only read rows (a map-filter-project, group keys) read them in place from
@@ -187,7 +229,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
     pub fn map_rows_as<D, D2, R2>(
         &mut self,
         plan: &Plan,
-        mut f: ReadFn<D>,
+        f: ReadFn<D>,
         weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
     ) -> SplitAs<'s, T, D2, R2>
     where
@@ -195,12 +237,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
         D2: Clone + 'static,
         R2: Semigroup + 'static,
     {
-        let each: ReadEach<D> = Box::new(move |row, out| {
-            if let Some(result) = f(row) {
-                out(result)
-            }
-        });
-        self.read_each(plan, each, weigh)
+        self.read_each(plan, f, weigh)
     }
 
     /// `f` applied to each row of `plan`, in one operator with the map-filter-projects and
@@ -208,16 +245,17 @@ impl<'s, T: RenderTime> Context<'s, T> {
     /// and dropped one at a time instead of being pushed into a collection between two
     /// operators (a hopping window's copies of every row, say, each a new row). At the
     /// bottom, an imported arrangement is read in place or a rendered collection is read.
-    pub fn read_each<D, D2, R2>(
+    pub fn read_each<D, D2, R2, F>(
         &mut self,
         plan: &Plan,
-        mut f: ReadEach<D>,
+        f: F,
         weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
     ) -> SplitAs<'s, T, D2, R2>
     where
         D: Clone + 'static,
         D2: Clone + 'static,
         R2: Semigroup + 'static,
+        F: Fuse<D>,
     {
         match plan {
             Plan::Get { id, .. } if !self.gets.contains_key(id) => {
@@ -227,17 +265,11 @@ impl<'s, T: RenderTime> Context<'s, T> {
                 }
             }
             Plan::Mfp { input, mfp } if !self.is_rendered(plan) => {
-                let eval = mfp.evaluator(input.arity());
-                let mut scratch = Vec::new();
-                let fused: ReadEach<D> =
-                    Box::new(move |row, out| match eval.apply(row, &mut scratch) {
-                        Ok(Some(row)) => f(&row, out),
-                        Ok(None) => {}
-                        Err(e) => out(Err(e)),
-                    });
+                let fused = f.after_mfp(mfp.evaluator(input.arity()));
                 return self.read_each(input, fused, weigh);
             }
             Plan::FlatMap(flat) if !self.is_rendered(plan) => {
+                let mut f = f.into_each();
                 let mut copies = flat_map::Copies::new(&flat.func);
                 let fused: ReadEach<D> = Box::new(move |row, out| {
                     copies.each(row, &mut |copy| match copy {

@@ -23,7 +23,7 @@ use timely::progress::operate::FrontierInterest;
 use timely::progress::Timestamp;
 
 use super::prefix::RowArranged;
-use super::{Errs, ReadEach, Rows};
+use super::{Errs, ReadEach, ReadFn, Rows};
 use crate::error::EvalError;
 use crate::plan::Diff;
 use crate::row::Row;
@@ -37,11 +37,35 @@ pub type SplitAs<'s, T, D, R> = (
     Errs<'s, T>,
 );
 
+/// A function that reads a row into what an operator keeps of it: a [`ReadFn`] (at most one
+/// result per row) or a [`ReadEach`] (any number). The operators below are generic over it,
+/// so a `ReadFn`'s result reaches the output without another call through a pointer.
+pub trait Read<D>: 'static {
+    /// Gives `out` each result of `row`.
+    fn read(&mut self, row: &Row, out: &mut impl FnMut(Result<D, EvalError>));
+}
+
+impl<D: 'static> Read<D> for ReadFn<D> {
+    #[inline]
+    fn read(&mut self, row: &Row, out: &mut impl FnMut(Result<D, EvalError>)) {
+        if let Some(result) = self(row) {
+            out(result)
+        }
+    }
+}
+
+impl<D: 'static> Read<D> for ReadEach<D> {
+    #[inline]
+    fn read(&mut self, row: &Row, out: &mut impl FnMut(Result<D, EvalError>)) {
+        self(row, out)
+    }
+}
+
 /// `f` applied to every row of an arrangement, read in place from its batches; each result
 /// and its row's multiplicity made an update by `weigh`.
 pub fn arranged<'s, T, D, D2, R2>(
     arranged: &RowArranged<'s, T>,
-    mut f: ReadEach<D>,
+    mut f: impl Read<D>,
     mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -59,8 +83,6 @@ where
     let mut oks = OutputBuilder::<_, CapacityContainerBuilder<Vec<(D2, T, R2)>>>::from(oks);
     let mut errs =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(EvalError, T, Diff)>>>::from(errs);
-    // A row's results, given to each of its times.
-    let mut results = Vec::new();
     builder.build(move |_| {
         move |_frontiers| {
             let mut oks = oks.activate();
@@ -74,18 +96,15 @@ where
                     };
                     let mut cursor = batch.cursor();
                     while let Some(row) = cursor.get_key(batch) {
-                        f(row, &mut |result| results.push(result));
-                        for result in results.drain(..) {
-                            match result {
-                                Ok(d) => cursor.map_times(batch, |t, r| {
-                                    let (d, r) = weigh(d.clone(), *r);
-                                    ok.give((d, t.clone(), r));
-                                }),
-                                Err(e) => cursor.map_times(batch, |t, r| {
-                                    err.give((e.clone(), t.clone(), *r));
-                                }),
-                            }
-                        }
+                        f.read(row, &mut |result| match result {
+                            Ok(d) => cursor.map_times(batch, |t, r| {
+                                let (d, r) = weigh(d.clone(), *r);
+                                ok.give((d, t.clone(), r));
+                            }),
+                            Err(e) => cursor.map_times(batch, |t, r| {
+                                err.give((e.clone(), t.clone(), *r));
+                            }),
+                        });
                         cursor.step_key(batch);
                     }
                 }
@@ -99,7 +118,7 @@ where
 /// update by `weigh`.
 pub fn collection<'s, T, D, D2, R2>(
     rows: Rows<'s, T>,
-    mut f: ReadEach<D>,
+    f: impl Read<D>,
     weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -108,14 +127,14 @@ where
     D2: Clone + 'static,
     R2: Semigroup + 'static,
 {
-    each_update(rows, move |row, out| f(&row, out), weigh)
+    each_update(rows, Borrowing(f), weigh)
 }
 
 /// [`collection`] for a function that takes the row and makes any number of results (and
 /// errors) of it: a join's residual that passes its match on without a copy.
 pub fn collection_many<'s, T, D, D2, R2, I>(
     rows: Rows<'s, T>,
-    mut f: impl FnMut(Row) -> I + 'static,
+    f: impl FnMut(Row) -> I + 'static,
     weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -125,23 +144,44 @@ where
     R2: Semigroup + 'static,
     I: IntoIterator<Item = Result<D, EvalError>>,
 {
-    each_update(
-        rows,
-        move |row, out| {
-            for result in f(row) {
-                out(result);
-            }
-        },
-        weigh,
-    )
+    each_update(rows, Many(f), weigh)
 }
 
-/// The operator of [`collection`] and [`collection_many`]: `f` gives each result of a row to
-/// its second argument.
-#[allow(clippy::type_complexity)]
+/// A read that takes the row: what [`each_update`] runs.
+trait ReadOwned<D>: 'static {
+    fn read_owned(&mut self, row: Row, out: &mut impl FnMut(Result<D, EvalError>));
+}
+
+/// A [`Read`] given the row it borrows.
+struct Borrowing<R>(R);
+
+impl<D, R: Read<D>> ReadOwned<D> for Borrowing<R> {
+    #[inline]
+    fn read_owned(&mut self, row: Row, out: &mut impl FnMut(Result<D, EvalError>)) {
+        self.0.read(&row, out)
+    }
+}
+
+/// A function from the row to its results.
+struct Many<F>(F);
+
+impl<D, I, F> ReadOwned<D> for Many<F>
+where
+    F: FnMut(Row) -> I + 'static,
+    I: IntoIterator<Item = Result<D, EvalError>>,
+{
+    #[inline]
+    fn read_owned(&mut self, row: Row, out: &mut impl FnMut(Result<D, EvalError>)) {
+        for result in (self.0)(row) {
+            out(result)
+        }
+    }
+}
+
+/// The operator of [`collection`] and [`collection_many`].
 fn each_update<'s, T, D, D2, R2>(
     rows: Rows<'s, T>,
-    mut f: impl FnMut(Row, &mut dyn FnMut(Result<D, EvalError>)) + 'static,
+    mut f: impl ReadOwned<D>,
     mut weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
 ) -> SplitAs<'s, T, D2, R2>
 where
@@ -167,7 +207,7 @@ where
                 let mut ok = oks.session(&cap);
                 let mut err = errs.session(&cap);
                 for (row, t, r) in data.flat_map(|updates| updates.drain(..)) {
-                    f(row, &mut |result| match result {
+                    f.read_owned(row, &mut |result| match result {
                         Ok(d) => {
                             let (d, r) = weigh(d, r);
                             ok.give((d, t.clone(), r));
