@@ -125,9 +125,12 @@ impl TableFunc {
                 let overflow = || EvalError::Overflow("timestamp".into());
                 // The latest window containing `t` starts at the multiple of `slide` at or
                 // before it; the earlier ones start `slide` apart, while they still reach `t`.
+                // A window whose end is out of range is an error too, as with `tumble`: then
+                // `hop_end` (`WindowEnd`) never fails where the hop did not.
                 let last = t
                     .div_euclid(*slide)
                     .checked_mul(*slide)
+                    .filter(|last| last.checked_add(*size).is_some())
                     .ok_or_else(overflow)?;
                 let count = size / slide;
                 let mut out = Vec::with_capacity(count as usize);
@@ -230,6 +233,20 @@ mod tests {
                 assert!(w <= ts && ts < w + 12 && w.rem_euclid(4) == 0);
             }
         }
+    }
+
+    #[test]
+    fn a_window_whose_end_is_out_of_range_is_an_error() {
+        let hop = |ts: i64| {
+            let f = TableFunc::hop(ScalarExpr::Column(0), 10, 5).expect("valid");
+            f.eval(&[Value::Timestamp(ts)])
+        };
+        // The last window containing i64::MAX - 20 starts at a multiple of 5 and ends 10 later.
+        assert!(hop(i64::MAX - 20).is_ok());
+        assert_eq!(
+            hop(i64::MAX - 2),
+            Err(EvalError::Overflow("timestamp".into()))
+        );
     }
 
     #[test]

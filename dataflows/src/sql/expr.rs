@@ -460,14 +460,10 @@ impl<'a> ExprBinder<'a> {
                 if let Some(k) = key {
                     let size = super::window::window_size(self.scope, f)?;
                     let ty = agg.group_types[k];
-                    // A tumbling window's end cannot fail where its start (the key) did not;
-                    // a hopping window's start comes from a table function that does not check.
-                    let end = match start {
-                        "tumble" => BinaryFunc::WindowEnd,
-                        _ => BinaryFunc::Add,
-                    };
+                    // A window's end cannot fail where its start (the key) did not: `tumble`
+                    // and `hop` check the end too.
                     return Ok(Some((
-                        ScalarExpr::Column(k).call_binary(end, size),
+                        ScalarExpr::Column(k).call_binary(BinaryFunc::WindowEnd, size),
                         ct(DataType::Timestamp, ty.nullable),
                     )));
                 }
