@@ -10,10 +10,12 @@
 //!   becomes the ranking's limit, so only the top k rows per partition are kept.
 
 use super::join::{JoinKind, JoinPlan};
+use super::mfp::MfpStep;
 use super::reduce::ReducePlan;
 use super::top_k::RankKind;
 use super::{Mfp, Plan};
 use crate::expr::{BinaryFunc, ScalarExpr};
+use crate::value::Value;
 
 /// Lowers a plan for rendering, after dropping the work of columns nothing reads
 /// ([`super::demand`]).
@@ -252,7 +254,7 @@ fn finish_mfp(input: Plan, mfp: Mfp) -> Plan {
     // A filter that can never hold (`WHERE false`, `WHERE 'a' IN ('b')`) empties the plan
     // without evaluating its input, as PostgreSQL's one-time filter does: errors the input
     // would raise in rows nothing keeps are not reported.
-    if never_holds(&mfp) {
+    if never_holds(&input, &mfp) {
         return Plan::Constant {
             rows: vec![],
             arity: mfp.project.len(),
@@ -510,12 +512,80 @@ fn rank_bound(pred: &ScalarExpr, col: usize) -> Option<usize> {
 }
 
 /// Whether a filter of `mfp` is a conjunction with a constant part that is false or NULL.
-fn never_holds(mfp: &Mfp) -> bool {
-    mfp.predicates().any(|p| {
-        let mut conjuncts = Vec::new();
-        p.clone().into_conjuncts(&mut conjuncts);
-        conjuncts.iter().any(never_true)
+fn never_holds(input: &Plan, mfp: &Mfp) -> bool {
+    // Columns every row holds the same literal in (the input's, then the mfp's own maps), put
+    // into the conditions that read them: `WHERE c >= …` over a subquery's constant column
+    // `c` is then a constant too.
+    let mut constants = constant_columns(input);
+    // As in PostgreSQL, which moves a condition on a subquery's columns below its window
+    // functions only when it reads their partition keys alone (and never below a LIMIT): over
+    // a ranking or top-k, a constant column counts only where a partition key holds the same
+    // literal (a window over `PARTITION BY DATE '…'`, say).
+    let partition_keys: Option<Vec<Value>> = match input {
+        Plan::TopK(t) => Some(
+            (t.group_key.iter())
+                .filter_map(|&c| constants.get(c).cloned().flatten())
+                .collect(),
+        ),
+        _ => None,
+    };
+    let counts = |v: Option<Value>| match &partition_keys {
+        Some(keys) => v.filter(|v| keys.contains(v)),
+        None => v,
+    };
+    constants = constants.into_iter().map(counts).collect();
+    for step in &mfp.steps {
+        match step {
+            MfpStep::Map(e) => constants.push(counts(literal(e, &constants))),
+            MfpStep::Filter(p) => {
+                let mut conjuncts = Vec::new();
+                with_constants(p, &constants).into_conjuncts(&mut conjuncts);
+                if conjuncts.iter().any(never_true) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// For each output column of `plan`, the literal every row holds there, where the plan says
+/// so: literal maps, through projections and the operators that pass their input's columns
+/// on unchanged (ranking, top-k).
+fn constant_columns(plan: &Plan) -> Vec<Option<Value>> {
+    match plan {
+        Plan::Mfp { input, mfp } => {
+            let mut constants = constant_columns(input);
+            for step in &mfp.steps {
+                if let MfpStep::Map(e) = step {
+                    constants.push(literal(e, &constants));
+                }
+            }
+            mfp.project.iter().map(|&c| constants[c].clone()).collect()
+        }
+        Plan::TopK(t) => {
+            let mut constants = constant_columns(&t.input);
+            constants.resize(plan.arity(), None);
+            constants
+        }
+        _ => vec![None; plan.arity()],
+    }
+}
+
+/// `e` with the `constants` columns put in as literals.
+fn with_constants(e: &ScalarExpr, constants: &[Option<Value>]) -> ScalarExpr {
+    e.substitute(&|c| match constants.get(c) {
+        Some(Some(v)) => ScalarExpr::Literal(v.clone()),
+        _ => ScalarExpr::Column(c),
     })
+}
+
+/// The literal `e` is given the `constants` columns, if it is one.
+fn literal(e: &ScalarExpr, constants: &[Option<Value>]) -> Option<Value> {
+    match with_constants(e, constants).reduce_constants() {
+        ScalarExpr::Literal(v) => Some(v),
+        _ => None,
+    }
 }
 
 /// Whether `conjunct` is constant and not true (false or NULL).
