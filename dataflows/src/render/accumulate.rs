@@ -266,9 +266,10 @@ pub fn render<'s, T: RenderTime>(ctx: &mut Context<'s, T>, r: &ReducePlan) -> Bu
         // Each row read (in place when the input is an arrangement) straight into its key,
         // with its contributions times its multiplicity as the difference; made where the row
         // lies when that is its key's worker.
-        let read = Box::new(move |row: &Row| Some(of.of(row).map(|(key, acc, _)| (key, acc))));
+        let read: super::ReadFn<(Row, Accums)> =
+            Box::new(move |row: &Row| Some(of.of(row).map(|(key, acc, _)| (key, acc))));
         let (contributions, errs) =
-            ctx.map_rows_as(&r.input, read, |(key, acc): (Row, Accums), m| {
+            ctx.read_each(&r.input, read, |(key, acc): (Row, Accums), m| {
                 (key, acc.multiply(&m))
             });
         let placed = placement::keyed_in_place(&r.input, &r.key);

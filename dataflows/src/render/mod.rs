@@ -222,22 +222,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
     /// those `f` raised. In place when `plan` reads an imported arrangement, on the rendered
     /// collection otherwise (`read.rs`).
     pub fn map_rows<D: Clone + 'static>(&mut self, plan: &Plan, f: ReadFn<D>) -> Split<'s, T, D> {
-        self.map_rows_as(plan, f, |d, r| (d, r))
-    }
-
-    /// [`Self::map_rows`], each result and its row's multiplicity made an update by `weigh`.
-    pub fn map_rows_as<D, D2, R2>(
-        &mut self,
-        plan: &Plan,
-        f: ReadFn<D>,
-        weigh: impl FnMut(D, Diff) -> (D2, R2) + 'static,
-    ) -> SplitAs<'s, T, D2, R2>
-    where
-        D: Clone + 'static,
-        D2: Clone + 'static,
-        R2: Semigroup + 'static,
-    {
-        self.read_each(plan, f, weigh)
+        self.read_each(plan, f, |d, r| (d, r))
     }
 
     /// `f` applied to each row of `plan`, in one operator with the map-filter-projects and
@@ -245,6 +230,7 @@ impl<'s, T: RenderTime> Context<'s, T> {
     /// and dropped one at a time instead of being pushed into a collection between two
     /// operators (a hopping window's copies of every row, say, each a new row). At the
     /// bottom, an imported arrangement is read in place or a rendered collection is read.
+    /// Each result and its row's multiplicity are made an update by `weigh`.
     pub fn read_each<D, D2, R2, F>(
         &mut self,
         plan: &Plan,
