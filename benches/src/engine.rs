@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use freshet_dataflows::engine::{Engine, EngineConfig, SubscribeOptions, SubscribeTarget};
+use freshet_dataflows::engine::{
+    Engine, EngineConfig, SubscribeOptions, SubscribeTarget, Subscription,
+};
 use freshet_dataflows::subscribe::SubscribeEvent;
 use freshet_dataflows::{Row, RowPacker};
 use rand::{Rng, SeedableRng};
@@ -22,9 +24,9 @@ fn row(k: u64, v: u64) -> Row {
 }
 
 /// Waits until the subscription reports progress past `ts`.
-pub fn wait_past(events: &async_channel::Receiver<SubscribeEvent>, ts: u64) -> anyhow::Result<()> {
+pub fn wait_past(sub: &Subscription, ts: u64) -> anyhow::Result<()> {
     loop {
-        match events.recv_blocking().context("subscription ended")? {
+        match sub.recv_blocking().context("subscription ended")? {
             SubscribeEvent::Progress { upper } if upper > ts => return Ok(()),
             SubscribeEvent::Error { message, .. } => anyhow::bail!(message),
             _ => {}
@@ -39,10 +41,12 @@ pub fn run(
     batch: usize,
     batches: usize,
     idle_spin: Option<Duration>,
+    subscriber_poll: Option<Duration>,
 ) -> anyhow::Result<Outcome> {
     let defaults = EngineConfig::default();
     let engine = Engine::start(EngineConfig {
         idle_spin: idle_spin.unwrap_or(defaults.idle_spin),
+        subscriber_poll,
         workers,
         tick: Duration::from_secs(3600),
         ..defaults
@@ -60,7 +64,7 @@ pub fn run(
         },
     )?;
     let (latest, _) = engine.frontiers();
-    wait_past(&sub.events, latest)?;
+    wait_past(&sub, latest)?;
 
     // Latency: one row into `b`, until the subscriber has seen its effect.
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -69,7 +73,7 @@ pub fn run(
         let k = rng.random_range(0..keys);
         let start = Instant::now();
         let ts = engine.write("b", vec![(row(k, i as u64), 1)])?;
-        wait_past(&sub.events, ts)?;
+        wait_past(&sub, ts)?;
         lat.push(start.elapsed());
     }
     lat.sort();
@@ -83,7 +87,7 @@ pub fn run(
             .collect();
         last = engine.write("b", rows)?;
     }
-    wait_past(&sub.events, last)?;
+    wait_past(&sub, last)?;
     let throughput = (batch * batches) as f64 / start.elapsed().as_secs_f64();
     drop(sub);
     engine.shutdown();

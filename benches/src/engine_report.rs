@@ -17,6 +17,7 @@ pub struct Settings {
     pub batches: usize,
     pub workers: Vec<usize>,
     pub idle_spin: Option<Duration>,
+    pub subscriber_poll: Option<Duration>,
     pub only: Option<String>,
     pub rounds: usize,
 }
@@ -62,7 +63,15 @@ pub fn run(s: &Settings) -> anyhow::Result<()> {
     for _ in 0..s.rounds.max(1) {
         for (wi, &w) in s.workers.iter().enumerate() {
             let ours = match runs("freshet") {
-                true => engine::run(w, s.keys, s.updates, s.batch, s.batches, s.idle_spin)?,
+                true => engine::run(
+                    w,
+                    s.keys,
+                    s.updates,
+                    s.batch,
+                    s.batches,
+                    s.idle_spin,
+                    s.subscriber_poll,
+                )?,
                 false => Outcome::default(),
             };
             outcomes[wi][0].push(ours);

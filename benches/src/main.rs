@@ -64,6 +64,10 @@ enum Command {
         /// engine's).
         #[arg(long)]
         idle_spin_us: Option<u64>,
+        /// How long the benchmark's subscriber polls before parking, in microseconds (default:
+        /// the engine's choice, `EngineConfig::subscriber_poll`).
+        #[arg(long)]
+        subscriber_poll_us: Option<u64>,
         /// Runs only this system (for profiling): `freshet`, `differential` (hand-written with
         /// `reduce`), `diffs` (hand-written with count and sum as diffs), `rows` (`reduce`
         /// over freshet's `Row`) or `rows-diffs` (diffs over freshet's `Row`). The others are
@@ -326,6 +330,7 @@ fn main() -> anyhow::Result<()> {
             batches,
             workers,
             idle_spin_us,
+            subscriber_poll_us,
             only,
             rounds,
         } => engine_report::run(&engine_report::Settings {
@@ -335,6 +340,7 @@ fn main() -> anyhow::Result<()> {
             batches,
             workers,
             idle_spin: idle_spin_us.map(std::time::Duration::from_micros),
+            subscriber_poll: subscriber_poll_us.map(std::time::Duration::from_micros),
             only,
             rounds,
         })?,

@@ -39,7 +39,7 @@ pub fn run(workers: usize, writes: &[usize], reads: usize) -> anyhow::Result<()>
         for i in 0..n as i64 {
             let row = Row::new(vec![Value::Int(i), Value::Int(i % 97)]);
             let ts = engine.write("t", vec![(row, 1)])?;
-            crate::engine::wait_past(&sub.events, ts)?;
+            crate::engine::wait_past(&sub, ts)?;
             first.get_or_insert(ts);
         }
         drop(sub);

@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let ts = engine.write("orders", vec![(order("ada", 7), 1)])?;
     loop {
-        match sub.events.recv_blocking()? {
+        match sub.recv_blocking()? {
             SubscribeEvent::Update { time, updates } => {
                 for (row, diff) in updates {
                     println!("at {time}: {:+} {}", diff, row.to_json());

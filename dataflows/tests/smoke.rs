@@ -67,13 +67,13 @@ fn tables_views_and_reads() {
 
 /// Accumulates a subscription until progress passes `ts`; no row may count below zero.
 fn follow(
-    events: &async_channel::Receiver<freshet_dataflows::subscribe::SubscribeEvent>,
+    sub: &freshet_dataflows::engine::Subscription,
     state: &mut std::collections::BTreeMap<freshet_dataflows::Row, isize>,
     ts: u64,
 ) {
     use freshet_dataflows::subscribe::SubscribeEvent;
     loop {
-        match events.recv_blocking().expect("stream open") {
+        match sub.recv_blocking().expect("stream open") {
             SubscribeEvent::Update { updates, time } => {
                 for (r, d) in updates {
                     *state.entry(r).or_default() += d;
@@ -113,11 +113,11 @@ fn subscribers_of_a_view_share_one_stream() {
         )
         .unwrap();
     let mut a = BTreeMap::new();
-    follow(&first.events, &mut a, ts);
+    follow(&first, &mut a, ts);
     let ts = engine.execute("INSERT INTO t VALUES (5), (6)").unwrap()[0]
         .timestamp
         .unwrap();
-    follow(&first.events, &mut a, ts);
+    follow(&first, &mut a, ts);
     // A later subscriber joins the running stream with a snapshot of the current contents.
     let second = engine
         .subscribe(
@@ -126,13 +126,13 @@ fn subscribers_of_a_view_share_one_stream() {
         )
         .unwrap();
     let mut b = BTreeMap::new();
-    follow(&second.events, &mut b, ts);
+    follow(&second, &mut b, ts);
     assert_eq!(a, b);
     let ts = engine.execute("DELETE FROM t WHERE x > 3").unwrap()[0]
         .timestamp
         .unwrap();
-    follow(&first.events, &mut a, ts);
-    follow(&second.events, &mut b, ts);
+    follow(&first, &mut a, ts);
+    follow(&second, &mut b, ts);
     assert_eq!(a, b);
     let expected: BTreeMap<Row, isize> = rows(&engine, "SELECT * FROM v")
         .into_iter()
@@ -142,6 +142,79 @@ fn subscribers_of_a_view_share_one_stream() {
     drop(first);
     drop(second);
     engine.shutdown();
+}
+
+/// `Subscription::recv_blocking` polls, then parks: events written while the consumer polls
+/// and while it sleeps both arrive, in order, and the stream ends once the engine stops.
+#[test]
+fn a_consumer_polls_then_parks() {
+    use freshet_dataflows::engine::{SubscribeOptions, SubscribeTarget};
+    use freshet_dataflows::subscribe::SubscribeEvent;
+    use std::time::Duration;
+
+    let engine = Engine::start(EngineConfig {
+        workers: 1,
+        subscriber_poll: Some(Duration::from_micros(200)),
+        ..Default::default()
+    })
+    .unwrap();
+    engine.execute("CREATE TABLE t (x bigint)").unwrap();
+    let sub = engine
+        .subscribe(
+            SubscribeTarget::Name("t".into()),
+            SubscribeOptions {
+                snapshot: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let writer = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            for (i, pause) in [0u64, 30, 0, 50].into_iter().enumerate() {
+                // Long pauses outlast the poll, so the consumer is asleep when the row comes.
+                std::thread::sleep(Duration::from_millis(pause));
+                let sql = format!("INSERT INTO t VALUES ({i})");
+                times.push(engine.execute(&sql).unwrap()[0].timestamp.unwrap());
+            }
+            times
+        })
+    };
+    let mut seen: Vec<(u64, Vec<Value>)> = Vec::new();
+    while seen.len() < 4 {
+        match sub.recv_blocking().expect("stream open") {
+            SubscribeEvent::Update { time, updates } => {
+                for (row, diff) in updates {
+                    assert_eq!(diff, 1);
+                    seen.push((time, row.unpack()));
+                }
+            }
+            SubscribeEvent::Progress { .. } => {}
+            SubscribeEvent::Error { message, .. } => panic!("{message}"),
+        }
+    }
+    let times = writer.join().unwrap();
+    let expected: Vec<(u64, Vec<Value>)> = times
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, vec![Value::Int(i as i64)]))
+        .collect();
+    assert_eq!(seen, expected);
+    engine.shutdown();
+    // After shutdown the stream says it closed, then ends.
+    let mut ended = false;
+    for _ in 0..1000 {
+        match sub.recv_blocking() {
+            Err(_) => {
+                ended = true;
+                break;
+            }
+            Ok(SubscribeEvent::Error { code, .. }) => assert_eq!(code, "closed"),
+            Ok(_) => {}
+        }
+    }
+    assert!(ended, "the stream ended after shutdown");
 }
 
 #[test]
@@ -353,7 +426,7 @@ fn top_k_of_large_groups_follows_deletes() {
             )
             .unwrap();
         let mut followed = BTreeMap::new();
-        follow(&adhoc.events, &mut followed, ts);
+        follow(&adhoc, &mut followed, ts);
         let value = |v: i64| -> Vec<Value> {
             vec![
                 Value::Int(v / 3),
@@ -406,7 +479,7 @@ fn top_k_of_large_groups_follows_deletes() {
             let mut got = rows(&engine, "SELECT * FROM top");
             got.sort();
             assert_eq!(got, expect, "top, step {step}, {workers} workers");
-            follow(&adhoc.events, &mut followed, ts);
+            follow(&adhoc, &mut followed, ts);
             let mut got: Vec<Vec<Value>> = (followed.iter())
                 .flat_map(|(r, &n)| std::iter::repeat_n(r.clone().into_values(), n as usize))
                 .collect();

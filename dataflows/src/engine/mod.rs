@@ -67,6 +67,10 @@ pub struct EngineConfig {
     pub snapshot_interval: Duration,
     /// How long an idle worker polls before it parks (see [`crate::wake`]).
     pub idle_spin: Duration,
+    /// How long [`Subscription::recv_blocking`] polls before it parks the consumer's thread.
+    /// `None` decides: `idle_spin` where this process's workers leave a core free for the
+    /// consumer, else zero (a polling consumer would take a polling worker's core).
+    pub subscriber_poll: Option<Duration>,
 }
 
 /// Durable storage, as the engine's configuration holds it.
@@ -91,6 +95,7 @@ impl Default for EngineConfig {
             storage: None,
             snapshot_interval: Duration::from_secs(600),
             idle_spin: crate::wake::IDLE_SPIN,
+            subscriber_poll: None,
         }
     }
 }
@@ -139,7 +144,36 @@ pub struct Subscription {
     pub as_of: Time,
     pub events: async_channel::Receiver<SubscribeEvent>,
     pub state: Arc<SubscriptionState>,
+    /// How long [`Subscription::recv_blocking`] polls before it parks the thread.
+    poll: Duration,
     _guard: SubscriptionGuard,
+}
+
+impl Subscription {
+    /// The next event, for a consumer on a thread of its own: polls the stream for a while
+    /// ([`EngineConfig::subscriber_poll`]) before it parks the thread. On a
+    /// virtual machine a parked thread takes tens of microseconds to run again after the worker
+    /// wakes it, and the wake itself is a system call on the worker's path, so a consumer that
+    /// comes back for the next event while the worker is still producing gets it sooner and
+    /// costs the worker nothing. `Err` once the stream has ended. Async consumers read
+    /// `events` directly.
+    pub fn recv_blocking(&self) -> std::result::Result<SubscribeEvent, async_channel::RecvError> {
+        let start = std::time::Instant::now();
+        let mut polls = 0u32;
+        loop {
+            match self.events.try_recv() {
+                Ok(event) => return Ok(event),
+                Err(async_channel::TryRecvError::Closed) => return Err(async_channel::RecvError),
+                Err(async_channel::TryRecvError::Empty) => {}
+            }
+            polls = polls.wrapping_add(1);
+            // Read the clock only now and then: it is not free.
+            if polls % 16 == 0 && start.elapsed() >= self.poll {
+                return self.events.recv_blocking();
+            }
+            std::hint::spin_loop();
+        }
+    }
 }
 
 struct SubscriptionGuard {
@@ -231,6 +265,8 @@ impl Coord {
 
 pub(crate) struct Inner {
     config: EngineConfig,
+    /// [`EngineConfig::subscriber_poll`], decided.
+    subscriber_poll: Duration,
     coord: Mutex<Coord>,
     shared: Arc<Shared>,
     peers: usize,
@@ -554,8 +590,17 @@ impl Engine {
                 Ok(())
             })
         };
+        let subscriber_poll = config.subscriber_poll.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if workers < cores {
+                config.idle_spin
+            } else {
+                Duration::ZERO
+            }
+        });
         let inner = Arc::new(Inner {
             config: config.clone(),
+            subscriber_poll,
             coord: Mutex::new(Coord {
                 catalog: Catalog::default(),
                 upper: start,
@@ -796,6 +841,7 @@ impl Engine {
             as_of,
             events: rx.clone(),
             state: Arc::clone(&state),
+            poll: self.inner.subscriber_poll,
             _guard: guard,
         };
 

@@ -267,6 +267,9 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
     };
     let mut stats_pending = false;
 
+    // Worker 0's own shares of the commands it sequences: applied at once, in sequence order,
+    // instead of through the "Commands" dataflow (a step earlier; with one worker, always).
+    let mut own: Vec<Command> = Vec::new();
     loop {
         if let Some(input) = cmd_input.as_mut() {
             let mut sent = false;
@@ -282,13 +285,20 @@ pub fn run(worker: &mut Worker, shared: Arc<Shared>, initial_upper: Time) {
                 debug_assert_eq!(shares.len(), peers, "one share per worker");
                 seq += 1;
                 for (w, share) in shares.into_iter().enumerate() {
-                    input.send((w as u64, seq, share));
+                    if w == 0 {
+                        own.push(share);
+                    } else {
+                        input.send((w as u64, seq, share));
+                        sent = true;
+                    }
                 }
-                sent = true;
             }
             if sent {
                 input.advance_to(seq + 1);
                 input.flush();
+            }
+            for cmd in own.drain(..) {
+                state.apply(worker, &shared, cmd);
             }
         }
 
