@@ -168,7 +168,7 @@ impl Subscription {
             }
             polls = polls.wrapping_add(1);
             // Read the clock only now and then: it is not free.
-            if polls % 16 == 0 && start.elapsed() >= self.poll {
+            if polls.is_multiple_of(16) && start.elapsed() >= self.poll {
                 return self.events.recv_blocking();
             }
             std::hint::spin_loop();
