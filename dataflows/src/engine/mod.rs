@@ -158,6 +158,9 @@ impl Subscription {
     /// costs the worker nothing. `Err` once the stream has ended. Async consumers read
     /// `events` directly.
     pub fn recv_blocking(&self) -> std::result::Result<SubscribeEvent, async_channel::RecvError> {
+        if self.poll.is_zero() {
+            return self.events.recv_blocking();
+        }
         let start = std::time::Instant::now();
         let mut polls = 0u32;
         loop {

@@ -1,7 +1,8 @@
 //! The loop every timely worker runs.
 //!
-//! Worker 0 takes commands from the coordinator, numbers them and sends them through a small
-//! "command" dataflow to all workers; every worker applies them in that order (creating and
+//! Worker 0 takes commands from the coordinator, numbers them, applies its own share at once
+//! and sends the other workers theirs through a small "command" dataflow; every worker applies
+//! them in that order (creating and
 //! dropping dataflows, inserting its share of writes, advancing inputs, compacting). Between
 //! commands a worker steps its dataflows, answers reads whose timestamp its arrangements have
 //! passed, and otherwise parks until timely or the coordinator wakes it: idle workers use no
