@@ -61,6 +61,10 @@ impl<D: 'static> Read<D> for ReadEach<D> {
     }
 }
 
+/// How many rows ahead of the one it reads [`arranged`] asks for a row's bytes: enough to
+/// cover a load from memory while the rows between are read.
+const PREFETCH_AHEAD: usize = 8;
+
 /// `f` applied to every row of an arrangement, read in place from its batches; each result
 /// and its row's multiplicity made an update by `weigh`.
 pub fn arranged<'s, T, D, D2, R2>(
@@ -95,7 +99,15 @@ where
                         continue;
                     };
                     let mut cursor = batch.cursor();
+                    // The cursor walks the batch's keys in order, one a step; the rows a few
+                    // keys ahead are asked for while this one is read (see `Row::prefetch`).
+                    let keys = &batch.storage.keys;
+                    let mut ahead = PREFETCH_AHEAD;
                     while let Some(row) = cursor.get_key(batch) {
+                        if let Some(next) = keys.get(ahead) {
+                            next.prefetch();
+                        }
+                        ahead += 1;
                         f.read(row, &mut |result| match result {
                             Ok(d) => cursor.map_times(batch, |t, r| {
                                 let (d, r) = weigh(d.clone(), *r);
